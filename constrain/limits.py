@@ -1,0 +1,28 @@
+"""Bounds that keep hostile or huge inputs from hanging or exhausting memory.
+
+Every bound is one field of :class:`Limits`, with its unit in the name and its cost in the comment.
+Exceeding one raises :class:`constrain.errors.LimitExceededError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Compile- and run-time bounds; pass ``Limits(field=...)`` to change one."""
+
+    # Byte-DFA states of one regex or lexer after determinization; each costs 1 KiB (int32[256] row).
+    max_dfa_states: int = 50_000
+    # Thompson NFA states built from one regex before determinization (~100 bytes each).
+    max_nfa_states: int = 500_000
+    # Upper bound of a counted repetition {n,m} that is expanded (a{1000} is 1000 copies).
+    max_repeat_count: int = 10_000
+    # Cached per-state bitmasks of one compiled constraint; each costs ceil(V/32)*4 bytes (6 KiB for V=49152).
+    max_cached_masks: int = 20_000
+    # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
+    max_consecutive_whitespace: int = 32
+
+
+DEFAULT_LIMITS = Limits()
