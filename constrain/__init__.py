@@ -1,0 +1,99 @@
+"""constrain: structured-generation constraints for LLMs, exact and fast.
+
+Compile a regex (later: a Lark grammar or a JSON schema) against a model's vocabulary, then ask a
+matcher for the allowed tokens at every step::
+
+    vocab = constrain.Vocabulary.from_tokenizer(tokenizer)
+    c = constrain.compile_regex(r"\\d{3}-\\d{4}", vocab)
+    m = c.matcher()
+    bm = constrain.allocate_bitmask(1, vocab.size)
+    m.fill_bitmask(bm, row=0); constrain.apply_bitmask(logits, bm); m.accept_token(t)
+
+Everything public is exported here; torch / transformers are imported only by the names that need
+them (``generate``, ``load_default_model``, ``ConstrainLogitsProcessor``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from constrain.compiled import CompiledConstraint
+from constrain.dfa_constraint import DFAConstraint, compile_regex
+from constrain.errors import (
+    ConstrainError,
+    GrammarSyntaxError,
+    InputError,
+    InternalError,
+    LimitExceededError,
+    RegexSyntaxError,
+    SchemaError,
+    UnsupportedFeatureError,
+    VocabularyError,
+)
+from constrain.kernels.bitmask import (
+    allocate_bitmask,
+    apply_bitmask,
+    bitmask_to_bool,
+    bool_to_bitmask,
+)
+from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.matcher import Matcher
+from constrain.vocab.trie import TokenTrie
+from constrain.vocab.vocabulary import Vocabulary, VocabType
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "generate": ("constrain.generate", "generate"),
+    "generate_ids": ("constrain.generate", "generate_ids"),
+    "GenerationResult": ("constrain.generate", "GenerationResult"),
+    "IncompleteGenerationError": ("constrain.generate", "IncompleteGenerationError"),
+    "load_default_model": ("constrain.integrations.transformers", "load_default_model"),
+    "load_default_tokenizer": ("constrain.integrations.transformers", "load_default_tokenizer"),
+    "ConstrainLogitsProcessor": ("constrain.integrations.transformers", "ConstrainLogitsProcessor"),
+}
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "CompiledConstraint",
+    "ConstrainError",
+    "ConstrainLogitsProcessor",
+    "DFAConstraint",
+    "GenerationResult",
+    "GrammarSyntaxError",
+    "IncompleteGenerationError",
+    "InputError",
+    "InternalError",
+    "LimitExceededError",
+    "Limits",
+    "Matcher",
+    "RegexSyntaxError",
+    "SchemaError",
+    "TokenTrie",
+    "UnsupportedFeatureError",
+    "VocabType",
+    "Vocabulary",
+    "VocabularyError",
+    "__version__",
+    "allocate_bitmask",
+    "apply_bitmask",
+    "bitmask_to_bool",
+    "bool_to_bitmask",
+    "compile_regex",
+    "generate",
+    "generate_ids",
+    "load_default_model",
+    "load_default_tokenizer",
+]
+
+
+def __getattr__(name: str) -> Any:
+    """Import torch-dependent names on first access (``import constrain`` stays light)."""
+    if name in _LAZY:
+        import importlib
+
+        module, attr = _LAZY[name]
+        value = getattr(importlib.import_module(module), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'constrain' has no attribute {name!r}")

@@ -1,0 +1,62 @@
+"""CompiledConstraint: a constraint bound to one vocabulary, queried by state.
+
+A compiled constraint is immutable and shared by every matcher made from it. It never holds a
+sequence's progress: that is a *state* value, owned by a :class:`~constrain.matcher.Matcher`, which
+keeps the stack of states it passed through (rollback is popping). States must be immutable values
+(an int for a DFA; a persistent parser configuration for grammars), so copying a matcher is cheap.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from constrain.vocab.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from constrain.matcher import Matcher
+
+State = Any
+
+
+class CompiledConstraint(ABC):
+    """A constraint over the tokens of ``vocab``; subclasses define the state machine."""
+
+    vocab: Vocabulary
+
+    @abstractmethod
+    def initial_state(self) -> State:
+        """The state before any token (no side effects)."""
+
+    @abstractmethod
+    def advance_bytes(self, state: State, data: bytes) -> State | None:
+        """The state after ``data``, or ``None`` if ``data`` cannot continue a valid output."""
+
+    @abstractmethod
+    def is_accepting(self, state: State) -> bool:
+        """Whether the output may end in ``state`` (EOS allowed)."""
+
+    @abstractmethod
+    def fill_token_bits(self, state: State, words: np.ndarray) -> None:
+        """OR the bits of every non-EOS token allowed in ``state`` into ``words`` (uint32 row)."""
+
+    def forced_bytes(self, state: State) -> bytes:
+        """Bytes every valid continuation of ``state`` starts with (default: none known)."""
+        return b""
+
+    def advance_token(self, state: State, token_id: int) -> State | None:
+        """The state after the text of ``token_id``; ``None`` if not allowed or not text."""
+        if not 0 <= token_id < self.vocab.size:
+            return None
+        data = self.vocab.token_bytes(token_id)
+        if not data:
+            return None
+        return self.advance_bytes(state, data)
+
+    def matcher(self) -> Matcher:
+        """A fresh matcher at the initial state."""
+        from constrain.matcher import Matcher
+
+        return Matcher(self)

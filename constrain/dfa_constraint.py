@@ -1,0 +1,132 @@
+"""DFAConstraint: a constraint whose language is a byte-level DFA (regular expressions).
+
+The token mask of a DFA state depends on the state alone, so masks are computed once per state by
+the trie-walk kernel and cached (bounded by ``Limits.max_cached_masks``); a repeated state costs a
+6 KiB copy for a 49k vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from constrain.compiled import CompiledConstraint
+from constrain.errors import InputError
+from constrain.kernels.bitmask import bitmask_words
+from constrain.kernels.walk import dfa_advance_kernel, dfa_token_mask_kernel
+from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.vocab.vocabulary import Vocabulary
+
+if TYPE_CHECKING:
+    from constrain.regex.dfa import ByteDFA
+
+
+class DFAConstraint(CompiledConstraint):
+    """Constraint over a minimized byte DFA whose states are all live; the state is an ``int``.
+
+    Parameters
+    ----------
+    dfa : ByteDFA
+        Full-match byte automaton (every state can reach an accepting state).
+    vocab : Vocabulary
+    source : str
+        What the DFA was compiled from (for ``repr`` and errors).
+    limits : Limits, default: DEFAULT_LIMITS
+    """
+
+    def __init__(self, dfa: ByteDFA, vocab: Vocabulary, *, source: str = "", limits: Limits = DEFAULT_LIMITS):
+        if dfa.n_states == 0:
+            raise InputError(f"{source!r} matches no string at all")
+        self.dfa = dfa
+        self.vocab = vocab
+        self.source = source
+        self.limits = limits
+        self._transitions = np.ascontiguousarray(dfa.transitions, dtype=np.int32)
+        self._mask_cache: dict[int, np.ndarray] = {}
+        self._token_arrays: list[np.ndarray | None] = [
+            None if b is None else np.frombuffer(b, dtype=np.uint8) for b in vocab.tokens
+        ]
+
+    def __repr__(self) -> str:
+        return f"DFAConstraint({self.source!r}, states={self.dfa.n_states}, vocab={self.vocab.size})"
+
+    def initial_state(self) -> int:
+        return int(self.dfa.start)
+
+    def is_accepting(self, state: int) -> bool:
+        return bool(self.dfa.accepting[state])
+
+    def advance_bytes(self, state: int, data: bytes) -> int | None:
+        nxt = dfa_advance_kernel(self._transitions, state, np.frombuffer(data, dtype=np.uint8))
+        return None if nxt < 0 else int(nxt)
+
+    def advance_token(self, state: int, token_id: int) -> int | None:
+        if not 0 <= token_id < self.vocab.size:
+            return None
+        arr = self._token_arrays[token_id]
+        if arr is None or arr.shape[0] == 0:
+            return None
+        nxt = dfa_advance_kernel(self._transitions, state, arr)
+        return None if nxt < 0 else int(nxt)
+
+    def forced_bytes(self, state: int) -> bytes:
+        return self.dfa.forced_bytes(state)
+
+    def compute_token_bits(self, state: int) -> np.ndarray:
+        """Run the trie-walk kernel for ``state`` (uncached): uint32 words of allowed non-EOS tokens."""
+        trie = self.vocab.trie
+        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        dfa_token_mask_kernel(
+            self._transitions,
+            state,
+            trie.node_byte,
+            trie.node_depth,
+            trie.subtree_end,
+            trie.node_token_start,
+            trie.token_ids,
+            trie.max_depth,
+            words,
+        )
+        return words
+
+    def fill_token_bits(self, state: int, words: np.ndarray) -> None:
+        cached = self._mask_cache.get(state)
+        if cached is None:
+            cached = self.compute_token_bits(state)
+            if len(self._mask_cache) >= self.limits.max_cached_masks:
+                # Evict the oldest entry: states visited early (prefixes) are rarely revisited.
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+            self._mask_cache[state] = cached
+        np.bitwise_or(words, cached, out=words)
+
+    def clear_cache(self) -> None:
+        """Drop cached masks (mutates the cache only; results are unchanged)."""
+        self._mask_cache.clear()
+
+
+def compile_regex(
+    pattern: str,
+    vocab: Vocabulary,
+    *,
+    ignore_case: bool = False,
+    dotall: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> DFAConstraint:
+    """Compile ``pattern`` (Python regex syntax, full-match) into a constraint over ``vocab``.
+
+    Raises
+    ------
+    RegexSyntaxError
+        The pattern is malformed (the message gives the position).
+    UnsupportedFeatureError
+        Lookaround, backreferences or inner anchors (the message gives the position).
+    LimitExceededError
+        The DFA would exceed ``limits.max_dfa_states`` (or another regex bound).
+    """
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
+    from constrain.regex.dfa import regex_to_dfa
+
+    dfa = regex_to_dfa(pattern, limits=limits, ignore_case=ignore_case, dotall=dotall)
+    return DFAConstraint(dfa, vocab, source=pattern, limits=limits)

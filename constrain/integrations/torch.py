@@ -1,0 +1,57 @@
+"""Bitmask application for torch tensors on any device (CPU, CUDA, MPS).
+
+Bits are unpacked on the logits' device with shifts and masks, so no host round-trip happens when
+the bitmask already lives there. Imported only when a torch tensor is passed to ``apply_bitmask``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+
+try:
+    import torch
+except ImportError as exc:  # pragma: no cover - exercised only without torch
+    raise ImportError(
+        "constrain.integrations.torch needs torch: pip install torch (CPU: pip install torch==2.13.0)"
+    ) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _shifts(device: torch.device) -> torch.Tensor:
+    return torch.arange(32, dtype=torch.int32, device=device)
+
+
+def unpack_bitmask_torch(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``int32[..., W]`` -> ``bool[..., vocab_size]`` on the bitmask's device."""
+    bits = (bitmask.unsqueeze(-1) >> _shifts(bitmask.device)) & 1
+    return bits.reshape(*bitmask.shape[:-1], -1)[..., :vocab_size].bool()
+
+
+def apply_bitmask_torch(logits: torch.Tensor, bitmask, *, vocab_size: int | None = None) -> torch.Tensor:
+    """Set disallowed logits to ``-inf`` in place (on the logits' device) and return them."""
+    if isinstance(bitmask, np.ndarray):
+        if bitmask.dtype != np.int32:
+            raise ValueError(f"bitmask must be int32, got {bitmask.dtype}")
+        bitmask = torch.from_numpy(bitmask)
+    if bitmask.dtype != torch.int32:
+        raise ValueError(f"bitmask must be int32, got {bitmask.dtype}")
+    if bitmask.device != logits.device:
+        bitmask = bitmask.to(logits.device, non_blocking=True)
+    squeeze = logits.dim() == 1
+    lg = logits.unsqueeze(0) if squeeze else logits
+    bm = bitmask.unsqueeze(0) if bitmask.dim() == 1 else bitmask
+    if lg.dim() != 2 or bm.shape[0] != lg.shape[0]:
+        raise ValueError(
+            f"logits (batch, V) and bitmask (batch, W) disagree: {tuple(logits.shape)} vs {tuple(bitmask.shape)}"
+        )
+    width = lg.shape[1]
+    limit = width if vocab_size is None else min(vocab_size, width)
+    if bm.shape[1] * 32 < limit:
+        raise ValueError(f"bitmask has {bm.shape[1]} words, too few for {limit} logits")
+    allowed = unpack_bitmask_torch(bm, limit)
+    lg[:, :limit].masked_fill_(~allowed, float("-inf"))
+    if limit < width:
+        lg[:, limit:] = float("-inf")
+    return logits
