@@ -1,0 +1,592 @@
+"""Regular expressions -> minimized byte-level DFAs over UTF-8 (one pattern, or a lexer of several).
+
+Pipeline: :func:`constrain.regex._parse.parse` (interegular parses the structure, our scanner the
+characters) -> Thompson NFA over *bytes* with byte-range edges (each code-point set is encoded as
+UTF-8 byte-range sequences, so invalid UTF-8 and surrogates are never accepted) -> subset
+construction over byte equivalence classes, bounded by ``Limits.max_dfa_states`` -> Hopcroft
+minimization -> removal of dead states -> an ``int32[n_states, 256]`` table.
+
+Semantics are those of ``re.fullmatch`` with ``re.ASCII`` for ``\\d \\w \\s`` (and their negations),
+while ignore-case folds all of Unicode by simple one-character case mapping, like ``re`` without
+``re.ASCII``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+from interegular import patterns as ip
+
+from constrain.errors import InternalError, LimitExceededError
+from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.regex import _charset as cs
+from constrain.regex._parse import Parsed, parse
+
+__all__ = ["ByteDFA", "LexerDFA", "regex_to_dfa", "terminals_to_dfa", "literal_to_regex"]
+
+_DOT_TYPE = type(ip._DOT)
+_EMPTY_TYPE = type(ip._EMPTY)
+_ALL_SCALARS = cs.normalize([(0, cs.MAX_CODE_POINT)])
+_ALL_BUT_NEWLINE = cs.normalize([(0, 9), (11, cs.MAX_CODE_POINT)])
+
+
+# ------------------------------------------------------------------------------------------------
+# Thompson NFA over bytes
+# ------------------------------------------------------------------------------------------------
+
+
+class _NFA:
+    """A Thompson NFA with epsilon edges and byte-range edges; built by mutation (``new_state``...)."""
+
+    def __init__(self, limits: Limits):
+        self.limits = limits
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple[int, int, int]]] = []
+
+    def new_state(self) -> int:
+        """Add a state and return its id (mutates); raise when ``max_nfa_states`` is exceeded."""
+        n = len(self.eps)
+        if n >= self.limits.max_nfa_states:
+            raise LimitExceededError(
+                "max_nfa_states", self.limits.max_nfa_states, "regex NFA has too many states"
+            )
+        self.eps.append([])
+        self.edges.append([])
+        return n
+
+    def charset(self, ranges: cs.Ranges) -> tuple[int, int]:
+        """Add a fragment matching one code point of ``ranges`` as UTF-8 (mutates)."""
+        s, e = self.new_state(), self.new_state()
+        trie: dict[tuple[int, int, int], int] = {}
+        for seq in cs.utf8_sequences(ranges):
+            cur = s
+            for k, (lo, hi) in enumerate(seq):
+                if k == len(seq) - 1:
+                    self.edges[cur].append((lo, hi, e))
+                else:
+                    key = (cur, lo, hi)
+                    nxt = trie.get(key)
+                    if nxt is None:
+                        nxt = trie[key] = self.new_state()
+                        self.edges[cur].append((lo, hi, nxt))
+                    cur = nxt
+        return s, e
+
+    def build(self, node, flags: ip.REFlags, specs) -> tuple[int, int]:
+        """Add the fragment for an interegular AST node and return its (start, end) (mutates)."""
+        if isinstance(node, ip.Pattern):
+            flags = ip._combine_flags(flags, node.added_flags, node.removed_flags)
+            if len(node.options) == 1:
+                return self.build(node.options[0], flags, specs)
+            s, e = self.new_state(), self.new_state()
+            for opt in node.options:
+                a, b = self.build(opt, flags, specs)
+                self.eps[s].append(a)
+                self.eps[b].append(e)
+            return s, e
+        if isinstance(node, ip._Concatenation):
+            if not node.parts:
+                s = self.new_state()
+                return s, s
+            first = last = None
+            for part in node.parts:
+                a, b = self.build(part, flags, specs)
+                if first is None:
+                    first = a
+                else:
+                    self.eps[last].append(a)
+                last = b
+            return first, last
+        if isinstance(node, ip._CharGroup):
+            icase = bool(flags & ip.REFlags.I)
+            if len(node.chars) == 1 and not node.negated:
+                (ch,) = node.chars
+                spec = specs.get(ch)
+                if spec is not None:
+                    return self.charset(spec.resolve(icase))
+            ranges = cs.normalize((ord(c), ord(c)) for c in node.chars)
+            if icase:
+                ranges = cs.case_closure(ranges)
+            if node.negated:
+                ranges = cs.complement(ranges)
+            return self.charset(ranges)
+        if isinstance(node, _DOT_TYPE):
+            return self.charset(_ALL_SCALARS if flags & ip.REFlags.S else _ALL_BUT_NEWLINE)
+        if isinstance(node, _EMPTY_TYPE):
+            s = self.new_state()
+            return s, s
+        if isinstance(node, ip._Repeated):
+            s = self.new_state()
+            cur = s
+            for _ in range(node.min):
+                a, b = self.build(node.base, flags, specs)
+                self.eps[cur].append(a)
+                cur = b
+            if node.max is None:
+                a, b = self.build(node.base, flags, specs)
+                e = self.new_state()
+                self.eps[cur].extend((a, e))
+                self.eps[b].extend((a, e))
+                return s, e
+            e = self.new_state()
+            for _ in range(node.max - node.min):
+                a, b = self.build(node.base, flags, specs)
+                self.eps[cur].extend((a, e))
+                cur = b
+            self.eps[cur].append(e)
+            return s, e
+        raise InternalError(f"unexpected regex AST node {type(node).__name__}")
+
+
+def _build_nfa(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits) -> tuple[_NFA, int, list[int]]:
+    """Return an NFA with one start state and one final state per pattern."""
+    nfa = _NFA(limits)
+    start = nfa.new_state()
+    finals = []
+    for p, flags in parsed:
+        try:
+            a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
+        except RecursionError:
+            raise LimitExceededError(
+                "max_nfa_states", limits.max_nfa_states, "regex nests groups too deeply"
+            ) from None
+        f = nfa.new_state()
+        nfa.eps[start].append(a)
+        nfa.eps[b].append(f)
+        finals.append(f)
+    return nfa, start, finals
+
+
+# ------------------------------------------------------------------------------------------------
+# Subset construction over byte classes
+# ------------------------------------------------------------------------------------------------
+
+
+def _byte_classes(nfa: _NFA) -> tuple[np.ndarray, int]:
+    """Partition 0..255 into classes that no byte-range edge of the NFA distinguishes."""
+    boundary = np.zeros(257, dtype=bool)
+    boundary[0] = True
+    for edges in nfa.edges:
+        for lo, hi, _ in edges:
+            boundary[lo] = True
+            boundary[hi + 1] = True
+    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
+    return class_of, int(class_of[-1]) + 1
+
+
+def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits):
+    """Return (class table as list of lists, accept index per state or -1 lists, class_of, n_classes).
+
+    ``accept[d]`` is a tuple of the pattern indices whose final state is in DFA state ``d``.
+    """
+    class_of, n_cls = _byte_classes(nfa)
+    class_of_l = class_of.tolist()
+    eps, edges = nfa.eps, nfa.edges
+    final_index = {f: i for i, f in enumerate(finals)}
+    closures: dict[int, frozenset[int]] = {}
+
+    def closure(s: int) -> frozenset[int]:
+        c = closures.get(s)
+        if c is not None:
+            return c
+        seen = {s}
+        stack = [s]
+        out = []
+        while stack:
+            x = stack.pop()
+            if edges[x] or x in final_index:
+                out.append(x)
+            for y in eps[x]:
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        c = closures[s] = frozenset(out)
+        return c
+
+    moves: dict[int, list[tuple[int, frozenset[int]]]] = {}
+
+    def move_list(s: int) -> list[tuple[int, frozenset[int]]]:
+        m = moves.get(s)
+        if m is None:
+            m = []
+            for lo, hi, t in edges[s]:
+                tc = closure(t)
+                for k in range(class_of_l[lo], class_of_l[hi] + 1):
+                    m.append((k, tc))
+            moves[s] = m
+        return m
+
+    max_states = limits.max_dfa_states
+    start_set = closure(start)
+    index: dict[frozenset[int], int] = {start_set: 0}
+    sets = [start_set]
+    table: list[list[int]] = []
+    accepts: list[tuple[int, ...]] = []
+    d = 0
+    while d < len(sets):
+        row = [-1] * n_cls
+        acc: dict[int, set[int]] = {}
+        fin = []
+        for s in sets[d]:
+            if s in final_index:
+                fin.append(final_index[s])
+            for k, tc in move_list(s):
+                a = acc.get(k)
+                if a is None:
+                    acc[k] = set(tc)
+                else:
+                    a |= tc
+        for k, a in acc.items():
+            key = frozenset(a)
+            t = index.get(key)
+            if t is None:
+                t = len(sets)
+                if t >= max_states:
+                    raise LimitExceededError(
+                        "max_dfa_states", max_states, "regex DFA has too many states"
+                    )
+                index[key] = t
+                sets.append(key)
+            row[k] = t
+        table.append(row)
+        accepts.append(tuple(sorted(fin)))
+        d += 1
+    return table, accepts, class_of, n_cls
+
+
+# ------------------------------------------------------------------------------------------------
+# Minimization (Hopcroft) and dead-state removal
+# ------------------------------------------------------------------------------------------------
+
+
+def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int) -> tuple[np.ndarray, list]:
+    """Return the minimal table (start 0, BFS order, no dead states) and the label of each state.
+
+    States with different ``labels`` are never merged; a state whose language is empty is merged
+    with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
+    itself is dead, one state with no transitions is returned.
+    """
+    n = len(table)
+    sink = n
+    trans = [[t if t >= 0 else sink for t in row] for row in table]
+    trans.append([sink] * n_cls)
+    # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
+    all_labels = list(labels) + [()]
+
+    # inverse transitions per class: inv[k][t] = predecessors of t on class k
+    inv: list[dict[int, list[int]]] = [dict() for _ in range(n_cls)]
+    for s, row in enumerate(trans):
+        for k, t in enumerate(row):
+            lst = inv[k].get(t)
+            if lst is None:
+                inv[k][t] = [s]
+            else:
+                lst.append(s)
+
+    groups: dict = {}
+    for s, lab in enumerate(all_labels):
+        groups.setdefault(lab, []).append(s)
+    blocks: list[set[int]] = [set(g) for g in groups.values()]
+    block_of = [0] * (n + 1)
+    for b, members in enumerate(blocks):
+        for s in members:
+            block_of[s] = b
+    largest = max(range(len(blocks)), key=lambda b: len(blocks[b]))
+    work = set(range(len(blocks))) - {largest}
+    while work:
+        a = work.pop()
+        splitter = list(blocks[a])
+        for k in range(n_cls):
+            invk = inv[k]
+            touched: dict[int, list[int]] = {}
+            for t in splitter:
+                preds = invk.get(t)
+                if preds:
+                    for s in preds:
+                        b = block_of[s]
+                        lst = touched.get(b)
+                        if lst is None:
+                            touched[b] = [s]
+                        else:
+                            lst.append(s)
+            for b, inside in touched.items():
+                blk = blocks[b]
+                if len(inside) == len(blk):
+                    continue
+                if len(inside) <= len(blk) - len(inside):
+                    moved = set(inside)
+                else:
+                    moved = blk.difference(inside)
+                blk -= moved
+                nb = len(blocks)
+                blocks.append(moved)
+                for s in moved:
+                    block_of[s] = nb
+                work.add(nb)
+
+    dead = block_of[sink]
+    start_block = block_of[0]
+    if start_block == dead:
+        return np.full((1, n_cls), -1, dtype=np.int32), [labels[0]]
+    # renumber live blocks in BFS order from the start block
+    rep = {}
+    for s in range(n):
+        rep.setdefault(block_of[s], s)
+    order = {start_block: 0}
+    queue = deque([start_block])
+    rows: list[list[int]] = []
+    out_labels = []
+    while queue:
+        b = queue.popleft()
+        s = rep[b]
+        out_labels.append(all_labels[s])
+        row = []
+        for t in trans[s]:
+            tb = block_of[t]
+            if tb == dead:
+                row.append(-1)
+                continue
+            idx = order.get(tb)
+            if idx is None:
+                idx = order[tb] = len(order)
+                queue.append(tb)
+            row.append(idx)
+        rows.append(row)
+    return np.array(rows, dtype=np.int32).reshape(len(rows), n_cls), out_labels
+
+
+def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
+    """Return the ``int32[n, 256]`` byte table of a class table."""
+    return np.ascontiguousarray(table_cls[:, class_of], dtype=np.int32)
+
+
+def _compile(entries: list[tuple[str, bool, bool]], limits: Limits):
+    parsed = []
+    for pattern, icase, dotall in entries:
+        flags = ip.REFlags(0)
+        if icase:
+            flags |= ip.REFlags.I
+        if dotall:
+            flags |= ip.REFlags.S
+        parsed.append((parse(pattern, limits), flags))
+    nfa, start, finals = _build_nfa(parsed, limits)
+    table, accepts, class_of, n_cls = _determinize(nfa, start, finals, limits)
+    table_cls, labels = _minimize(table, accepts, n_cls)
+    return _expand(table_cls, class_of), labels
+
+
+# ------------------------------------------------------------------------------------------------
+# Public API
+# ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, eq=False)
+class ByteDFA:
+    """A minimized DFA over bytes that accepts the UTF-8 encodings of the strings a regex matches.
+
+    Attributes
+    ----------
+    transitions : numpy.ndarray
+        ``int32[n_states, 256]``, C-contiguous; ``-1`` means reject.
+    accepting : numpy.ndarray
+        ``bool[n_states]``.
+    start : int
+        Always 0.
+
+    Notes
+    -----
+    Every state is reachable from ``start`` and live (it can reach an accepting state), so ``-1``
+    is the only dead outcome; the one exception is the empty language, represented by a single
+    non-accepting start state without transitions. Instances are immutable; no method mutates.
+    """
+
+    transitions: np.ndarray
+    accepting: np.ndarray
+    start: int = 0
+    _rows: list = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self):
+        object.__setattr__(self, "_rows", self.transitions.tolist())
+
+    @property
+    def n_states(self) -> int:
+        """Return the number of states."""
+        return int(self.transitions.shape[0])
+
+    def advance(self, state: int, data: bytes) -> int:
+        """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
+        rows = self._rows
+        for b in data:
+            if state < 0:
+                return -1
+            state = rows[state][b]
+        return state
+
+    def matches(self, data: bytes) -> bool:
+        """Return whether ``data`` as a whole is accepted (full match)."""
+        s = self.advance(self.start, data)
+        return s >= 0 and bool(self.accepting[s])
+
+    def forced_bytes(self, state: int) -> bytes:
+        """Return the longest byte string forced from ``state``.
+
+        Bytes are followed while the current state is not accepting and has exactly one byte with
+        a transition.
+        """
+        out = bytearray()
+        rows = self._rows
+        for _ in range(self.n_states):
+            if state < 0 or self.accepting[state]:
+                break
+            row = rows[state]
+            live = [b for b in range(256) if row[b] >= 0]
+            if len(live) != 1:
+                break
+            out.append(live[0])
+            state = row[live[0]]
+        return bytes(out)
+
+
+@dataclass(frozen=True, eq=False)
+class LexerDFA:
+    """A minimized byte DFA for several terminals at once, as used by a lexer.
+
+    Attributes
+    ----------
+    transitions : numpy.ndarray
+        ``int32[n_states, 256]``, C-contiguous; ``-1`` means reject.
+    accepting_terminals : numpy.ndarray
+        ``bool[n_states, n_terminals]``: terminal ``i`` is fully matched at this state.
+    live_terminals : numpy.ndarray
+        ``bool[n_states, n_terminals]``: terminal ``i`` can still be completed from this state.
+    start : int
+        Always 0.
+
+    Notes
+    -----
+    States with different accepting or live sets are never merged. Every state is reachable and
+    can complete some terminal (unless no terminal matches anything). Immutable.
+    """
+
+    transitions: np.ndarray
+    accepting_terminals: np.ndarray
+    live_terminals: np.ndarray
+    start: int = 0
+
+    @property
+    def n_states(self) -> int:
+        """Return the number of states."""
+        return int(self.transitions.shape[0])
+
+    @property
+    def n_terminals(self) -> int:
+        """Return the number of terminals."""
+        return int(self.accepting_terminals.shape[1])
+
+    def advance(self, state: int, data: bytes) -> int:
+        """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
+        t = self.transitions
+        for b in data:
+            if state < 0:
+                return -1
+            state = int(t[state, b])
+        return state
+
+
+def regex_to_dfa(
+    pattern: str,
+    *,
+    limits: Limits = DEFAULT_LIMITS,
+    ignore_case: bool = False,
+    dotall: bool = False,
+) -> ByteDFA:
+    """Compile a regex (Python ``re`` syntax, full-match semantics) to a minimized :class:`ByteDFA`.
+
+    Parameters
+    ----------
+    pattern : str
+        The regular expression. ``\\d \\w \\s`` are ASCII (as with ``re.ASCII``); ``^`` at the very
+        start and ``$`` / ``\\Z`` at the very end are accepted as no-ops.
+    limits : Limits
+        ``max_repeat_count``, ``max_nfa_states`` and ``max_dfa_states`` bound the work.
+    ignore_case : bool
+        Like ``re.IGNORECASE`` (Unicode simple case folding of literals and ranges).
+    dotall : bool
+        Like ``re.DOTALL``: ``.`` also matches ``\\n``.
+
+    Returns
+    -------
+    ByteDFA
+
+    Raises
+    ------
+    RegexSyntaxError
+        Malformed pattern, with the character index of the problem.
+    UnsupportedFeatureError
+        Lookaround, backreferences, inner anchors, word boundaries, conditionals, possessive
+        quantifiers, atomic groups, ``\\p{..}``, the ``x`` and ``a`` flags.
+    LimitExceededError
+        A repetition bound, the NFA or the DFA is over ``limits``.
+    """
+    table, labels = _compile([(pattern, ignore_case, dotall)], limits)
+    accepting = np.array([bool(lab) for lab in labels], dtype=bool)
+    return ByteDFA(table, accepting, 0)
+
+
+def terminals_to_dfa(
+    patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS
+) -> LexerDFA:
+    """Compile several terminal regexes into one minimized :class:`LexerDFA`.
+
+    Parameters
+    ----------
+    patterns : list of str or (str, dict)
+        Each entry is a regex, or ``(regex, {"ignore_case": bool, "dotall": bool})``.
+    limits : Limits
+        As for :func:`regex_to_dfa`; the state bounds apply to the combined automaton.
+
+    Returns
+    -------
+    LexerDFA
+    """
+    entries = []
+    for p in patterns:
+        if isinstance(p, str):
+            entries.append((p, False, False))
+        else:
+            pat, opts = p
+            unknown = set(opts) - {"ignore_case", "dotall"}
+            if unknown:
+                raise ValueError(f"unknown terminal options {sorted(unknown)}")
+            entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
+    n_terms = len(entries)
+    table, labels = _compile(entries, limits)
+    n = table.shape[0]
+    acc = np.zeros((n, n_terms), dtype=bool)
+    for s, lab in enumerate(labels):
+        acc[s, list(lab)] = True
+    # live[s, i]: an accepting state of terminal i is reachable from s (reverse BFS per terminal)
+    preds: list[set[int]] = [set() for _ in range(n)]
+    for s, row in enumerate(table.tolist()):
+        for t in set(row):
+            if t >= 0:
+                preds[t].add(s)
+    live = acc.copy()
+    for i in range(n_terms):
+        queue = deque(np.flatnonzero(acc[:, i]).tolist())
+        while queue:
+            t = queue.popleft()
+            for s in preds[t]:
+                if not live[s, i]:
+                    live[s, i] = True
+                    queue.append(s)
+    return LexerDFA(table, acc, live, 0)
+
+
+def literal_to_regex(text: str) -> str:
+    """Return a regex that matches exactly ``text`` (``re.escape``, which our parser accepts)."""
+    return re.escape(text)
