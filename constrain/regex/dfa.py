@@ -16,15 +16,16 @@ from __future__ import annotations
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Union
 
 import numpy as np
 from interegular import patterns as ip
 
-from constrain.errors import InternalError, LimitExceededError
+from constrain.errors import InternalError, LimitExceededError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
-from constrain.regex._parse import Parsed, parse
+from constrain.regex._parse import CharSpec, Parsed, parse
 
 __all__ = ["ByteDFA", "LexerDFA", "regex_to_dfa", "terminals_to_dfa", "literal_to_regex"]
 
@@ -39,11 +40,71 @@ _ALL_BUT_NEWLINE = cs.normalize([(0, 9), (11, cs.MAX_CODE_POINT)])
 # ------------------------------------------------------------------------------------------------
 
 
+@lru_cache(maxsize=4096)
+def _charset_size(ranges: cs.Ranges) -> int:
+    """Return the number of NFA states :meth:`_NFA.charset` adds for ``ranges``."""
+    prefixes = set()
+    for seq in cs.utf8_sequences(ranges):
+        for k in range(1, len(seq)):
+            prefixes.add(seq[:k])
+    return 2 + len(prefixes)
+
+
+@lru_cache(maxsize=4096)
+def _resolve(spec: CharSpec, icase: bool) -> cs.Ranges:
+    return spec.resolve(icase)
+
+
+def _node_ranges(node, flags: ip.REFlags, specs) -> cs.Ranges:
+    """Return the code points matched by a ``_CharGroup`` or ``.`` node under ``flags``."""
+    if isinstance(node, _DOT_TYPE):
+        return _ALL_SCALARS if flags & ip.REFlags.S else _ALL_BUT_NEWLINE
+    icase = bool(flags & ip.REFlags.I)
+    if len(node.chars) == 1 and not node.negated:
+        (ch,) = node.chars
+        spec = specs.get(ch)
+        if spec is not None:
+            return _resolve(spec, icase)
+    ranges = cs.normalize((ord(c), ord(c)) for c in node.chars)
+    if icase:
+        ranges = cs.case_closure(ranges)
+    return cs.complement(ranges) if node.negated else ranges
+
+
+def _nfa_size(node, flags: ip.REFlags, specs, memo: dict) -> int:
+    """Return exactly how many states :meth:`_NFA.build` adds for ``node`` (without building it)."""
+    key = (id(node), flags)
+    got = memo.get(key)
+    if got is not None:
+        return got
+    if isinstance(node, ip.Pattern):
+        flags = ip._combine_flags(flags, node.added_flags, node.removed_flags)
+        sizes = [_nfa_size(o, flags, specs, memo) for o in node.options]
+        n = sizes[0] if len(sizes) == 1 else 2 + sum(sizes)
+    elif isinstance(node, ip._Concatenation):
+        n = sum(_nfa_size(p, flags, specs, memo) for p in node.parts) if node.parts else 1
+    elif isinstance(node, (ip._CharGroup, _DOT_TYPE)):
+        n = _charset_size(_node_ranges(node, flags, specs))
+    elif isinstance(node, _EMPTY_TYPE):
+        n = 1
+    elif isinstance(node, ip._Repeated):
+        b = _nfa_size(node.base, flags, specs, memo)
+        if node.max is None:
+            n = 2 + (node.min + 1) * b
+        else:
+            n = 2 + node.max * b
+    else:
+        raise InternalError(f"unexpected regex AST node {type(node).__name__}")
+    memo[key] = n
+    return n
+
+
 class _NFA:
     """A Thompson NFA with epsilon edges and byte-range edges; built by mutation (``new_state``...)."""
 
-    def __init__(self, limits: Limits):
+    def __init__(self, limits: Limits, what: str):
         self.limits = limits
+        self.what = what
         self.eps: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
 
@@ -51,9 +112,7 @@ class _NFA:
         """Add a state and return its id (mutates); raise when ``max_nfa_states`` is exceeded."""
         n = len(self.eps)
         if n >= self.limits.max_nfa_states:
-            raise LimitExceededError(
-                "max_nfa_states", self.limits.max_nfa_states, "regex NFA has too many states"
-            )
+            raise _nfa_limit(self.limits, self.what, n + 1)
         self.eps.append([])
         self.edges.append([])
         return n
@@ -101,21 +160,8 @@ class _NFA:
                     self.eps[last].append(a)
                 last = b
             return first, last
-        if isinstance(node, ip._CharGroup):
-            icase = bool(flags & ip.REFlags.I)
-            if len(node.chars) == 1 and not node.negated:
-                (ch,) = node.chars
-                spec = specs.get(ch)
-                if spec is not None:
-                    return self.charset(spec.resolve(icase))
-            ranges = cs.normalize((ord(c), ord(c)) for c in node.chars)
-            if icase:
-                ranges = cs.case_closure(ranges)
-            if node.negated:
-                ranges = cs.complement(ranges)
-            return self.charset(ranges)
-        if isinstance(node, _DOT_TYPE):
-            return self.charset(_ALL_SCALARS if flags & ip.REFlags.S else _ALL_BUT_NEWLINE)
+        if isinstance(node, (ip._CharGroup, _DOT_TYPE)):
+            return self.charset(_node_ranges(node, flags, specs))
         if isinstance(node, _EMPTY_TYPE):
             s = self.new_state()
             return s, s
@@ -142,18 +188,36 @@ class _NFA:
         raise InternalError(f"unexpected regex AST node {type(node).__name__}")
 
 
-def _build_nfa(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits) -> tuple[_NFA, int, list[int]]:
-    """Return an NFA with one start state and one final state per pattern."""
-    nfa = _NFA(limits)
+def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
+    return LimitExceededError(
+        "max_nfa_states", limits.max_nfa_states, f"{what} needs at least {n} NFA states"
+    )
+
+
+def _build_nfa(
+    parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str
+) -> tuple[_NFA, int, list[int]]:
+    """Return an NFA with one start state and one final state per pattern.
+
+    The exact size is computed first, so an oversized NFA fails before any of it is built.
+    """
+    total = 1
+    memo: dict = {}
+    try:
+        for p, flags in parsed:
+            total += 1 + _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+    except RecursionError:
+        raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
+    if total > limits.max_nfa_states:
+        raise _nfa_limit(limits, what, total)
+    nfa = _NFA(limits, what)
     start = nfa.new_state()
     finals = []
     for p, flags in parsed:
         try:
             a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
         except RecursionError:
-            raise LimitExceededError(
-                "max_nfa_states", limits.max_nfa_states, "regex nests groups too deeply"
-            ) from None
+            raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
         f = nfa.new_state()
         nfa.eps[start].append(a)
         nfa.eps[b].append(f)
@@ -178,7 +242,7 @@ def _byte_classes(nfa: _NFA) -> tuple[np.ndarray, int]:
     return class_of, int(class_of[-1]) + 1
 
 
-def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits):
+def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
     """Return (class table as list of lists, accept index per state or -1 lists, class_of, n_classes).
 
     ``accept[d]`` is a tuple of the pattern indices whose final state is in DFA state ``d``.
@@ -247,7 +311,7 @@ def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits):
                 t = len(sets)
                 if t >= max_states:
                     raise LimitExceededError(
-                        "max_dfa_states", max_states, "regex DFA has too many states"
+                        "max_dfa_states", max_states, f"{what} needs more than {max_states} DFA states"
                     )
                 index[key] = t
                 sets.append(key)
@@ -364,7 +428,7 @@ def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(table_cls[:, class_of], dtype=np.int32)
 
 
-def _compile(entries: list[tuple[str, bool, bool]], limits: Limits):
+def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
     parsed = []
     for pattern, icase, dotall in entries:
         flags = ip.REFlags(0)
@@ -373,8 +437,8 @@ def _compile(entries: list[tuple[str, bool, bool]], limits: Limits):
         if dotall:
             flags |= ip.REFlags.S
         parsed.append((parse(pattern, limits), flags))
-    nfa, start, finals = _build_nfa(parsed, limits)
-    table, accepts, class_of, n_cls = _determinize(nfa, start, finals, limits)
+    nfa, start, finals = _build_nfa(parsed, limits, what)
+    table, accepts, class_of, n_cls = _determinize(nfa, start, finals, limits, what)
     table_cls, labels = _minimize(table, accepts, n_cls)
     return _expand(table_cls, class_of), labels
 
@@ -532,7 +596,8 @@ def regex_to_dfa(
     LimitExceededError
         A repetition bound, the NFA or the DFA is over ``limits``.
     """
-    table, labels = _compile([(pattern, ignore_case, dotall)], limits)
+    what = f"regex {_short(pattern)}"
+    table, labels = _compile([(pattern, ignore_case, dotall)], limits, what)
     accepting = np.array([bool(lab) for lab in labels], dtype=bool)
     return ByteDFA(table, accepting, 0)
 
@@ -564,7 +629,7 @@ def terminals_to_dfa(
                 raise ValueError(f"unknown terminal options {sorted(unknown)}")
             entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
     n_terms = len(entries)
-    table, labels = _compile(entries, limits)
+    table, labels = _compile(entries, limits, f"lexer of {n_terms} terminals")
     n = table.shape[0]
     acc = np.zeros((n, n_terms), dtype=bool)
     for s, lab in enumerate(labels):
@@ -585,6 +650,10 @@ def terminals_to_dfa(
                     live[s, i] = True
                     queue.append(s)
     return LexerDFA(table, acc, live, 0)
+
+
+def _short(pattern: str) -> str:
+    return repr(pattern) if len(pattern) <= 60 else repr(pattern[:57]) + "..."
 
 
 def literal_to_regex(text: str) -> str:
