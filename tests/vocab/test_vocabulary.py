@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from constrain import Vocabulary, VocabType, VocabularyError
 from tests import tokenizer_factory as tf
+from tests.strategies import SMOLLM2_MISSING_BYTES
 
 
 def concat_bytes(vocab: Vocabulary, ids: list[int]) -> bytes:
@@ -90,9 +91,6 @@ def test_smollm2_vocabulary(smollm2_tokenizer, smollm2_vocab):
     assert vocab.n_text_tokens == 49152 - 17  # 17 special tokens <|endoftext|> ... <empty_output>
 
 
-# The GGUF conversion of SmolLM2's tokenizer has no token for these bytes, so its BPE silently drops
-# them (e.g. the lead byte 0xF1 of U+40000..U+7FFFF): no tokenization can spell such text.
-SMOLLM2_MISSING_BYTES = {4, 6, 19, 20, 22, 29, 192, 193, 241, 242, *range(245, 256)}
 
 
 def test_smollm2_single_byte_coverage(smollm2_vocab):
