@@ -71,6 +71,33 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat: bool | None = None, syst
     return list(tokenizer(prompt)["input_ids"])
 
 
+class _CachedForward:
+    """One decoding step on new tokens with the KV cache, across transformers versions.
+
+    transformers >= 5.2x names the cache argument and output ``cache``; older releases use
+    ``past_key_values``. ``logits_to_keep=1`` skips the vocabulary projection of prompt positions.
+    """
+
+    def __init__(self, model: Any):
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        self.model = model
+        self.cache_name = "cache" if "cache" in params else "past_key_values"
+        self.keep_last = "logits_to_keep" in params
+        self.cache = None
+
+    def __call__(self, input_ids):
+        kwargs = {self.cache_name: self.cache, "use_cache": True}
+        if self.keep_last:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(input_ids=input_ids, **kwargs)
+        self.cache = getattr(out, self.cache_name, None)
+        if self.cache is None:
+            self.cache = out.past_key_values
+        return out.logits[0, -1, :]
+
+
 def _choose_token(logits, temperature: float, top_p: float, top_k: int, generator) -> int:
     import torch
 
@@ -128,13 +155,11 @@ def generate_ids(
     stop_reason = "max_new_tokens"
     start = time.perf_counter()
     next_input = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    past = None
+    forward = _CachedForward(model)
     with torch.no_grad():
         for _ in range(max_new_tokens):
             t0 = time.perf_counter()
-            out = model(input_ids=next_input, past_key_values=past, use_cache=True)
-            past = out.past_key_values
-            logits = out.logits[0, -1, :].float()
+            logits = forward(next_input).float()
             t_mask = time.perf_counter()
             matcher.fill_bitmask(bitmask, 0)
             mask_seconds += time.perf_counter() - t_mask

@@ -1,0 +1,98 @@
+"""Constrained generation with the real default model (SmolLM2-135M-Instruct). Marked slow (~15 s load)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+import constrain
+
+pytestmark = pytest.mark.slow
+
+CASES = [
+    ("Give me a US phone number.", r"\(\d{3}\) \d{3}-\d{4}"),
+    ("When did Apollo 11 land on the Moon? Answer with a date.", r"\d{4}-\d{2}-\d{2}"),
+    ("Write the email address of a support desk.", r"[a-z]{2,12}@[a-z]{2,12}\.(com|org|net)"),
+    ("Is the sky blue? Answer yes or no.", r"(yes|no)"),
+]
+
+
+@pytest.mark.parametrize(("prompt", "pattern"), CASES)
+def test_greedy_generation_matches(default_model, prompt, pattern):
+    model, tokenizer = default_model
+    text = constrain.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=40)
+    assert re.fullmatch(pattern, text, re.ASCII), text
+
+
+def test_sampling_is_seeded_and_matches(default_model):
+    model, tokenizer = default_model
+    pattern = r"[A-Z][a-z]{2,10} [A-Z][a-z]{2,10}"
+    kwargs = dict(regex=pattern, max_new_tokens=30, temperature=1.0, top_p=0.95)
+    a = constrain.generate(model, tokenizer, "Invent a person's name.", seed=7, **kwargs)
+    b = constrain.generate(model, tokenizer, "Invent a person's name.", seed=7, **kwargs)
+    assert a == b and re.fullmatch(pattern, a)
+
+
+def test_generate_ids_reports_stop_and_timings(default_model):
+    model, tokenizer = default_model
+    result = constrain.generate_ids(model, tokenizer, "Pick a digit.", regex=r"\d", max_new_tokens=5)
+    assert re.fullmatch(r"\d", result.text)
+    assert result.stop_reason == "eos" and len(result.token_ids) == 1
+    assert result.mask_seconds < result.seconds
+
+
+def test_incomplete_output_raises_with_the_prefix(default_model):
+    model, tokenizer = default_model
+    with pytest.raises(constrain.IncompleteGenerationError) as info:
+        constrain.generate(model, tokenizer, "Count.", regex=r"\d{50}", max_new_tokens=3)
+    assert re.fullmatch(r"\d{1,3}", info.value.text)
+
+
+def test_logits_processor_with_model_generate(default_model):
+    import torch
+    from transformers import LogitsProcessorList
+
+    model, tokenizer = default_model
+    vocab = constrain.Vocabulary.from_tokenizer(tokenizer, model.config.vocab_size)
+    pattern = r"(red|green|blue)( and (red|green|blue))?"
+    constraint = constrain.compile_regex(pattern, vocab)
+    prompts = ["Name a colour.", "What colour is grass?"]
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    texts = [
+        tokenizer.apply_chat_template([{"role": "user", "content": p}], add_generation_prompt=True, tokenize=False)
+        for p in prompts
+    ]
+    batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    processor = constrain.ConstrainLogitsProcessor(constraint)
+    with torch.no_grad():
+        out = model.generate(
+            **batch,
+            max_new_tokens=12,
+            do_sample=False,
+            logits_processor=LogitsProcessorList([processor]),
+            eos_token_id=vocab.eos_token_ids[0],
+            pad_token_id=tokenizer.pad_token_id,
+        )
+    for row in out[:, batch["input_ids"].shape[1]:].tolist():
+        ids = [t for t in row if t not in vocab.eos_token_ids and t != tokenizer.pad_token_id]
+        text = vocab.decode(ids).decode()
+        assert re.fullmatch(pattern, text), text
+    assert all(m.is_terminated() or m.is_accepting() for m in processor.matchers)
+
+
+def test_cli_generate(default_model, capsys):
+    from constrain.cli import main
+
+    assert main(["generate", "--regex", r"\d{4}", "--max-new-tokens", "8", "Pick a year."]) == 0
+    out = capsys.readouterr().out.strip()
+    assert re.fullmatch(r"\d{4}", out)
+
+
+def test_cli_reports_bad_regex(default_model, capsys):
+    from constrain.cli import main
+
+    assert main(["generate", "--regex", r"a(?=b)", "x"]) == 2
+    assert "lookahead" in capsys.readouterr().err
