@@ -1,0 +1,318 @@
+"""Grammar constraints: the exact context-free language of a Lark grammar, over bytes.
+
+Semantics
+---------
+``compile_grammar(text, vocab)`` accepts exactly the byte strings (UTF-8 text) that
+``lark.Lark(text, parser="earley", lexer="dynamic_complete")`` accepts, up to the differences
+listed below:
+
+* Terminals are regular languages: string literals (``"..."``, ``"..."i``) and regex terminals
+  (flags ``i`` and ``s``), whatever lark builds from ``%import common.*``, templates, ``~n..m``,
+  ``[]``/``?``/``*``/``+`` (lark expands all of these; we read its BNF rules).
+* A terminal occurrence is *any* string of its regular language: no maximal munch, no lexer
+  priorities, no LALR. Priorities only pick among parse trees, so they are ignored (they never
+  change the language). Between any two terminals, and at both ends, any number of ``%ignore``
+  terminal strings may appear.
+* Whitespace bound: a run of consecutive ignored lexemes whose terminals only match whitespace
+  bytes (space, ``\\t``, ``\\n``, ``\\r``, ``\\f``, ``\\v``) may hold at most
+  ``limits.max_consecutive_whitespace`` bytes (default 32). This *restricts the language*: outputs
+  with a longer run of ignored whitespace are rejected (whitespace that a real terminal matches,
+  e.g. inside a string, is not counted). Ignored terminals that can match other bytes (comments)
+  are not bounded and reset the count.
+* Regex classes ``\\d \\w \\s`` are ASCII here, while lark (Python ``re`` on ``str``) also matches
+  non-ASCII digits/letters/spaces with them.
+* Lark's dynamic lexer matches a terminal with Python ``re`` (first alternative wins, then it
+  tries shorter prefixes), so for a regex whose alternatives are a prefix of one another lark may
+  never produce some strings of the language; we accept the whole regular language.
+
+Unsupported (raise, with line and column): ``%declare``d terminals without a pattern
+(:class:`UnsupportedFeatureError`), regex flags other than ``i``/``s`` (``m``, ``x``, ``l``),
+terminals the regex compiler rejects (lookaround, backreferences), terminals matching the empty
+string. Grammars lark rejects raise :class:`GrammarSyntaxError`.
+
+Engine
+------
+One combined lexer DFA over all terminals (ignored ones included). Every lexeme that starts at a
+position starts at the same byte, so a *thread* is ``(parser_state, lexer_state, ws)``: the lexeme
+may continue while some terminal the parser expects is live, and may end wherever an expected
+terminal accepts; there the thread forks (one keeps extending the lexeme, one scans the terminal
+set in the Earley parser and restarts the lexer). ``lexer_state == -1`` marks a thread at a lexeme
+boundary. A grammar state is a frozenset of threads (at most :data:`MAX_LEXER_THREADS`).
+
+The mask runs a numba kernel over the token trie per thread; the parser is consulted only at
+lexeme boundaries inside tokens, for each distinct ``(context, lexer state)``, and the boundary
+node's subtree is walked again under the new context. Masks are cached per grammar state (bounded
+by ``limits.max_cached_masks``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from constrain.compiled import CompiledConstraint
+from constrain.errors import (
+    GrammarSyntaxError,
+    InputError,
+    LimitExceededError,
+    RegexSyntaxError,
+    UnsupportedFeatureError,
+)
+from constrain.grammar._kernels import grammar_walk_kernel
+from constrain.grammar.earley import EarleyParser, ParserState
+from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
+from constrain.kernels.bitmask import bitmask_words
+from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.vocab.vocabulary import Vocabulary
+
+MAX_LEXER_THREADS = 4096
+"""Most lexing threads one grammar state may hold; more raises ``LimitExceededError`` with field
+``max_lexer_threads`` (a highly ambiguous grammar can fork a thread per possible lexeme end)."""
+
+_WS_BYTES = frozenset(b" \t\n\r\f\v")
+
+Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count)
+
+
+class GrammarConstraint(CompiledConstraint):
+    """A compiled Lark grammar over ``vocab``; states are frozensets of lexing threads."""
+
+    def __init__(self, ir: GrammarIR, lexer, ws_terminals: int, vocab: Vocabulary, *, limits: Limits = DEFAULT_LIMITS):
+        self.ir = ir
+        self.vocab = vocab
+        self.limits = limits
+        self.source = ir.source
+        self.parser = EarleyParser(ir)
+        self.lexer = lexer
+        n_terms = len(ir.terminals)
+        self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
+        self._rows: list[list[int]] = self._transitions.tolist()
+        weights = [1 << i for i in range(n_terms)]
+        self._acc_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.accepting_terminals.tolist()]
+        self._live_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.live_terminals.tolist()]
+        self._ignore_bits = sum(1 << i for i in ir.ignore)
+        self._ws_bits = ws_terminals & self._ignore_bits
+        self._bound = int(limits.max_consecutive_whitespace)
+        self._arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+        self._end_memo: dict[tuple, tuple[Thread, ...]] = {}
+        self._mask_cache: dict[frozenset, np.ndarray] = {}
+        trie = vocab.trie
+        self._trie = trie
+        cap = max(16, trie.n_nodes)
+        self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
+        self._root0 = np.zeros(1, dtype=np.int32)
+        self._initial = frozenset({(self.parser.initial, -1, 0)})
+
+    def __repr__(self) -> str:
+        return (
+            f"GrammarConstraint({self.source!r}, terminals={len(self.ir.terminals)}, "
+            f"rules={len(self.ir.rules)}, lexer_states={self.lexer.n_states}, vocab={self.vocab.size})"
+        )
+
+    # ------------------------------------------------------------------ thread logic
+    def _expected(self, ps: ParserState) -> int:
+        return ps.expected | self._ignore_bits
+
+    def _state_arrays(self, expected: int):
+        arrs = self._arrays.get(expected)
+        if arrs is None:
+            n_terms = len(self.ir.terminals)
+            e = np.array([(expected >> i) & 1 for i in range(n_terms)], dtype=bool)
+            w = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
+            live = self.lexer.live_terminals & e
+            live_ok = live.any(axis=1)
+            accept_ok = (self.lexer.accepting_terminals & e).any(axis=1)
+            ws_only = live_ok & ~(live & ~w).any(axis=1)
+            arrs = (np.ascontiguousarray(live_ok), np.ascontiguousarray(accept_ok), np.ascontiguousarray(ws_only))
+            self._arrays[expected] = arrs
+        return arrs
+
+    def _end_lexeme(self, ps: ParserState, q: int, ws: int) -> tuple[Thread, ...]:
+        """Threads at the boundary after a lexeme ending in lexer state ``q`` (``ws``: ignored bytes)."""
+        acc = self._acc_bits[q]
+        ign_ws = acc & self._ws_bits
+        if not ign_ws:
+            ws = 0  # the count is irrelevant: normalise for the memo
+        key = (ps, q, ws)
+        out = self._end_memo.get(key)
+        if out is not None:
+            return out
+        res = []
+        real = acc & ps.expected
+        if real:
+            ps2 = self.parser.scan(ps, real)
+            if ps2 is not None:
+                res.append((ps2, -1, 0))
+        if ign_ws and ws <= self._bound:
+            res.append((ps, -1, ws))
+        if acc & self._ignore_bits & ~self._ws_bits:
+            res.append((ps, -1, 0))
+        out = tuple(res)
+        self._end_memo[key] = out
+        return out
+
+    def _step(self, thread: Thread, byte: int, out: set) -> None:
+        ps, q, ws = thread
+        q2 = self._rows[q if q >= 0 else 0][byte]
+        if q2 < 0:
+            return
+        expected = self._expected(ps)
+        live = self._live_bits[q2] & expected
+        if not live:
+            return
+        if live & self._ws_bits:
+            ws2 = min(ws + 1, self._bound + 1)
+            if ws2 > self._bound and not (live & ~self._ws_bits):
+                return
+        else:
+            ws2 = 0  # no ignored-whitespace terminal can end this lexeme: the count is irrelevant
+        out.add((ps, q2, ws2))
+        if self._acc_bits[q2] & expected:
+            out.update(self._end_lexeme(ps, q2, ws2))
+
+    # ------------------------------------------------------------------ CompiledConstraint
+    def initial_state(self) -> frozenset:
+        return self._initial
+
+    def advance_bytes(self, state: frozenset, data: bytes) -> frozenset | None:
+        threads = state
+        for byte in data:
+            nxt: set = set()
+            for th in threads:
+                self._step(th, byte, nxt)
+            if not nxt:
+                return None
+            if len(nxt) > MAX_LEXER_THREADS:
+                raise LimitExceededError(
+                    "max_lexer_threads",
+                    MAX_LEXER_THREADS,
+                    f"grammar {self.source}: {len(nxt)} simultaneous lexing threads",
+                )
+            threads = nxt
+        return threads if isinstance(threads, frozenset) else frozenset(threads)
+
+    def is_accepting(self, state: frozenset) -> bool:
+        for ps, q, ws in state:
+            if q < 0:
+                if ps.can_finish:
+                    return True
+            elif self._acc_bits[q] & self._expected(ps):
+                if any(t[0].can_finish for t in self._end_lexeme(ps, q, ws)):
+                    return True
+        return False
+
+    def compute_token_bits(self, state: frozenset) -> np.ndarray:
+        """Run the trie walk for every thread of ``state`` (uncached)."""
+        trie = self._trie
+        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        work: dict[Thread, list[np.ndarray]] = {th: [self._root0] for th in state}
+        node_depth = trie.node_depth
+        while work:
+            ctx, root_list = work.popitem()
+            roots = root_list[0] if len(root_list) == 1 else np.unique(np.concatenate(root_list))
+            ps, q, ws = ctx
+            live_ok, accept_ok, ws_only = self._state_arrays(self._expected(ps))
+            while True:
+                bn, bs, bw = self._bnd
+                nb = grammar_walk_kernel(
+                    self._transitions, live_ok, accept_ok, ws_only, ws, self._bound,
+                    q if q >= 0 else 0, roots,
+                    trie.node_byte, node_depth, trie.subtree_end, trie.node_token_start,
+                    trie.token_ids, trie.max_depth, words, bn, bs, bw,
+                )
+                if nb <= bn.shape[0]:
+                    break
+                self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+            if nb == 0:
+                continue
+            nodes = bn[:nb].copy()
+            qs = bs[:nb]
+            wss = bw[:nb]
+            uq, inv = np.unique(qs, return_inverse=True)
+            for k, q2 in enumerate(uq.tolist()):
+                sel = inv == k
+                sel_nodes = nodes[sel]
+                if self._acc_bits[q2] & self._ws_bits:
+                    sel_ws = wss[sel]
+                    for w in np.unique(sel_ws).tolist():
+                        sub = sel_nodes[sel_ws == w]
+                        for th in self._end_lexeme(ps, q2, w):
+                            work.setdefault(th, []).append(sub)
+                else:
+                    for th in self._end_lexeme(ps, q2, 0):
+                        work.setdefault(th, []).append(sel_nodes)
+        return words
+
+    def fill_token_bits(self, state: frozenset, words: np.ndarray) -> None:
+        cached = self._mask_cache.get(state)
+        if cached is None:
+            cached = self.compute_token_bits(state)
+            if len(self._mask_cache) >= self.limits.max_cached_masks:
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+            self._mask_cache[state] = cached
+        np.bitwise_or(words, cached, out=words)
+
+    def clear_cache(self) -> None:
+        """Drop cached masks (results are unchanged)."""
+        self._mask_cache.clear()
+
+
+def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
+    """Check each terminal alone (for located errors and its whitespace class), then combine."""
+    from constrain.regex import regex_to_dfa, terminals_to_dfa
+
+    ws_bits = 0
+    non_ws = np.array([b not in _WS_BYTES for b in range(256)])
+    for i, t in enumerate(ir.terminals):
+        name = t.name
+        try:
+            dfa = regex_to_dfa(t.regex, limits=limits, ignore_case=t.ignore_case, dotall=t.dotall)
+        except (RegexSyntaxError, UnsupportedFeatureError) as exc:
+            line, col = _locate(text, name)
+            raise UnsupportedFeatureError(
+                f"terminal {name} /{t.regex}/: {exc}", source=ir.source, line=line or 1, column=col
+            ) from None
+        if not dfa.accepting.any():
+            line, col = _locate(text, name)
+            raise GrammarSyntaxError(f"terminal {name} matches no string", source=ir.source, line=line or 1, column=col or 1)
+        if dfa.accepting[dfa.start]:
+            line, col = _locate(text, name)
+            raise UnsupportedFeatureError(
+                f"terminal {name} matching the empty string", source=ir.source, line=line or 1, column=col
+            )
+        if not (dfa.transitions[:, non_ws] >= 0).any():
+            ws_bits |= 1 << i
+    lexer = terminals_to_dfa(
+        [(t.regex, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals], limits=limits
+    )
+    return lexer, ws_bits
+
+
+def compile_grammar(
+    grammar: str | Path,
+    vocab: Vocabulary,
+    start: str = "start",
+    limits: Limits = DEFAULT_LIMITS,
+) -> GrammarConstraint:
+    """Compile a Lark grammar (text, or a path to a ``.lark`` file) into a constraint over ``vocab``.
+
+    See the module docstring for the exact language.
+
+    Raises
+    ------
+    GrammarSyntaxError
+        Lark rejects the grammar (message has ``source:line:column``).
+    UnsupportedFeatureError
+        A feature whose language we cannot reproduce exactly (see module docstring).
+    LimitExceededError
+        The lexer DFA is over ``limits.max_dfa_states`` (or another regex bound).
+    """
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
+    text, source = read_grammar_text(grammar)
+    ir = lark_to_ir(text, start=start, source=source)
+    if not ir.terminals:
+        raise InputError(f"{source}: the grammar has no terminals (it only matches the empty string)")
+    lexer, ws_bits = _compile_terminals(ir, text, limits)
+    return GrammarConstraint(ir, lexer, ws_bits, vocab, limits=limits)
