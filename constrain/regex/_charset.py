@@ -102,14 +102,28 @@ def _case_classes() -> tuple[tuple[int, ...], ...]:
     return tuple(tuple(sorted(m)) for m in groups.values() if len(m) > 1)
 
 
+@lru_cache(maxsize=1)
+def _case_class_of() -> dict[int, tuple[int, ...]]:
+    return {cp: members for members in _case_classes() for cp in members}
+
+
+@lru_cache(maxsize=4096)
 def case_closure(ranges: Ranges) -> Ranges:
     """Return ``ranges`` plus every code point equal to a member under simple case mapping."""
     if not ranges:
         return ranges
-    extra = []
-    for members in _case_classes():
-        if any(contains(ranges, cp) for cp in members):
-            extra.extend((cp, cp) for cp in members)
+    extra: list[tuple[int, int]] = []
+    if sum(hi - lo + 1 for lo, hi in ranges) <= 4096:
+        class_of = _case_class_of()
+        for lo, hi in ranges:
+            for cp in range(lo, hi + 1):
+                members = class_of.get(cp)
+                if members:
+                    extra.extend((m, m) for m in members)
+    else:
+        for members in _case_classes():
+            if any(contains(ranges, cp) for cp in members):
+                extra.extend((cp, cp) for cp in members)
     return normalize(list(ranges) + extra) if extra else ranges
 
 

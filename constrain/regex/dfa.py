@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Union
 
@@ -471,10 +471,6 @@ class ByteDFA:
     transitions: np.ndarray
     accepting: np.ndarray
     start: int = 0
-    _rows: list = field(default=None, repr=False, compare=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "_rows", self.transitions.tolist())
 
     @property
     def n_states(self) -> int:
@@ -483,11 +479,11 @@ class ByteDFA:
 
     def advance(self, state: int, data: bytes) -> int:
         """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
-        rows = self._rows
+        item = self.transitions.item
         for b in data:
             if state < 0:
                 return -1
-            state = rows[state][b]
+            state = item(state, b)
         return state
 
     def matches(self, data: bytes) -> bool:
@@ -502,16 +498,16 @@ class ByteDFA:
         a transition.
         """
         out = bytearray()
-        rows = self._rows
-        for _ in range(self.n_states):
+        for _ in range(self.n_states):  # a forced path cannot revisit a state (it would be dead)
             if state < 0 or self.accepting[state]:
                 break
-            row = rows[state]
-            live = [b for b in range(256) if row[b] >= 0]
+            row = self.transitions[state]
+            live = np.flatnonzero(row >= 0)
             if len(live) != 1:
                 break
-            out.append(live[0])
-            state = row[live[0]]
+            b = int(live[0])
+            out.append(b)
+            state = int(row[b])
         return bytes(out)
 
 
@@ -553,11 +549,11 @@ class LexerDFA:
 
     def advance(self, state: int, data: bytes) -> int:
         """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
-        t = self.transitions
+        item = self.transitions.item
         for b in data:
             if state < 0:
                 return -1
-            state = int(t[state, b])
+            state = item(state, b)
         return state
 
 

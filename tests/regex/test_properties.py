@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import numpy as np
@@ -10,6 +11,11 @@ from hypothesis import strategies as st
 from hypothesis.errors import InvalidArgument
 
 from constrain.regex import regex_to_dfa, terminals_to_dfa
+
+def examples(n: int) -> int:
+    """Return ``n`` times ``$CONSTRAIN_HYPOTHESIS_SCALE`` (default 1), for longer local bug hunts."""
+    return int(n * float(os.environ.get("CONSTRAIN_HYPOTHESIS_SCALE", "1")))
+
 
 ALPHABET = ["a", "b", "c", "é", "日", "😀", "-", ".", "*", "\n", "]", "^", "\\", "{", "1", " ", "_"]
 EXTRA = ["A", "x", "É", "本", "😁", "\t", "٣", "\u00a0", "\x00", "\U0010ffff"]
@@ -65,7 +71,7 @@ def strings(alphabet: list[str]):
     )
 
 
-@settings(max_examples=300)
+@settings(max_examples=examples(300))
 @given(pattern=regexes(), dotall=st.booleans(), data=st.data())
 def test_matches_like_re_fullmatch(pattern, dotall, data):
     flags = re.ASCII | (re.DOTALL if dotall else 0)
@@ -81,7 +87,7 @@ def test_matches_like_re_fullmatch(pattern, dotall, data):
 CASED = ["a", "A", "k", "K", "\u212a", "s", "S", "ſ", "é", "É", "ß", "ẞ", "i", "I", "ı", "İ", "σ", "ς", "Σ", "-", "z"]
 
 
-@settings(max_examples=200)
+@settings(max_examples=examples(200))
 @given(pattern=regexes(CASED, []), data=st.data())
 def test_ignore_case_like_re(pattern, data):
     compiled = re.compile(pattern, re.IGNORECASE)
@@ -104,6 +110,7 @@ _DOT_STAR = regex_to_dfa(".*", dotall=True)
 _NOT_A = regex_to_dfa("[^a]*")
 
 
+@settings(max_examples=examples(100))
 @given(st.binary(max_size=12))
 def test_invalid_utf8_never_matches(data):
     if _is_utf8(data):
@@ -119,6 +126,7 @@ BAD_PIECES = [b"\xed\xa0\x80", b"\xed\xbf\xbf", b"\xc0\xaf", b"\xe0\x80\xaf", b"
               b"\xf4\x90\x80\x80", b"\xe2\x82", b"\xbf", b"\xff"]
 
 
+@settings(max_examples=examples(100))
 @given(st.lists(st.sampled_from(BAD_PIECES), min_size=1), st.text(max_size=4))
 def test_surrogates_overlongs_and_truncations_never_match(bad, text):
     # each bad piece is followed by an ASCII byte so that two pieces cannot form a valid character
@@ -144,7 +152,7 @@ def _moore_classes(table: np.ndarray, labels: list, sink_label) -> int:
         block = new
 
 
-@settings(max_examples=150)
+@settings(max_examples=examples(150))
 @given(pattern=regexes())
 def test_minimal_and_invariants(pattern):
     dfa = regex_to_dfa(pattern)
@@ -164,7 +172,7 @@ def test_minimal_and_invariants(pattern):
     assert len(seen) == dfa.n_states
 
 
-@settings(max_examples=100)
+@settings(max_examples=examples(100))
 @given(patterns=st.lists(regexes(), min_size=1, max_size=3), data=st.data())
 def test_lexer_accepting_like_re(patterns, data):
     lex = terminals_to_dfa(patterns)
