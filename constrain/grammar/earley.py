@@ -2,12 +2,15 @@
 
 Items are ``(rule, dot, origin)``. Nullable nonterminals are handled the Aycock–Horspool way (the
 predictor also moves the dot over a nullable symbol), so left recursion, empty rules and ambiguity
-need no special cases. A :class:`ParserState` is the tuple of its columns; scanning appends one
+need no special cases. Scanning appends one
 column and returns a new state, so states are values that a matcher can keep on its rollback stack.
 
-States compare by identity (O(1) hash): scanning the same terminal set from the same state is
-memoized and returns the same object. Two equal parses reached along different lexings may be
-distinct objects; that only costs a mask-cache miss, never a wrong answer.
+A state is the last column only: each item names its origin as the *state object* it was
+predicted in (a persistent, graph-structured chart), not a column index. States are interned by
+their item set and compare by identity (O(1) hash), so different lexings of the same text that
+leave equivalent charts merge into one object even when they scanned a different number of
+lexemes (``-2`` as one number or as ``-`` then ``2``). Without this the number of lexing threads
+grows exponentially with such ambiguities.
 """
 
 from __future__ import annotations
@@ -17,42 +20,25 @@ from collections.abc import Iterable
 from constrain.grammar.lark_frontend import GrammarIR
 
 
-class Column:
-    """One Earley set: its items and indexes of the items waiting on each symbol."""
+class ParserState:
+    """An immutable Earley chart tip: the last column, whose items point at their origin states.
 
-    __slots__ = ("items", "waiting", "expected", "finished")
+    Items are ``(rule, dot, origin)`` where ``origin`` is the :class:`ParserState` the rule was
+    predicted in, or ``None`` for this state itself; only items with the dot before a symbol are
+    kept. Compare by identity (states are interned).
+    """
 
-    def __init__(self, items: frozenset, waiting: dict[int, tuple], expected: int, finished: bool):
+    __slots__ = ("items", "waiting", "expected", "can_finish", "_scan_memo", "__weakref__")
+
+    def __init__(self, items: frozenset, waiting: dict, expected: int, can_finish: bool):
         self.items = items
         self.waiting = waiting  # symbol -> tuple of items with that symbol after the dot
-        self.expected = expected  # bitset of terminal ids after a dot
-        self.finished = finished  # the augmented start rule is complete from origin 0
-
-
-class ParserState:
-    """An immutable Earley parse of the terminals scanned so far (compare by identity)."""
-
-    __slots__ = ("columns", "_scan_memo", "__weakref__")
-
-    def __init__(self, columns: tuple[Column, ...]):
-        self.columns = columns
+        self.expected = expected  # bitset of the terminal ids the parser can scan next
+        self.can_finish = can_finish  # the scanned terminals form a complete sentence
         self._scan_memo: dict[int, ParserState | None] = {}
 
-    @property
-    def expected(self) -> int:
-        """Bitset of the terminal ids the parser can scan next."""
-        return self.columns[-1].expected
-
-    @property
-    def can_finish(self) -> bool:
-        """Whether the terminals scanned so far form a complete sentence."""
-        return self.columns[-1].finished
-
-    def __len__(self) -> int:
-        return len(self.columns) - 1
-
     def __repr__(self) -> str:
-        return f"ParserState(scanned={len(self)}, items={len(self.columns[-1].items)})"
+        return f"ParserState(items={len(self.items)}, expected={self.expected:#x})"
 
 
 class EarleyParser:
@@ -61,7 +47,7 @@ class EarleyParser:
     def __init__(self, ir: GrammarIR):
         self.ir = ir
         n_nt = len(ir.nonterminals)
-        # rule 0 is the augmented rule S' -> start; S' is nonterminal n_nt
+        # rule 0 is the augmented rule S' -> start; S' is nonterminal n_nt and occurs in no rhs
         self.rule_lhs: list[int] = [n_nt] + [lhs for lhs, _ in ir.rules]
         self.rule_rhs: list[tuple[int, ...]] = [(-(ir.start + 1),)] + [rhs for _, rhs in ir.rules]
         self.rules_of: dict[int, list[int]] = {}
@@ -78,15 +64,16 @@ class EarleyParser:
                     nullable.add(sym)
                     changed = True
         self.nullable = frozenset(nullable)
-        self.initial = ParserState((self._close(0, [(0, 0, 0)], ()),))
+        self._intern: dict[frozenset, ParserState] = {}
+        self.initial = self._close([(0, 0, None)])
 
-    def _close(self, k: int, seed: Iterable[tuple[int, int, int]], prior: tuple[Column, ...]) -> Column:
-        """Column ``k`` from its seed items (prediction and completion to a fixpoint)."""
+    def _close(self, seed) -> ParserState:
+        """The (interned) state from its seed items: prediction and completion to a fixpoint."""
         rule_rhs = self.rule_rhs
         rule_lhs = self.rule_lhs
         rules_of = self.rules_of
         nullable = self.nullable
-        items: set[tuple[int, int, int]] = set()
+        items: set = set()
         waiting: dict[int, list] = {}
         todo = list(seed)
         predicted: set[int] = set()
@@ -104,45 +91,51 @@ class EarleyParser:
                     if sym not in predicted:
                         predicted.add(sym)
                         for r2 in rules_of.get(sym, ()):
-                            todo.append((r2, 0, k))
+                            todo.append((r2, 0, None))
                     if sym in nullable:
                         todo.append((r, dot + 1, origin))
             else:
                 sym = -(rule_lhs[r] + 1)
-                if origin == k:
+                if origin is None:
+                    # Completed within this column, so sym is nullable and the predictor above
+                    # already advanced every item waiting on it (Aycock–Horspool).
                     parents = list(waiting.get(sym, ()))
                 else:
-                    parents = prior[origin].waiting.get(sym, ())
+                    # a parent's None origin means the state it lives in, i.e. ``origin``
+                    for pr, pdot, porigin in origin.waiting.get(sym, ()):
+                        todo.append((pr, pdot + 1, origin if porigin is None else porigin))
+                    continue
                 for pr, pdot, porigin in parents:
                     todo.append((pr, pdot + 1, porigin))
-        # Completions with origin == k can meet parents added later; Aycock–Horspool guarantees
-        # the nullable advance above already produced them, so the fixpoint is complete.
-        expected = 0
-        for sym in waiting:
-            if sym >= 0:
-                expected |= 1 << sym
-        finished = (0, 1, 0) in items
-        return Column(frozenset(items), {s: tuple(v) for s, v in waiting.items()}, expected, finished)
+        # Completed items only drive completion inside this closure; dropping them from the state
+        # lets lexings that differ only in how the last lexemes were grouped share one state.
+        key = frozenset(it for it in items if it[1] < len(rule_rhs[it[0]]))
+        finished = any(r == 0 and dot == 1 for r, dot, _ in items)
+        key = (key, finished)
+        state = self._intern.get(key)
+        if state is None:
+            expected = 0
+            for sym in waiting:
+                if sym >= 0:
+                    expected |= 1 << sym
+            state = ParserState(key[0], {s: tuple(v) for s, v in waiting.items()}, expected, finished)
+            self._intern[key] = state
+        return state
 
     def scan(self, state: ParserState, terminals: int) -> ParserState | None:
         """The state after scanning one lexeme that is any of the terminals in bitset ``terminals``."""
         memo = state._scan_memo
         if terminals in memo:
             return memo[terminals]
-        cols = state.columns
-        last = cols[-1]
-        hit = terminals & last.expected
+        hit = terminals & state.expected
         seed = []
         while hit:
             low = hit & -hit
             t = low.bit_length() - 1
             hit ^= low
-            for r, dot, origin in last.waiting[t]:
-                seed.append((r, dot + 1, origin))
-        if not seed:
-            result = None
-        else:
-            result = ParserState(cols + (self._close(len(cols), seed, cols),))
+            for r, dot, origin in state.waiting[t]:
+                seed.append((r, dot + 1, state if origin is None else origin))
+        result = self._close(seed) if seed else None
         memo[terminals] = result
         return result
 
