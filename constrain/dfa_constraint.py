@@ -44,9 +44,7 @@ class DFAConstraint(CompiledConstraint):
         self.limits = limits
         self._transitions = np.ascontiguousarray(dfa.transitions, dtype=np.int32)
         self._mask_cache: dict[int, np.ndarray] = {}
-        self._token_arrays: list[np.ndarray | None] = [
-            None if b is None else np.frombuffer(b, dtype=np.uint8) for b in vocab.tokens
-        ]
+        self._token_arrays = vocab.token_arrays
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states={self.dfa.n_states}, vocab={self.vocab.size})"

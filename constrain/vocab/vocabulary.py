@@ -164,6 +164,11 @@ class Vocabulary:
         return np.asarray(self.eos_token_ids, dtype=np.int32)
 
     @functools.cached_property
+    def token_arrays(self) -> tuple[np.ndarray | None, ...]:
+        """Token bytes as uint8 arrays (views, built once) for kernels that advance by token."""
+        return tuple(None if b is None else np.frombuffer(b, dtype=np.uint8) for b in self._tokens)
+
+    @functools.cached_property
     def trie(self) -> TokenTrie:
         """The flat token trie over this vocabulary (built once, on first use)."""
         from constrain.vocab.trie import TokenTrie
