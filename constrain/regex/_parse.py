@@ -66,7 +66,11 @@ class Parsed:
 
 
 class _Scanner:
-    """Walks a pattern once like ``sre_parse``; builds the sanitized text and the specs."""
+    """Walks a pattern once like ``sre_parse``; builds the sanitized text and the specs.
+
+    ``run`` (and the ``emit*``, ``char_class`` and ``group_open`` helpers it calls) mutate the
+    scanner's output buffers; a scanner is used for one pattern only.
+    """
 
     def __init__(self, pattern: str, limits: Limits):
         self.p = pattern
@@ -86,17 +90,21 @@ class _Scanner:
 
     # -- errors -------------------------------------------------------------------------------
     def syntax(self, msg: str, i: int) -> RegexSyntaxError:
+        """Return a syntax error located at character ``i``."""
         return RegexSyntaxError(msg, pattern=self.p, position=i)
 
     def unsupported(self, what: str, i: int) -> UnsupportedFeatureError:
+        """Return an unsupported-feature error located at character ``i``."""
         return UnsupportedFeatureError(what, pattern=self.p, position=i)
 
     # -- output -------------------------------------------------------------------------------
     def emit(self, text: str, i: int) -> None:
+        """Append sanitized ``text`` that stands for the pattern at ``i`` (mutates)."""
         self.out.append(text)
         self.pos.extend([i] * len(text))
 
     def emit_spec(self, spec: CharSpec, i: int) -> None:
+        """Append the placeholder of ``spec``, allocating one if new (mutates)."""
         ph = self._by_spec.get(spec)
         if ph is None:
             try:
@@ -109,6 +117,7 @@ class _Scanner:
 
     # -- escapes ------------------------------------------------------------------------------
     def hex_escape(self, i: int, j: int, count: int) -> tuple[int, int]:
+        """Return (code point, next index) of ``count`` hex digits at ``j`` (escape starts at ``i``)."""
         digits = self.p[j : j + count]
         if len(digits) != count or not all(c in _HEX for c in digits):
             raise self.syntax(f"incomplete escape {self.p[i:j + count]}", i)
@@ -195,6 +204,7 @@ class _Scanner:
         return "char", ord(c), j
 
     def octal(self, i: int, k: int) -> int:
+        """Return the value of the octal escape ``p[i:k]``, at most 0o377."""
         v = int(self.p[i + 1 : k], 8)
         if v > 0o377:
             raise self.syntax(f"octal escape value {self.p[i:k]} outside of range 0-0o377", i)
@@ -202,6 +212,7 @@ class _Scanner:
 
     # -- classes ------------------------------------------------------------------------------
     def char_class(self, i: int) -> int:
+        """Parse the ``[...]`` class at ``i``, emit its placeholder and return the next index (mutates)."""
         p, n = self.p, self.n
         j = i + 1
         negated = False
@@ -319,6 +330,7 @@ class _Scanner:
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> str:
+        """Scan the whole pattern and return the sanitized text for interegular (mutates)."""
         p, n = self.p, self.n
         i = 0
         stack: list[int] = []

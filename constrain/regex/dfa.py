@@ -52,6 +52,7 @@ def _charset_size(ranges: cs.Ranges) -> int:
 
 @lru_cache(maxsize=4096)
 def _resolve(spec: CharSpec, icase: bool) -> cs.Ranges:
+    """Return ``spec.resolve(icase)``, cached."""
     return spec.resolve(icase)
 
 
@@ -189,6 +190,7 @@ class _NFA:
 
 
 def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
+    """Return the error for an NFA of ``n`` states."""
     return LimitExceededError(
         "max_nfa_states", limits.max_nfa_states, f"{what} needs at least {n} NFA states"
     )
@@ -243,9 +245,11 @@ def _byte_classes(nfa: _NFA) -> tuple[np.ndarray, int]:
 
 
 def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
-    """Return (class table as list of lists, accept index per state or -1 lists, class_of, n_classes).
+    """Return ``(table, accepts, class_of, n_classes)`` of the subset construction.
 
-    ``accept[d]`` is a tuple of the pattern indices whose final state is in DFA state ``d``.
+    ``table[d][k]`` is the successor of DFA state ``d`` on byte class ``k`` (-1: none) and
+    ``accepts[d]`` the sorted tuple of pattern indices whose final NFA state is in ``d``.
+    Raises ``LimitExceededError`` as soon as ``limits.max_dfa_states`` would be exceeded.
     """
     class_of, n_cls = _byte_classes(nfa)
     class_of_l = class_of.tolist()
@@ -429,6 +433,7 @@ def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
 
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
+    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
     parsed = []
     for pattern, icase, dotall in entries:
         flags = ip.REFlags(0)
@@ -649,6 +654,7 @@ def terminals_to_dfa(
 
 
 def _short(pattern: str) -> str:
+    """Return ``repr(pattern)``, cut to about 60 characters for error messages."""
     return repr(pattern) if len(pattern) <= 60 else repr(pattern[:57]) + "..."
 
 
