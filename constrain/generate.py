@@ -11,6 +11,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from constrain.compiled import CompiledConstraint
 from constrain.errors import ConstrainError, VocabularyError
 from constrain.kernels.bitmask import allocate_bitmask, apply_bitmask
@@ -35,7 +37,7 @@ class GenerationResult:
     text: str
     token_ids: list[int]
     prompt_tokens: int
-    stop_reason: str  # "eos" | "max_new_tokens" | "constraint_complete"
+    stop_reason: str  # "eos" | "constraint_complete" (only EOS was allowed) | "max_new_tokens"
     seconds: float
     mask_seconds: float
     step_seconds: list[float] = field(default_factory=list)
@@ -156,18 +158,25 @@ def generate_ids(
     start = time.perf_counter()
     next_input = torch.tensor([prompt_ids], dtype=torch.long, device=device)
     forward = _CachedForward(model)
+    eos_words = bitmask_t.new_zeros(bitmask.shape[1]).numpy()
+    for e in vocab.eos_token_ids:
+        eos_words.view("uint32")[e >> 5] |= 1 << (e & 31)
     with torch.no_grad():
         for _ in range(max_new_tokens):
             t0 = time.perf_counter()
-            logits = forward(next_input).float()
-            t_mask = time.perf_counter()
+            # The mask depends only on the matcher, so it is known before the forward pass: a
+            # finished constraint (only EOS allowed) stops without paying for one more forward.
             matcher.fill_bitmask(bitmask, 0)
-            mask_seconds += time.perf_counter() - t_mask
+            mask_seconds += time.perf_counter() - t0
             if not bitmask.any():
                 raise VocabularyError(
                     f"no token of the vocabulary can continue the output {vocab.decode(out_ids)!r}: "
                     "the constraint needs text this tokenizer cannot produce"
                 )
+            if np.array_equal(bitmask[0], eos_words):
+                stop_reason = "constraint_complete"
+                break
+            logits = forward(next_input).float()
             apply_bitmask(logits, bitmask_t.to(logits.device), vocab_size=vocab.size)
             token = _choose_token(logits.cpu(), temperature, top_p, top_k, generator)
             if not matcher.accept_token(token):  # pragma: no cover - the mask makes this impossible
@@ -179,7 +188,7 @@ def generate_ids(
             out_ids.append(token)
             next_input = torch.tensor([[token]], dtype=torch.long, device=device)
     text = vocab.decode(out_ids).decode("utf-8", errors="replace")
-    if stop_reason != "eos" and not matcher.is_accepting() and not allow_incomplete:
+    if stop_reason == "max_new_tokens" and not matcher.is_accepting() and not allow_incomplete:
         raise IncompleteGenerationError(text, max_new_tokens)
     return GenerationResult(
         text=text,
