@@ -27,14 +27,8 @@ SCHEMA = {"type": "object", "properties": {"a": {"type": "integer"}}, "required"
 
 
 @pytest.fixture(scope="module")
-def tok():
-    pytest.importorskip("transformers")
-    from bench._model import load_smollm2_tokenizer
-
-    try:
-        return load_smollm2_tokenizer()
-    except (ModuleNotFoundError, FileNotFoundError) as e:
-        pytest.skip(f"SmolLM2 tokenizer unavailable: {e}")
+def tok(smollm2_tokenizer):
+    return smollm2_tokenizer
 
 
 _engine_cache: dict = {}
