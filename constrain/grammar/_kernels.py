@@ -23,6 +23,7 @@ def grammar_walk_kernel(
     ws0: int,  # ignored whitespace bytes before the walk (includes the lexeme so far)
     ws_bound: int,  # max consecutive ignored whitespace bytes
     start_q: int,
+    first_blocked: np.ndarray,  # bool [256]: bytes that may not follow the walk's start
     roots: np.ndarray,  # int32 [k]: walk the strict subtree of each root node
     node_byte: np.ndarray,
     node_depth: np.ndarray,
@@ -48,7 +49,7 @@ def grammar_walk_kernel(
         while i < end:
             d = node_depth[i]
             s = transitions[states[d - 1], node_byte[i]]
-            if s < 0 or not live_ok[s]:
+            if s < 0 or not live_ok[s] or (d == d0 + 1 and first_blocked[node_byte[i]]):
                 i = subtree_end[i]
                 continue
             ws = ws0 + d - d0

@@ -13,6 +13,11 @@ listed below:
   priorities, no LALR. Priorities only pick among parse trees, so they are ignored (they never
   change the language). Between any two terminals, and at both ends, any number of ``%ignore``
   terminal strings may appear.
+* ``%ignore``d lexemes are *longest-match*, as in lark: its Earley scanner matches each ignored
+  terminal once per position with ``re.match`` (greedy) and, unlike real terminals, never tries
+  shorter prefixes. So with ``%ignore /--[^\n]*/`` the text ``--select 1`` is one comment, not
+  ``--`` followed by a query; a thread that ends an ignored lexeme remembers the lexer state and
+  rejects a next byte that would have continued it.
 * Whitespace bound: a run of consecutive ignored lexemes whose terminals only match whitespace
   bytes (space, ``\\t``, ``\\n``, ``\\r``, ``\\f``, ``\\v``) may hold at most
   ``limits.max_consecutive_whitespace`` bytes (default 32). This *restricts the language*: outputs
@@ -37,7 +42,9 @@ position starts at the same byte, so a *thread* is ``(parser_state, lexer_state,
 may continue while some terminal the parser expects is live, and may end wherever an expected
 terminal accepts; there the thread forks (one keeps extending the lexeme, one scans the terminal
 set in the Earley parser and restarts the lexer). ``lexer_state == -1`` marks a thread at a lexeme
-boundary. A grammar state is a frozenset of threads (at most :data:`MAX_LEXER_THREADS`).
+boundary. Threads that differ only in their parser state are merged (the union of the Earley
+item sets), so a grammar state -- a frozenset of threads, at most :data:`MAX_LEXER_THREADS` --
+has at most one thread per (lexer state, ignored-byte count, blocked set), whatever the ambiguity.
 
 The mask runs a numba kernel over the token trie per thread; the parser is consulted only at
 lexeme boundaries inside tokens, for each distinct ``(context, lexer state)``, and the boundary
@@ -72,7 +79,7 @@ MAX_LEXER_THREADS = 4096
 
 _WS_BYTES = frozenset(b" \t\n\r\f\v")
 
-Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count)
+Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
 
 class GrammarConstraint(CompiledConstraint):
@@ -102,7 +109,12 @@ class GrammarConstraint(CompiledConstraint):
         cap = max(16, trie.n_nodes)
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
         self._root0 = np.zeros(1, dtype=np.int32)
-        self._initial = frozenset({(self.parser.initial, -1, 0)})
+        self._initial = frozenset({(self.parser.initial, -1, 0, -1)})
+        # maximal munch of ignored lexemes: blocked[i][b] = byte b would continue the ignored
+        # terminal that just ended (so it may not follow); id -1 = nothing blocked
+        self._blocked_ids: dict[tuple[int, int], int] = {}
+        self._blocked: list[np.ndarray] = []
+        self._no_block = np.zeros(256, dtype=bool)
 
     def __repr__(self) -> str:
         return (
@@ -128,6 +140,18 @@ class GrammarConstraint(CompiledConstraint):
             self._arrays[expected] = arrs
         return arrs
 
+    def _blocked_id(self, q: int, t: int) -> int:
+        key = (q, t)
+        bid = self._blocked_ids.get(key)
+        if bid is None:
+            row = self._transitions[q]
+            live_t = self.lexer.live_terminals[:, t]
+            blocked = (row >= 0) & live_t[np.maximum(row, 0)]
+            bid = len(self._blocked)
+            self._blocked.append(np.ascontiguousarray(blocked))
+            self._blocked_ids[key] = bid
+        return bid
+
     def _end_lexeme(self, ps: ParserState, q: int, ws: int) -> tuple[Thread, ...]:
         """Threads at the boundary after a lexeme ending in lexer state ``q`` (``ws``: ignored bytes)."""
         acc = self._acc_bits[q]
@@ -143,17 +167,25 @@ class GrammarConstraint(CompiledConstraint):
         if real:
             ps2 = self.parser.scan(ps, real)
             if ps2 is not None:
-                res.append((ps2, -1, 0))
-        if ign_ws and ws <= self._bound:
-            res.append((ps, -1, ws))
-        if acc & self._ignore_bits & ~self._ws_bits:
-            res.append((ps, -1, 0))
+                res.append((ps2, -1, 0, -1))
+        ign = acc & self._ignore_bits
+        while ign:
+            low = ign & -ign
+            ign ^= low
+            t = low.bit_length() - 1
+            if low & self._ws_bits:
+                if ws <= self._bound:
+                    res.append((ps, -1, ws, self._blocked_id(q, t)))
+            else:
+                res.append((ps, -1, 0, self._blocked_id(q, t)))
         out = tuple(res)
         self._end_memo[key] = out
         return out
 
     def _step(self, thread: Thread, byte: int, out: set) -> None:
-        ps, q, ws = thread
+        ps, q, ws, after = thread
+        if after >= 0 and self._blocked[after][byte]:
+            return
         q2 = self._rows[q if q >= 0 else 0][byte]
         if q2 < 0:
             return
@@ -167,9 +199,19 @@ class GrammarConstraint(CompiledConstraint):
                 return
         else:
             ws2 = 0  # no ignored-whitespace terminal can end this lexeme: the count is irrelevant
-        out.add((ps, q2, ws2))
+        out.add((ps, q2, ws2, -1))
         if self._acc_bits[q2] & expected:
             out.update(self._end_lexeme(ps, q2, ws2))
+
+    def _merge_threads(self, threads: set) -> set:
+        """Threads that differ only in their parser state become one thread (item-set union)."""
+        groups: dict[tuple, list] = {}
+        for ps, q, ws, after in threads:
+            groups.setdefault((q, ws, after), []).append(ps)
+        if len(groups) == len(threads):
+            return threads
+        merge = self.parser.merge
+        return {(merge(pss), q, ws, after) for (q, ws, after), pss in groups.items()}
 
     # ------------------------------------------------------------------ CompiledConstraint
     def initial_state(self) -> frozenset:
@@ -183,6 +225,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._step(th, byte, nxt)
             if not nxt:
                 return None
+            nxt = self._merge_threads(nxt)
             if len(nxt) > MAX_LEXER_THREADS:
                 raise LimitExceededError(
                     "max_lexer_threads",
@@ -193,7 +236,7 @@ class GrammarConstraint(CompiledConstraint):
         return threads if isinstance(threads, frozenset) else frozenset(threads)
 
     def is_accepting(self, state: frozenset) -> bool:
-        for ps, q, ws in state:
+        for ps, q, ws, _ in state:
             if q < 0:
                 if ps.can_finish:
                     return True
@@ -211,13 +254,14 @@ class GrammarConstraint(CompiledConstraint):
         while work:
             ctx, root_list = work.popitem()
             roots = root_list[0] if len(root_list) == 1 else np.unique(np.concatenate(root_list))
-            ps, q, ws = ctx
+            ps, q, ws, after = ctx
+            first_blocked = self._no_block if after < 0 else self._blocked[after]
             live_ok, accept_ok, ws_only = self._state_arrays(self._expected(ps))
             while True:
                 bn, bs, bw = self._bnd
                 nb = grammar_walk_kernel(
                     self._transitions, live_ok, accept_ok, ws_only, ws, self._bound,
-                    q if q >= 0 else 0, roots,
+                    q if q >= 0 else 0, first_blocked, roots,
                     trie.node_byte, node_depth, trie.subtree_end, trie.node_token_start,
                     trie.token_ids, trie.max_depth, words, bn, bs, bw,
                 )

@@ -64,7 +64,8 @@ class EarleyParser:
                     nullable.add(sym)
                     changed = True
         self.nullable = frozenset(nullable)
-        self._intern: dict[frozenset, ParserState] = {}
+        self._intern: dict[tuple, ParserState] = {}
+        self._merge_memo: dict[frozenset, ParserState] = {}
         self.initial = self._close([(0, 0, None)])
 
     def _close(self, seed) -> ParserState:
@@ -138,6 +139,36 @@ class EarleyParser:
         result = self._close(seed) if seed else None
         memo[terminals] = result
         return result
+
+    def merge(self, states) -> ParserState:
+        """One state whose items are the union of ``states``' items (both parses stay possible).
+
+        Item sets are closed, and the union of closed sets is closed, so no closure is needed.
+        This is what a byte-indexed Earley column does when lexemes of different lengths end at
+        the same position; it keeps the number of threads independent of ambiguity.
+        """
+        if len(states) == 1:
+            return states[0]
+        mkey = frozenset(states)
+        merged = self._merge_memo.get(mkey)
+        if merged is not None:
+            return merged
+        items = frozenset().union(*(s.items for s in states))
+        finished = any(s.can_finish for s in states)
+        key = (items, finished)
+        merged = self._intern.get(key)
+        if merged is None:
+            waiting: dict[int, list] = {}
+            expected = 0
+            for it in items:
+                waiting.setdefault(self.rule_rhs[it[0]][it[1]], []).append(it)
+            for sym in waiting:
+                if sym >= 0:
+                    expected |= 1 << sym
+            merged = ParserState(items, {k: tuple(v) for k, v in waiting.items()}, expected, finished)
+            self._intern[key] = merged
+        self._merge_memo[mkey] = merged
+        return merged
 
     def recognize(self, terminal_sets: Iterable[int]) -> bool:
         """Whether the sequence of lexemes (each a terminal bitset) is a sentence (for tests)."""
