@@ -42,6 +42,16 @@ class CompiledConstraint(ABC):
     def fill_token_bits(self, state: State, words: np.ndarray) -> None:
         """OR the bits of every non-EOS token allowed in ``state`` into ``words`` (uint32 row)."""
 
+    def token_bits(self, state: State) -> np.ndarray:
+        """uint32 words of the non-EOS tokens allowed in ``state``; callers must not modify them.
+
+        The default allocates and calls :meth:`fill_token_bits`; constraints that cache masks per
+        state return the cached array itself (no copy).
+        """
+        words = np.zeros((self.vocab.size + 31) // 32, dtype=np.uint32)
+        self.fill_token_bits(state, words)
+        return words
+
     def forced_bytes(self, state: State) -> bytes:
         """Bytes every valid continuation of ``state`` starts with (default: none known)."""
         return b""

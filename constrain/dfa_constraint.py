@@ -88,15 +88,19 @@ class DFAConstraint(CompiledConstraint):
         )
         return words
 
-    def fill_token_bits(self, state: int, words: np.ndarray) -> None:
+    def token_bits(self, state: int) -> np.ndarray:
         cached = self._mask_cache.get(state)
         if cached is None:
             cached = self.compute_token_bits(state)
+            cached.flags.writeable = False
             if len(self._mask_cache) >= self.limits.max_cached_masks:
                 # Evict the oldest entry: states visited early (prefixes) are rarely revisited.
                 self._mask_cache.pop(next(iter(self._mask_cache)))
             self._mask_cache[state] = cached
-        np.bitwise_or(words, cached, out=words)
+        return cached
+
+    def fill_token_bits(self, state: int, words: np.ndarray) -> None:
+        np.bitwise_or(words, self.token_bits(state), out=words)
 
     def clear_cache(self) -> None:
         """Drop cached masks (mutates the cache only; results are unchanged)."""

@@ -62,9 +62,10 @@ class Matcher:
         accepted, only EOS stays allowed (so finished rows of a batch can keep padding).
         """
         words = check_bitmask(bitmask, row, self.vocab_size)
-        words[:] = 0
-        if not self._terminated[-1]:
-            self.constraint.fill_token_bits(self._states[-1], words)
+        if self._terminated[-1]:
+            words[:] = 0
+        else:
+            np.copyto(words, self.constraint.token_bits(self._states[-1]))
         if self.is_accepting():
             for e in self.constraint.vocab.eos_token_ids:
                 words[e >> 5] |= np.uint32(1) << np.uint32(e & 31)

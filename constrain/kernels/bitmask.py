@@ -25,6 +25,16 @@ def allocate_bitmask(batch_size: int, vocab_size: int) -> np.ndarray:
 
 def check_bitmask(bitmask: np.ndarray, row: int, vocab_size: int) -> np.ndarray:
     """Validate ``bitmask`` and return ``bitmask[row]`` viewed as uint32 (a view, not a copy)."""
+    # Fast path for the per-step call: a C-contiguous int32 matrix of the right width.
+    if (
+        type(bitmask) is np.ndarray
+        and bitmask.dtype == np.int32
+        and bitmask.ndim == 2
+        and bitmask.shape[1] == (vocab_size + 31) >> 5
+        and bitmask.flags.c_contiguous
+        and 0 <= row < bitmask.shape[0]
+    ):
+        return bitmask[row].view(np.uint32)
     if not isinstance(bitmask, np.ndarray):
         raise TypeError(f"bitmask must be a numpy int32 array, got {type(bitmask).__name__}")
     words = bitmask_words(vocab_size)
