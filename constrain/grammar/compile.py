@@ -288,14 +288,19 @@ class GrammarConstraint(CompiledConstraint):
                         work.setdefault(th, []).append(sel_nodes)
         return words
 
-    def fill_token_bits(self, state: frozenset, words: np.ndarray) -> None:
+    def token_bits(self, state: frozenset) -> np.ndarray:
+        """Cached, read-only uint32 words of the non-EOS tokens allowed in ``state``."""
         cached = self._mask_cache.get(state)
         if cached is None:
             cached = self.compute_token_bits(state)
+            cached.flags.writeable = False
             if len(self._mask_cache) >= self.limits.max_cached_masks:
                 self._mask_cache.pop(next(iter(self._mask_cache)))
             self._mask_cache[state] = cached
-        np.bitwise_or(words, cached, out=words)
+        return cached
+
+    def fill_token_bits(self, state: frozenset, words: np.ndarray) -> None:
+        np.bitwise_or(words, self.token_bits(state), out=words)
 
     def clear_cache(self) -> None:
         """Drop cached masks (results are unchanged)."""
