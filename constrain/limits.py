@@ -21,6 +21,8 @@ class Limits:
     max_repeat_count: int = 10_000
     # Cached per-state bitmasks of one compiled constraint; each costs ceil(V/32)*4 bytes (6 KiB for V=49152).
     max_cached_masks: int = 20_000
+    # Lexing threads of one grammar state (one per possible lexeme end still open); ~200 bytes each.
+    max_lexer_threads: int = 4096
     # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
     max_consecutive_whitespace: int = 32
 
