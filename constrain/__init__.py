@@ -1,6 +1,6 @@
 """constrain: structured-generation constraints for LLMs, exact and fast.
 
-Compile a regex (later: a Lark grammar or a JSON schema) against a model's vocabulary, then ask a
+Compile a regex or a Lark grammar (next: a JSON schema) against a model's vocabulary, then ask a
 matcher for the allowed tokens at every step::
 
     vocab = constrain.Vocabulary.from_tokenizer(tokenizer)
@@ -9,8 +9,10 @@ matcher for the allowed tokens at every step::
     bm = constrain.allocate_bitmask(1, vocab.size)
     m.fill_bitmask(bm, row=0); constrain.apply_bitmask(logits, bm); m.accept_token(t)
 
-Everything public is exported here; torch / transformers are imported only by the names that need
-them (``generate``, ``load_default_model``, ``ConstrainLogitsProcessor``).
+Everything public is exported here; torch / transformers are imported only when used (inside
+``generate``, ``load_default_model``, ``ConstrainLogitsProcessor``). The function ``generate`` is
+bound here after its module is imported, so ``constrain.generate`` stays the function even when
+``constrain.generate`` the module is imported elsewhere.
 """
 
 from __future__ import annotations
@@ -30,6 +32,13 @@ from constrain.errors import (
     UnsupportedFeatureError,
     VocabularyError,
 )
+from constrain.generate import (
+    GenerationResult,
+    IncompleteGenerationError,
+    generate,
+    generate_ids,
+)
+from constrain.grammar import GrammarConstraint, compile_grammar
 from constrain.kernels.bitmask import (
     allocate_bitmask,
     apply_bitmask,
@@ -44,10 +53,6 @@ from constrain.vocab.vocabulary import Vocabulary, VocabType
 __version__ = "0.1.0"
 
 _LAZY = {
-    "generate": ("constrain.generate", "generate"),
-    "generate_ids": ("constrain.generate", "generate_ids"),
-    "GenerationResult": ("constrain.generate", "GenerationResult"),
-    "IncompleteGenerationError": ("constrain.generate", "IncompleteGenerationError"),
     "load_default_model": ("constrain.integrations.transformers", "load_default_model"),
     "load_default_tokenizer": ("constrain.integrations.transformers", "load_default_tokenizer"),
     "ConstrainLogitsProcessor": ("constrain.integrations.transformers", "ConstrainLogitsProcessor"),
@@ -60,6 +65,7 @@ __all__ = [
     "ConstrainLogitsProcessor",
     "DFAConstraint",
     "GenerationResult",
+    "GrammarConstraint",
     "GrammarSyntaxError",
     "IncompleteGenerationError",
     "InputError",
@@ -79,6 +85,7 @@ __all__ = [
     "apply_bitmask",
     "bitmask_to_bool",
     "bool_to_bitmask",
+    "compile_grammar",
     "compile_regex",
     "generate",
     "generate_ids",

