@@ -1,0 +1,1518 @@
+"""JSON Schema (draft 2020-12) -> Lark grammar text -> constraint. Exact, or an explicit error.
+
+:func:`schema_to_lark` writes a Lark grammar whose language (under ``lark.Lark(text,
+parser="earley", lexer="dynamic_complete")``) is a set of JSON texts that all validate against the
+schema, and that contains a spelling of every valid value (see "Spellings"). A keyword we cannot
+enforce exactly raises :class:`UnsupportedFeatureError` with the JSON Pointer of the keyword;
+an invalid schema raises :class:`SchemaError`; nothing is silently dropped.
+
+Supported keywords
+------------------
+``type`` (string or list), ``enum``, ``const``, ``properties``, ``required``,
+``additionalProperties``, ``patternProperties`` (one pattern, or all keys covered by it; see
+:meth:`_Compiler._object`), ``propertyNames`` (``pattern``/``minLength``/``maxLength``/``enum``/
+``const``/``format``), ``minProperties``/``maxProperties``, ``dependentRequired`` (and the list form
+of draft-7 ``dependencies``), ``items``, ``prefixItems`` (and draft-7 array ``items`` +
+``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``, ``minLength``/
+``maxLength``, ``pattern``, ``format`` (see :mod:`constrain.schema.formats`), ``minimum``/
+``maximum``/``exclusiveMinimum``/``exclusiveMaximum`` (numbers, and draft-4 boolean exclusives),
+``multipleOf`` (integers: a finite range of at most :data:`MAX_ENUM_VALUES` multiples, or a modulus
+dividing 10**4 with a lower bound of 0 or none; numbers: ``10**-k``), ``anyOf``, ``oneOf`` (branches
+provably disjoint), ``allOf`` and ``$ref`` with sibling keywords (merged, see
+:meth:`_Compiler._normalize`), ``not`` with only ``type``, ``$ref``/``$defs``/``definitions``/
+``$anchor`` (local, recursive), boolean schemas.
+
+``enum``/``const`` with any sibling keywords is always exact: the finite candidate set is filtered
+with ``jsonschema`` itself against every schema the node came from (whatever keywords they use).
+
+Ignored (annotations): ``title``, ``description``, ``default``, ``examples``, ``$comment``,
+``deprecated``, ``readOnly``, ``writeOnly``, ``$schema``, ``$id``, ``$anchor``,
+``$dynamicAnchor``, ``$defs``, ``definitions``, ``$vocabulary``, ``contentEncoding``,
+``contentMediaType``, ``contentSchema`` (annotations in 2020-12), draft-4 ``id``, keywords starting
+with ``x-``, and the editor annotations ``markdownDescription``, ``enumDescriptions``,
+``markdownEnumDescriptions``, ``deprecationMessage``, ``defaultSnippets``. Every other keyword raises.
+
+Spellings
+---------
+The grammar accepts one spelling per value where JSON has several (it restricts spellings, never
+values): strings use the ``json.dumps(ensure_ascii=False)`` escapes (:mod:`.json_string`);
+numbers as in :mod:`.numbers`; ``const``/``enum`` numbers are spelled as ``json.dumps`` does, plus
+``N``/``N.0``/``N.00``... for integral values; object ``const`` values keep their key order.
+Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \\t\\n\\r]`` around
+``,`` ``:`` and inside brackets (none before the first or after the last token of the document);
+``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
+``(?:R)`` at the same places). Properties come in schema order (``property_order="schema"``) with
+optional ones skippable, then additional properties; keys outside ``properties`` may repeat (a CFG
+cannot forbid duplicate keys; ``json.loads`` keeps the last value). ``property_order="any"`` lets
+the declared properties come in any order, each at most once (2**n subsets: at most
+:data:`MAX_ANY_ORDER_PROPERTIES` properties).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
+from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.schema import json_string as js
+from constrain.schema import numbers as nm
+from constrain.schema.formats import FORMATS
+
+__all__ = ["compile_json_schema", "schema_to_lark"]
+
+MAX_REF_DEPTH = 64
+"""Most nested ``$ref``/``allOf`` inlinings (a ``$ref`` with siblings is merged into its node).
+Over it: ``LimitExceededError(field="max_schema_ref_depth")``."""
+MAX_RULES = 20_000
+"""Most grammar rules one schema may generate (``field="max_schema_rules"``)."""
+MAX_ENUM_VALUES = 10_000
+"""Most ``enum`` values, or enumerated ``multipleOf`` values, of one node (``field="max_schema_enum_values"``)."""
+MAX_ALTERNATIVES = 256
+"""Most alternatives ``allOf``-of-``anyOf`` distribution may create for one node (``field="max_schema_alternatives"``)."""
+MAX_ANY_ORDER_PROPERTIES = 8
+"""Most declared properties of one object under ``property_order="any"`` (``field="max_schema_any_order_properties"``)."""
+
+ANNOTATIONS = frozenset({
+    "title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly",
+    "$schema", "$id", "$anchor", "$dynamicAnchor", "$defs", "definitions", "$vocabulary",
+    "contentEncoding", "contentMediaType", "contentSchema",
+    "markdownDescription", "enumDescriptions", "markdownEnumDescriptions", "deprecationMessage",
+    "defaultSnippets",
+})
+VALIDATION = frozenset({
+    "type", "enum", "const", "minLength", "maxLength", "pattern", "format", "minimum", "maximum",
+    "exclusiveMinimum", "exclusiveMaximum", "multipleOf", "items", "prefixItems", "additionalItems",
+    "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains", "unevaluatedItems",
+    "properties", "required", "additionalProperties", "patternProperties", "propertyNames",
+    "minProperties", "maxProperties", "dependentRequired", "dependentSchemas", "dependencies",
+    "unevaluatedProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref",
+    "$dynamicRef", "$recursiveRef", "$recursiveAnchor",
+})
+_ALL_TYPES = frozenset({"null", "boolean", "object", "array", "string", "int", "frac"})
+_TYPE_SETS = {
+    "null": {"null"}, "boolean": {"boolean"}, "object": {"object"}, "array": {"array"},
+    "string": {"string"}, "integer": {"int"}, "number": {"int", "frac"},
+}
+_WS_CLASS = "[\\x20\\t\\n\\r]"
+
+
+def _esc_ptr(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _is_int(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _is_num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _dec(x) -> Decimal:
+    return Decimal(x) if isinstance(x, int) else Decimal(repr(float(x)))
+
+
+def _limit(field_name: str, limit: int, msg: str) -> LimitExceededError:
+    return LimitExceededError(field_name, limit, msg)
+
+
+@dataclass
+class _Flat:
+    """One conjunction of keyword occurrences (a node after ``allOf``/``$ref`` merging)."""
+
+    ptr: str
+    types: frozenset = _ALL_TYPES
+    type_ptr: str | None = None
+    enum: list | None = None  # candidate values (filtered by the sources at emission)
+    sources: list = field(default_factory=list)  # (schema, ptr) the node came from
+    kws: dict = field(default_factory=dict)  # keyword -> [(value, ptr, owning schema dict)]
+    nots: list = field(default_factory=list)
+
+    def add(self, kw, value, ptr, owner):
+        self.kws.setdefault(kw, []).append((value, ptr, owner))
+
+    def merged(self, other: _Flat) -> _Flat:
+        out = _Flat(self.ptr, self.types & other.types, self.type_ptr or other.type_ptr)
+        if self.enum is None:
+            out.enum = other.enum
+        elif other.enum is None or len(self.enum) <= len(other.enum):
+            out.enum = self.enum
+        else:
+            out.enum = other.enum
+        out.sources = self.sources + other.sources
+        out.kws = {k: list(v) for k, v in self.kws.items()}
+        for k, v in other.kws.items():
+            out.kws.setdefault(k, []).extend(v)
+        out.nots = self.nots + other.nots
+        return out
+
+
+class _Compiler:
+    def __init__(self, root, whitespace, max_whitespace, property_order, limits):
+        self.root = root
+        self.limits = limits
+        if property_order not in ("schema", "any"):
+            raise ValueError("property_order must be 'schema' or 'any'")
+        self.property_order = property_order
+        if whitespace == "flexible":
+            if not _is_int(max_whitespace) or max_whitespace < 0:
+                raise ValueError("max_whitespace must be a non-negative int")
+            ws = "" if max_whitespace == 0 else js.repeat(_WS_CLASS, 0, max_whitespace)
+        elif whitespace == "compact":
+            ws = ""
+        elif isinstance(whitespace, str):
+            try:
+                re.compile(whitespace)
+            except re.error as exc:
+                raise ValueError(f"whitespace regex {whitespace!r}: {exc}") from None
+            ws = "(?:" + re.sub(r"(?<!\\)/", r"\\/", whitespace) + ")"
+        else:
+            raise ValueError("whitespace must be 'flexible', 'compact' or a regex string")
+        self.ws = ws
+        self.rules: dict[str, list[str]] = {}
+        self.rule_order: list[str] = []
+        self.terminals: dict[str, str] = {}  # regex -> name
+        self.term_names: set[str] = set()
+        self.term_defs: list[tuple[str, str]] = []
+        self.memo: dict[str, str | None] = {}
+        self.in_progress: set[str] = set()
+        self.anchors: dict[str, str] = {}
+        self._validator = None
+        self._scan_anchors(root, "")
+        self.depth = 0
+
+    # ----------------------------------------------------------------------------- grammar output
+    def terminal(self, regex: str, hint: str) -> str:
+        if regex in self.terminals:
+            return self.terminals[regex]
+        base = re.sub(r"[^A-Z0-9]+", "_", hint.upper()).strip("_")[:40] or "T"
+        if not base[0].isalpha():
+            base = "T_" + base
+        name = base
+        k = 1
+        while name in self.term_names:
+            k += 1
+            name = f"{base}_{k}"
+        self.term_names.add(name)
+        self.terminals[regex] = name
+        self.term_defs.append((name, regex))
+        return name
+
+    def lit_terminal(self, text: str, hint: str) -> str:
+        return self.terminal(js.lit(text), hint)
+
+    def struct(self, ch: str) -> str:
+        names = {"{": "LBRACE", "}": "RBRACE", "[": "LSQB", "]": "RSQB", ",": "COMMA", ":": "COLON"}
+        c = js.lit(ch)
+        ws = self.ws
+        if ch in "{[":
+            rx = c + ws
+        elif ch in "}]":
+            rx = ws + c
+        else:
+            rx = ws + c + ws
+        return self.terminal(rx, names[ch])
+
+    def empty_container(self, open_ch: str, close_ch: str) -> str:
+        return self.terminal(js.lit(open_ch) + self.ws + js.lit(close_ch), "EMPTY_OBJ" if open_ch == "{" else "EMPTY_ARR")
+
+    def new_rule(self, hint: str) -> str:
+        if len(self.rules) >= MAX_RULES:
+            raise _limit("max_schema_rules", MAX_RULES, f"the schema needs more than {MAX_RULES} grammar rules")
+        base = re.sub(r"[^a-z0-9]+", "_", hint.lower()).strip("_")[:48] or "root"
+        if not base[0].isalpha():
+            base = "n_" + base
+        name = base
+        k = 1
+        while name in self.rules or name == "start":
+            k += 1
+            name = f"{base}_{k}"
+        self.rules[name] = []
+        self.rule_order.append(name)
+        return name
+
+    def rule(self, hint: str, alts: list[str | None]) -> str | None:
+        """A rule for the alternatives (None: impossible, "": empty); returns an expression."""
+        alts = [a for a in dict.fromkeys(a for a in alts if a is not None)]
+        if not alts:
+            return None
+        if alts == [""]:
+            return ""
+        if len(alts) == 1 and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", alts[0]):
+            return alts[0]
+        name = self.new_rule(hint)
+        self.rules[name] = alts
+        return name
+
+    def text(self, start_expr: str) -> str:
+        lines = [f"start: {start_expr}", ""]
+        for name in self.rule_order:
+            alts = self.rules[name]
+            if not alts:
+                continue
+            nonempty = [a for a in alts if a != ""]
+            if len(nonempty) < len(alts):
+                lines.append(f"{name}: ({' | '.join(nonempty)})?")
+            else:
+                lines.append(f"{name}: " + "\n    | ".join(nonempty))
+        lines.append("")
+        for name, rx in self.term_defs:
+            lines.append(f"{name}: /{rx}/")
+        return "\n".join(lines) + "\n"
+
+    # ------------------------------------------------------------------------------- references
+    def _scan_anchors(self, node, ptr):
+        if isinstance(node, dict):
+            a = node.get("$anchor")
+            if isinstance(a, str):
+                self.anchors[a] = ptr
+            for k, v in node.items():
+                if k in ("enum", "const", "default", "examples"):
+                    continue
+                self._scan_anchors(v, f"{ptr}/{_esc_ptr(k)}")
+        elif isinstance(node, list):
+            for i, v in enumerate(node):
+                self._scan_anchors(v, f"{ptr}/{i}")
+
+    def resolve(self, ref, ptr):
+        if not isinstance(ref, str):
+            raise SchemaError("'$ref' must be a string", pointer=ptr)
+        frag = None
+        if ref.startswith("#"):
+            frag = ref[1:]
+        else:
+            root_id = self.root.get("$id") if isinstance(self.root, dict) else None
+            if isinstance(root_id, str) and "#" in ref and ref.split("#", 1)[0] == root_id.split("#", 1)[0]:
+                frag = ref.split("#", 1)[1]
+            elif isinstance(root_id, str) and ref == root_id.split("#", 1)[0]:
+                frag = ""
+        if frag is None:
+            raise UnsupportedFeatureError(f"non-local '$ref' {ref!r}", pointer=ptr)
+        frag = unquote(frag)
+        if frag == "" or frag.startswith("/"):
+            node = self.root
+            target = ""
+            for part in frag.split("/")[1:] if frag else []:
+                key = part.replace("~1", "/").replace("~0", "~")
+                if isinstance(node, dict) and key in node:
+                    node = node[key]
+                elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+                    node = node[int(key)]
+                else:
+                    raise SchemaError(f"'$ref' {ref!r} points to nothing", pointer=ptr)
+                target += "/" + _esc_ptr(key)
+            return node, target
+        if frag in self.anchors:
+            target = self.anchors[frag]
+            node = self.root
+            for part in target.split("/")[1:]:
+                key = part.replace("~1", "/").replace("~0", "~")
+                node = node[int(key)] if isinstance(node, list) else node[key]
+            return node, target
+        raise SchemaError(f"'$ref' {ref!r}: no such anchor", pointer=ptr)
+
+    # ------------------------------------------------------------------------------ validation
+    def validator(self):
+        if self._validator is None:
+            import jsonschema
+
+            root = self.root if isinstance(self.root, (dict, bool)) else {}
+            cls = jsonschema.validators.validator_for(root, default=jsonschema.Draft202012Validator)
+            self._validator = cls(root, format_checker=cls.FORMAT_CHECKER)
+        return self._validator
+
+    def valid_against(self, value, sources) -> bool:
+        v = self.validator()
+        for schema, _ptr in sources:
+            if not v.evolve(schema=schema).is_valid(value):
+                return False
+        return True
+
+    # ---------------------------------------------------------------------------------- nodes
+    def node(self, schema, ptr: str) -> str | None:
+        """Grammar expression for the values valid against ``schema`` (None: no value)."""
+        if ptr in self.memo:
+            return self.memo[ptr]
+        if schema is True or schema == {}:
+            return self.any_value()
+        if schema is False:
+            return None
+        if not isinstance(schema, dict):
+            raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}", pointer=ptr)
+        self.check_keywords(schema, ptr)
+        # pure $ref: a named rule of the target (recursion-safe)
+        if "$ref" in schema and not (set(schema) & VALIDATION - {"$ref"}):
+            target_schema, target = self.resolve(schema["$ref"], ptr + "/$ref")
+            expr = self.ref_rule(target_schema, target)
+            self.memo[ptr] = expr
+            return expr
+        name = self.new_rule(ptr or "root")
+        self.memo[ptr] = name
+        keys = set(schema) & VALIDATION
+        if keys <= {"anyOf"} and isinstance(schema.get("anyOf"), list) and schema["anyOf"]:
+            alts = [self.node(b, f"{ptr}/anyOf/{i}") for i, b in enumerate(schema["anyOf"])]
+        else:
+            self.depth = 0
+            flats = self.normalize(schema, ptr, 0)
+            alts = [self.emit_flat(f) for f in flats]
+        alts = [a for a in dict.fromkeys(a for a in alts if a is not None)]
+        if not alts:
+            self.rules.pop(name)
+            self.rule_order.remove(name)
+            self.memo[ptr] = None
+            return None
+        self.rules[name] = alts
+        return name
+
+    def ref_rule(self, schema, target: str) -> str | None:
+        key = "ref:" + target
+        if key in self.memo:
+            return self.memo[key]
+        if schema is True or schema == {}:
+            return self.any_value()
+        if schema is False:
+            return None
+        name = self.new_rule("ref" + target if target else "ref_root")
+        self.memo[key] = name
+        self.in_progress.add(key)
+        expr = self.node(schema, target)
+        self.in_progress.discard(key)
+        if expr is None:
+            # an impossible recursive rule: lark needs every rule to have an alternative; the
+            # frontend drops underivable rules, so give it one that can never match
+            self.rules[name] = [self.empty_language_expr()]
+            return name
+        self.rules[name] = [expr]
+        return name
+
+    def empty_language_expr(self) -> str:
+        # a rule that derives nothing: it refers to itself only
+        name = self.new_rule("never")
+        self.rules[name] = [f"{name} {self.struct(',')}"]
+        return name
+
+    def check_keywords(self, schema: dict, ptr: str):
+        for k in schema:
+            if k in VALIDATION or k in ANNOTATIONS or k.startswith("x-"):
+                continue
+            if k == "id" and isinstance(schema[k], str):
+                continue
+            raise UnsupportedFeatureError(f"unknown keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
+        for k in ("$dynamicRef", "$recursiveRef", "unevaluatedItems", "unevaluatedProperties", "dependentSchemas",
+                  "if", "then", "else", "contains", "minContains", "maxContains", "$recursiveAnchor"):
+            if k in schema:
+                if k in ("then", "else") and "if" not in schema:
+                    continue  # ignored without "if" (spec)
+                if k in ("minContains", "maxContains") and "contains" not in schema:
+                    continue
+                if k in ("unevaluatedItems", "unevaluatedProperties") and schema[k] is True:
+                    continue
+                raise UnsupportedFeatureError(repr(k), pointer=f"{ptr}/{_esc_ptr(k)}")
+        if "uniqueItems" in schema:
+            u = schema["uniqueItems"]
+            if not isinstance(u, bool):
+                raise SchemaError("'uniqueItems' must be a boolean", pointer=ptr + "/uniqueItems")
+            if u:
+                raise UnsupportedFeatureError("'uniqueItems'", pointer=ptr + "/uniqueItems")
+
+    # --------------------------------------------------------------------------- normalization
+    def normalize(self, schema, ptr: str, depth: int) -> list[_Flat]:
+        """DNF of ``schema``: a list of flat conjunctions (``allOf``/``$ref`` merged, ``anyOf`` distributed)."""
+        if depth > MAX_REF_DEPTH:
+            raise _limit("max_schema_ref_depth", MAX_REF_DEPTH, f"schema at {ptr or '/'}: $ref/allOf nesting is deeper than {MAX_REF_DEPTH}")
+        if schema is True:
+            return [_Flat(ptr, sources=[(True, ptr)])]
+        if schema is False:
+            return []
+        if not isinstance(schema, dict):
+            raise SchemaError("a schema must be an object or a boolean", pointer=ptr)
+        self.check_keywords(schema, ptr)
+        base = self.flat_of(schema, ptr)
+        result = [base]
+        if "$ref" in schema:
+            t_schema, t_ptr = self.resolve(schema["$ref"], ptr + "/$ref")
+            result = self.product(result, self.normalize(t_schema, t_ptr, depth + 1), ptr)
+        if "allOf" in schema:
+            items = schema["allOf"]
+            if not isinstance(items, list) or not items:
+                raise SchemaError("'allOf' must be a non-empty array", pointer=ptr + "/allOf")
+            for i, sub in enumerate(items):
+                result = self.product(result, self.normalize(sub, f"{ptr}/allOf/{i}", depth + 1), ptr)
+        if "anyOf" in schema:
+            items = schema["anyOf"]
+            if not isinstance(items, list) or not items:
+                raise SchemaError("'anyOf' must be a non-empty array", pointer=ptr + "/anyOf")
+            branches = []
+            for i, sub in enumerate(items):
+                branches.extend(self.normalize(sub, f"{ptr}/anyOf/{i}", depth + 1))
+            result = self.product(result, branches, ptr)
+        if "oneOf" in schema:
+            items = schema["oneOf"]
+            if not isinstance(items, list) or not items:
+                raise SchemaError("'oneOf' must be a non-empty array", pointer=ptr + "/oneOf")
+            per_branch = [self.normalize(sub, f"{ptr}/oneOf/{i}", depth + 1) for i, sub in enumerate(items)]
+            new = []
+            for r in result:
+                merged = [[r.merged(b) for b in br] for br in per_branch]
+                self.check_disjoint(merged, ptr + "/oneOf")
+                for m in merged:
+                    new.extend(m)
+            if len(new) > MAX_ALTERNATIVES:
+                raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr or '/'}: too many alternatives")
+            result = new
+        return result
+
+    def product(self, a: list[_Flat], b: list[_Flat], ptr: str) -> list[_Flat]:
+        out = [x.merged(y) for x in a for y in b]
+        if len(out) > MAX_ALTERNATIVES:
+            raise _limit("max_schema_alternatives", MAX_ALTERNATIVES,
+                         f"schema at {ptr or '/'}: allOf/anyOf distribution gives more than {MAX_ALTERNATIVES} alternatives")
+        return out
+
+    def flat_of(self, schema: dict, ptr: str) -> _Flat:
+        f = _Flat(ptr, sources=[(schema, ptr)])
+        if "type" in schema:
+            t = schema["type"]
+            names = [t] if isinstance(t, str) else t
+            if not isinstance(names, list) or not names or not all(isinstance(x, str) for x in names):
+                raise SchemaError("'type' must be a string or a non-empty array of strings", pointer=ptr + "/type")
+            s = set()
+            for x in names:
+                if x not in _TYPE_SETS:
+                    raise SchemaError(f"unknown type {x!r}", pointer=ptr + "/type")
+                s |= _TYPE_SETS[x]
+            f.types = frozenset(s)
+            f.type_ptr = ptr + "/type"
+        if "enum" in schema:
+            if not isinstance(schema["enum"], list):
+                raise SchemaError("'enum' must be an array", pointer=ptr + "/enum")
+            if len(schema["enum"]) > MAX_ENUM_VALUES:
+                raise _limit("max_schema_enum_values", MAX_ENUM_VALUES, f"schema at {ptr}/enum: more than {MAX_ENUM_VALUES} values")
+            f.enum = list(schema["enum"])
+        if "const" in schema:
+            f.enum = [schema["const"]] if f.enum is None else [v for v in f.enum if _json_eq(v, schema["const"])]
+        for k, v in schema.items():
+            if k in ("type", "enum", "const", "allOf", "anyOf", "oneOf", "$ref") or k not in VALIDATION:
+                continue
+            if k == "not":
+                f.nots.append((v, ptr + "/not"))
+                continue
+            f.add(k, v, f"{ptr}/{_esc_ptr(k)}", schema)
+        return f
+
+    def check_disjoint(self, branches: list[list[_Flat]], ptr: str):
+        sigs = []
+        for i, br in enumerate(branches):
+            for fl in br:
+                sigs.append((i, fl, self.signature(fl)))
+        for a in range(len(sigs)):
+            for b in range(a + 1, len(sigs)):
+                i, fa, sa = sigs[a]
+                j, fb, sb = sigs[b]
+                if i == j:
+                    continue
+                if not self.sig_disjoint(sa, sb):
+                    raise UnsupportedFeatureError(
+                        f"'oneOf' whose branches {i} and {j} may both match (only provably disjoint branches are exact)",
+                        pointer=ptr)
+
+    def signature(self, fl: _Flat):
+        types = set(fl.types)
+        values = None
+        if fl.enum is not None:
+            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
+            types = {_type_of(v) for v in values}
+        discr = {}
+        if "object" in types:
+            required = set()
+            for req, _p, _o in fl.kws.get("required", []):
+                if isinstance(req, list):
+                    required |= set(r for r in req if isinstance(r, str))
+            for props, _p, _o in fl.kws.get("properties", []):
+                if not isinstance(props, dict):
+                    continue
+                for k, sub in props.items():
+                    if k in required and isinstance(sub, dict):
+                        vals = None
+                        if "const" in sub:
+                            vals = [sub["const"]]
+                        elif isinstance(sub.get("enum"), list):
+                            vals = sub["enum"]
+                        if vals is not None:
+                            prev = discr.get(k)
+                            discr[k] = vals if prev is None else [v for v in prev if any(_json_eq(v, w) for w in vals)]
+        return types, values, discr
+
+    @staticmethod
+    def sig_disjoint(sa, sb) -> bool:
+        ta, va, da = sa
+        tb, vb, db = sb
+        common = ta & tb
+        if not common:
+            return True
+        if va is not None and vb is not None:
+            return not any(_json_eq(x, y) for x in va for y in vb)
+        if va is not None or vb is not None:
+            vals, other_types, other_discr = (va, tb, db) if va is not None else (vb, ta, da)
+            # finite side: every value must be excluded by the other side's type or discriminator
+            for v in vals:
+                t = _type_of(v)
+                if t not in other_types:
+                    continue
+                if t == "object" and any(k in v and not any(_json_eq(v[k], w) for w in ws) or k not in v
+                                         for k, ws in other_discr.items()):
+                    continue
+                return False
+            return True
+        if common == {"object"}:
+            for k in set(da) & set(db):
+                if not any(_json_eq(x, y) for x in da[k] for y in db[k]):
+                    return True
+        return False
+
+    # -------------------------------------------------------------------------------- emission
+    def emit_flat(self, fl: _Flat) -> str | None:
+        hint = fl.ptr or "root"
+        types = set(fl.types)
+        for sub, nptr in fl.nots:
+            types -= self.not_types(sub, nptr)
+        if fl.enum is not None:
+            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
+            return self.enum_expr(values, hint)
+        alts = []
+        if "object" in types:
+            alts.append(self.object_expr(fl, hint))
+        if "array" in types:
+            alts.append(self.array_expr(fl, hint))
+        if "string" in types:
+            alts.append(self.string_expr(fl, hint))
+        if "int" in types or "frac" in types:
+            alts.append(self.number_expr(fl, hint, integer="frac" not in types))
+        if "boolean" in types:
+            alts.append(self.lit_terminal("true", "TRUE"))
+            alts.append(self.lit_terminal("false", "FALSE"))
+        if "null" in types:
+            alts.append(self.lit_terminal("null", "NULL"))
+        alts = [a for a in alts if a is not None]
+        if not alts:
+            return None
+        return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
+
+    def not_types(self, sub, ptr) -> set:
+        if sub is False:
+            return set()
+        if sub is True or sub == {}:
+            return set(_ALL_TYPES)
+        if isinstance(sub, dict) and set(k for k in sub if k not in ANNOTATIONS) == {"type"}:
+            t = sub["type"]
+            names = [t] if isinstance(t, str) else t
+            out = set()
+            for x in names if isinstance(names, list) else []:
+                if x not in _TYPE_SETS:
+                    raise SchemaError(f"unknown type {x!r}", pointer=ptr + "/type")
+                out |= _TYPE_SETS[x]
+            return out
+        raise UnsupportedFeatureError("'not' (other than 'not': {'type': ...})", pointer=ptr)
+
+    # enum / const
+    def enum_expr(self, values: list, hint: str) -> str | None:
+        strings, nums, others = [], [], []
+        for v in values:
+            if isinstance(v, str):
+                strings.append(v)
+            elif _is_num(v):
+                nums.append(v)
+            else:
+                others.append(v)
+        alts = []
+        if strings:
+            body = "|".join(dict.fromkeys(js.literal_body_regex(s) for s in strings))
+            alts.append(self.terminal('"' + js.group(body) + '"' if len(strings) > 1 else '"' + body + '"', hint + "_str"))
+        if nums:
+            spellings = []
+            for v in nums:
+                spellings.extend(_number_spellings(v))
+            alts.append(self.terminal(js.group("|".join(_longest_first(spellings))), hint + "_num"))
+        for v in others:
+            alts.append(self.const_expr(v, hint))
+        alts = [a for a in dict.fromkeys(alts) if a is not None]
+        if not alts:
+            return None
+        return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
+
+    def const_expr(self, v, hint: str) -> str:
+        if v is None:
+            return self.lit_terminal("null", "NULL")
+        if v is True:
+            return self.lit_terminal("true", "TRUE")
+        if v is False:
+            return self.lit_terminal("false", "FALSE")
+        if isinstance(v, str):
+            return self.terminal('"' + js.literal_body_regex(v) + '"', hint + "_str")
+        if _is_num(v):
+            return self.terminal(js.group("|".join(_longest_first(_number_spellings(v)))), hint + "_num")
+        if isinstance(v, list):
+            if not v:
+                return self.empty_container("[", "]")
+            parts = [self.struct("[")]
+            for i, x in enumerate(v):
+                if i:
+                    parts.append(self.struct(","))
+                parts.append(self.const_expr(x, hint))
+            parts.append(self.struct("]"))
+            return "(" + " ".join(parts) + ")"
+        if isinstance(v, dict):
+            if not v:
+                return self.empty_container("{", "}")
+            parts = [self.struct("{")]
+            for i, (k, x) in enumerate(v.items()):
+                if i:
+                    parts.append(self.struct(","))
+                parts += [self.key_terminal(k), self.struct(":"), self.const_expr(x, hint)]
+            parts.append(self.struct("}"))
+            return "(" + " ".join(parts) + ")"
+        raise SchemaError(f"not a JSON value: {v!r}")
+
+    def key_terminal(self, k: str) -> str:
+        return self.terminal('"' + js.literal_body_regex(k) + '"', "KEY_" + k)
+
+    # any value
+    def any_value(self) -> str:
+        key = "any:"
+        if key in self.memo:
+            return self.memo[key]
+        name = self.new_rule("any_value")
+        self.memo[key] = name
+        s = self.terminal('"' + js.ANY_CHAR + '*"', "STRING")
+        num = self.terminal(nm.NUMBER_ANY, "NUMBER")
+        pair = self.new_rule("any_pair")
+        self.rules[pair] = [f"{s} {self.struct(':')} {name}"]
+        comma = self.struct(",")
+        obj = self.new_rule("any_object")
+        self.rules[obj] = [self.empty_container("{", "}"),
+                           f"{self.struct('{')} {pair} ({comma} {pair})* {self.struct('}')}"]
+        arr = self.new_rule("any_array")
+        self.rules[arr] = [self.empty_container("[", "]"),
+                           f"{self.struct('[')} {name} ({comma} {name})* {self.struct(']')}"]
+        self.rules[name] = [obj, arr, s, num, self.lit_terminal("true", "TRUE"),
+                            self.lit_terminal("false", "FALSE"), self.lit_terminal("null", "NULL")]
+        return name
+
+    # conjunction of subschemas
+    def conj(self, schemas: list, hint: str) -> str | None:
+        """Expression for values valid against all ``(schema, ptr)`` in ``schemas``."""
+        real = [(s, p) for s, p in schemas if not (s is True or s == {})]
+        if any(s is False for s, _ in real):
+            return None
+        if not real:
+            return self.any_value()
+        if len(real) == 1:
+            return self.node(*real[0])
+        key = "conj:" + "&".join(p for _, p in real)
+        if key in self.memo:
+            return self.memo[key]
+        name = self.new_rule(real[0][1] + "_and")
+        self.memo[key] = name
+        flats = [_Flat(real[0][1])]
+        for s, p in real:
+            flats = self.product(flats, self.normalize(s, p, 1), p)
+        alts = [a for a in dict.fromkeys(self.emit_flat(f) for f in flats) if a is not None]
+        if not alts:
+            self.rules.pop(name)
+            self.rule_order.remove(name)
+            self.memo[key] = None
+            return None
+        self.rules[name] = alts
+        return name
+
+    # ------------------------------------------------------------------------------- numbers
+    def number_expr(self, fl: _Flat, hint: str, integer: bool) -> str | None:
+        lo, ls, hi, hs = None, False, None, False
+        lo_ptr = hi_ptr = None
+        for kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            for v, p, owner in fl.kws.get(kw, []):
+                if isinstance(v, bool) and kw.startswith("exclusive"):
+                    base = "minimum" if kw == "exclusiveMinimum" else "maximum"
+                    if base not in owner:
+                        raise SchemaError(f"boolean {kw!r} without {base!r}", pointer=p)
+                    continue
+                if not _is_num(v):
+                    raise SchemaError(f"{kw!r} must be a number", pointer=p)
+                d = _dec(v)
+                strict = kw.startswith("exclusive") or (owner.get("exclusive" + kw[0].upper() + kw[1:]) is True)
+                if kw in ("minimum", "exclusiveMinimum"):
+                    if lo is None or d > lo or (d == lo and strict):
+                        lo, ls, lo_ptr = d, strict, p
+                else:
+                    if hi is None or d < hi or (d == hi and strict):
+                        hi, hs, hi_ptr = d, strict, p
+        mult = None
+        for v, p, _o in fl.kws.get("multipleOf", []):
+            if not _is_num(v) or v <= 0:
+                raise SchemaError("'multipleOf' must be a number > 0", pointer=p)
+            d = _dec(v)
+            if mult is not None and mult[0] != d:
+                raise UnsupportedFeatureError("several different 'multipleOf' values", pointer=p)
+            mult = (d, p)
+        if mult is not None and mult[0] == mult[0].to_integral_value():
+            integer = True
+        if integer:
+            ilo = None if lo is None else (int(lo.to_integral_value(rounding="ROUND_FLOOR")) + 1 if ls or lo != lo.to_integral_value() else int(lo))
+            if lo is not None and not ls and lo != lo.to_integral_value():
+                ilo = int(lo.to_integral_value(rounding="ROUND_CEILING"))
+            ihi = None if hi is None else (int(hi.to_integral_value(rounding="ROUND_CEILING")) - 1 if hs or hi != hi.to_integral_value() else int(hi))
+            if hi is not None and not hs and hi != hi.to_integral_value():
+                ihi = int(hi.to_integral_value(rounding="ROUND_FLOOR"))
+            if mult is not None:
+                k = int(mult[0])
+                rx = self.int_multiple(k, ilo, ihi, mult[1])
+            elif lo is None and hi is None:
+                rx = nm.INTEGER_ANY
+            else:
+                r = nm.int_range(ilo, ihi)
+                rx = None if r is None else r + nm.INTEGRAL_SUFFIX
+            if rx is None:
+                self.maybe_empty(fl, "integer", lo_ptr or hi_ptr or (mult[1] if mult else fl.ptr), lo, hi)
+                return None
+            return self.terminal(rx, hint + "_int")
+        maxd = None
+        if mult is not None:
+            d = mult[0]
+            exp = d.normalize().as_tuple()
+            if exp.digits == (1,) and exp.exponent < 0:
+                maxd = -exp.exponent
+            else:
+                raise UnsupportedFeatureError(f"'multipleOf' {mult[0]} on numbers (only integers and 10**-k)", pointer=mult[1])
+        if lo is None and hi is None and maxd is None:
+            return self.terminal(nm.NUMBER_ANY, "NUMBER")
+        rx = nm.decimal_range(lo, ls, hi, hs, maxd)
+        if rx is None:
+            self.maybe_empty(fl, "number", lo_ptr or hi_ptr or fl.ptr, lo, hi)
+            return None
+        return self.terminal(rx, hint + "_num")
+
+    def int_multiple(self, k: int, lo, hi, ptr) -> str | None:
+        if k == 1:
+            if lo is None and hi is None:
+                return nm.INTEGER_ANY
+            r = nm.int_range(lo, hi)
+            return None if r is None else r + nm.INTEGRAL_SUFFIX
+        if lo is not None and hi is not None:
+            first = -(-lo // k) * k
+            if first > hi:
+                return None
+            count = (hi - first) // k + 1
+            if count > MAX_ENUM_VALUES:
+                raise UnsupportedFeatureError(f"'multipleOf' {k} over more than {MAX_ENUM_VALUES} values", pointer=ptr)
+            vals = _longest_first([nm.int_range(v, v) for v in range(first, hi + 1, k)])
+            return js.group("|".join(vals)) + nm.INTEGRAL_SUFFIX
+        suffixes = nm.multiple_of_suffix(k)
+        if suffixes is None or hi is not None or (lo is not None and lo not in (0, 1)):
+            raise UnsupportedFeatureError(f"'multipleOf' {k} with these bounds", pointer=ptr)
+        j = len(suffixes[0])
+        small = [str(int(s)) for s in suffixes]  # multiples below 10**j (no leading zeros)
+        big = f"[1-9][0-9]*{js.group('|'.join(suffixes))}"
+        pos = js.group("|".join([big] + _longest_first([s for s in small if not (lo == 1 and s == "0")])))
+        del j
+        if lo is None:
+            neg = js.group("|".join([big] + _longest_first([s for s in small if s != "0"])))
+            return js.group(pos + "|" + r"\-" + neg) + nm.INTEGRAL_SUFFIX
+        return pos + nm.INTEGRAL_SUFFIX
+
+    def maybe_empty(self, fl: _Flat, what: str, ptr: str, lo, hi):
+        """Raise when contradictory keywords leave a node that only allows this type empty."""
+        others = set(fl.types) - {"int", "frac"}
+        if not others:
+            raise SchemaError(f"no value can satisfy the {what} bounds (minimum {lo}, maximum {hi})", pointer=ptr)
+
+    # ------------------------------------------------------------------------------- strings
+    def string_expr(self, fl: _Flat, hint: str) -> str | None:
+        body = self.string_body(fl.kws, fl.ptr, only_string=set(fl.types) == {"string"})
+        if body is None:
+            return None
+        return self.terminal('"' + body + '"', hint + "_str")
+
+    def string_body(self, kws: dict, ptr: str, only_string: bool, exclude=None) -> str | None:
+        min_len, max_len = 0, None
+        min_ptr = max_ptr = None
+        for v, p, _o in kws.get("minLength", []):
+            if not _is_int(v) or v < 0:
+                if not (isinstance(v, float) and v.is_integer() and v >= 0):
+                    raise SchemaError("'minLength' must be a non-negative integer", pointer=p)
+                v = int(v)
+            if v > min_len:
+                min_len, min_ptr = v, p
+        for v, p, _o in kws.get("maxLength", []):
+            if not _is_int(v) or v < 0:
+                if not (isinstance(v, float) and v.is_integer() and v >= 0):
+                    raise SchemaError("'maxLength' must be a non-negative integer", pointer=p)
+                v = int(v)
+            if max_len is None or v < max_len:
+                max_len, max_ptr = v, p
+        if max_len is not None and min_len > max_len:
+            if only_string:
+                raise SchemaError(f"no value can satisfy minLength {min_len} and maxLength {max_len}", pointer=min_ptr)
+            return None
+        langs = []  # (branches, ptr, source)
+        for v, p, _o in kws.get("pattern", []):
+            if not isinstance(v, str):
+                raise SchemaError("'pattern' must be a string", pointer=p)
+            langs.append((js.search_branches(js.parse_pattern(v, p), p, v), p, v))
+        for v, p, _o in kws.get("format", []):
+            if not isinstance(v, str):
+                raise SchemaError("'format' must be a string", pointer=p)
+            if v not in FORMATS:
+                raise UnsupportedFeatureError(f"format {v!r}", pointer=p)
+            ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
+            langs.append((js.search_branches(ast, p, v), p, "format:" + v))
+        uniq = {}
+        for br, p, src in langs:
+            uniq.setdefault(src, (br, p))
+        langs = list(uniq.values())
+        if exclude:
+            if langs or min_len or max_len is not None:
+                raise UnsupportedFeatureError("string constraints on keys next to declared property names", pointer=ptr)
+            return js.except_strings_regex(exclude)
+        if not langs:
+            if max_len is not None and max_len > self.limits.max_repeat_count:
+                raise _limit("max_repeat_count", self.limits.max_repeat_count, f"schema at {max_ptr}: maxLength {max_len}")
+            return js.repeat(js.ANY_CHAR, min_len, max_len)
+        if len(langs) > 1:
+            raise UnsupportedFeatureError("several 'pattern'/'format' constraints on one string (no regex intersection)",
+                                          pointer=langs[1][1])
+        branches, p = langs[0]
+        if min_len or max_len is not None:
+            try:
+                branches = js.restrict_length(branches, min_len, max_len)
+            except ValueError as exc:
+                raise UnsupportedFeatureError(f"'minLength'/'maxLength' together with this pattern/format ({exc})",
+                                              pointer=max_ptr or min_ptr) from None
+        rx = js.branches_regex(branches, p)
+        if rx is None and only_string:
+            raise SchemaError("no string can satisfy this pattern/format and length", pointer=p)
+        return rx
+
+    # --------------------------------------------------------------------------------- arrays
+    def array_expr(self, fl: _Flat, hint: str) -> str | None:
+        kws = fl.kws
+        min_items, max_items = 0, None
+        for v, p, _o in kws.get("minItems", []):
+            v = _nonneg_int(v, p, "minItems")
+            min_items = max(min_items, v)
+        for v, p, _o in kws.get("maxItems", []):
+            v = _nonneg_int(v, p, "maxItems")
+            max_items = v if max_items is None else min(max_items, v)
+        groups = []  # (prefix [(schema, ptr)], rest (schema, ptr) or None=true)
+        owners = {}
+        for kw in ("prefixItems", "items", "additionalItems"):
+            for v, p, owner in kws.get(kw, []):
+                owners.setdefault(id(owner), (owner, p.rsplit("/", 1)[0]))
+        for owner, optr in owners.values():
+            prefix, rest = [], None
+            if "prefixItems" in owner:
+                pi = owner["prefixItems"]
+                if not isinstance(pi, list):
+                    raise SchemaError("'prefixItems' must be an array of schemas", pointer=optr + "/prefixItems")
+                prefix = [(s, f"{optr}/prefixItems/{i}") for i, s in enumerate(pi)]
+            if "items" in owner:
+                it = owner["items"]
+                if isinstance(it, list):  # draft 4-2019 tuple form
+                    if "prefixItems" in owner:
+                        raise SchemaError("array 'items' next to 'prefixItems'", pointer=optr + "/items")
+                    prefix = [(s, f"{optr}/items/{i}") for i, s in enumerate(it)]
+                    if "additionalItems" in owner:
+                        rest = (owner["additionalItems"], optr + "/additionalItems")
+                else:
+                    rest = (it, optr + "/items")
+            elif "additionalItems" in owner and not isinstance(owner.get("items"), list):
+                pass  # additionalItems without array items: no effect
+            groups.append((prefix, rest))
+        if max_items is not None and min_items > max_items:
+            if set(fl.types) == {"array"}:
+                raise SchemaError(f"no value can satisfy minItems {min_items} and maxItems {max_items}",
+                                  pointer=kws["minItems"][0][1])
+            return None
+        k = max((len(p) for p, _ in groups), default=0)
+
+        def position(i):
+            conj = []
+            for prefix, rest in groups:
+                if i < len(prefix):
+                    conj.append(prefix[i])
+                elif rest is not None:
+                    conj.append(rest)
+            return conj
+
+        pos_exprs = [self.conj(position(i), f"{hint}_item{i}") for i in range(k)]
+        rest_conj = []
+        for prefix, rest in groups:
+            if rest is not None:
+                rest_conj.append(rest)
+        rest_expr = self.conj(rest_conj, hint + "_items")
+        # the longest possible array
+        longest = None
+        for i, e in enumerate(pos_exprs):
+            if e is None:
+                longest = i
+                break
+        if longest is None and rest_expr is None:
+            longest = k
+        if longest is not None:
+            max_items = longest if max_items is None else min(max_items, longest)
+        if max_items is not None and min_items > max_items:
+            return None
+        if max_items is not None and max_items > self.limits.max_repeat_count:
+            raise _limit("max_repeat_count", self.limits.max_repeat_count, f"schema at {hint}: maxItems {max_items}")
+        comma = self.struct(",")
+        alts = []
+        if min_items == 0:
+            alts.append(self.empty_container("[", "]"))
+        if max_items is None or max_items >= 1:
+            # tail(i): elements from index i (i >= 1 already emitted)
+            tails: dict[int, str] = {}
+
+            def tail(i: int) -> str | None:
+                if i in tails:
+                    return tails[i]
+                if i >= k:
+                    lo = max(0, min_items - i)
+                    hi = None if max_items is None else max_items - i
+                    r = self.repeat_seq(f"{comma} {rest_expr}" if rest_expr is not None else None, lo, hi, hint + "_tail")
+                    tails[i] = r
+                    return r
+                opts = []
+                if i >= min_items:
+                    opts.append("")
+                if max_items is None or i < max_items:
+                    nxt = tail(i + 1)
+                    if nxt is not None:
+                        opts.append(f"{comma} {pos_exprs[i]} {nxt}".strip())
+                r = self.rule(f"{hint}_after{i}", opts)
+                tails[i] = r
+                return r
+
+            first = pos_exprs[0] if k > 0 else rest_expr
+            after = tail(1)
+            if first is not None and after is not None:
+                alts.append(f"{self.struct('[')} {first} {after} {self.struct(']')}".replace("  ", " "))
+        return self.rule(hint + "_array", alts)
+
+    def repeat_seq(self, item: str | None, lo: int, hi: int | None, hint: str) -> str | None:
+        """Expression for ``item`` repeated lo..hi times (item None: only 0 times)."""
+        if hi is not None and lo > hi:
+            return None
+        if item is None:
+            return "" if lo == 0 else None
+        req = " ".join([f"({item})"] * lo) if lo <= 8 else f"({item}) ~ {lo}"
+        if hi is None:
+            opt = f"({item})*"
+        elif hi == lo:
+            opt = ""
+        else:
+            # nested optional chain, one rule per level (lark expands sequences of ? exponentially)
+            nxt = ""
+            for j in range(hi - lo):
+                name = self.new_rule(f"{hint}_opt")
+                self.rules[name] = [f"{item} {nxt}".strip(), ""]
+                nxt = name
+            opt = nxt
+        return f"{req} {opt}".strip()
+
+    # -------------------------------------------------------------------------------- objects
+    def object_expr(self, fl: _Flat, hint: str) -> str | None:
+        kws = fl.kws
+        owners = {}
+        for kw in ("properties", "additionalProperties", "patternProperties"):
+            for v, p, owner in kws.get(kw, []):
+                if kw in ("properties", "patternProperties") and not isinstance(v, dict):
+                    raise SchemaError(f"{kw!r} must be an object", pointer=p)
+                owners.setdefault(id(owner), (owner, p.rsplit("/", 1)[0]))
+        groups = []
+        for owner, optr in owners.values():
+            props = owner.get("properties", {})
+            pats = owner.get("patternProperties", {})
+            addl = owner.get("additionalProperties", True)
+            groups.append((props, pats, addl, optr))
+        required: list[str] = []
+        for v, p, _o in kws.get("required", []):
+            if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                raise SchemaError("'required' must be an array of strings", pointer=p)
+            for x in v:
+                if x not in required:
+                    required.append(x)
+        dep_req = {}
+        for kw in ("dependentRequired", "dependencies"):
+            for v, p, _o in kws.get(kw, []):
+                if not isinstance(v, dict):
+                    raise SchemaError(f"{kw!r} must be an object", pointer=p)
+                for key, deps in v.items():
+                    if not isinstance(deps, list) or not all(isinstance(x, str) for x in deps):
+                        if kw == "dependencies":
+                            raise UnsupportedFeatureError("'dependencies' with a schema (dependentSchemas)", pointer=f"{p}/{_esc_ptr(key)}")
+                        raise SchemaError("'dependentRequired' values must be arrays of strings", pointer=f"{p}/{_esc_ptr(key)}")
+                    dep_req.setdefault(key, set()).update(deps)
+        min_p, max_p = 0, None
+        for v, p, _o in kws.get("minProperties", []):
+            min_p = max(min_p, _nonneg_int(v, p, "minProperties"))
+        for v, p, _o in kws.get("maxProperties", []):
+            v = _nonneg_int(v, p, "maxProperties")
+            max_p = v if max_p is None else min(max_p, v)
+        # property names, in schema order
+        names: list[str] = []
+        for props, _pats, _addl, _optr in groups:
+            for k in props:
+                if k not in names:
+                    names.append(k)
+        for r in required:
+            if r not in names:
+                names.append(r)
+        for key, deps in dep_req.items():
+            for d in [key, *sorted(deps)]:
+                if d not in names:
+                    names.append(d)
+        pattern_groups = [(g, pats) for g in groups for pats in [g[1]] if pats]
+
+        def schema_for(name):
+            conj = []
+            for props, pats, addl, optr in groups:
+                matched = False
+                if name in props:
+                    conj.append((props[name], f"{optr}/properties/{_esc_ptr(name)}"))
+                    matched = True
+                for pat, sub in pats.items():
+                    if _pattern_matches(pat, name, f"{optr}/patternProperties/{_esc_ptr(pat)}"):
+                        conj.append((sub, f"{optr}/patternProperties/{_esc_ptr(pat)}"))
+                        matched = True
+                if not matched:
+                    conj.append((addl, f"{optr}/additionalProperties"))
+            return conj
+
+        # property names constraint
+        pn_kws = {}
+        for v, p, _o in kws.get("propertyNames", []):
+            if v is True or v == {}:
+                continue
+            if v is False:
+                pn_kws.setdefault("false", []).append(p)
+                continue
+            if not isinstance(v, dict):
+                raise SchemaError("'propertyNames' must be a schema", pointer=p)
+            for k2, v2 in v.items():
+                if k2 in ANNOTATIONS or k2.startswith("x-") or k2 == "type" and v2 == "string":
+                    continue
+                if k2 in ("pattern", "minLength", "maxLength", "format"):
+                    pn_kws.setdefault(k2, []).append((v2, f"{p}/{k2}", v))
+                elif k2 in ("enum", "const"):
+                    vals = v2 if k2 == "enum" else [v2]
+                    if not isinstance(vals, list):
+                        raise SchemaError("'enum' must be an array", pointer=f"{p}/{k2}")
+                    pn_kws.setdefault("enum", []).append(([x for x in vals if isinstance(x, str)], f"{p}/{k2}"))
+                else:
+                    raise UnsupportedFeatureError(f"{k2!r} in 'propertyNames'", pointer=f"{p}/{_esc_ptr(k2)}")
+        allowed_names = None
+        if "enum" in pn_kws:
+            for vals, _p in pn_kws.pop("enum"):
+                allowed_names = set(vals) if allowed_names is None else allowed_names & set(vals)
+        pn_false = "false" in pn_kws
+        pn_kws.pop("false", None)
+
+        def name_ok(name):
+            if pn_false:
+                return False
+            if allowed_names is not None and name not in allowed_names:
+                return False
+            if pn_kws:
+                return self.valid_against(name, [(v, p) for kw in pn_kws for (_x, p, v) in pn_kws[kw]][:1] or []) and \
+                    all(self.valid_against(name, [(src, p)]) for kw in pn_kws for (_x, p, src) in pn_kws[kw])
+            return True
+
+        # declared properties: expressions
+        entries = []  # (name, pair expr or None, required)
+        for name in names:
+            req = name in required
+            if not name_ok(name):
+                if req:
+                    return None
+                continue
+            val = self.conj(schema_for(name), f"{hint}_{name}")
+            if val is None:
+                if req:
+                    return None
+                continue
+            entries.append((name, f"{self.key_terminal(name)} {self.struct(':')} {val}", req))
+        # additional keys
+        addl_pair = None
+        if not pn_false:
+            extra_names = [e for e in names]
+            addl_conj = []
+            has_patterns = False
+            for props, pats, addl, optr in groups:
+                if pats:
+                    has_patterns = True
+                addl_conj.append((addl, f"{optr}/additionalProperties"))
+            if allowed_names is not None:
+                extra = [n for n in sorted(allowed_names) if n not in names]
+                addl_key_alts = []
+                for n in extra:
+                    c = self.conj(schema_for(n), f"{hint}_{n}")
+                    if c is not None:
+                        addl_key_alts.append(f"{self.key_terminal(n)} {self.struct(':')} {c}")
+                addl_pair = self.rule(hint + "_extra_pair", addl_key_alts) if addl_key_alts else None
+            elif has_patterns:
+                addl_pair = self.pattern_pairs(groups, names, pn_kws, hint)
+            else:
+                val = self.conj(addl_conj, hint + "_additional")
+                if val is not None:
+                    key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
+                    if key_rx is not None:
+                        key = self.terminal('"' + key_rx + '"', hint + "_KEY")
+                        addl_pair = self.rule(hint + "_additional_pair", [f"{key} {self.struct(':')} {val}"])
+        if dep_req:
+            return self.object_with_dependencies(entries, addl_pair, min_p, max_p, dep_req, hint)
+        if self.property_order == "any" and len(entries) > 1:
+            return self.object_any_order(entries, addl_pair, min_p, max_p, hint)
+        return self.object_schema_order(entries, addl_pair, min_p, max_p, hint)
+
+    def pattern_pairs(self, groups, names, pn_kws, hint) -> str | None:
+        """Pairs for keys not in ``names`` under ``patternProperties`` (exact cases only)."""
+        if pn_kws:
+            raise UnsupportedFeatureError("'propertyNames' together with 'patternProperties'", pointer=groups[0][3])
+        if len(groups) != 1:
+            raise UnsupportedFeatureError("'patternProperties' merged with other object schemas", pointer=groups[0][3] + "/patternProperties")
+        props, pats, addl, optr = groups[0]
+        if addl is not False:
+            raise UnsupportedFeatureError("'patternProperties' unless 'additionalProperties' is false",
+                                          pointer=optr + "/patternProperties")
+        alts = []
+        for pat, sub in pats.items():
+            pptr = f"{optr}/patternProperties/{_esc_ptr(pat)}"
+            if not isinstance(pat, str):
+                raise SchemaError("pattern must be a string", pointer=pptr)
+            if len(pats) > 1:
+                raise UnsupportedFeatureError("several 'patternProperties' patterns (keys may match more than one)", pointer=pptr)
+            for n in names:
+                if _pattern_matches(pat, n, pptr):
+                    raise UnsupportedFeatureError(f"'patternProperties' pattern matching the declared property {n!r}", pointer=pptr)
+            val = self.node(sub, pptr)
+            if val is None:
+                continue
+            rx = js.pattern_search_regex(pat, pptr)
+            if rx is None:
+                continue
+            key = self.terminal('"' + rx + '"', hint + "_PKEY")
+            alts.append(f"{key} {self.struct(':')} {val}")
+        return self.rule(hint + "_pattern_pair", alts) if alts else None
+
+    def object_schema_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
+        n = len(entries)
+        if max_p is not None and min_p > max_p:
+            return None
+        counting = min_p > 0 or max_p is not None
+        cap = (max_p + 1 if max_p is not None else max(min_p, 1)) if counting else 1
+        comma = self.struct(",")
+        memo: dict = {}
+        if counting and n * (cap + 1) > MAX_RULES:
+            raise _limit("max_schema_rules", MAX_RULES, f"schema at {hint}: min/maxProperties with {n} properties")
+
+        def S(i: int, c: int) -> str | None:
+            """Members from entry i on, c (>=1, capped) already emitted."""
+            key = (i, c)
+            if key in memo:
+                return memo[key]
+            memo[key] = None
+            if i == n:
+                lo = max(0, min_p - c) if counting else 0
+                hi = (max_p - c if max_p is not None else None)
+                if hi is not None and hi < 0:
+                    return None
+                r = self.repeat_seq(f"{comma} {addl_pair}" if addl_pair else None, lo, hi, hint + "_more")
+                memo[key] = r
+                return r
+            name, pair, req = entries[i]
+            opts = []
+            nc = min(c + 1, cap) if counting else 1
+            if max_p is None or c + 1 <= max_p:
+                nxt = S(i + 1, nc)
+                if nxt is not None:
+                    opts.append(f"{comma} {pair} {nxt}".strip())
+            if not req:
+                nxt = S(i + 1, c)
+                if nxt is not None:
+                    opts.append(nxt)
+            r = self.rule(f"{hint}_p{i}_{c}" if counting else f"{hint}_p{i}", opts)
+            memo[key] = r
+            return r
+
+        ne_memo: dict = {}
+
+        def NE(i: int) -> str | None:
+            """Non-empty member lists from entry i on, nothing emitted yet."""
+            if i in ne_memo:
+                return ne_memo[i]
+            if i == n:
+                lo = max(1, min_p) if counting else 1
+                r = None
+                if addl_pair and (max_p is None or max_p >= lo):
+                    rest = self.repeat_seq(f"{comma} {addl_pair}", lo - 1, None if max_p is None else max_p - 1, hint + "_more")
+                    r = None if rest is None else f"{addl_pair} {rest}".strip()
+                ne_memo[i] = r
+                return r
+            name, pair, req = entries[i]
+            opts = []
+            if max_p is None or max_p >= 1:
+                nxt = S(i + 1, 1)
+                if nxt is not None:
+                    opts.append(f"{pair} {nxt}".strip())
+            if not req:
+                nxt = NE(i + 1)
+                if nxt is not None:
+                    opts.append(nxt)
+            r = self.rule(f"{hint}_first{i}", opts)
+            ne_memo[i] = r
+            return r
+
+        alts = []
+        if min_p == 0 and not any(req for _, _, req in entries):
+            alts.append(self.empty_container("{", "}"))
+        body = NE(0)
+        if body is not None:
+            alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
+        return self.rule(hint + "_object", alts)
+
+    def object_any_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
+        n = len(entries)
+        if n > MAX_ANY_ORDER_PROPERTIES:
+            raise _limit("max_schema_any_order_properties", MAX_ANY_ORDER_PROPERTIES,
+                         f"schema at {hint}: property_order='any' with {n} properties")
+        return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
+
+    def object_with_dependencies(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
+        names = [e[0] for e in entries]
+        for key, deps in dep_req.items():
+            if key not in names:
+                continue  # the key can never appear
+        if len(entries) > MAX_ANY_ORDER_PROPERTIES + 4:
+            raise _limit("max_schema_any_order_properties", MAX_ANY_ORDER_PROPERTIES + 4,
+                         f"schema at {hint}: 'dependentRequired' with {len(entries)} properties")
+        return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req)
+
+    def _subset_object(self, entries, addl_pair, min_p, max_p, hint, dep_req) -> str | None:
+        """Objects whose declared properties are tracked as a subset (any order, or dependencies).
+
+        With ``dep_req`` the declared properties stay in schema order (walk i = next index);
+        otherwise any order. Additional pairs come after the declared ones.
+        """
+        n = len(entries)
+        comma = self.struct(",")
+        names = [e[0] for e in entries]
+        required = frozenset(i for i, e in enumerate(entries) if e[2])
+        any_order = dep_req is None
+        if addl_pair is not None and dep_req is not None:
+            # an additional key could be a dependency trigger only if declared: triggers are declared
+            pass
+        if max_p is not None and min_p > max_p:
+            return None
+        memo: dict = {}
+
+        def ok_final(mask: int, extra: int) -> bool:
+            if not required <= {i for i in range(n) if mask >> i & 1}:
+                return False
+            if dep_req:
+                present = {names[i] for i in range(n) if mask >> i & 1}
+                for key, deps in dep_req.items():
+                    if key in present and not deps <= present:
+                        return False
+            return True
+
+        def tail(mask: int, started: bool) -> str | None:
+            cnt = bin(mask).count("1")
+            if not ok_final(mask, 0):
+                return None
+            lo = max(0, min_p - cnt)
+            hi = None if max_p is None else max_p - cnt
+            if hi is not None and hi < 0:
+                return None
+            if started:
+                return self.repeat_seq(f"{comma} {addl_pair}" if addl_pair else None, lo, hi, hint + "_more")
+            # nothing emitted yet: non-empty additional sequences only (empty object handled apart)
+            lo = max(lo, 1)
+            if addl_pair is None or (hi is not None and hi < lo):
+                return None
+            rest = self.repeat_seq(f"{comma} {addl_pair}", lo - 1, None if hi is None else hi - 1, hint + "_more")
+            return None if rest is None else f"{addl_pair} {rest}".strip()
+
+        def state(mask: int, i: int, started: bool) -> str | None:
+            key = (mask, i, started)
+            if key in memo:
+                return memo[key]
+            memo[key] = None
+            opts = []
+            t = tail(mask, started)
+            if t is not None:
+                opts.append(t)
+            cnt = bin(mask).count("1")
+            cand = [j for j in range(n) if not mask >> j & 1] if any_order else list(range(i, n))
+            for j in cand:
+                if max_p is not None and cnt + 1 > max_p:
+                    break
+                if not any_order:
+                    # skipping entries i..j-1: skipped required ones make it impossible
+                    if any(s in required for s in range(i, j)):
+                        break
+                nxt = state(mask | 1 << j, j + 1, True)
+                if nxt is not None:
+                    lead = f"{comma} " if started else ""
+                    opts.append(f"{lead}{entries[j][1]} {nxt}".strip())
+            if not any_order and i < n and entries[i][2] is False:
+                pass
+            r = self.rule(f"{hint}_s{mask}_{i}_{int(started)}", opts)
+            memo[key] = r
+            return r
+
+        alts = []
+        if min_p == 0 and not required:
+            alts.append(self.empty_container("{", "}"))
+        body = state(0, 0, False)
+        if body:
+            alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
+        return self.rule(hint + "_object", alts)
+
+
+# ------------------------------------------------------------------------------------- helpers
+def _nonneg_int(v, p, kw) -> int:
+    if isinstance(v, float) and v.is_integer() and v >= 0:
+        return int(v)
+    if not _is_int(v) or v < 0:
+        raise SchemaError(f"{kw!r} must be a non-negative integer", pointer=p)
+    return v
+
+
+_PATTERN_CACHE: dict = {}
+
+
+def _pattern_matches(pattern: str, name: str, ptr: str) -> bool:
+    """Whether the ECMA ``pattern`` finds a match in ``name`` (via our own translation)."""
+    key = pattern
+    if key not in _PATTERN_CACHE:
+        rx = js.pattern_search_regex(pattern, ptr)
+        _PATTERN_CACHE[key] = None if rx is None else re.compile(rx)
+    c = _PATTERN_CACHE[key]
+    return bool(c and c.fullmatch(js.spell_string(name)))
+
+
+def _type_of(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "boolean"
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "int" if v.is_integer() else "frac"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, list):
+        return "array"
+    return "object"
+
+
+def _json_eq(a, b) -> bool:
+    """JSON Schema equality (1 == 1.0, true != 1, objects unordered)."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return isinstance(a, bool) and isinstance(b, bool) and a == b
+    if _is_num(a) and _is_num(b):
+        return a == b
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_json_eq(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_json_eq(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+def _longest_first(spellings: list[str]) -> list[str]:
+    """Unique regexes, longest text first: lark's dynamic lexer only tries prefixes of Python's
+    first match, so ``1|10`` would never lex ``10`` (regex text length is a proxy that holds for
+    the digit-only spellings used here)."""
+    return sorted(dict.fromkeys(spellings), key=lambda s: -len(s))
+
+
+def _number_spellings(v) -> list[str]:
+    out = []
+    if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
+        raise SchemaError(f"{v!r} is not a JSON number")
+    if _is_int(v) or (isinstance(v, float) and v.is_integer()):
+        iv = int(v)
+        s = str(iv) if iv != 0 else "0"
+        out.append(js.lit(s) + nm.INTEGRAL_SUFFIX)
+        if isinstance(v, float):
+            out.append(js.lit(json.dumps(v)))
+    else:
+        out.append(js.lit(json.dumps(v)))
+    return out
+
+
+def load_schema(schema) -> Any:
+    """Accept a dict, a bool, a JSON string, a path to a .json file, or a pydantic model class."""
+    if isinstance(schema, (dict, bool)):
+        return schema
+    if isinstance(schema, type) and hasattr(schema, "model_json_schema"):
+        return schema.model_json_schema()
+    if isinstance(schema, Path):
+        return json.loads(schema.read_text(encoding="utf-8"))
+    if isinstance(schema, str):
+        s = schema.strip()
+        if s.startswith(("{", "[")) or s in ("true", "false"):
+            try:
+                return json.loads(s)
+            except json.JSONDecodeError as exc:
+                raise SchemaError(f"schema is not valid JSON: {exc}") from None
+        p = Path(schema)
+        if p.exists():
+            return json.loads(p.read_text(encoding="utf-8"))
+        raise SchemaError(f"schema string is neither JSON nor an existing file: {schema[:60]!r}")
+    raise TypeError(f"schema must be a dict, bool, JSON string, path or pydantic model, not {type(schema).__name__}")
+
+
+def schema_to_lark(
+    schema,
+    *,
+    whitespace: str = "flexible",
+    max_whitespace: int = 2,
+    property_order: str = "schema",
+    limits: Limits = DEFAULT_LIMITS,
+) -> str:
+    """Lark grammar text for the JSON texts valid against ``schema`` (see the module docstring).
+
+    Raises
+    ------
+    SchemaError
+        Invalid schema (wrong keyword types, broken ``$ref``), or no value can satisfy it.
+    UnsupportedFeatureError
+        A keyword (or combination) that cannot be enforced exactly; ``.pointer`` names it.
+    LimitExceededError
+        One of the module bounds (``MAX_*``) or ``limits.max_repeat_count``.
+    """
+    root = load_schema(schema)
+    if isinstance(root, dict):
+        root = copy.deepcopy(root)
+    c = _Compiler(root, whitespace, max_whitespace, property_order, limits)
+    expr = c.node(root, "")
+    if expr is None or expr == "":
+        raise SchemaError("no value can satisfy this schema", pointer="")
+    return c.text(expr)
+
+
+def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **options):
+    """``compile_grammar(schema_to_lark(schema, **options), vocab)``: a constraint for ``schema``."""
+    from constrain.grammar import compile_grammar
+
+    text = schema_to_lark(schema, limits=limits, **options)
+    return compile_grammar(text, vocab, limits=limits)
+

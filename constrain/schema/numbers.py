@@ -1,0 +1,244 @@
+"""Exact regexes for JSON numbers in a range (integers and decimals), and small ``multipleOf``.
+
+Spellings
+---------
+* Unconstrained ``number``: the full JSON number grammar, exponents included.
+* Unconstrained ``integer``: ``-?(0|[1-9][0-9]*)`` optionally followed by ``.0``, ``.00``, ...
+  (JSON Schema counts ``1.0`` as an integer); no exponent form.
+* Any bound (``minimum`` ...) or ``multipleOf``: plain decimal notation only (no exponent, no
+  ``-0``): every finite value has such a spelling, so this restricts spellings, never values.
+
+Bounds are compared exactly as decimals (``Decimal(repr(float))`` for a float in the schema, i.e.
+the shortest decimal that reads back as the same float), and the instance text is compared as the
+exact decimal it spells. A validator that compares binary floats can disagree beyond the 17th
+significant digit.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import lru_cache
+
+from constrain.schema.json_string import group
+
+DIGITS = "[0-9]"
+INT_CANON = "(?:0|[1-9][0-9]*)"
+NUMBER_ANY = r"\-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][\+\-]?[0-9]+)?"
+INTEGER_ANY = r"\-?(?:0|[1-9][0-9]*)(?:\.0+)?"
+INTEGRAL_SUFFIX = r"(?:\.0+)?"
+
+
+def _alt(parts: list[str]) -> str | None:
+    parts = [p for p in parts if p is not None]
+    if not parts:
+        return None
+    return parts[0] if len(parts) == 1 else group("|".join(parts))
+
+
+def _digit_class(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"[{lo}-{hi}]"
+
+
+def _same_length(x: str, y: str) -> str:
+    """Digit strings of len(x) between x and y (x <= y, same length, leading digit fixed by caller)."""
+    n = len(x)
+    if x == y:
+        return x
+    if n == 1:
+        return _digit_class(int(x), int(y))
+    if x[1:] == "0" * (n - 1) and y[1:] == "9" * (n - 1):
+        return _digit_class(int(x[0]), int(y[0])) + (DIGITS if n == 2 else f"{DIGITS}{{{n - 1}}}")
+    if x[0] == y[0]:
+        return x[0] + _same_length(x[1:], y[1:])
+    parts = [x[0] + _same_length(x[1:], "9" * (n - 1))]
+    if int(y[0]) - int(x[0]) > 1:
+        parts.append(_digit_class(int(x[0]) + 1, int(y[0]) - 1) + (DIGITS if n == 2 else f"{DIGITS}{{{n - 1}}}"))
+    parts.append(y[0] + _same_length("0" * (n - 1), y[1:]))
+    return group("|".join(parts))
+
+
+def nonneg_int_range(a: int, b: int | None) -> str | None:
+    """Canonical spellings of the integers in ``[a, b]`` (``a >= 0``; ``b`` None: unbounded)."""
+    if b is not None and a > b:
+        return None
+    parts = []
+    la = len(str(a))
+    top = la if b is None else len(str(b))
+    for n in range(la, top + 1):
+        lo = max(a, 0 if n == 1 else 10 ** (n - 1))
+        hi = 10 ** n - 1 if b is None else min(b, 10 ** n - 1)
+        if lo <= hi:
+            parts.append(_same_length(str(lo), str(hi)))
+    if b is None:
+        parts.append(f"[1-9]{DIGITS}{{{la},}}")
+    # longest first: lark's dynamic lexer takes the first match of Python's re and only tries
+    # its prefixes, so a shorter alternative listed first would hide longer numbers
+    return _alt(parts[::-1])
+
+
+def int_range(lo: int | None, hi: int | None) -> str | None:
+    """Integers in ``[lo, hi]`` (None: unbounded), canonical spelling (no ``-0``)."""
+    if lo is not None and hi is not None and lo > hi:
+        return None
+    parts = []
+    if hi is None or hi >= 0:
+        parts.append(nonneg_int_range(max(lo, 0) if lo is not None else 0, hi))
+    if lo is None or lo < 0:
+        vlo = 1 if hi is None or hi >= 0 else -hi
+        vhi = None if lo is None else -lo
+        r = nonneg_int_range(vlo, vhi)
+        if r is not None:
+            parts.append(r"\-" + r)
+    return _alt(parts)
+
+
+# ---------------------------------------------------------------------------------------- decimals
+def _split(d: Decimal) -> tuple[int, str]:
+    """Non-negative decimal -> (integer part, fraction digits without trailing zeros)."""
+    s = format(d, "f")
+    if "." in s:
+        i, f = s.split(".")
+    else:
+        i, f = s, ""
+    return int(i), f.rstrip("0")
+
+
+@lru_cache(maxsize=4096)
+def _dig(lo: str | None, ls: bool, hi: str | None, hs: bool, maxd: int | None) -> str | None:
+    """Non-empty digit strings t (at most ``maxd``) with ``0.t`` above ``0.lo`` and below ``0.hi``.
+
+    ``ls``/``hs`` make the bound strict; ``lo``/``hi`` have no trailing zeros; None: no bound.
+    """
+    if maxd is not None and maxd <= 0:
+        return None
+    if lo == "" and not ls:
+        lo = None
+    if hi == "" and hs:
+        return None  # 0.t < 0 never
+    if maxd is None:
+        if lo is None and hi is None:
+            return DIGITS + "+"
+        if hi == "":
+            return "0+" if lo is None else None
+        if lo == "" and hi is None:
+            return f"0*[1-9]{DIGITS}*"
+    elif lo is None and hi is None:
+        return f"{DIGITS}{{1,{maxd}}}" if maxd > 1 else DIGITS
+    by_suffix: dict[str, list[int]] = {}
+    order: list[str] = []
+    for d in range(10):
+        rlo, rls = None, False
+        if lo is not None:
+            l0 = int(lo[0]) if lo else 0
+            if d < l0:
+                continue
+            if d == l0:
+                rlo, rls = lo[1:], ls
+        rhi, rhs = None, False
+        if hi is not None:
+            h0 = int(hi[0]) if hi else 0
+            if d > h0:
+                continue
+            if d == h0:
+                rhi, rhs = hi[1:], hs
+        empty_ok = (rlo is None or (rlo == "" and not rls)) and (rhi is None or not rhs or rhi != "")
+        sub = _dig(rlo, rls, rhi, rhs, None if maxd is None else maxd - 1)
+        if sub is None and not empty_ok:
+            continue
+        if sub is None:
+            suffix = ""
+        elif empty_ok:
+            suffix = group(sub) + "?"
+        else:
+            suffix = sub
+        if suffix not in by_suffix:
+            by_suffix[suffix] = []
+            order.append(suffix)
+        by_suffix[suffix].append(d)
+    parts = []
+    for suffix in order:
+        ds = by_suffix[suffix]
+        if len(ds) == 1:
+            cls = str(ds[0])
+        elif ds == list(range(ds[0], ds[-1] + 1)):
+            cls = f"[{ds[0]}-{ds[-1]}]"
+        else:
+            cls = "[" + "".join(map(str, ds)) + "]"
+        parts.append(cls + suffix)
+    return _alt(parts)
+
+
+def _frac(lo, hi, maxd: int | None) -> str | None:
+    """Optional fraction part ``(\\.digits)?`` whose value satisfies the (string, strict) bounds."""
+    none_ok = (lo is None or (lo[0] == "" and not lo[1])) and (hi is None or not hi[1] or hi[0] != "")
+    if maxd == 0:
+        return "" if none_ok else None
+    d = _dig(lo[0] if lo else None, lo[1] if lo else False, hi[0] if hi else None, hi[1] if hi else False, maxd)
+    if d is None:
+        return "" if none_ok else None
+    r = r"\." + d
+    return group(r) + "?" if none_ok else r
+
+
+def _nonneg_decimal(lo: Decimal, ls: bool, hi: Decimal | None, hs: bool, maxd: int | None) -> str | None:
+    ia, fa = _split(lo)
+    any_frac = _frac(None, None, maxd)
+    if hi is None:
+        f = _frac((fa, ls), None, maxd)
+        # longer integer parts first (see nonneg_int_range)
+        return _alt([nonneg_int_range(ia + 1, None) + any_frac, None if f is None else str(ia) + f])
+    if hi < lo or (hi == lo and (ls or hs)):
+        return None
+    ib, fb = _split(hi)
+    if ia == ib:
+        f = _frac((fa, ls), (fb, hs), maxd)
+        return None if f is None else str(ia) + f
+    parts = []
+    f = _frac((fa, ls), None, maxd)
+    if f is not None:
+        parts.append(str(ia) + f)
+    mid = nonneg_int_range(ia + 1, ib - 1)
+    if mid is not None:
+        parts.append(mid + any_frac)
+    f = _frac(None, (fb, hs), maxd)
+    if f is not None:
+        parts.append(str(ib) + f)
+    return _alt(parts[::-1])  # longer integer parts first (see nonneg_int_range)
+
+
+def decimal_range(
+    lo: Decimal | None, lo_strict: bool, hi: Decimal | None, hi_strict: bool, max_frac_digits: int | None = None
+) -> str | None:
+    """Plain decimal spellings (``-?int(.digits)?``) of the numbers between the bounds.
+
+    ``max_frac_digits`` caps the fraction digits (for ``multipleOf: 0.01``-style constraints).
+    Returns None when no number satisfies the bounds.
+    """
+    parts = []
+    zero = Decimal(0)
+    # x >= 0 part
+    if hi is None or hi > zero or (hi == zero and not hi_strict):
+        if lo is None or lo < zero:
+            plo, pls = zero, False
+        else:
+            plo, pls = lo, lo_strict
+        parts.append(_nonneg_decimal(plo, pls, hi, hi_strict, max_frac_digits))
+    # x < 0 part: y = -x > 0
+    if lo is None or lo < zero:
+        if hi is None or hi >= zero:
+            ylo, yls = zero, True
+        else:
+            ylo, yls = -hi, hi_strict
+        yhi, yhs = (None, False) if lo is None else (-lo, lo_strict)
+        r = _nonneg_decimal(ylo, yls, yhi, yhs, max_frac_digits)
+        if r is not None:
+            parts.append(r"\-" + r)
+    return _alt(parts)
+
+
+def multiple_of_suffix(k: int) -> list[str] | None:
+    """If ``k`` divides ``10**j`` (j <= 4), the j-digit suffixes of the multiples of k, else None."""
+    for j in range(1, 5):
+        if (10 ** j) % k == 0:
+            return [f"{r:0{j}d}" for r in range(0, 10 ** j, k)]
+    return None

@@ -1,0 +1,116 @@
+"""Integer and decimal range regexes against exact Decimal comparison."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
+
+from constrain.schema import numbers as nm
+
+BOUNDS = st.one_of(
+    st.none(),
+    st.integers(-1200, 1200).map(Decimal),
+    st.decimals(min_value=-1000, max_value=1000, places=3, allow_nan=False, allow_infinity=False),
+    st.sampled_from([Decimal("0"), Decimal("0.5"), Decimal("-0.5"), Decimal("0.05"), Decimal("99.99"), Decimal("1e-7"),
+                     Decimal("123456789012345678901234567890")]),
+)
+VALUES = st.one_of(
+    st.decimals(min_value=-2000, max_value=2000, places=4, allow_nan=False, allow_infinity=False),
+    st.integers(-2000, 2000).map(Decimal),
+    st.sampled_from([Decimal("0"), Decimal("0.05"), Decimal("0.0500"), Decimal("-0.05"), Decimal("1e-7"), Decimal("1.1e-7"),
+                     Decimal("123456789012345678901234567890"), Decimal("123456789012345678901234567891")]),
+)
+
+
+def _text(d: Decimal) -> str:
+    s = format(d, "f")
+    return s[1:] if s.startswith("-") and d == 0 else s  # no "-0"
+
+
+def _near(bounds) -> list[Decimal]:
+    """Values next to each bound: its digit prefixes (0.5 for 0.57), +-tiny steps, extra digits."""
+    out = []
+    for b in bounds:
+        if b is None:
+            continue
+        text = format(b, "f")
+        for k in range(1, len(text) + 1):
+            try:
+                out.append(Decimal(text[:k].rstrip(".-") or "0"))
+            except Exception:
+                pass
+        for step in (Decimal("1e-4"), Decimal("1e-9"), Decimal(1)):
+            out += [b + step, b - step]
+        out += [Decimal(text + ("1" if "." in text else ".01"))]
+    return out
+
+
+def _in(v, lo, ls, hi, hs) -> bool:
+    if lo is not None and (v < lo or (ls and v == lo)):
+        return False
+    if hi is not None and (v > hi or (hs and v == hi)):
+        return False
+    return True
+
+
+def _lark_greedy(rx: str, text: str) -> bool:
+    """Python's first match of the terminal (what lark's dynamic lexer extends) is the whole number."""
+    m = re.match(rx, text + ",")
+    return m is not None and m.end() == len(text)
+
+
+@settings(max_examples=400)
+@given(BOUNDS, st.booleans(), BOUNDS, st.booleans(), st.lists(VALUES, min_size=1, max_size=10))
+def test_decimal_range(lo, ls, hi, hs, values):
+    rx = nm.decimal_range(lo, ls, hi, hs)
+    for v in values + [x for x in (lo, hi) if x is not None] + _near([lo, hi]):
+        text = _text(v)
+        expected = _in(v, lo, ls, hi, hs)
+        got = rx is not None and re.fullmatch(rx, text) is not None
+        assert got == expected, (lo, ls, hi, hs, text, rx)
+        if expected:
+            assert _lark_greedy(rx, text), (rx, text)
+
+
+@settings(max_examples=300)
+@given(BOUNDS, st.booleans(), BOUNDS, st.booleans(), st.integers(1, 3), st.lists(VALUES, min_size=1, max_size=10))
+def test_decimal_range_with_fraction_digits(lo, ls, hi, hs, maxd, values):
+    rx = nm.decimal_range(lo, ls, hi, hs, maxd)
+    for v in values + _near([lo, hi]):
+        text = _text(v)
+        frac = text.split(".")[1] if "." in text else ""
+        expected = _in(v, lo, ls, hi, hs) and len(frac) <= maxd
+        assert (rx is not None and re.fullmatch(rx, text) is not None) == expected, (lo, hi, maxd, text)
+
+
+@settings(max_examples=400)
+@given(st.one_of(st.none(), st.integers(-10**6, 10**6)), st.one_of(st.none(), st.integers(-10**6, 10**6)),
+       st.lists(st.integers(-2 * 10**6, 2 * 10**6), min_size=1, max_size=20))
+def test_int_range(lo, hi, values):
+    rx = nm.int_range(lo, hi)
+    for v in values + [x + d for x in (lo, hi) if x is not None for d in (-1, 0, 1)]:
+        expected = (lo is None or v >= lo) and (hi is None or v <= hi)
+        got = rx is not None and re.fullmatch(rx, str(v)) is not None
+        assert got == expected, (lo, hi, v, rx)
+        if expected:
+            assert _lark_greedy(rx, str(v))
+
+
+def test_huge_integer_bounds():
+    lo, hi = -(10**30) - 7, 10**40 + 3
+    rx = re.compile(nm.int_range(lo, hi))
+    for v in (lo, hi, 0, -1, lo + 1, hi - 1, 10**39):
+        assert rx.fullmatch(str(v))
+    for v in (lo - 1, hi + 1, -(10**31)):
+        assert not rx.fullmatch(str(v))
+
+
+@given(st.integers(-10**5, 10**5))
+def test_any_number_and_integer_regex(v):
+    assert re.fullmatch(nm.INTEGER_ANY, str(v)) and re.fullmatch(nm.INTEGER_ANY, f"{v}.00")
+    assert re.fullmatch(nm.NUMBER_ANY, repr(v / 7)) and re.fullmatch(nm.NUMBER_ANY, "1e-07")
+    assume(v != 0)
+    assert not re.fullmatch(nm.INTEGER_ANY, f"{v}.5")

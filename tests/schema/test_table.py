@@ -1,0 +1,186 @@
+"""Per-keyword tables: (schema, valid instances, invalid instances), lark vs jsonschema."""
+
+from __future__ import annotations
+
+import pytest
+
+from ._util import check_table, grammar, lark_accepts
+
+CASES = {
+    "type_single": ({"type": "string"}, ["", "a", 'q"\\\n\x01é😀'], [1, None, True, [], {}]),
+    "type_list": ({"type": ["integer", "null"]}, [0, -5, 12, None, 3.0], [1.5, "1", True, []]),
+    "type_number": ({"type": "number"}, [0, -1.5, 1e-07, 2.5e300, 12], ["1", None]),
+    "type_boolean": ({"type": "boolean"}, [True, False], [0, "true", None]),
+    "type_null": ({"type": "null"}, [None], [0, False, ""]),
+    "type_object": ({"type": "object"}, [{}, {"a": [1, {"b": None}]}], [[], "x"]),
+    "type_array": ({"type": "array"}, [[], [1, "a", [None], {}]], [{}, 1]),
+    "no_type": ({}, [1, "a", None, [], {"x": {}}], []),
+    "true_schema": (True, [1, "a", None, [1], {"x": {}}], []),
+    "enum_mixed": ({"enum": ["a", 1, None, [1, 2], {"k": "v"}, True]}, ["a", 1, 1.0, None, [1, 2], {"k": "v"}, True],
+                   ["b", 2, False, [2, 1], {"k": "w"}, [1]]),
+    "enum_numbers_prefix": ({"enum": [1, 10, 100, 2.5]}, [1, 10, 100, 2.5], [2, 1000, 0, 25]),
+    "enum_with_type_filter": ({"type": "string", "enum": ["a", 1, "b"]}, ["a", "b"], [1, "c"]),
+    "enum_with_pattern_filter": ({"enum": ["ab", "cd", 3], "pattern": "^a"}, ["ab", 3], ["cd"]),
+    "const_string_escapes": ({"const": 'a"b\\c\n\u0001é'}, ['a"b\\c\n\u0001é'], ["ab", 'a"b\\c\n\u0002é']),
+    "const_object": ({"const": {"a": [1, None], "b": {"c": "d"}}}, [{"a": [1, None], "b": {"c": "d"}}],
+                     [{"a": [1, None]}, {"a": [1], "b": {"c": "d"}}]),
+    "const_float_integral": ({"const": 2}, [2, 2.0], [3, 2.5, "2"]),
+    "properties_required": (
+        {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}, "c": {"type": "boolean"}},
+         "required": ["b"]},
+        [{"b": "x"}, {"a": 1, "b": "x"}, {"a": 1, "b": "x", "c": True}, {"b": "x", "zz": [1]}],
+        [{}, {"a": 1}, {"a": "1", "b": "x"}, {"b": 1}, {"a": 1, "b": "x", "c": 1}]),
+    "additional_false": (
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+        [{}, {"a": 1}], [{"b": 1}, {"a": 1, "b": 2}, {"a": "x"}]),
+    "additional_schema": (
+        {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": {"type": "string"}},
+        [{}, {"a": 1}, {"a": 1, "b": "x", "c": "y"}, {"ab": "x"}, {"": "x"}],
+        [{"b": 1}, {"a": 1, "b": 2}, {"a": "x"}]),
+    "additional_only": ({"additionalProperties": {"type": "number"}}, [{}, {"x": 1, "y": 2.5}, "s", 3], [{"x": "1"}]),
+    "property_false": ({"properties": {"a": False}}, [{}, {"b": 1}], [{"a": 1}]),
+    "items": ({"type": "array", "items": {"type": "integer"}}, [[], [1], [1, 2, 3]], [[1.5], ["a"], [1, None]]),
+    "items_false": ({"type": "array", "items": False}, [[]], [[1]]),
+    "prefix_items": (
+        {"type": "array", "prefixItems": [{"type": "string"}, {"type": "integer"}], "items": False},
+        [[], ["a"], ["a", 1]], [[1], ["a", "b"], ["a", 1, 2]]),
+    "prefix_items_rest": (
+        {"type": "array", "prefixItems": [{"const": "x"}], "items": {"type": "null"}, "minItems": 2},
+        [["x", None], ["x", None, None]], [[], ["x"], ["y", None], ["x", 1]]),
+    "min_max_items": ({"type": "array", "minItems": 2, "maxItems": 4}, [[1, 2], [1, 2, 3, 4]], [[], [1], [1, 2, 3, 4, 5]]),
+    "min_max_length": ({"type": "string", "minLength": 2, "maxLength": 3}, ["ab", "abc", "\n\t", "😀😀", '""'],
+                       ["a", "abcd", "", "😀"]),
+    "pattern_unanchored": ({"type": "string", "pattern": "a[0-9]"}, ["a1", "xxa9yy", "a0"], ["a", "b1", "A1"]),
+    "pattern_anchored": ({"type": "string", "pattern": "^[A-Z]{2}-\\d+$"}, ["AB-1", "ZZ-1234"], ["AB-", "ab-1", "AB-1x", "xAB-1"]),
+    "pattern_escaped_chars": ({"type": "string", "pattern": '^["\\\\\\n]+$'}, ['"', "\\", "\n", '"\\\n'], ["a", "", "\t"]),
+    "pattern_with_length": ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}, ["a", "abc"], ["abcd", "", "A"]),
+    "pattern_length_prefix": ({"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "minLength": 2, "maxLength": 4},
+                              ["ab", "a_1", "abcd"], ["a", "abcde", "1a"]),
+    "format_date": ({"type": "string", "format": "date"}, ["2024-02-29", "2023-12-31", "2000-02-29"],
+                    ["2023-02-29", "1900-02-29", "2023-13-01", "2023-1-01", "x2023-01-01"]),
+    "format_email": ({"format": "email"}, ["a@b.c", "first.last+tag@sub.example.org", 5, '"q t"@x', "a@[1.2.3.4]"], ["a"]),
+    "format_ipv4": ({"format": "ipv4"}, ["0.0.0.0", "255.255.255.255", "192.168.1.1"], ["256.1.1.1", "1.2.3", "01.2.3.4"]),
+    "format_ipv6": ({"format": "ipv6"}, ["::", "::1", "1:2:3:4:5:6:7:8", "fe80::1", "::ffff:1.2.3.4", "1::"],
+                    ["1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "12345::"]),
+    "format_uuid": ({"format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000", "x"]),
+    "format_date_time": ({"format": "date-time"}, ["2024-01-01T12:00:00Z", "2024-01-01t12:00:00.5+05:30"], []),
+    "int_range": ({"type": "integer", "minimum": -15, "maximum": 130}, [-15, 0, 9, 10, 99, 130, 100.0],
+                  [-16, 131, 1000, 5.5, -100]),
+    "int_exclusive": ({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}, [1, 9], [0, 10, -1]),
+    "int_huge": ({"type": "integer", "minimum": -10**20, "maximum": 10**25}, [-10**20, 10**25, 0], [-10**20 - 1, 10**25 + 1]),
+    "int_fractional_bound": ({"type": "integer", "minimum": 1.5, "maximum": 3.5}, [2, 3], [1, 4]),
+    "number_range": ({"type": "number", "minimum": -1.5, "exclusiveMaximum": 2.25}, [-1.5, 0, 2.2, 2.249, 1, -0.5],
+                     [-1.51, 2.25, 3, -2]),
+    "number_multiple_decimal": ({"type": "number", "multipleOf": 0.01, "minimum": 0}, [0, 1, 0.5, 12.34], [1.234, -1]),
+    "int_multiple": ({"type": "integer", "multipleOf": 5}, [0, 5, -10, 1005], [1, 7, -3]),
+    "int_multiple_range": ({"type": "integer", "multipleOf": 7, "minimum": 10, "maximum": 50}, [14, 21, 49], [7, 56, 15]),
+    "any_of": ({"anyOf": [{"type": "string", "maxLength": 1}, {"type": "integer", "minimum": 5}]}, ["", "a", 5, 100],
+               ["ab", 4, None]),
+    "one_of_types": ({"oneOf": [{"type": "string"}, {"type": "number"}]}, ["a", 1.5], [None, []]),
+    "one_of_discriminator": (
+        {"oneOf": [
+            {"type": "object", "properties": {"kind": {"const": "a"}, "x": {"type": "integer"}}, "required": ["kind"]},
+            {"type": "object", "properties": {"kind": {"const": "b"}, "y": {"type": "string"}}, "required": ["kind"]},
+        ]},
+        [{"kind": "a", "x": 1}, {"kind": "b", "y": "s"}], [{"kind": "c"}, {"kind": "a", "x": "s"}, {}]),
+    "all_of_merge": (
+        {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                   {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}, "required": ["b"]}]},
+        [{"a": 3, "b": ""}, {"a": 10, "b": "x"}], [{"a": 2, "b": ""}, {"a": 3}, {"b": "x"}, {"a": 3, "b": 1}]),
+    "all_of_additional": (
+        {"allOf": [{"properties": {"a": {}}, "additionalProperties": False}, {"properties": {"b": {}}}]},
+        [{}, {"a": 1}], [{"b": 1}, {"c": 1}]),
+    "all_of_any_of": ({"type": "integer", "allOf": [{"anyOf": [{"minimum": 10}, {"maximum": -10}]}, {"maximum": 20}]},
+                      [10, 20, -10, -50], [0, 21, 9]),
+    "ref_defs": ({"$defs": {"pos": {"type": "integer", "minimum": 1}}, "type": "array", "items": {"$ref": "#/$defs/pos"}},
+                 [[], [1, 2]], [[0], ["a"]]),
+    "ref_recursive": (
+        {"$defs": {"node": {"type": "object", "properties": {"v": {"type": "integer"},
+                                                             "kids": {"type": "array", "items": {"$ref": "#/$defs/node"}}},
+                            "required": ["v"], "additionalProperties": False}},
+         "$ref": "#/$defs/node"},
+        [{"v": 1}, {"v": 1, "kids": [{"v": 2, "kids": []}, {"v": 3}]}], [{"v": 1, "kids": [{}]}, {"kids": []}]),
+    "ref_anchor": ({"$defs": {"x": {"$anchor": "small", "maximum": 3}}, "items": {"$ref": "#small"}}, [[1, 3]], [[4]]),
+    "ref_with_siblings": ({"$defs": {"s": {"type": "string"}}, "$ref": "#/$defs/s", "maxLength": 2}, ["ab"], ["abc", 1]),
+    "ref_definitions": ({"definitions": {"b": {"type": "boolean"}}, "properties": {"f": {"$ref": "#/definitions/b"}}},
+                        [{"f": True}], [{"f": 1}]),
+    "min_max_properties": ({"type": "object", "properties": {"a": {}, "b": {}}, "minProperties": 1, "maxProperties": 2,
+                            "additionalProperties": {"type": "integer"}},
+                           [{"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"x": 1}, {"a": 1, "x": 2}],
+                           [{}, {"a": 1, "b": 2, "c": 3}, {"x": 1, "y": 2, "z": 3}]),
+    "not_type": ({"not": {"type": "string"}}, [1, None, [], {}], ["a"]),
+    "dependent_required": ({"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "dependentRequired": {"a": ["b"]},
+                            "additionalProperties": False},
+                           [{}, {"b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}, {"c": 1}], [{"a": 1}, {"a": 1, "c": 2}]),
+    "property_names": ({"type": "object", "propertyNames": {"maxLength": 2}}, [{}, {"ab": 1}], [{"abc": 1}]),
+    "property_names_enum": ({"type": "object", "propertyNames": {"enum": ["x", "y"]}}, [{}, {"x": 1}, {"y": 2}], [{"z": 1}]),
+    "pattern_properties": ({"type": "object", "patternProperties": {"^s_": {"type": "string"}}, "additionalProperties": False},
+                           [{}, {"s_a": "x"}], [{"s_a": 1}, {"t": "x"}]),
+    "draft7_tuple_items": ({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}],
+                            "additionalItems": False}, [[], ["a"]], [["a", 1], [1]]),
+    "draft4_exclusive": ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer", "minimum": 0,
+                          "exclusiveMinimum": True}, [1, 2], [0, -1]),
+    "vendor_and_annotations": ({"type": "string", "x-order": 3, "title": "t", "description": "d", "examples": ["a"],
+                                "default": "q", "deprecated": False, "$comment": "c"}, ["a"], [1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_table(name):
+    schema, valid, invalid = CASES[name]
+    check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize("name", ["properties_required", "additional_schema", "const_object", "ref_recursive"])
+def test_table_compact(name):
+    schema, valid, invalid = CASES[name]
+    text = check_table(schema, valid, invalid, whitespace="compact")
+    if valid and isinstance(valid[-1], dict) and valid[-1]:
+        import json
+        assert not lark_accepts(text, json.dumps(valid[-1], indent=1))
+
+
+def test_whitespace_bound():
+    text = grammar({"type": "array", "items": {"type": "integer"}}, max_whitespace=2)
+    assert lark_accepts(text, "[ 1 ,  2 ]") and lark_accepts(text, "[  ]")
+    assert not lark_accepts(text, "[1,   2]") and not lark_accepts(text, "[   ]") and not lark_accepts(text, " [1]")
+    custom = grammar({"type": "array"}, whitespace="\\n?")
+    assert lark_accepts(custom, "[\n1,\n2]") and not lark_accepts(custom, "[ 1]")
+
+
+def test_property_order_any():
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}}, "required": ["a"],
+              "additionalProperties": False}
+    text = check_table(schema, [{"a": 1}, {"b": "x", "a": 1}, {"a": 1, "b": "x"}], [{"b": "x"}, {}], property_order="any")
+    assert not lark_accepts(text, '{"a": 1, "a": 2}')
+    assert not lark_accepts(grammar(schema), '{"b": "x", "a": 1}')  # default: schema order
+
+
+def test_grammar_is_readable():
+    text = grammar({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})
+    assert "properties_age" in text and "start:" in text
+
+
+# jsonschema's checkers for these formats are looser than the RFCs (email: "@" in s) or absent
+# (date-time, time, hostname, uri, duration, json-pointer need optional packages), so these tables
+# are checked against the RFC grammars by hand.
+RFC_CASES = {
+    "email": (["a@b", "a.b@c-d.e", "x@[IPv6:::1]"], ["@b.c", "a@", "a..b@c", ".a@b", "a@-b", "a b@c"]),
+    "date-time": (["2024-01-01T12:00:00Z", "2024-02-29T23:59:59.123-08:00", "1999-12-31t00:00:00z"],
+                  ["2024-01-01 12:00:00Z", "2024-01-01T24:00:00Z", "2024-01-01T12:00:00", "2023-02-29T00:00:00Z",
+                   "2024-01-01T12:00:60Z", "2024-01-01T12:00:00+24:00"]),
+    "time": (["12:00:00Z", "23:59:59.9+01:00"], ["12:00:00", "12:00Z", "25:00:00Z"]),
+    "duration": (["P1D", "PT1H", "P1Y2M3DT4H5M6S", "P4W", "PT36H"], ["P", "PT", "P1H", "1D", "P1DT", "P1W2D"]),
+    "hostname": (["example.com", "a", "a-b.c1", "x" * 63], ["-a.com", "a-.com", "a..b", "", "x" * 64, "a_b"]),
+    "uri": (["http://a.b/c?d#e", "urn:isbn:0451450523", "mailto:a@b", "http://[::1]:80/", "a:"],
+            ["//a.b/c", "/path", "http://a b", "1http://x", "http://%zz"]),
+    "uri-reference": (["http://a.b/c", "/path", "../a?b#c", "", "//host"], ["a b", "%zz", "http://[::1"]),
+    "json-pointer": (["", "/a", "/a~0b/c~1d", "/"], ["a", "/~2", "/~"]),
+    "relative-json-pointer": (["0", "1/a", "2#"], ["", "/a", "01", "-1"]),
+}
+
+
+@pytest.mark.parametrize("fmt", sorted(RFC_CASES))
+def test_format_against_rfc_tables(fmt):
+    good, bad = RFC_CASES[fmt]
+    check_table({"type": "string", "format": fmt}, good, bad, oracle=False)
