@@ -1,0 +1,12 @@
+"""Constraint combinators: choices among many strings, keyword containment, intersection, length.
+
+    compile_choice(phrases, vocab)                 exactly one of the phrases (100k+ entries)
+    compile_keywords(include=..., exclude=..., vocab=vocab)   contains / avoids substrings
+    intersect(a, b, ...)                           every part's language at once
+    max_length(c, max_tokens=..., ...), min_length(c, ...)   length budgets that end gracefully
+"""
+
+from constrain.constraints.choice import compile_choice
+from constrain.constraints.sparse_dfa import SparseDFA, SparseDFAConstraint
+
+__all__ = ["compile_choice", "SparseDFA", "SparseDFAConstraint"]

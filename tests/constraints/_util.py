@@ -1,0 +1,59 @@
+"""Toy vocabularies and masked random walks for the combinator tests."""
+
+from __future__ import annotations
+
+import random
+
+from constrain.vocab.vocabulary import Vocabulary
+
+MULTI = [
+    "ab", "abc", "dog", "do", "og", "cat", "the", " the", " dog", "  ", "ing", "Acme", " Widget",
+    "12", "123", "45", "{\"", "\":", "\"}", "[1", ", ", "caf", "é", "ca", "xyz", "a b", "ba", "aa",
+    "aaa", "é!", "日本", "語",
+]
+
+
+def toy_vocab(extra: list[str] | None = None) -> Vocabulary:
+    """Every single byte, a few multi-byte tokens, and EOS at id 0 (and a duplicate text token)."""
+    tokens: list[bytes | None] = [None]  # EOS
+    tokens += [bytes([b]) for b in range(256)]
+    seen = set(tokens)
+    for t in MULTI + (extra or []):
+        b = t.encode("utf-8")
+        if b not in seen:
+            seen.add(b)
+            tokens.append(b)
+    tokens.append(b"ab")  # two ids with the same bytes
+    return Vocabulary(tokens, [0])
+
+
+def random_walk(constraint, rng: random.Random, max_steps: int = 400, eos_bias: float = 0.3):
+    """Sample allowed tokens until EOS; return (text bytes, token ids, ended_with_eos).
+
+    Fails (AssertionError) if the mask is ever empty: a constraint must never strand a walk.
+    """
+    m = constraint.matcher()
+    vocab = constraint.vocab
+    ids = []
+    for _ in range(max_steps):
+        allowed = m.allowed_token_ids().tolist()
+        assert allowed, f"empty mask after {vocab.decode(ids)!r}"
+        eos = [t for t in allowed if vocab.is_eos(t)]
+        if eos and (len(allowed) == len(eos) or rng.random() < eos_bias):
+            t = eos[0]
+        else:
+            t = rng.choice([t for t in allowed if not vocab.is_eos(t)])
+        assert m.accept_token(t), t
+        if vocab.is_eos(t):
+            return vocab.decode(ids), ids, True
+        ids.append(t)
+    return vocab.decode(ids), ids, False
+
+
+def accepts_ids(constraint, ids: list[int]) -> bool:
+    """Whether the tokens are accepted one by one and EOS is allowed after them."""
+    m = constraint.matcher()
+    for t in ids:
+        if not m.is_token_allowed(t) or not m.accept_token(t):
+            return False
+    return m.is_accepting()
