@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from constrain.batch import fill_bitmasks
 from constrain.compiled import CompiledConstraint
 from constrain.dfa_constraint import DFAConstraint, compile_regex
 from constrain.errors import (
@@ -86,6 +87,7 @@ __all__ = [
     "bitmask_to_bool",
     "bool_to_bitmask",
     "compile_grammar",
+    "fill_bitmasks",
     "compile_regex",
     "generate",
     "generate_ids",

@@ -1,46 +1,31 @@
-"""Constrained generation with a causal LM: KV cache, chat templates, greedy or sampled decoding.
+"""Constrained generation with a causal LM: prompts, constraints and options in, text out.
 
-Each step: one forward pass on the new tokens (the KV cache holds the rest), the matcher fills the
-bitmask, disallowed logits become -inf, a token is chosen and fed to the matcher. Torch and
-transformers are imported on first use only.
+This module resolves what the user passed (regex / grammar / compiled constraint, one prompt or a
+batch, chat template or not) and hands the batch to :func:`constrain.decode.decode_batch`, which
+runs the decoding loop. Torch and transformers are imported on first use only.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
 from constrain.compiled import CompiledConstraint
-from constrain.errors import ConstrainError, VocabularyError
-from constrain.kernels.bitmask import allocate_bitmask, apply_bitmask
+from constrain.decode import (
+    DecodeOptions,
+    GenerationResult,
+    IncompleteGenerationError,
+    decode_batch,
+)
 from constrain.limits import DEFAULT_LIMITS, Limits
 
-
-class IncompleteGenerationError(ConstrainError):
-    """Generation stopped (``max_new_tokens``) before the constraint could end; ``.text`` holds the prefix."""
-
-    def __init__(self, text: str, max_new_tokens: int):
-        self.text = text
-        super().__init__(
-            f"the output was not complete after max_new_tokens={max_new_tokens} tokens "
-            f"(got {text[:80]!r}...); raise max_new_tokens"
-        )
-
-
-@dataclass
-class GenerationResult:
-    """Text and statistics of one constrained generation."""
-
-    text: str
-    token_ids: list[int]
-    prompt_tokens: int
-    stop_reason: str  # "eos" | "constraint_complete" (only EOS was allowed) | "max_new_tokens"
-    seconds: float
-    mask_seconds: float
-    step_seconds: list[float] = field(default_factory=list)
+__all__ = [
+    "GenerationResult",
+    "IncompleteGenerationError",
+    "encode_prompt",
+    "generate",
+    "generate_ids",
+    "resolve_constraint",
+]
 
 
 def resolve_constraint(
@@ -113,33 +98,19 @@ class _CachedForward:
         return out.logits[0, -1, :]
 
 
-def _choose_token(logits, temperature: float, top_p: float, top_k: int, generator) -> int:
-    import torch
-
-    if temperature <= 0:
-        return int(torch.argmax(logits).item())
-    scaled = logits / temperature
-    if top_k > 0:
-        kth = torch.topk(scaled, min(top_k, scaled.shape[-1])).values[-1]
-        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
-    probs = torch.softmax(scaled, dim=-1)
-    if top_p < 1.0:
-        sorted_p, order = torch.sort(probs, descending=True)
-        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p
-        filtered = torch.zeros_like(probs)
-        filtered[order[keep]] = sorted_p[keep]
-        probs = filtered / filtered.sum()
-    return int(torch.multinomial(probs, 1, generator=generator).item())
+def _pad_token_id(tokenizer: Any, vocab) -> int:
+    pad = getattr(tokenizer, "pad_token_id", None)
+    return int(pad) if pad is not None else int(vocab.eos_token_ids[0])
 
 
 def generate_ids(
     model: Any,
     tokenizer: Any,
-    prompt: str,
+    prompt: str | list[str],
     *,
     regex: str | None = None,
     grammar: Any = None,
-    constraint: CompiledConstraint | None = None,
+    constraint: CompiledConstraint | list[CompiledConstraint] | None = None,
     start: str = "start",
     max_new_tokens: int = 256,
     temperature: float = 0.0,
@@ -148,84 +119,57 @@ def generate_ids(
     seed: int | None = None,
     chat: bool | None = None,
     system: str | None = None,
+    fast_forward: bool | str = False,
+    opportunistic: bool = False,
+    overlap: bool = True,
     limits: Limits = DEFAULT_LIMITS,
     allow_incomplete: bool = False,
-) -> GenerationResult:
-    """Like :func:`generate` but returns a :class:`GenerationResult` with ids and timings."""
-    import torch
-
+) -> Any:
+    """Like :func:`generate` but returns :class:`GenerationResult` (a list of them for a list of prompts)."""
     from constrain.integrations.transformers import model_vocab_size, vocabulary_for
 
     vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
-    compiled = resolve_constraint(
-        vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt)
+    if isinstance(constraint, list):
+        if len(constraint) != len(prompts):
+            raise ValueError(f"got {len(constraint)} constraints for {len(prompts)} prompts")
+        compiled = [resolve_constraint(vocab, constraint=c, limits=limits) for c in constraint]
+    else:
+        one = resolve_constraint(
+            vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+        )
+        compiled = [one] * len(prompts)
+    options = DecodeOptions(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        top_k=top_k,
+        seed=seed,
+        fast_forward=fast_forward,
+        opportunistic=opportunistic,
+        overlap=overlap,
+        allow_incomplete=allow_incomplete,
     )
-    matcher = compiled.matcher()
-    prompt_ids = encode_prompt(tokenizer, prompt, chat=chat, system=system)
-    device = next(model.parameters()).device
-    generator = None
-    if seed is not None:
-        generator = torch.Generator(device="cpu").manual_seed(seed)
-    bitmask = allocate_bitmask(1, vocab.size)
-    bitmask_t = torch.from_numpy(bitmask)
-    out_ids: list[int] = []
-    step_seconds: list[float] = []
-    mask_seconds = 0.0
-    stop_reason = "max_new_tokens"
-    start = time.perf_counter()
-    next_input = torch.tensor([prompt_ids], dtype=torch.long, device=device)
-    forward = _CachedForward(model)
-    eos_words = bitmask_t.new_zeros(bitmask.shape[1]).numpy()
-    for e in vocab.eos_token_ids:
-        eos_words.view("uint32")[e >> 5] |= 1 << (e & 31)
-    with torch.no_grad():
-        for _ in range(max_new_tokens):
-            t0 = time.perf_counter()
-            # The mask depends only on the matcher, so it is known before the forward pass: a
-            # finished constraint (only EOS allowed) stops without paying for one more forward.
-            matcher.fill_bitmask(bitmask, 0)
-            mask_seconds += time.perf_counter() - t0
-            if not bitmask.any():
-                raise VocabularyError(
-                    f"no token of the vocabulary can continue the output {vocab.decode(out_ids)!r}: "
-                    "the constraint needs text this tokenizer cannot produce"
-                )
-            if np.array_equal(bitmask[0], eos_words):
-                stop_reason = "constraint_complete"
-                break
-            logits = forward(next_input).float()
-            apply_bitmask(logits, bitmask_t.to(logits.device), vocab_size=vocab.size)
-            token = _choose_token(logits.cpu(), temperature, top_p, top_k, generator)
-            if not matcher.accept_token(token):  # pragma: no cover - the mask makes this impossible
-                raise RuntimeError(f"internal: sampled token {token} rejected by its own mask")
-            step_seconds.append(time.perf_counter() - t0)
-            if vocab.is_eos(token):
-                stop_reason = "eos"
-                break
-            out_ids.append(token)
-            next_input = torch.tensor([[token]], dtype=torch.long, device=device)
-    text = vocab.decode(out_ids).decode("utf-8", errors="replace")
-    if stop_reason == "max_new_tokens" and not matcher.is_accepting() and not allow_incomplete:
-        raise IncompleteGenerationError(text, max_new_tokens)
-    return GenerationResult(
-        text=text,
-        token_ids=out_ids,
-        prompt_tokens=len(prompt_ids),
-        stop_reason=stop_reason,
-        seconds=time.perf_counter() - start,
-        mask_seconds=mask_seconds,
-        step_seconds=step_seconds,
+    prompt_ids = [encode_prompt(tokenizer, p, chat=chat, system=system) for p in prompts]
+    results = decode_batch(
+        model,
+        prompt_ids,
+        [c.matcher() for c in compiled],
+        vocab,
+        options,
+        pad_token_id=_pad_token_id(tokenizer, vocab),
     )
+    return results[0] if isinstance(prompt, str) else results
 
 
 def generate(
     model: Any,
     tokenizer: Any,
-    prompt: str,
+    prompt: str | list[str],
     *,
     regex: str | None = None,
     grammar: Any = None,
-    constraint: CompiledConstraint | None = None,
+    constraint: CompiledConstraint | list[CompiledConstraint] | None = None,
     start: str = "start",
     max_new_tokens: int = 256,
     temperature: float = 0.0,
@@ -234,33 +178,48 @@ def generate(
     seed: int | None = None,
     chat: bool | None = None,
     system: str | None = None,
+    fast_forward: bool | str = False,
+    opportunistic: bool = False,
+    overlap: bool = True,
     limits: Limits = DEFAULT_LIMITS,
-) -> str:
-    """Generate text from ``model`` that matches the constraint, and return it.
+) -> Any:
+    """Generate text from ``model`` that satisfies the constraint, and return it.
 
     Parameters
     ----------
     model, tokenizer
         A ``transformers`` causal LM and its tokenizer (see :func:`constrain.load_default_model`).
-    prompt : str
-        The user message; wrapped in the tokenizer's chat template when it has one (``chat=None``).
+    prompt : str or list of str
+        The user message, wrapped in the tokenizer's chat template when it has one (``chat=None``).
+        A list decodes all prompts as one batch and returns a list of strings.
     regex : str, optional
         A Python regular expression the whole output must match.
     grammar : str or path, optional
         A Lark grammar (text or ``.lark`` file); the output must be a sentence of it
         (rule ``start``, see :func:`constrain.compile_grammar`).
-    constraint : CompiledConstraint, optional
-        Any compiled constraint (``compile_regex`` ...), compiled for this model's vocabulary.
+    constraint : CompiledConstraint or list of them, optional
+        Any compiled constraint for this model's vocabulary; a list gives each prompt its own.
     max_new_tokens : int, default: 256
+        Budget per row, forced tokens included.
     temperature : float, default: 0.0
         0 is greedy decoding; otherwise softmax sampling with ``top_p`` / ``top_k``, seeded by ``seed``.
+    fast_forward : False, True/"bytes" or "singleton", default: False
+        Append the tokens the constraint forces without sampling them, all fed in one forward pass.
+        "bytes" tokenizes the forced text (stopping where a token could span past it);
+        "singleton" takes only tokens that are the single allowed choice, which keeps greedy
+        output identical to decoding without fast-forward.
+    opportunistic : bool, default: False
+        Sample from the unmasked logits and compute the mask only when the token is invalid
+        (exact for greedy and plain temperature sampling; rejected with top_p/top_k).
+    overlap : bool, default: True
+        Compute the next masks on a worker thread while the forward pass runs.
 
     Raises
     ------
     IncompleteGenerationError
         ``max_new_tokens`` ran out before the output could end (``.text`` holds the prefix).
     """
-    return generate_ids(
+    result = generate_ids(
         model,
         tokenizer,
         prompt,
@@ -275,5 +234,9 @@ def generate(
         seed=seed,
         chat=chat,
         system=system,
+        fast_forward=fast_forward,
+        opportunistic=opportunistic,
+        overlap=overlap,
         limits=limits,
-    ).text
+    )
+    return result.text if isinstance(prompt, str) else [r.text for r in result]

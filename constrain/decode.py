@@ -1,0 +1,321 @@
+"""The batched decoding loop behind :func:`constrain.generate`.
+
+One forward pass per step for the whole batch (KV cache; rows are padded and masked, so each row
+can feed a different number of tokens per step — fast-forwarded spans included). Per step:
+
+1. the next masks are computed on a worker thread *while* the forward pass runs (``overlap``), or
+   synchronously when every row could end (so a finished batch skips the forward pass);
+2. each row's logits are masked (or, with ``opportunistic``, sampled unmasked first and masked only
+   when the sampled token is invalid — exact for greedy and plain temperature sampling);
+3. the chosen token is accepted; with ``fast_forward`` the tokens the constraint forces next are
+   accepted too and fed in the same next forward pass.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from constrain.batch import fill_bitmasks, mask_pool
+from constrain.errors import ConstrainError, VocabularyError
+from constrain.kernels.bitmask import allocate_bitmask, apply_bitmask, bitmask_words
+from constrain.matcher import Matcher
+from constrain.vocab.vocabulary import Vocabulary
+
+FAST_FORWARD_MODES = (False, "bytes", "singleton")
+
+
+class IncompleteGenerationError(ConstrainError):
+    """Generation stopped (``max_new_tokens``) before the constraint could end; ``.text`` holds the prefix."""
+
+    def __init__(self, text: str, max_new_tokens: int):
+        self.text = text
+        super().__init__(
+            f"the output was not complete after max_new_tokens={max_new_tokens} tokens "
+            f"(got {text[:80]!r}...); raise max_new_tokens"
+        )
+
+
+@dataclass
+class GenerationResult:
+    """Text and statistics of one constrained generation (one row of a batch)."""
+
+    text: str
+    token_ids: list[int]
+    prompt_tokens: int
+    stop_reason: str  # "eos" | "constraint_complete" (only EOS was allowed) | "max_new_tokens"
+    seconds: float  # wall time of the whole batch
+    mask_seconds: float  # time spent computing this batch's masks (hidden or not)
+    step_seconds: list[float] = field(default_factory=list)  # wall time of each step that chose a token
+    forced_tokens: int = 0  # tokens appended by fast-forward, without sampling
+    mask_wait_seconds: float = 0.0  # time the loop waited for masks (not hidden behind the forward)
+    forward_seconds: float = 0.0  # time in the model's forward passes
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How to choose tokens; see :func:`constrain.generate` for each field."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.0
+    top_p: float = 1.0
+    top_k: int = 0
+    seed: int | None = None
+    fast_forward: bool | str = False
+    opportunistic: bool = False
+    overlap: bool = True
+    allow_incomplete: bool = False
+
+    def __post_init__(self) -> None:
+        if self.max_new_tokens < 1:
+            raise ValueError(f"max_new_tokens must be >= 1, got {self.max_new_tokens}")
+        ff = "bytes" if self.fast_forward is True else self.fast_forward
+        if ff not in FAST_FORWARD_MODES:
+            raise ValueError(f"fast_forward must be one of False, True, 'bytes', 'singleton'; got {self.fast_forward!r}")
+        object.__setattr__(self, "fast_forward", ff)
+        if self.opportunistic and self.temperature > 0 and (self.top_p < 1.0 or self.top_k > 0):
+            raise ValueError(
+                "opportunistic masking is exact only for greedy or plain temperature sampling: "
+                "top_p/top_k do not commute with the mask"
+            )
+
+
+class BatchForward:
+    """Forward passes with a KV cache for a padded batch, across transformers versions.
+
+    transformers >= 5.2x names the cache argument and output ``cache``; older releases use
+    ``past_key_values``. ``logits_to_keep=1`` skips projecting positions whose logits are unused.
+    """
+
+    def __init__(self, model: Any):
+        import inspect
+
+        params = inspect.signature(model.forward).parameters
+        self.model = model
+        self.cache_name = "cache" if "cache" in params else "past_key_values"
+        self.can_keep_last = "logits_to_keep" in params
+        self.cache = None
+
+    def __call__(self, input_ids, attention_mask, position_ids, *, last_only: bool):
+        kwargs = {self.cache_name: self.cache, "use_cache": True}
+        if last_only and self.can_keep_last:
+            kwargs["logits_to_keep"] = 1
+        out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+        cache = getattr(out, self.cache_name, None)
+        self.cache = cache if cache is not None else out.past_key_values
+        return out.logits
+
+
+def choose_token(logits, temperature: float, top_p: float, top_k: int, generator) -> int:
+    """Greedy (``temperature <= 0``) or sampled choice from one row of logits (torch, CPU)."""
+    import torch
+
+    if temperature <= 0:
+        return int(torch.argmax(logits).item())
+    scaled = logits / temperature
+    if top_k > 0:
+        kth = torch.topk(scaled, min(top_k, scaled.shape[-1])).values[-1]
+        scaled = scaled.masked_fill(scaled < kth, float("-inf"))
+    probs = torch.softmax(scaled, dim=-1)
+    if top_p < 1.0:
+        sorted_p, order = torch.sort(probs, descending=True)
+        keep = torch.cumsum(sorted_p, dim=-1) - sorted_p < top_p
+        filtered = torch.zeros_like(probs)
+        filtered[order[keep]] = sorted_p[keep]
+        probs = filtered / filtered.sum()
+    return int(torch.multinomial(probs, 1, generator=generator).item())
+
+
+def _singleton_forced(matcher: Matcher, row_bitmask: np.ndarray, vocab: Vocabulary, budget: int) -> list[int]:
+    """Accept tokens while the mask allows exactly one (non-EOS) token; return them (mutates matcher)."""
+    out: list[int] = []
+    words = row_bitmask.view(np.uint32)
+    while len(out) < budget:
+        matcher.fill_bitmask(row_bitmask[None, :], 0)
+        nz = np.flatnonzero(words)
+        if len(nz) != 1:
+            break
+        w = int(words[nz[0]])
+        if w & (w - 1):
+            break
+        token = int(nz[0]) * 32 + (w.bit_length() - 1)
+        if vocab.is_eos(token):
+            break
+        matcher.accept_token(token)
+        out.append(token)
+    return out
+
+
+def decode_batch(
+    model: Any,
+    prompt_ids: list[list[int]],
+    matchers: list[Matcher],
+    vocab: Vocabulary,
+    options: DecodeOptions,
+    *,
+    pad_token_id: int,
+) -> list[GenerationResult]:
+    """Decode every row of the batch under its matcher (mutates the matchers); one result per row."""
+    import torch
+
+    batch = len(prompt_ids)
+    if batch == 0:
+        return []
+    if len(matchers) != batch:
+        raise ValueError(f"{len(matchers)} matchers for {batch} prompts")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device="cpu").manual_seed(options.seed) if options.seed is not None else None
+    forward = BatchForward(model)
+    bitmask = allocate_bitmask(batch, vocab.size)
+    bitmask_t = torch.from_numpy(bitmask)
+    eos_words = np.zeros(bitmask_words(vocab.size), dtype=np.uint32)
+    for e in vocab.eos_token_ids:
+        eos_words[e >> 5] |= np.uint32(1) << np.uint32(e & 31)
+
+    finished = [False] * batch
+    stop = ["max_new_tokens"] * batch
+    out_ids: list[list[int]] = [[] for _ in range(batch)]
+    forced_counts = [0] * batch
+    step_seconds: list[list[float]] = [[] for _ in range(batch)]
+    n_real = [len(p) for p in prompt_ids]  # next position id of each row
+    mask_seconds = 0.0
+    mask_wait = 0.0
+    forward_seconds = 0.0
+    start = time.perf_counter()
+
+    def timed_fill(rows: list[int]) -> float:
+        t0 = time.perf_counter()
+        fill_bitmasks([matchers[b] if b in rows else None for b in range(batch)], bitmask)
+        return time.perf_counter() - t0
+
+    # Prompt step: left-padded so every row's last position is real (logits_to_keep=1 works).
+    width = max(n_real)
+    input_ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((batch, width), dtype=torch.long)
+    for b, ids in enumerate(prompt_ids):
+        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[b, width - len(ids) :] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    last_index = [width - 1] * batch
+    last_only = True
+
+    with torch.no_grad():
+        while True:
+            active = [b for b in range(batch) if not finished[b]]
+            if not active:
+                break
+            t_step = time.perf_counter()
+            future = None
+            rows_masked = False
+            if not options.opportunistic:
+                if all(matchers[b].is_accepting() for b in active) or not options.overlap:
+                    # Every row could end: know the masks first, so rows that can only end stop
+                    # here and a finished batch skips the forward pass.
+                    mask_seconds += timed_fill(active)
+                    rows_masked = True
+                    for b in active:
+                        if np.array_equal(bitmask[b].view(np.uint32), eos_words):
+                            matchers[b].accept_token(vocab.eos_token_ids[0])
+                            finished[b], stop[b] = True, "constraint_complete"
+                    active = [b for b in active if not finished[b]]
+                    if not active:
+                        break
+                else:
+                    future = mask_pool().submit(timed_fill, list(active))
+            t_fwd = time.perf_counter()
+            logits_all = forward(
+                input_ids.to(device), attention.to(device), positions.to(device), last_only=last_only
+            )
+            forward_seconds += time.perf_counter() - t_fwd
+            if future is not None:
+                t_wait = time.perf_counter()
+                mask_seconds += future.result()
+                mask_wait += time.perf_counter() - t_wait
+                rows_masked = True
+            next_inputs: list[list[int]] = [[] for _ in range(batch)]
+            for b in active:
+                logits = (logits_all[b, -1] if last_only else logits_all[b, last_index[b]]).float()
+                matcher = matchers[b]
+                token = -1
+                if options.opportunistic:
+                    token = choose_token(logits.cpu(), options.temperature, 1.0, 0, generator)
+                    if not matcher.is_token_allowed(token):
+                        t0 = time.perf_counter()
+                        matcher.fill_bitmask(bitmask, b)
+                        mask_seconds += time.perf_counter() - t0
+                        token = -1
+                if token < 0:
+                    if not bitmask[b].any():
+                        raise VocabularyError(
+                            f"no token of the vocabulary can continue the output {vocab.decode(out_ids[b])!r}: "
+                            "the constraint needs text this tokenizer cannot produce"
+                        )
+                    if rows_masked and np.array_equal(bitmask[b].view(np.uint32), eos_words):
+                        token = vocab.eos_token_ids[0]
+                    else:
+                        apply_bitmask(logits, bitmask_t[b].to(logits.device), vocab_size=vocab.size)
+                        token = choose_token(
+                            logits.cpu(), options.temperature, options.top_p, options.top_k, generator
+                        )
+                if not matcher.accept_token(token):  # pragma: no cover - the mask makes this impossible
+                    raise RuntimeError(f"internal: token {token} rejected by its own mask")
+                step_seconds[b].append(time.perf_counter() - t_step)
+                if vocab.is_eos(token):
+                    finished[b], stop[b] = True, "eos"
+                    continue
+                out_ids[b].append(token)
+                feed = [token]
+                budget = options.max_new_tokens - len(out_ids[b])
+                if options.fast_forward and budget > 0:
+                    if options.fast_forward == "singleton":
+                        forced = _singleton_forced(matcher, bitmask[b].copy(), vocab, budget)
+                    else:
+                        forced = matcher.forced_tokens()[:budget]
+                        matcher.accept_tokens(forced)
+                    out_ids[b].extend(forced)
+                    forced_counts[b] += len(forced)
+                    feed.extend(forced)
+                next_inputs[b] = feed
+                if len(out_ids[b]) >= options.max_new_tokens:
+                    finished[b] = True
+            # Next step: ragged rows, right-padded; padding is masked out of attention.
+            if all(finished):
+                break
+            width = max(1, max(len(x) for x in next_inputs))
+            input_ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
+            new_attention = torch.zeros((batch, width), dtype=torch.long)
+            positions = torch.zeros((batch, width), dtype=torch.long)
+            for b, feed in enumerate(next_inputs):
+                if feed:
+                    input_ids[b, : len(feed)] = torch.tensor(feed, dtype=torch.long)
+                    new_attention[b, : len(feed)] = 1
+                    positions[b, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
+                    n_real[b] += len(feed)
+                    last_index[b] = len(feed) - 1
+            attention = torch.cat([attention, new_attention], dim=1)
+            last_only = width == 1
+
+    seconds = time.perf_counter() - start
+    results = []
+    for b in range(batch):
+        text = vocab.decode(out_ids[b]).decode("utf-8", errors="replace")
+        if stop[b] == "max_new_tokens" and not matchers[b].is_accepting() and not options.allow_incomplete:
+            raise IncompleteGenerationError(text, options.max_new_tokens)
+        results.append(
+            GenerationResult(
+                text=text,
+                token_ids=out_ids[b],
+                prompt_tokens=len(prompt_ids[b]),
+                stop_reason=stop[b],
+                seconds=seconds,
+                mask_seconds=mask_seconds,
+                step_seconds=step_seconds[b],
+                forced_tokens=forced_counts[b],
+                mask_wait_seconds=mask_wait,
+                forward_seconds=forward_seconds,
+            )
+        )
+    return results
