@@ -27,10 +27,12 @@ def toy_vocab(extra: list[str] | None = None) -> Vocabulary:
     return Vocabulary(tokens, [0])
 
 
-def random_walk(constraint, rng: random.Random, max_steps: int = 400, eos_bias: float = 0.3):
+def random_walk(constraint, rng: random.Random, max_steps: int = 400, eos_bias: float = 0.3, prefer=None):
     """Sample allowed tokens until EOS; return (text bytes, token ids, ended_with_eos).
 
     Fails (AssertionError) if the mask is ever empty: a constraint must never strand a walk.
+    ``prefer``: token ids picked (when allowed) nine times out of ten, to steer walks into text
+    that matters to the constraint.
     """
     m = constraint.matcher()
     vocab = constraint.vocab
@@ -42,7 +44,9 @@ def random_walk(constraint, rng: random.Random, max_steps: int = 400, eos_bias: 
         if eos and (len(allowed) == len(eos) or rng.random() < eos_bias):
             t = eos[0]
         else:
-            t = rng.choice([t for t in allowed if not vocab.is_eos(t)])
+            text_ids = [t for t in allowed if not vocab.is_eos(t)]
+            preferred = [t for t in text_ids if t in prefer] if prefer else []
+            t = rng.choice(preferred if preferred and rng.random() < 0.9 else text_ids)
         assert m.accept_token(t), t
         if vocab.is_eos(t):
             return vocab.decode(ids), ids, True
