@@ -56,6 +56,8 @@ CASES = {
     "pattern_with_length": ({"type": "string", "pattern": "^[a-z]+$", "maxLength": 3}, ["a", "abc"], ["abcd", "", "A"]),
     "pattern_length_prefix": ({"type": "string", "pattern": "^[a-z][a-z0-9_]*$", "minLength": 2, "maxLength": 4},
                               ["ab", "a_1", "abcd"], ["a", "abcde", "1a"]),
+    "pattern_dotstar_length": ({"type": "string", "pattern": "^a.*b$", "maxLength": 4}, ["ab", "axxb", "a\"b"],
+                               ["axxxb", "a\nb", "ba"]),
     "format_date": ({"type": "string", "format": "date"}, ["2024-02-29", "2023-12-31", "2000-02-29"],
                     ["2023-02-29", "1900-02-29", "2023-13-01", "2023-1-01", "x2023-01-01"]),
     "format_email": ({"format": "email"}, ["a@b.c", "first.last+tag@sub.example.org", 5, '"q t"@x', "a@[1.2.3.4]"], ["a"]),

@@ -1,0 +1,114 @@
+"""Unsupported keywords name their JSON Pointer; invalid schemas raise SchemaError with a pointer."""
+
+from __future__ import annotations
+
+import pytest
+
+from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
+from constrain.schema import compile as sc
+from constrain.schema import schema_to_lark
+
+UNSUPPORTED = [
+    ({"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}, "/properties/tags/uniqueItems"),
+    ({"contains": {"type": "string"}}, "/contains"),
+    ({"if": {"type": "string"}, "then": {"minLength": 1}}, "/if"),
+    ({"properties": {"a": {"dependentSchemas": {"x": {}}}}}, "/properties/a/dependentSchemas"),
+    ({"unevaluatedProperties": False}, "/unevaluatedProperties"),
+    ({"$ref": "https://example.com/other.json"}, "/$ref"),
+    ({"$dynamicRef": "#x"}, "/$dynamicRef"),
+    ({"type": "string", "format": "uri-template"}, "/format"),
+    ({"type": "string", "format": "not-a-format"}, "/format"),
+    ({"items": {"pattern": "(?=x)"}}, "/items/pattern"),
+    ({"$defs": {"a": {"pattern": "\\bx"}}, "properties": {"p": {"$ref": "#/$defs/a"}}}, "/$defs/a/pattern"),
+    ({"oneOf": [{"type": "string"}, {"maxLength": 3}]}, "/oneOf"),
+    ({"not": {"minimum": 3}}, "/not"),
+    ({"type": "string", "pattern": "^(ab)+$", "maxLength": 4}, "/maxLength"),
+    ({"type": "string", "pattern": "^[a-z]+[0-9]+$", "minLength": 3}, "/minLength"),
+    ({"type": "string", "pattern": "a", "format": "email"}, "/format"),
+    ({"type": "number", "multipleOf": 0.3}, "/multipleOf"),
+    ({"type": "object", "patternProperties": {"^x": {"type": "string"}}}, "/patternProperties"),
+    ({"nullable": True}, "/nullable"),
+    ({"properties": {"a/b": {"foo": 1}}}, "/properties/a~1b/foo"),
+    ({"type": "integer", "multipleOf": 3, "minimum": 0}, "/multipleOf"),
+]
+
+
+@pytest.mark.parametrize("schema,pointer", UNSUPPORTED)
+def test_unsupported_names_pointer(schema, pointer):
+    with pytest.raises(UnsupportedFeatureError) as info:
+        schema_to_lark(schema)
+    assert info.value.pointer == pointer
+    assert str(info.value).startswith(f"schema at {pointer}: ") and str(info.value).endswith("is not supported")
+
+
+def test_message_shape():
+    with pytest.raises(UnsupportedFeatureError, match=r"^schema at /properties/tags/uniqueItems: 'uniqueItems' is not supported$"):
+        schema_to_lark({"properties": {"tags": {"uniqueItems": True}}})
+
+
+INVALID = [
+    ({"type": "strin"}, "/type"),
+    ({"type": 3}, "/type"),
+    ({"enum": "a"}, "/enum"),
+    ({"type": "string", "minLength": -1}, "/minLength"),
+    ({"type": "string", "maxLength": "3"}, "/maxLength"),
+    ({"type": "string", "pattern": "(a"}, "/pattern"),
+    ({"type": "integer", "minimum": "0"}, "/minimum"),
+    ({"required": "a"}, "/required"),
+    ({"properties": []}, "/properties"),
+    ({"items": 3}, "/items"),
+    ({"$ref": "#/$defs/missing"}, "/$ref"),
+    ({"$ref": "#nowhere"}, "/$ref"),
+    ({"allOf": []}, "/allOf"),
+    ({"type": "integer", "minimum": 5, "maximum": 3}, "/minimum"),
+    ({"type": "number", "exclusiveMinimum": 1, "exclusiveMaximum": 1}, "/exclusiveMinimum"),
+    ({"type": "string", "minLength": 4, "maxLength": 3}, "/minLength"),
+    ({"type": "array", "minItems": 4, "maxItems": 3}, "/minItems"),
+    ({"type": "number", "multipleOf": 0}, "/multipleOf"),
+    ({"uniqueItems": "yes"}, "/uniqueItems"),
+    (False, ""),
+    ({"properties": {"x": {"type": "integer", "minimum": 10, "maximum": 1}}}, "/properties/x/minimum"),
+]
+
+
+@pytest.mark.parametrize("schema,pointer", INVALID)
+def test_invalid_schema_names_pointer(schema, pointer):
+    with pytest.raises(SchemaError) as info:
+        schema_to_lark(schema)
+    assert info.value.pointer == pointer, str(info.value)
+
+
+def test_contradiction_is_not_an_error_when_other_types_remain():
+    text = schema_to_lark({"type": ["integer", "string"], "minimum": 5, "maximum": 3})
+    assert "INT" not in text
+
+
+def test_limits(monkeypatch):
+    with pytest.raises(LimitExceededError, match="max_repeat_count"):
+        schema_to_lark({"type": "string", "maxLength": 100_000})
+    monkeypatch.setattr(sc, "MAX_ENUM_VALUES", 3)
+    with pytest.raises(LimitExceededError, match="max_schema_enum_values"):
+        schema_to_lark({"enum": [1, 2, 3, 4]})
+    monkeypatch.setattr(sc, "MAX_RULES", 10)
+    with pytest.raises(LimitExceededError, match="max_schema_rules"):
+        schema_to_lark({"type": "array", "maxItems": 50})
+    monkeypatch.setattr(sc, "MAX_REF_DEPTH", 5)
+    chain = {"$defs": {f"d{i}": {"$ref": f"#/$defs/d{i + 1}", "minimum": i} for i in range(10)}, "$ref": "#/$defs/d0",
+             "maximum": 100}
+    chain["$defs"]["d10"] = {"type": "integer"}
+    with pytest.raises(LimitExceededError, match="max_schema_ref_depth"):
+        schema_to_lark(chain)
+
+
+def test_self_referencing_allof_cycle_is_bounded():
+    with pytest.raises(LimitExceededError):
+        schema_to_lark({"$defs": {"a": {"allOf": [{"$ref": "#/$defs/a"}], "type": "string"}}, "$ref": "#/$defs/a", "minLength": 1})
+
+
+def test_options_are_checked():
+    with pytest.raises(ValueError):
+        schema_to_lark({}, property_order="sorted")
+    with pytest.raises(ValueError):
+        schema_to_lark({}, whitespace="(")
+    with pytest.raises(TypeError):
+        schema_to_lark(3.5)
