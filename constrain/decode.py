@@ -53,6 +53,7 @@ class GenerationResult:
     forced_tokens: int = 0  # tokens appended by fast-forward, without sampling
     mask_wait_seconds: float = 0.0  # time the loop waited for masks (not hidden behind the forward)
     forward_seconds: float = 0.0  # time in the model's forward passes
+    path: str = "cpu"  # "cpu": matchers on the host; "device": device-resident token tables
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,110 @@ def _singleton_forced(matcher: Matcher, row_bitmask: np.ndarray, vocab: Vocabula
     return out
 
 
+def prompt_step_inputs(prompt_ids: list[list[int]], pad_token_id: int):
+    """``(input_ids, attention_mask, position_ids)`` of the prompt step, left-padded.
+
+    Left padding puts every row's last prompt token in the last column, so the first forward pass
+    needs the logits of one position only (``logits_to_keep=1``).
+    """
+    import torch
+
+    batch = len(prompt_ids)
+    width = max(len(p) for p in prompt_ids)
+    input_ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
+    attention = torch.zeros((batch, width), dtype=torch.long)
+    for b, ids in enumerate(prompt_ids):
+        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention[b, width - len(ids) :] = 1
+    positions = (attention.cumsum(-1) - 1).clamp(min=0)
+    return input_ids, attention, positions
+
+
+def decode_batch_on_device(
+    model: Any,
+    prompt_ids: list[list[int]],
+    tables: Any,
+    options: DecodeOptions,
+    *,
+    pad_token_id: int,
+) -> list[GenerationResult]:
+    """Decode with device-resident token tables (:class:`DeviceDFATables`): states, masks and
+    token choice stay on the model's device; the host only checks, once per step, whether all
+    rows have finished. Greedy or plain temperature sampling (no top-p/top-k, no fast-forward).
+    """
+    import torch
+
+    if options.top_p < 1.0 or options.top_k > 0 or options.fast_forward or options.opportunistic:
+        raise ValueError("device tables support greedy and plain temperature sampling only")
+    vocab = tables.constraint.vocab
+    batch = len(prompt_ids)
+    device = tables.device
+    generator = None
+    if options.seed is not None:
+        generator = torch.Generator(device=device).manual_seed(options.seed)
+    forward = BatchForward(model)
+    input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
+    input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
+    states = tables.initial_states(batch)
+    eos = torch.tensor(vocab.eos_token_ids[0], device=device)
+    next_pos = attention.sum(-1)
+    chosen: list[torch.Tensor] = []
+    steps_done = 0
+    start = time.perf_counter()
+    forward_seconds = 0.0
+    with torch.no_grad():
+        for _ in range(options.max_new_tokens + 1):
+            was_finished = tables.is_finished(states)
+            t0 = time.perf_counter()
+            logits = forward(input_ids, attention, positions, last_only=True)[:, -1, : vocab.size].float()
+            forward_seconds += time.perf_counter() - t0
+            allowed = tables.masks(states)
+            logits = logits.masked_fill(~allowed, float("-inf"))
+            if options.temperature <= 0:
+                tokens = torch.argmax(logits, dim=-1)
+            else:
+                probs = torch.softmax(logits / options.temperature, dim=-1)
+                tokens = torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+            tokens = torch.where(was_finished, eos, tokens)
+            states = tables.advance(states, tokens)
+            chosen.append(tokens)
+            steps_done += 1
+            done, stuck = torch.stack([tables.is_finished(states).all(), ~(allowed.any(-1).all())]).tolist()
+            if stuck:
+                raise VocabularyError("no token of the vocabulary can continue an output of the batch")
+            if done or steps_done > options.max_new_tokens:
+                break
+            input_ids = tokens[:, None]
+            attention = torch.cat([attention, torch.ones((batch, 1), dtype=attention.dtype, device=device)], 1)
+            positions = next_pos[:, None]
+            next_pos = next_pos + 1
+    seconds = time.perf_counter() - start
+    table = torch.stack(chosen, dim=1).cpu().tolist()
+    results = []
+    for b in range(batch):
+        ids: list[int] = []
+        stop_reason = "max_new_tokens"
+        for t in table[b]:
+            if vocab.is_eos(t):
+                stop_reason = "eos"
+                break
+            ids.append(t)
+        ids = ids[: options.max_new_tokens]
+        text = vocab.decode(ids).decode("utf-8", errors="replace")
+        if stop_reason != "eos" and not options.allow_incomplete:
+            matcher = tables.constraint.matcher()
+            if matcher.accept_tokens(ids) != len(ids) or not matcher.is_accepting():
+                raise IncompleteGenerationError(text, options.max_new_tokens)
+        results.append(
+            GenerationResult(
+                text=text, token_ids=ids, prompt_tokens=len(prompt_ids[b]), stop_reason=stop_reason,
+                seconds=seconds, mask_seconds=0.0, step_seconds=[seconds / steps_done] * len(ids),
+                forward_seconds=forward_seconds, path="device",
+            )
+        )
+    return results
+
+
 def decode_batch(
     model: Any,
     prompt_ids: list[list[int]],
@@ -191,15 +296,8 @@ def decode_batch(
         fill_bitmasks([matchers[b] if b in rows else None for b in range(batch)], bitmask)
         return time.perf_counter() - t0
 
-    # Prompt step: left-padded so every row's last position is real (logits_to_keep=1 works).
-    width = max(n_real)
-    input_ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
-    attention = torch.zeros((batch, width), dtype=torch.long)
-    for b, ids in enumerate(prompt_ids):
-        input_ids[b, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-        attention[b, width - len(ids) :] = 1
-    positions = (attention.cumsum(-1) - 1).clamp(min=0)
-    last_index = [width - 1] * batch
+    input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
+    last_index = [input_ids.shape[1] - 1] * batch
     last_only = True
 
     with torch.no_grad():

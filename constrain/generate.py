@@ -15,6 +15,7 @@ from constrain.decode import (
     GenerationResult,
     IncompleteGenerationError,
     decode_batch,
+    decode_batch_on_device,
 )
 from constrain.limits import DEFAULT_LIMITS, Limits
 
@@ -98,6 +99,28 @@ class _CachedForward:
         return out.logits[0, -1, :]
 
 
+def _device_tables_or_none(compiled: list[CompiledConstraint], device: Any):
+    """Device tables for a batch sharing one regex constraint, or None (with a warning) to use the CPU path."""
+    import warnings
+
+    from constrain.dfa_constraint import DFAConstraint
+    from constrain.errors import LimitExceededError
+    from constrain.integrations.device_tables import DeviceDFATables
+
+    first = compiled[0]
+    if not isinstance(first, DFAConstraint) or any(c is not first for c in compiled):
+        warnings.warn(
+            "device_tables=True needs one regex constraint shared by the batch; using the CPU path",
+            stacklevel=3,
+        )
+        return None
+    try:
+        return DeviceDFATables.for_constraint(first, device)
+    except LimitExceededError as exc:
+        warnings.warn(f"device tables not used ({exc}); using the CPU path", stacklevel=3)
+        return None
+
+
 def _pad_token_id(tokenizer: Any, vocab) -> int:
     pad = getattr(tokenizer, "pad_token_id", None)
     return int(pad) if pad is not None else int(vocab.eos_token_ids[0])
@@ -122,6 +145,7 @@ def generate_ids(
     fast_forward: bool | str = False,
     opportunistic: bool = False,
     overlap: bool = True,
+    device_tables: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     allow_incomplete: bool = False,
 ) -> Any:
@@ -151,6 +175,13 @@ def generate_ids(
         allow_incomplete=allow_incomplete,
     )
     prompt_ids = [encode_prompt(tokenizer, p, chat=chat, system=system) for p in prompts]
+    if device_tables:
+        tables = _device_tables_or_none(compiled, next(model.parameters()).device)
+        if tables is not None:
+            results = decode_batch_on_device(
+                model, prompt_ids, tables, options, pad_token_id=_pad_token_id(tokenizer, vocab)
+            )
+            return results[0] if isinstance(prompt, str) else results
     results = decode_batch(
         model,
         prompt_ids,
@@ -181,6 +212,7 @@ def generate(
     fast_forward: bool | str = False,
     opportunistic: bool = False,
     overlap: bool = True,
+    device_tables: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Generate text from ``model`` that satisfies the constraint, and return it.
@@ -213,6 +245,11 @@ def generate(
         (exact for greedy and plain temperature sampling; rejected with top_p/top_k).
     overlap : bool, default: True
         Compute the next masks on a worker thread while the forward pass runs.
+    device_tables : bool, default: False
+        For a regex constraint shared by the batch: materialize its token transition table and
+        per-state bitmasks on the model's device and decode without host round-trips (greedy or
+        temperature sampling). Falls back to the CPU path, with a warning, when the tables would
+        exceed ``limits.max_device_table_bytes`` or the constraint is not a regex.
 
     Raises
     ------
@@ -237,6 +274,7 @@ def generate(
         fast_forward=fast_forward,
         opportunistic=opportunistic,
         overlap=overlap,
+        device_tables=device_tables,
         limits=limits,
     )
     return result.text if isinstance(prompt, str) else [r.text for r in result]

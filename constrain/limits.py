@@ -23,6 +23,9 @@ class Limits:
     max_cached_masks: int = 20_000
     # Lexing threads of one grammar state (one per possible lexeme end still open); ~200 bytes each.
     max_lexer_threads: int = 4096
+    # Device-resident token tables of one regex constraint (next state [n, V] + bitmasks [n, V/32]);
+    # beyond this, generation falls back to the CPU path. 256 MiB holds ~1,300 states at V=49,152.
+    max_device_table_bytes: int = 256 * 1024 * 1024
     # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
     max_consecutive_whitespace: int = 32
 

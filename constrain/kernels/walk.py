@@ -56,3 +56,32 @@ def dfa_advance_kernel(transitions: np.ndarray, state: int, data: np.ndarray) ->
         if state < 0:
             return -1
     return state
+
+
+@numba.njit(cache=True, nogil=True)
+def dfa_token_next_kernel(
+    transitions: np.ndarray,
+    start_state: int,
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    subtree_end: np.ndarray,
+    node_token_start: np.ndarray,
+    token_ids: np.ndarray,
+    max_depth: int,
+    out_next: np.ndarray,  # int32 [V], written for tokens that survive (caller fills with -1)
+) -> None:
+    """For every token, the DFA state after its bytes from ``start_state`` (same walk as the mask)."""
+    n = node_byte.shape[0]
+    states = np.empty(max_depth + 1, dtype=np.int32)
+    states[0] = start_state
+    i = 1
+    while i < n:
+        d = node_depth[i]
+        s = transitions[states[d - 1], node_byte[i]]
+        if s < 0:
+            i = subtree_end[i]
+            continue
+        states[d] = s
+        for k in range(node_token_start[i], node_token_start[i + 1]):
+            out_next[token_ids[k]] = s
+        i += 1

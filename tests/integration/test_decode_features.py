@@ -86,3 +86,22 @@ def test_opportunistic_rejects_top_p(default_model, person):
         constrain.generate(
             model, tokenizer, "x", constraint=person, temperature=1.0, top_p=0.9, opportunistic=True
         )
+
+
+def test_device_tables_match_the_cpu_path(default_model, person):
+    model, tokenizer = default_model
+    cpu = constrain.generate(model, tokenizer, PROMPTS, constraint=person, max_new_tokens=60)
+    results = constrain.generate_ids(
+        model, tokenizer, PROMPTS, constraint=person, max_new_tokens=60, device_tables=True
+    )
+    assert [r.path for r in results] == ["device"] * len(PROMPTS)
+    assert [r.text for r in results] == cpu
+
+
+def test_device_tables_fall_back_when_too_large(default_model, person):
+    model, tokenizer = default_model
+    tiny = constrain.Limits(max_device_table_bytes=1024)
+    small = constrain.compile_regex(r"[0-9]{2}", person.vocab, limits=tiny)
+    with pytest.warns(UserWarning, match="max_device_table_bytes"):
+        r = constrain.generate_ids(model, tokenizer, "Two digits.", constraint=small, device_tables=True)
+    assert r.path == "cpu" and re.fullmatch(r"[0-9]{2}", r.text)
