@@ -265,7 +265,10 @@ def run_schema(engine, task: dict, on_compiled: Callable[[dict], None] | None = 
 
 def _warmup(engine) -> None:
     bm = engine.allocate_bitmask(1)
-    m = _compile(engine, WARMUP_SCHEMA).matcher()
+    try:
+        m = _compile(engine, WARMUP_SCHEMA).matcher()
+    except CompileFailure:
+        return  # best effort: an engine that rejects it is simply not warmed
     # Byte-wise walk needs a tokenizer; filling masks in the start state is enough to JIT.
     for _ in range(3):
         m.fill_bitmask(bm, 0)
