@@ -7,6 +7,21 @@
 """
 
 from constrain.constraints.choice import compile_choice
+from constrain.constraints.combine import IntersectConstraint, intersect
+from constrain.constraints.keywords import compile_keywords
+from constrain.constraints.length import LengthBounds, LengthConstraint, length_bounds, max_length, min_length
 from constrain.constraints.sparse_dfa import SparseDFA, SparseDFAConstraint
 
-__all__ = ["compile_choice", "SparseDFA", "SparseDFAConstraint"]
+__all__ = [
+    "IntersectConstraint",
+    "LengthBounds",
+    "LengthConstraint",
+    "SparseDFA",
+    "SparseDFAConstraint",
+    "compile_choice",
+    "compile_keywords",
+    "intersect",
+    "length_bounds",
+    "max_length",
+    "min_length",
+]

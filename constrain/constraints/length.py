@@ -1,0 +1,375 @@
+"""Length bounds on a DFA-based constraint that end gracefully: max/min tokens, characters, words.
+
+``max_length(c, max_tokens=50)`` allows a token only if, after it, the inner constraint can still
+reach acceptance within the remaining budget, so a masked walk never overruns the budget and never
+strands: it always ends accepting. ``min_length`` forbids EOS until the counts are reached and masks
+out tokens after which the minimum can no longer be reached.
+
+Units
+    tokens: non-EOS tokens accepted through ``advance_token`` (raw ``advance_bytes`` counts none);
+    EOS itself is not counted, so pass ``max_tokens=N - 1`` to fit EOS into N generated tokens.
+    chars: Unicode code points (UTF-8 bytes that are not continuation bytes 0x80-0xBF).
+    words: maximal runs of bytes other than ASCII whitespace (space, \\t, \\n, \\r, \\v, \\f).
+
+How it is exact
+    The inner constraint must be DFA-based (regex, choice, keywords, materialized intersection).
+    The completion graph is built on *tokens*, not bytes: its nodes are (DFA state, inside-a-word
+    flag, counts capped at the min bounds), and its edges are the vocabulary's tokens (one trie walk
+    per DFA state gives every token's end state), weighted (1 token, its chars, its new words). A
+    reverse Dijkstra from the accepting nodes gives, per node, the lexicographically least
+    (tokens, chars, words) to finish, with the bounded dimension first. A token is allowed iff the
+    counts after it plus that witness fit every max bound.
+
+    With one max bound this is exact (the shortest completion in that unit). With several max bounds
+    at once, a token is allowed when one of the witnesses (one per bounded unit, that unit first)
+    fits all bounds: never stranding (the witness's next token is again allowed), but a token whose
+    only fitting completions are trade-offs between the units may be refused.
+
+Not supported
+    Grammar constraints (and lazy intersections) raise :class:`UnsupportedFeatureError`: the
+    minimum completion of an Earley state is not computed. The graph has one node per (DFA state,
+    flag, capped counts); more than ``Limits.max_dfa_states`` nodes raise ``LimitExceededError``,
+    and precomputation costs one trie walk per DFA state (large choice automata are expensive:
+    about a millisecond per state on a 49k vocabulary).
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+
+import numpy as np
+
+from constrain.compiled import CompiledConstraint
+from constrain.constraints.sparse_dfa import is_dfa_based, token_ends
+from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
+from constrain.kernels.bitmask import bitmask_words
+from constrain.limits import DEFAULT_LIMITS, Limits
+
+__all__ = ["max_length", "min_length", "length_bounds", "LengthConstraint", "LengthBounds"]
+
+_WS = frozenset(b" \t\n\r\x0b\x0c")
+_INF = float("inf")
+
+
+@dataclass(frozen=True)
+class LengthBounds:
+    """Inclusive bounds; ``None`` = unbounded."""
+
+    min_tokens: int | None = None
+    max_tokens: int | None = None
+    min_chars: int | None = None
+    max_chars: int | None = None
+    min_words: int | None = None
+    max_words: int | None = None
+
+    def merged(self, other: LengthBounds) -> LengthBounds:
+        """The tighter of both bounds in every field."""
+        def pick(a, b, f):
+            return b if a is None else a if b is None else f(a, b)
+
+        return LengthBounds(
+            pick(self.min_tokens, other.min_tokens, max), pick(self.max_tokens, other.max_tokens, min),
+            pick(self.min_chars, other.min_chars, max), pick(self.max_chars, other.max_chars, min),
+            pick(self.min_words, other.min_words, max), pick(self.max_words, other.max_words, min),
+        )
+
+
+def _token_stats(vocab):
+    """Per token: chars, words started after whitespace / inside a word, and ends-inside-a-word."""
+    n = vocab.size
+    chars = np.zeros(n, dtype=np.int64)
+    w_ws = np.zeros(n, dtype=np.int64)
+    w_word = np.zeros(n, dtype=np.int64)
+    out = np.zeros(n, dtype=np.int64)
+    for t, b in enumerate(vocab.tokens):
+        if not b:
+            continue
+        chars[t] = sum(1 for x in b if not 0x80 <= x <= 0xBF)
+        starts = sum(1 for i, x in enumerate(b) if x not in _WS and (i == 0 or b[i - 1] in _WS))
+        w_ws[t] = starts
+        w_word[t] = starts - (1 if b[0] not in _WS else 0)
+        out[t] = 0 if b[-1] in _WS else 1
+    return chars, w_ws, w_word, out
+
+
+def _bytes_counts(data: bytes, in_word: int) -> tuple[int, int, int]:
+    chars = sum(1 for x in data if not 0x80 <= x <= 0xBF)
+    words = 0
+    f = in_word
+    for x in data:
+        if x in _WS:
+            f = 0
+        else:
+            if not f:
+                words += 1
+            f = 1
+    return chars, words, f
+
+
+class LengthConstraint(CompiledConstraint):
+    """``inner`` under :class:`LengthBounds`; the state is ``(inner_state, in_word, tokens, chars, words)``.
+
+    Counts are capped at ``max(min bound, max bound)`` of their unit (0 when the unit is unbounded),
+    so the state space stays finite. Use :func:`max_length`, :func:`min_length` or
+    :func:`length_bounds` to build one.
+    """
+
+    def __init__(self, inner: CompiledConstraint, bounds: LengthBounds, *, limits: Limits | None = None):
+        if not is_dfa_based(inner):
+            raise UnsupportedFeatureError(
+                f"length bounds on a {type(inner).__name__} (only DFA-based constraints: regex, choice, "
+                "keywords, materialized intersections)",
+                source="length",
+            )
+        for name, v in vars(bounds).items():
+            if v is not None and (not isinstance(v, int) or v < 0):
+                raise ValueError(f"{name} must be a non-negative int, got {v!r}")
+        self.inner = inner
+        self.bounds = bounds
+        self.vocab = inner.vocab
+        self.limits = limits or getattr(inner, "limits", DEFAULT_LIMITS)
+        b = bounds
+        self._use_words = b.min_words is not None or b.max_words is not None
+        self._use_chars = b.min_chars is not None or b.max_chars is not None
+        # caps of the counts kept in the state, and of the min counters in graph nodes
+        self._maxes = (b.max_tokens, b.max_chars, b.max_words)
+        self._mins = (b.min_tokens or 0, b.min_chars or 0, b.min_words or 0)
+        self._caps = tuple(max(mn, mx if mx is not None else 0) for mn, mx in zip(self._mins, self._maxes))
+        chars, w_ws, w_word, out = _token_stats(self.vocab)
+        if not self._use_chars:
+            chars = np.zeros_like(chars)
+        if not self._use_words:
+            w_ws, w_word, out = np.zeros_like(w_ws), np.zeros_like(w_word), np.zeros_like(out)
+        self._chars, self._words, self._out = chars, (w_ws, w_word), out
+        self._cw = int(chars.max()) + 1
+        self._ww = int(max(w_ws.max(), 1)) + 1
+        self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._orders = [o for o, mx in zip(((0, 1, 2), (1, 0, 2), (2, 0, 1)), self._maxes) if mx is not None]
+        if not self._orders:
+            self._orders = [(0, 1, 2)]  # min bounds only: distances tell liveness
+        self._dist: list[dict] = []
+        self._build()
+        init = self.initial_state()
+        if not self._feasible(init[0], init[1], (0, 0, 0)):
+            raise InputError(f"no output of {inner!r} satisfies {bounds}")
+
+    def __repr__(self) -> str:
+        return f"LengthConstraint({self.inner!r}, {self.bounds})"
+
+    # ------------------------------------------------------------------ precomputation
+    def _groups(self, s: int, f: int, ends: np.ndarray | None = None):
+        """Distinct (next state, chars, words, out flag) of the tokens from (s, f), and per-token index."""
+        if ends is None:
+            ends = token_ends(self.inner, s)
+        tv = np.flatnonzero(ends >= 0)
+        code = ((self._chars[tv] * self._ww + self._words[f][tv]) * 2 + self._out[tv])
+        keys = ends[tv].astype(np.int64) * (self._cw * self._ww * 2) + code
+        uniq, inv = np.unique(keys, return_inverse=True)
+        rest = uniq % (self._cw * self._ww * 2)
+        nxt = uniq // (self._cw * self._ww * 2)
+        outf = rest % 2
+        words = (rest // 2) % self._ww
+        chars = rest // (2 * self._ww)
+        return tv, inv, nxt, chars, words, outf
+
+    def _min_node(self, s: int, f: int, counts) -> tuple:
+        mn = self._mins
+        return (s, f, min(counts[0], mn[0]), min(counts[1], mn[1]), min(counts[2], mn[2]))
+
+    def _build(self) -> None:
+        inner = self.inner
+        accepting = np.asarray(inner.dfa.accepting, dtype=bool)
+        mn = self._mins
+        # every node, not only those reachable by whole tokens: raw advance_bytes may stop anywhere
+        flags = (0, 1) if self._use_words else (0,)
+        n_nodes = accepting.shape[0] * len(flags) * (mn[0] + 1) * (mn[1] + 1) * (mn[2] + 1)
+        max_nodes = self.limits.max_dfa_states
+        if n_nodes > max_nodes:
+            raise LimitExceededError(
+                "max_dfa_states", max_nodes, f"length bounds on {inner!r} need {n_nodes} graph nodes"
+            )
+        groups: dict[tuple[int, int], tuple] = {}
+        ends_cache: dict[int, np.ndarray] = {}
+        preds: dict[tuple, list] = {
+            (s, f, a, b, c): []
+            for s in range(accepting.shape[0]) for f in flags
+            for a in range(mn[0] + 1) for b in range(mn[1] + 1) for c in range(mn[2] + 1)
+        }
+        queue = list(preds)
+        for node in queue:
+            s, f = node[0], node[1]
+            g = groups.get((s, f))
+            if g is None:
+                e = ends_cache.get(s)
+                if e is None:
+                    e = ends_cache[s] = token_ends(inner, s)
+                _, _, nxt, chars, words, outf = self._groups(s, f, e)
+                g = groups[(s, f)] = (nxt.tolist(), chars.tolist(), words.tolist(), outf.tolist())
+            for s2, c, w, f2 in zip(*g):
+                n2 = (s2, f2, min(node[2] + 1, mn[0]), min(node[3] + c, mn[1]), min(node[4] + w, mn[2]))
+                preds[n2].append((node, (1, c, w)))
+        del ends_cache
+        targets = [n for n in preds if accepting[n[0]] and n[2] >= mn[0] and n[3] >= mn[1] and n[4] >= mn[2]]
+        for order in self._orders:
+            dist: dict[tuple, tuple] = {}
+            heap = [((0, 0, 0), n) for n in targets]
+            heapq.heapify(heap)
+            while heap:
+                d, n = heapq.heappop(heap)
+                if n in dist:
+                    continue
+                dist[n] = d  # d is in `order` coordinates
+                for p, wgt in preds[n]:
+                    if p not in dist:
+                        heapq.heappush(heap, (tuple(d[i] + wgt[order[i]] for i in range(3)), p))
+            # store in natural (tokens, chars, words) coordinates
+            natural = {}
+            for n, d in dist.items():
+                v = [0, 0, 0]
+                for i in range(3):
+                    v[order[i]] = d[i]
+                natural[n] = tuple(v)
+            self._dist.append(natural)
+
+    # ------------------------------------------------------------------ budget checks
+    def _feasible(self, s: int, f: int, counts) -> bool:
+        """Whether some witness completion from (s, f) with ``counts`` used fits every max bound."""
+        node = self._min_node(s, f, counts)
+        for dist in self._dist:
+            d = dist.get(node)
+            if d is None:
+                continue
+            if all(mx is None or counts[i] + d[i] <= mx for i, mx in enumerate(self._maxes)):
+                return True
+        return False
+
+    def _cap(self, counts) -> tuple[int, int, int]:
+        return tuple(min(c, cap) for c, cap in zip(counts, self._caps))
+
+    # ------------------------------------------------------------------ CompiledConstraint
+    def initial_state(self) -> tuple:
+        return (self.inner.initial_state(), 0, 0, 0, 0)
+
+    def is_accepting(self, state: tuple) -> bool:
+        s, _, t, c, w = state
+        mn = self._mins
+        return self.inner.is_accepting(s) and t >= mn[0] and c >= mn[1] and w >= mn[2]
+
+    def _step(self, state: tuple, s2: int, dt: int, dc: int, dw: int, f2: int) -> tuple | None:
+        _, _, t, c, w = state
+        counts = (t + dt, c + dc, w + dw)
+        if not self._feasible(s2, f2, counts):
+            return None
+        return (s2, f2, *self._cap(counts))
+
+    def advance_token(self, state: tuple, token_id: int) -> tuple | None:
+        s2 = self.inner.advance_token(state[0], token_id)
+        if s2 is None:
+            return None
+        data = self.vocab.token_bytes(token_id)
+        dc, dw, f2 = _bytes_counts(data, state[1])
+        if not self._use_chars:
+            dc = 0
+        if not self._use_words:
+            dw, f2 = 0, 0
+        return self._step(state, s2, 1, dc, dw, f2)
+
+    def advance_bytes(self, state: tuple, data: bytes) -> tuple | None:
+        s2 = self.inner.advance_bytes(state[0], data)
+        if s2 is None:
+            return None
+        if not data:
+            return state
+        dc, dw, f2 = _bytes_counts(data, state[1])
+        if not self._use_chars:
+            dc = 0
+        if not self._use_words:
+            dw, f2 = 0, 0
+        return self._step(state, s2, 0, dc, dw, f2)
+
+    def compute_token_bits(self, state: tuple) -> np.ndarray:
+        """Uncached mask: the inner mask restricted to tokens after which the bounds stay feasible."""
+        s, f, t, c, w = state
+        tv, inv, nxt, chars, words, outf = self._groups(s, f)
+        ok = np.zeros(len(nxt), dtype=bool)
+        for i, (s2, dc, dw, f2) in enumerate(zip(nxt.tolist(), chars.tolist(), words.tolist(), outf.tolist())):
+            ok[i] = self._feasible(s2, f2, (t + 1, c + dc, w + dw))
+        allowed = np.zeros(bitmask_words(self.vocab.size) * 32, dtype=bool)
+        allowed[tv[ok[inv]]] = True
+        return np.packbits(allowed, bitorder="little").view("<u4").astype(np.uint32)
+
+    def token_bits(self, state: tuple) -> np.ndarray:
+        cached = self._mask_cache.get(state)
+        if cached is None:
+            cached = self.compute_token_bits(state)
+            cached.flags.writeable = False
+            if len(self._mask_cache) >= self.limits.max_cached_masks:
+                self._mask_cache.pop(next(iter(self._mask_cache)))
+            self._mask_cache[state] = cached
+        return cached
+
+    def fill_token_bits(self, state: tuple, words: np.ndarray) -> None:
+        np.bitwise_or(words, self.token_bits(state), out=words)
+
+    def forced_bytes(self, state: tuple) -> bytes:
+        # the inner constraint's forced bytes begin every complete continuation of the subset too
+        return self.inner.forced_bytes(state[0])
+
+    def clear_cache(self) -> None:
+        self._mask_cache.clear()
+
+
+def length_bounds(
+    constraint: CompiledConstraint,
+    *,
+    min_tokens: int | None = None,
+    max_tokens: int | None = None,
+    min_chars: int | None = None,
+    max_chars: int | None = None,
+    min_words: int | None = None,
+    max_words: int | None = None,
+    limits: Limits | None = None,
+) -> LengthConstraint:
+    """``constraint`` restricted to outputs within the given bounds (see the module docstring).
+
+    Wrapping a :class:`LengthConstraint` again merges the bounds (the tighter one of each wins).
+
+    Raises
+    ------
+    UnsupportedFeatureError
+        ``constraint`` is not DFA-based (e.g. a grammar).
+    InputError
+        No output satisfies the bounds.
+    LimitExceededError
+        The completion graph exceeds ``limits.max_dfa_states`` nodes.
+    """
+    bounds = LengthBounds(min_tokens, max_tokens, min_chars, max_chars, min_words, max_words)
+    if isinstance(constraint, LengthConstraint):
+        bounds = constraint.bounds.merged(bounds)
+        constraint = constraint.inner
+    return LengthConstraint(constraint, bounds, limits=limits)
+
+
+def max_length(
+    constraint: CompiledConstraint,
+    *,
+    max_tokens: int | None = None,
+    max_chars: int | None = None,
+    max_words: int | None = None,
+    limits: Limits | None = None,
+) -> LengthConstraint:
+    """At most ``max_tokens`` tokens / ``max_chars`` characters / ``max_words`` words, ending gracefully."""
+    return length_bounds(constraint, max_tokens=max_tokens, max_chars=max_chars, max_words=max_words, limits=limits)
+
+
+def min_length(
+    constraint: CompiledConstraint,
+    *,
+    min_tokens: int | None = None,
+    min_chars: int | None = None,
+    min_words: int | None = None,
+    limits: Limits | None = None,
+) -> LengthConstraint:
+    """At least ``min_tokens`` tokens / ``min_chars`` characters / ``min_words`` words before EOS."""
+    return length_bounds(constraint, min_tokens=min_tokens, min_chars=min_chars, min_words=min_words, limits=limits)
