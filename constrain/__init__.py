@@ -48,6 +48,7 @@ from constrain.kernels.bitmask import (
 )
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.matcher import Matcher
+from constrain.sampling import AlignedSampler, MaskedSampler
 from constrain.vocab.trie import TokenTrie
 from constrain.vocab.vocabulary import Vocabulary, VocabType
 
@@ -61,6 +62,8 @@ _LAZY = {
 
 __all__ = [
     "DEFAULT_LIMITS",
+    "AlignedSampler",
+    "MaskedSampler",
     "CompiledConstraint",
     "ConstrainError",
     "ConstrainLogitsProcessor",

@@ -100,7 +100,7 @@ class BatchForward:
         self.can_keep_last = "logits_to_keep" in params
         self.cache = None
 
-    def __call__(self, input_ids, attention_mask, position_ids, *, last_only: bool):
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, *, last_only: bool = True):
         kwargs = {self.cache_name: self.cache, "use_cache": True}
         if last_only and self.can_keep_last:
             kwargs["logits_to_keep"] = 1

@@ -72,31 +72,28 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat: bool | None = None, syst
     return list(tokenizer(prompt)["input_ids"])
 
 
-class _CachedForward:
-    """One decoding step on new tokens with the KV cache, across transformers versions.
+def _generate_aligned(
+    model: Any, tokenizer: Any, prompt: Any, *, regex, grammar, constraint, start, num_samples,
+    temperature: float, seed, max_new_tokens: int, chat, system, limits: Limits,
+) -> list[str]:
+    from constrain.integrations.transformers import model_vocab_size, vocabulary_for
+    from constrain.sampling import generate_aligned
 
-    transformers >= 5.2x names the cache argument and output ``cache``; older releases use
-    ``past_key_values``. ``logits_to_keep=1`` skips the vocabulary projection of prompt positions.
-    """
-
-    def __init__(self, model: Any):
-        import inspect
-
-        params = inspect.signature(model.forward).parameters
-        self.model = model
-        self.cache_name = "cache" if "cache" in params else "past_key_values"
-        self.keep_last = "logits_to_keep" in params
-        self.cache = None
-
-    def __call__(self, input_ids):
-        kwargs = {self.cache_name: self.cache, "use_cache": True}
-        if self.keep_last:
-            kwargs["logits_to_keep"] = 1
-        out = self.model(input_ids=input_ids, **kwargs)
-        self.cache = getattr(out, self.cache_name, None)
-        if self.cache is None:
-            self.cache = out.past_key_values
-        return out.logits[0, -1, :]
+    if not isinstance(prompt, str):
+        raise TypeError("sampling='aligned' takes one prompt (it draws num_samples outputs for it)")
+    if not num_samples or num_samples < 1:
+        raise ValueError("sampling='aligned' needs num_samples >= 1")
+    if temperature <= 0:
+        temperature = 1.0  # aligned sampling targets the sampled distribution; greedy has none
+    vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
+    compiled = resolve_constraint(
+        vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+    )
+    prompt_ids = encode_prompt(tokenizer, prompt, chat=chat, system=system)
+    return generate_aligned(
+        model, tokenizer, prompt_ids, compiled, num_samples,
+        temperature=temperature, seed=seed, max_new_tokens=max_new_tokens,
+    )
 
 
 def _device_tables_or_none(compiled: list[CompiledConstraint], device: Any):
@@ -213,6 +210,8 @@ def generate(
     opportunistic: bool = False,
     overlap: bool = True,
     device_tables: bool = False,
+    sampling: str = "masked",
+    num_samples: int | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Generate text from ``model`` that satisfies the constraint, and return it.
@@ -245,6 +244,12 @@ def generate(
         (exact for greedy and plain temperature sampling; rejected with top_p/top_k).
     overlap : bool, default: True
         Compute the next masks on a worker thread while the forward pass runs.
+    sampling : "masked" or "aligned", default: "masked"
+        "aligned" draws ``num_samples`` outputs with grammar-aligned sampling (ASAp), whose
+        distribution converges to the model's distribution conditioned on the constraint (masked
+        sampling is biased); returns a list of strings. Needs ``temperature > 0`` (default 1.0 there).
+    num_samples : int, optional
+        Number of outputs for ``sampling="aligned"``.
     device_tables : bool, default: False
         For a regex constraint shared by the batch: materialize its token transition table and
         per-state bitmasks on the model's device and decode without host round-trips (greedy or
@@ -256,6 +261,16 @@ def generate(
     IncompleteGenerationError
         ``max_new_tokens`` ran out before the output could end (``.text`` holds the prefix).
     """
+    if sampling not in ("masked", "aligned"):
+        raise ValueError(f"sampling must be 'masked' or 'aligned', got {sampling!r}")
+    if sampling == "aligned":
+        return _generate_aligned(
+            model, tokenizer, prompt, regex=regex, grammar=grammar, constraint=constraint, start=start,
+            num_samples=num_samples, temperature=temperature, seed=seed, max_new_tokens=max_new_tokens,
+            chat=chat, system=system, limits=limits,
+        )
+    if num_samples is not None:
+        raise TypeError("num_samples= goes with sampling='aligned'")
     result = generate_ids(
         model,
         tokenizer,

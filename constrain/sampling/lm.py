@@ -83,13 +83,13 @@ class HFCausalLM:
     """
 
     def __init__(self, model: Any, prompt_ids: Sequence[int]):
-        from constrain.generate import _CachedForward
+        from constrain.decode import BatchForward
 
         self.model = model
         self.prompt_ids = [int(t) for t in prompt_ids]
         if not self.prompt_ids:
             raise ValueError("a transformers model needs a non-empty prompt (at least a BOS token)")
-        self._forward = _CachedForward(model)
+        self._forward = BatchForward(model)
         self._ids: list[int] = []  # the ids whose keys/values the cache holds
         self.device = next(model.parameters()).device
         self.n_forward = 0
@@ -109,7 +109,7 @@ class HFCausalLM:
             keep = 0
         feed = torch.tensor([full[keep:]], dtype=torch.long, device=self.device)
         with torch.no_grad():
-            logits = self._forward(feed)
+            logits = self._forward(feed)[0, -1]
         self._ids = full
         self.n_forward += 1
         self.n_tokens_fed += len(full) - keep

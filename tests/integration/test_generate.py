@@ -98,3 +98,25 @@ def test_cli_reports_bad_regex(default_model, capsys):
 
     assert main(["generate", "--regex", r"a(?=b)", "x"]) == 2
     assert "lookahead" in capsys.readouterr().err
+
+
+def test_aligned_sampling_through_generate(default_model):
+    model, tokenizer = default_model
+    pattern = r"(red|green|blue) (cat|dog)"
+    outs = constrain.generate(
+        model, tokenizer, "Name a coloured animal.", regex=pattern, sampling="aligned", num_samples=20, seed=3
+    )
+    assert len(outs) == 20 and all(re.fullmatch(pattern, o) for o in outs)
+    with pytest.raises(ValueError, match="num_samples"):
+        constrain.generate(model, tokenizer, "x", regex=pattern, sampling="aligned")
+    with pytest.raises(ValueError, match="sampling must be"):
+        constrain.generate(model, tokenizer, "x", regex=pattern, sampling="beam")
+
+
+def test_aligned_sampling_with_a_grammar(default_model):
+    model, tokenizer = default_model
+    grammar = 'start: WORD " " WORD\nWORD: "yes" | "no" | "maybe"\n'
+    outs = constrain.generate(
+        model, tokenizer, "Answer twice.", grammar=grammar, sampling="aligned", num_samples=10, seed=1
+    )
+    assert all(re.fullmatch(r"(yes|no|maybe) (yes|no|maybe)", o) for o in outs)
