@@ -37,7 +37,8 @@ Spellings
 The grammar accepts one spelling per value where JSON has several (it restricts spellings, never
 values): strings use the ``json.dumps(ensure_ascii=False)`` escapes (:mod:`.json_string`);
 numbers as in :mod:`.numbers`; ``const``/``enum`` numbers are spelled as ``json.dumps`` does, plus
-``N``/``N.0``/``N.00``... for integral values; object ``const`` values keep their key order.
+``N``/``N.0``/``N.00``... for integral values; object ``const``/``enum`` values accept their keys
+in any order when they have at most :data:`MAX_ANY_ORDER_PROPERTIES` keys, else in the given order.
 Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \\t\\n\\r]`` around
 ``,`` ``:`` and inside brackets (none before the first or after the last token of the document);
 ``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
@@ -671,6 +672,11 @@ class _Compiler:
         if isinstance(v, dict):
             if not v:
                 return self.empty_container("{", "}")
+            if 1 < len(v) <= MAX_ANY_ORDER_PROPERTIES:
+                # JSON objects are unordered: every key order, each key exactly once
+                entries = [(k, f"{self.key_terminal(k)} {self.struct(':')} {self.const_expr(x, hint)}", True)
+                           for k, x in v.items()]
+                return self._subset_object(entries, None, 0, None, hint + "_const", None)
             parts = [self.struct("{")]
             for i, (k, x) in enumerate(v.items()):
                 if i:
