@@ -68,3 +68,174 @@ def grammar_walk_kernel(
                 nb += 1
             i += 1
     return nb
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_thread(tp, tq, tw, tb, d, lo, n, p, q, w, b, merge_tab, req_p, req_q, nreq):
+    """Add thread (p, q, w, b) to depth ``d`` (slots ``lo:n`` hold the threads it may meet).
+
+    A thread with the same lexer state, count and blocked set but another parser state is merged
+    with it (item-set union, looked up in ``merge_tab``). Returns ``(n, nreq)``; ``n == -1``:
+    over capacity. An unknown merge is appended to the requests (as ``req_q = -2 - other``).
+    """
+    for m in range(lo, n):
+        if tq[d, m] == q and tw[d, m] == w and tb[d, m] == b:
+            p1 = tp[d, m]
+            if p1 == p:
+                return n, nreq
+            key = (np.int64(min(p, p1)) << 32) | np.int64(max(p, p1))
+            r = merge_tab.get(key, -1)
+            if r < 0:
+                if nreq < req_p.shape[0]:
+                    req_p[nreq] = min(p, p1)
+                    req_q[nreq] = -2 - max(p, p1)
+                return n, nreq + 1
+            tp[d, m] = r
+            return n, nreq
+    if n >= tp.shape[1]:
+        return -1, nreq
+    tp[d, n] = p
+    tq[d, n] = q
+    tw[d, n] = w
+    tb[d, n] = b
+    return n + 1, nreq
+
+
+@numba.njit(cache=True, nogil=True)
+def grammar_mask_kernel(
+    transitions: np.ndarray,  # int32 [n_q, 256], -1 = reject
+    p_eset: np.ndarray,  # int32 [P]: expected-terminal-set id of each parser id
+    live_tab: np.ndarray,  # bool [E, n_q]: some expected terminal can still be completed
+    acc_tab: np.ndarray,  # bool [E, n_q]: some expected terminal (ignored ones included) ends here
+    wsonly_tab: np.ndarray,  # bool [E, n_q]: every live expected terminal is an ignored whitespace one
+    ws_live: np.ndarray,  # bool [n_q]: an ignored whitespace terminal is live (the byte count matters)
+    acc_col: np.ndarray,  # int32 [n_q]: column of an accepting lexer state in scan_tab, -1 if none
+    scan_tab: np.ndarray,  # int32 [P, n_acc]: parser id after the real terminals ending in q; -1 none, -2 unknown
+    merge_tab,  # numba typed Dict int64 -> int64: (min pid << 32 | max pid) -> merged pid
+    ign_start: np.ndarray,  # int32 [n_q + 1]: CSR over the ignored terminals accepting in q
+    ign_bid: np.ndarray,  # int32: blocked-set id after that ignored lexeme
+    ign_isws: np.ndarray,  # bool: that ignored terminal is a whitespace one (count carries on)
+    blocked_tab: np.ndarray,  # bool [n_blocked, 256]
+    ws_bound: int,
+    init_p: np.ndarray,  # int32 [k]: the grammar state's threads (parser id, lexer state or -1, ws, blocked id)
+    init_q: np.ndarray,
+    init_ws: np.ndarray,
+    init_b: np.ndarray,
+    tp: np.ndarray,  # int32 [max_depth + 1, cap] scratch, kept across a resume: threads per depth
+    tq: np.ndarray,
+    tw: np.ndarray,
+    tb: np.ndarray,
+    cnt: np.ndarray,  # int32 [max_depth + 1] scratch: threads per depth
+    resume: np.ndarray,  # int64 [1] in/out: node to resume at (0: fresh walk)
+    node_byte: np.ndarray,
+    node_depth: np.ndarray,
+    subtree_end: np.ndarray,
+    node_token_start: np.ndarray,
+    token_ids: np.ndarray,
+    out_words: np.ndarray,  # uint32 [W], OR-ed into
+    req_p: np.ndarray,  # int32 [rcap] out: unknown transitions: scan (pid, lexer state) or merge (pid, -2 - pid)
+    req_q: np.ndarray,
+) -> int:
+    """One walk of the whole trie with every thread of a grammar state at once.
+
+    Per trie depth the kernel keeps the live threads, at most one per (lexer state, count,
+    blocked set): threads that differ only in their parser state are merged, as in
+    ``advance_bytes``. A child node's threads are its parent's threads advanced by the node's
+    byte. Where a lexeme may end inside a longer token the thread forks in place: the parser
+    transition is read from ``scan_tab`` and ignored lexemes from the CSR tables. At a node with
+    unknown transitions (scans or merges) the kernel records them in ``req_*``, saves the node in
+    ``resume`` and returns their number (may exceed ``req_p.shape[0]``); the caller fills the tables
+    and calls again with the same scratch to go on from that node (its ancestors' threads are
+    intact). Returns 0 when the walk is complete, -1 when more than ``cap`` threads meet at one node
+    (the mask is then unusable).
+    """
+    cap = tp.shape[1]
+    i = resume[0]
+    if i == 0:
+        n0 = init_p.shape[0]
+        if n0 > cap:
+            return -1
+        for k in range(n0):
+            tp[0, k] = init_p[k]
+            tq[0, k] = init_q[k]
+            tw[0, k] = init_ws[k]
+            tb[0, k] = init_b[k]
+        cnt[0] = n0
+        i = 1
+    n_nodes = node_byte.shape[0]
+    while i < n_nodes:
+        d = node_depth[i]
+        c = node_byte[i]
+        pd = d - 1
+        n = 0
+        nreq = 0
+        for k in range(cnt[pd]):
+            q = tq[pd, k]
+            if q < 0:
+                b = tb[pd, k]
+                if b >= 0 and blocked_tab[b, c]:
+                    continue
+                q = 0
+            q2 = transitions[q, c]
+            if q2 < 0:
+                continue
+            p = tp[pd, k]
+            e = p_eset[p]
+            if not live_tab[e, q2]:
+                continue
+            ws = 0
+            if ws_live[q2]:
+                ws = tw[pd, k] + 1
+                if ws > ws_bound:
+                    if wsonly_tab[e, q2]:
+                        continue
+                    ws = ws_bound + 1
+            n, nreq = _add_thread(tp, tq, tw, tb, d, 0, n, p, q2, ws, -1, merge_tab, req_p, req_q, nreq)
+            if n < 0:
+                return -1
+        if nreq > 0:
+            resume[0] = i
+            return nreq
+        if n == 0:
+            i = subtree_end[i]
+            continue
+        for j in range(node_token_start[i], node_token_start[i + 1]):
+            t = token_ids[j]
+            out_words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+        nn = n
+        if subtree_end[i] > i + 1:
+            # lexeme ends inside a longer token: fork boundary threads (lexer state -1) in place
+            for k in range(n):
+                q2 = tq[d, k]
+                p = tp[d, k]
+                if not acc_tab[p_eset[p], q2]:
+                    continue
+                w = tw[d, k]
+                r = scan_tab[p, acc_col[q2]]
+                if r == -2:
+                    if nreq < req_p.shape[0]:
+                        req_p[nreq] = p
+                        req_q[nreq] = q2
+                    nreq += 1
+                    continue
+                if r >= 0:
+                    nn, nreq = _add_thread(tp, tq, tw, tb, d, n, nn, r, -1, 0, -1, merge_tab, req_p, req_q, nreq)
+                    if nn < 0:
+                        return -1
+                for j in range(ign_start[q2], ign_start[q2 + 1]):
+                    if ign_isws[j]:
+                        if w > ws_bound:
+                            continue
+                        w2 = w
+                    else:
+                        w2 = 0
+                    nn, nreq = _add_thread(tp, tq, tw, tb, d, n, nn, p, -1, w2, ign_bid[j], merge_tab, req_p, req_q, nreq)
+                    if nn < 0:
+                        return -1
+            if nreq > 0:
+                resume[0] = i
+                return nreq
+        cnt[d] = nn
+        i += 1
+    resume[0] = n_nodes
+    return 0

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numba
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
@@ -66,7 +67,7 @@ from constrain.errors import (
     RegexSyntaxError,
     UnsupportedFeatureError,
 )
-from constrain.grammar._kernels import grammar_walk_kernel
+from constrain.grammar._kernels import grammar_mask_kernel, grammar_walk_kernel
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
@@ -115,12 +116,147 @@ class GrammarConstraint(CompiledConstraint):
         self._blocked_ids: dict[tuple[int, int], int] = {}
         self._blocked: list[np.ndarray] = []
         self._no_block = np.zeros(256, dtype=bool)
+        self._init_walk_tables()
 
     def __repr__(self) -> str:
         return (
             f"GrammarConstraint({self.source!r}, terminals={len(self.ir.terminals)}, "
             f"rules={len(self.ir.rules)}, lexer_states={self.lexer.n_states}, vocab={self.vocab.size})"
         )
+
+    # ------------------------------------------------------------------ single-walk tables
+    def _init_walk_tables(self) -> None:
+        """Tables of the one-walk mask kernel (see :meth:`compute_token_bits`).
+
+        Parser states get small integer ids on first use; per id its expected-set id (``_p_eset``);
+        per expected set the rows ``live`` / ``accept`` / ``ws_only`` over lexer states; per
+        (parser id, accepting lexer state) the parser id after scanning the real terminals ending
+        there (``_scan_tab``: -1 none, -2 not computed yet). Ignored lexemes only depend on the
+        lexer state, so they are a fixed CSR table. All of it persists across masks.
+        """
+        lexer = self.lexer
+        n_q = lexer.n_states
+        acc = lexer.accepting_terminals
+        ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(len(self.ir.terminals))], dtype=bool)
+        self._ws_live = np.ascontiguousarray((lexer.live_terminals & ws_mask).any(axis=1))
+        acc_any = acc.any(axis=1)
+        self._acc_col = np.full(n_q, -1, dtype=np.int32)
+        self._acc_col[acc_any] = np.arange(int(acc_any.sum()), dtype=np.int32)
+        starts, bids, isws = [0], [], []
+        ignore = sorted(self.ir.ignore)
+        for q in range(n_q):
+            for t in ignore:
+                if acc[q, t]:
+                    bids.append(self._blocked_id(q, t))
+                    isws.append(bool((self._ws_bits >> t) & 1))
+            starts.append(len(bids))
+        self._ign_start = np.asarray(starts, dtype=np.int32)
+        self._ign_bid = np.asarray(bids, dtype=np.int32)
+        self._ign_isws = np.asarray(isws, dtype=bool)
+        self._blocked_tab = np.ascontiguousarray(np.stack(self._blocked)) if self._blocked else np.zeros((1, 256), dtype=bool)
+        self._pid: dict[ParserState, int] = {}
+        self._plist: list[ParserState] = []
+        self._p_eset = np.zeros(64, dtype=np.int32)
+        self._scan_tab = np.full((64, max(1, int(acc_any.sum()))), -2, dtype=np.int32)
+        self._eset_ids: dict[int, int] = {}
+        self._live_tab = np.zeros((8, n_q), dtype=bool)
+        self._acc_tab = np.zeros((8, n_q), dtype=bool)
+        self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
+        self._merge_tab = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)
+        self._req_p = np.empty(256, dtype=np.int32)
+        self._req_q = np.empty(256, dtype=np.int32)
+        self._scratch = None
+        self.max_walk_threads = 128
+        """Most threads the one-walk kernel keeps per trie depth; beyond, the mask falls back to
+        :meth:`reference_token_bits` (exact, slower)."""
+        self.walk_stats = {"walks": 0, "rounds": 0, "fallbacks": 0}
+
+    def _parser_id(self, ps: ParserState) -> int:
+        pid = self._pid.get(ps)
+        if pid is not None:
+            return pid
+        pid = len(self._plist)
+        expected = self._expected(ps)
+        eid = self._eset_ids.get(expected)
+        if eid is None:
+            eid = len(self._eset_ids)
+            if eid >= self._live_tab.shape[0]:
+                grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
+                self._live_tab, self._acc_tab, self._wsonly_tab = map(grow, (self._live_tab, self._acc_tab, self._wsonly_tab))
+            live_ok, accept_ok, ws_only = self._state_arrays(expected)
+            self._live_tab[eid] = live_ok
+            self._acc_tab[eid] = accept_ok
+            self._wsonly_tab[eid] = ws_only
+            self._eset_ids[expected] = eid
+        if pid >= self._p_eset.shape[0]:
+            self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])
+            self._scan_tab = np.concatenate([self._scan_tab, np.full_like(self._scan_tab, -2)])
+        self._p_eset[pid] = eid
+        self._plist.append(ps)
+        self._pid[ps] = pid
+        return pid
+
+    def _fill_scan(self, pid: int, q: int) -> None:
+        col = self._acc_col[q]
+        if self._scan_tab[pid, col] != -2:
+            return
+        ps = self._plist[pid]
+        real = self._acc_bits[q] & ps.expected
+        r = -1
+        if real:
+            ps2 = self.parser.scan(ps, real)
+            if ps2 is not None:
+                r = self._parser_id(ps2)  # may grow (replace) _scan_tab
+        self._scan_tab[pid, col] = r
+
+    def _fill_merge(self, p1: int, p2: int) -> None:
+        merged = self.parser.merge([self._plist[p1], self._plist[p2]])
+        self._merge_tab[(p1 << 32) | p2] = self._parser_id(merged)
+
+    def _single_walk_bits(self, state: frozenset) -> np.ndarray | None:
+        """The mask from one trie walk with all threads at once, or ``None`` (thread capacity hit)."""
+        cap = int(self.max_walk_threads)
+        if len(state) > cap:
+            return None
+        threads = list(state)
+        init_p = np.array([self._parser_id(th[0]) for th in threads], dtype=np.int32)
+        init_q = np.array([th[1] for th in threads], dtype=np.int32)
+        init_ws = np.array([th[2] for th in threads], dtype=np.int32)
+        init_b = np.array([th[3] for th in threads], dtype=np.int32)
+        trie = self._trie
+        scratch = self._scratch
+        if scratch is None or scratch[0].shape[1] != cap:
+            shape = (trie.max_depth + 1, cap)
+            scratch = self._scratch = (
+                np.empty(shape, np.int32), np.empty(shape, np.int32), np.empty(shape, np.int32),
+                np.empty(shape, np.int32), np.zeros(trie.max_depth + 1, np.int32),
+            )
+        tp, tq, tw, tb, cnt = scratch
+        resume = np.zeros(1, dtype=np.int64)
+        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        req_p, req_q = self._req_p, self._req_q
+        self.walk_stats["walks"] += 1
+        while True:
+            self.walk_stats["rounds"] += 1
+            nreq = grammar_mask_kernel(
+                self._transitions, self._p_eset, self._live_tab, self._acc_tab, self._wsonly_tab,
+                self._ws_live, self._acc_col, self._scan_tab, self._merge_tab, self._ign_start, self._ign_bid,
+                self._ign_isws, self._blocked_tab, self._bound, init_p, init_q, init_ws, init_b,
+                tp, tq, tw, tb, cnt, resume,
+                trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
+                trie.token_ids, words, req_p, req_q,
+            )
+            if nreq < 0:
+                return None
+            if nreq == 0:
+                return words
+            # unknown parser transitions at one node: compute them, then resume at that node
+            k = min(nreq, req_p.shape[0])
+            for pid, q in set(zip(req_p[:k].tolist(), req_q[:k].tolist())):
+                if q >= 0:
+                    self._fill_scan(pid, q)
+                else:
+                    self._fill_merge(pid, -2 - q)
 
     # ------------------------------------------------------------------ thread logic
     def _expected(self, ps: ParserState) -> int:
@@ -246,7 +382,16 @@ class GrammarConstraint(CompiledConstraint):
         return False
 
     def compute_token_bits(self, state: frozenset) -> np.ndarray:
-        """Run the trie walk for every thread of ``state`` (uncached)."""
+        """The mask of ``state`` (uncached): one kernel walk of the trie with all threads at once;
+        :meth:`reference_token_bits` when more than ``max_walk_threads`` threads meet at a node."""
+        words = self._single_walk_bits(state)
+        if words is None:
+            self.walk_stats["fallbacks"] += 1
+            words = self.reference_token_bits(state)
+        return words
+
+    def reference_token_bits(self, state: frozenset) -> np.ndarray:
+        """Run the trie walk per thread, returning to Python at every boundary point (uncached)."""
         trie = self._trie
         words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
         work: dict[Thread, list[np.ndarray]] = {th: [self._root0] for th in state}
