@@ -21,6 +21,14 @@ from typing import Any
 
 from constrain.batch import fill_bitmasks
 from constrain.compiled import CompiledConstraint
+from constrain.constraints import (
+    compile_choice,
+    compile_keywords,
+    intersect,
+    length_bounds,
+    max_length,
+    min_length,
+)
 from constrain.dfa_constraint import DFAConstraint, compile_regex
 from constrain.errors import (
     ConstrainError,
@@ -89,13 +97,19 @@ __all__ = [
     "apply_bitmask",
     "bitmask_to_bool",
     "bool_to_bitmask",
+    "compile_choice",
     "compile_grammar",
+    "compile_keywords",
     "fill_bitmasks",
     "compile_regex",
     "generate",
     "generate_ids",
+    "intersect",
+    "length_bounds",
     "load_default_model",
     "load_default_tokenizer",
+    "max_length",
+    "min_length",
 ]
 
 
