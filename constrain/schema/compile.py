@@ -182,6 +182,7 @@ class _Compiler:
         self.terminals: dict[str, str] = {}  # regex -> name
         self.term_names: set[str] = set()
         self.term_defs: list[tuple[str, str]] = []
+        self.term_regex: dict[str, str] = {}
         self.memo: dict[str, str | None] = {}
         self.in_progress: set[str] = set()
         self.anchors: dict[str, str] = {}
@@ -204,7 +205,34 @@ class _Compiler:
         self.term_names.add(name)
         self.terminals[regex] = name
         self.term_defs.append((name, regex))
+        self.term_regex[name] = regex
         return name
+
+    def regex_of(self, expr: str | None) -> str | None:
+        """The regex of an expression that is one terminal, an alternation of terminals, or a rule
+        whose only alternative is one of those; else None."""
+        if expr is None:
+            return None
+        if expr in self.term_regex:
+            return self.term_regex[expr]
+        if expr in self.rules and len(self.rules[expr]) == 1 and self.rules[expr][0] != expr:
+            return self.regex_of(self.rules[expr][0])
+        m = re.fullmatch(r"\(([A-Z][A-Z0-9_]*(?: \| [A-Z][A-Z0-9_]*)+)\)", expr)
+        if m:
+            rxs = [self.term_regex.get(t) for t in m.group(1).split(" | ")]
+            if all(rxs):
+                return "|".join(js.group(r) for r in rxs)
+        return None
+
+    def pair(self, key_rx: str, val_expr: str, hint: str) -> str:
+        """``key : value``. A value that is a single terminal (or terminal alternation) is fused
+        with its key into one terminal: the lexer DFA is one product over all terminals, so value
+        terminals that all start with ``"`` would multiply; behind distinct keys they do not."""
+        val_rx = self.regex_of(val_expr)
+        colon = self.ws + js.lit(":") + self.ws
+        if val_rx is not None:
+            return self.terminal(key_rx + colon + js.group(val_rx), "PAIR_" + hint)
+        return f"{self.terminal(key_rx, 'KEY_' + hint)} {self.struct(':')} {val_expr}"
 
     def lit_terminal(self, text: str, hint: str) -> str:
         return self.terminal(js.lit(text), hint)
@@ -674,14 +702,14 @@ class _Compiler:
                 return self.empty_container("{", "}")
             if 1 < len(v) <= MAX_ANY_ORDER_PROPERTIES:
                 # JSON objects are unordered: every key order, each key exactly once
-                entries = [(k, f"{self.key_terminal(k)} {self.struct(':')} {self.const_expr(x, hint)}", True)
+                entries = [(k, self.pair(_key_rx(k), self.const_expr(x, hint), k), True)
                            for k, x in v.items()]
                 return self._subset_object(entries, None, 0, None, hint + "_const", None)
             parts = [self.struct("{")]
             for i, (k, x) in enumerate(v.items()):
                 if i:
                     parts.append(self.struct(","))
-                parts += [self.key_terminal(k), self.struct(":"), self.const_expr(x, hint)]
+                parts.append(self.pair(_key_rx(k), self.const_expr(x, hint), k))
             parts.append(self.struct("}"))
             return "(" + " ".join(parts) + ")"
         raise SchemaError(f"not a JSON value: {v!r}")
@@ -1152,7 +1180,7 @@ class _Compiler:
                 if req:
                     return None
                 continue
-            entries.append((name, f"{self.key_terminal(name)} {self.struct(':')} {val}", req))
+            entries.append((name, self.pair(_key_rx(name), val, name), req))
         # additional keys
         addl_pair = None
         if not pn_false:
@@ -1169,7 +1197,7 @@ class _Compiler:
                 for n in extra:
                     c = self.conj(schema_for(n), f"{hint}_{n}")
                     if c is not None:
-                        addl_key_alts.append(f"{self.key_terminal(n)} {self.struct(':')} {c}")
+                        addl_key_alts.append(self.pair(_key_rx(n), c, n))
                 addl_pair = self.rule(hint + "_extra_pair", addl_key_alts) if addl_key_alts else None
             elif has_patterns:
                 addl_pair = self.pattern_pairs(groups, names, pn_kws, hint)
@@ -1178,8 +1206,7 @@ class _Compiler:
                 if val is not None:
                     key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
                     if key_rx is not None:
-                        key = self.terminal('"' + key_rx + '"', hint + "_KEY")
-                        addl_pair = self.rule(hint + "_additional_pair", [f"{key} {self.struct(':')} {val}"])
+                        addl_pair = self.rule(hint + "_additional_pair", [self.pair('"' + key_rx + '"', val, hint + "_additional")])
         if dep_req:
             return self.object_with_dependencies(entries, addl_pair, min_p, max_p, dep_req, hint)
         if self.property_order == "any" and len(entries) > 1:
@@ -1212,8 +1239,7 @@ class _Compiler:
             rx = js.pattern_search_regex(pat, pptr)
             if rx is None:
                 continue
-            key = self.terminal('"' + rx + '"', hint + "_PKEY")
-            alts.append(f"{key} {self.struct(':')} {val}")
+            alts.append(self.pair('"' + rx + '"', val, hint + "_pattern"))
         return self.rule(hint + "_pattern_pair", alts) if alts else None
 
     def object_schema_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
@@ -1392,6 +1418,10 @@ class _Compiler:
 
 
 # ------------------------------------------------------------------------------------- helpers
+def _key_rx(k: str) -> str:
+    return '"' + js.literal_body_regex(k) + '"'
+
+
 def _nonneg_int(v, p, kw) -> int:
     if isinstance(v, float) and v.is_integer() and v >= 0:
         return int(v)

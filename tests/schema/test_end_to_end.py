@@ -1,0 +1,149 @@
+"""Schemas end to end through compile_json_schema: a toy vocabulary and the SmolLM2 vocabulary."""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+
+import numpy as np
+import pytest
+
+from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
+from constrain.schema import compile_json_schema
+from constrain.vocab.vocabulary import Vocabulary
+
+from ._util import lark_accepts, grammar
+
+EOS = 0
+MULTI = ['{"', '":', '",', '": ', '"}', ', "', '["', '"]', "null", "true", "false", "name", "age", "12", "0.", "-1",
+         '":"', "email", "@", ".com", "  ", "\n"]
+
+
+@functools.lru_cache(maxsize=None)
+def toy_vocab() -> Vocabulary:
+    return Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [t.encode() for t in MULTI], eos_token_ids=[EOS])
+
+
+def _segment(vocab, data: bytes, rnd=None) -> list[int]:
+    if rnd is None:
+        out, pos = [], 0
+        while pos < len(data):
+            tid, n = vocab.trie.longest_token_prefix(data[pos:])
+            out.append(tid)
+            pos += n
+        return out
+    by_bytes = {vocab.token_bytes(i): i for i in range(1, vocab.size)}
+    out, pos = [], 0
+    while pos < len(data):
+        n = rnd.choice([k for k in range(1, min(6, len(data) - pos) + 1) if data[pos:pos + k] in by_bytes])
+        out.append(by_bytes[data[pos:pos + n]])
+        pos += n
+    return out
+
+
+def _run(constraint, tokens) -> str:
+    """'accept' / 'prefix' / 'reject'; checks the mask agrees with accept_token at every step."""
+    m = constraint.matcher()
+    bm = allocate_bitmask(1, m.vocab_size)
+    for t in tokens:
+        m.fill_bitmask(bm, 0)
+        allowed = set(allowed_token_ids(bm[0], m.vocab_size).tolist())
+        ok = m.accept_token(t)
+        assert ok == (t in allowed), f"mask says {t in allowed}, accept_token says {ok}"
+        if not ok:
+            return "reject"
+    m.fill_bitmask(bm, 0)
+    eos_allowed = EOS in set(allowed_token_ids(bm[0], m.vocab_size).tolist())
+    assert eos_allowed == m.is_accepting()
+    return "accept" if m.is_accepting() else "prefix"
+
+
+CASES = [
+    ({"type": "object", "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 20},
+                                       "age": {"type": "integer", "minimum": 0, "maximum": 150},
+                                       "email": {"type": "string", "format": "email"}},
+      "required": ["name", "age"], "additionalProperties": False},
+     [{"name": "Ada", "age": 36}, {"name": "Zoë", "age": 0, "email": "z@x.com"}, {"name": "B", "age": 150}],
+     [{"name": "", "age": 3}, {"name": "A", "age": 151}, {"age": 3}, {"name": "A", "age": 1, "x": 1}, {"name": "A", "age": -1}]),
+    ({"$defs": {"n": {"type": "object", "properties": {"v": {"type": "integer"},
+                                                       "kids": {"type": "array", "items": {"$ref": "#/$defs/n"}}},
+                      "required": ["v"], "additionalProperties": False}}, "$ref": "#/$defs/n"},
+     [{"v": 1}, {"v": 1, "kids": [{"v": 2}, {"v": 3, "kids": []}]}], [{"v": 1, "kids": [{}]}, {"v": "1"}]),
+    ({"type": "array", "items": {"enum": ["red", "green", 12, None]}, "maxItems": 3},
+     [[], ["red"], [12, None, "green"]], [["blue"], [1, 2, 3, 4], ["red", "red", "red", "red"]]),
+    ({"anyOf": [{"type": "number", "minimum": -1.5, "maximum": 2}, {"type": "string", "pattern": "^a+$"}]},
+     [-1.5, 0.25, 2, "aaa"], [2.5, "b", ""]),
+]
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+def test_toy_vocabulary(case):
+    schema, valid, invalid = CASES[case]
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab)
+    text = grammar(schema)
+    rnd = random.Random(case)
+    for inst in valid:
+        for sep in (None, (",", ":")):
+            data = json.dumps(inst, ensure_ascii=False, separators=sep).encode()
+            assert lark_accepts(text, data.decode())
+            assert _run(c, _segment(vocab, data)) == "accept", data
+            assert _run(c, _segment(vocab, data, rnd)) == "accept", data
+    for inst in invalid:
+        data = json.dumps(inst, ensure_ascii=False).encode()
+        assert not lark_accepts(text, data.decode())
+        assert _run(c, _segment(vocab, data)) != "accept", data
+
+
+def test_whitespace_bound_end_to_end():
+    vocab = toy_vocab()
+    c = compile_json_schema({"type": "array", "items": {"type": "integer"}}, vocab, max_whitespace=1)
+    assert _run(c, _segment(vocab, b"[1, 2]")) == "accept"
+    assert _run(c, _segment(vocab, b"[1,  2]")) == "reject"
+    compact = compile_json_schema({"type": "array", "items": {"type": "integer"}}, vocab, whitespace="compact")
+    assert _run(compact, _segment(vocab, b"[1,2]")) == "accept"
+    assert _run(compact, _segment(vocab, b"[1, 2]")) == "reject"
+
+
+def test_pydantic_model_end_to_end():
+    pydantic = pytest.importorskip("pydantic")
+
+    class Point(pydantic.BaseModel):
+        x: int
+        y: float
+        label: str | None = None
+
+    vocab = toy_vocab()
+    c = compile_json_schema(Point, vocab)
+    for inst in ({"x": 1, "y": 2.5}, {"x": -3, "y": 0, "label": None}, {"x": 0, "y": 1e-07, "label": "p"}):
+        assert _run(c, _segment(vocab, json.dumps(inst).encode())) == "accept"
+        Point.model_validate_json(json.dumps(inst))
+    assert _run(c, _segment(vocab, b'{"x": 1.5, "y": 2}')) != "accept"
+
+
+def test_schema_inputs(tmp_path):
+    schema = {"type": "integer", "minimum": 3}
+    path = tmp_path / "s.json"
+    path.write_text(json.dumps(schema))
+    texts = {grammar(schema), grammar(json.dumps(schema)), grammar(str(path)), grammar(path)}
+    assert len(texts) == 1
+
+
+def test_smollm2_vocabulary(smollm2_tokenizer, smollm2_vocab):
+    schema = json.loads(open(__file__.rsplit("/tests/", 1)[0] + "/schemas/person.json").read())
+    c = compile_json_schema(schema, smollm2_vocab)
+    for inst, expected in (({"name": "Ada Lovelace", "age": 36, "email": "ada@example.com"}, "accept"),
+                           ({"name": "Ada", "age": 151}, "not accept")):
+        ids = smollm2_tokenizer.encode(json.dumps(inst, ensure_ascii=False), add_special_tokens=False)
+        m = c.matcher()
+        bm = allocate_bitmask(1, m.vocab_size)
+        ok = True
+        for t in ids:
+            m.fill_bitmask(bm, 0)
+            assert bool(bm[0][t >> 5] >> np.int32(t & 31) & 1) == m.is_token_allowed(t)
+            if not m.accept_token(t):
+                ok = False
+                break
+        result = "accept" if ok and m.is_accepting() else "not accept"
+        assert result == expected, inst
