@@ -577,12 +577,23 @@ class _Compiler:
                         if vals is not None:
                             prev = discr.get(k)
                             discr[k] = vals if prev is None else [v for v in prev if any(_json_eq(v, w) for w in vals)]
-        return types, values, discr
+        required, closed = set(), None
+        if "object" in types:
+            for req, _p, _o in fl.kws.get("required", []):
+                if isinstance(req, list):
+                    required |= {r for r in req if isinstance(r, str)}
+            owners = {id(o): o for kw in ("properties", "additionalProperties", "patternProperties")
+                      for _v, _p, o in fl.kws.get(kw, [])}
+            for o in owners.values():
+                if o.get("additionalProperties") is False and not o.get("patternProperties"):
+                    names = set(o.get("properties", {})) if isinstance(o.get("properties"), dict) else set()
+                    closed = names if closed is None else closed & names
+        return types, values, discr, required, closed
 
     @staticmethod
     def sig_disjoint(sa, sb) -> bool:
-        ta, va, da = sa
-        tb, vb, db = sb
+        ta, va, da, ra, ca = sa
+        tb, vb, db, rb, cb = sb
         common = ta & tb
         if not common:
             return True
@@ -604,17 +615,20 @@ class _Compiler:
             for k in set(da) & set(db):
                 if not any(_json_eq(x, y) for x in da[k] for y in db[k]):
                     return True
+            # a property one side requires that the other side's closed object cannot have
+            if (cb is not None and ra - cb) or (ca is not None and rb - ca):
+                return True
         return False
 
     # -------------------------------------------------------------------------------- emission
     def emit_flat(self, fl: _Flat) -> str | None:
         hint = fl.ptr or "root"
+        if fl.enum is not None:  # finite: jsonschema filters by every source, 'not' included
+            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
+            return self.enum_expr(values, hint)
         types = set(fl.types)
         for sub, nptr in fl.nots:
             types -= self.not_types(sub, nptr)
-        if fl.enum is not None:
-            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
-            return self.enum_expr(values, hint)
         alts = []
         if "object" in types:
             alts.append(self.object_expr(fl, hint))
@@ -804,6 +818,11 @@ class _Compiler:
             ihi = None if hi is None else (int(hi.to_integral_value(rounding="ROUND_CEILING")) - 1 if hs or hi != hi.to_integral_value() else int(hi))
             if hi is not None and not hs and hi != hi.to_integral_value():
                 ihi = int(hi.to_integral_value(rounding="ROUND_FLOOR"))
+            if mult is not None and mult[0] != mult[0].to_integral_value():
+                exp = mult[0].normalize().as_tuple()
+                if not (exp.digits == (1,) and exp.exponent < 0):
+                    raise UnsupportedFeatureError(f"'multipleOf' {mult[0]} on integers", pointer=mult[1])
+                mult = None  # every integer is a multiple of 10**-k
             if mult is not None:
                 k = int(mult[0])
                 rx = self.int_multiple(k, ilo, ihi, mult[1])
@@ -863,12 +882,12 @@ class _Compiler:
     def maybe_empty(self, fl: _Flat, what: str, ptr: str, lo, hi):
         """Raise when contradictory keywords leave a node that only allows this type empty."""
         others = set(fl.types) - {"int", "frac"}
-        if not others:
+        if not others and len(fl.sources) == 1:  # merged alternatives may be empty legitimately
             raise SchemaError(f"no value can satisfy the {what} bounds (minimum {lo}, maximum {hi})", pointer=ptr)
 
     # ------------------------------------------------------------------------------- strings
     def string_expr(self, fl: _Flat, hint: str) -> str | None:
-        body = self.string_body(fl.kws, fl.ptr, only_string=set(fl.types) == {"string"})
+        body = self.string_body(fl.kws, fl.ptr, only_string=set(fl.types) == {"string"} and len(fl.sources) == 1)
         if body is None:
             return None
         return self.terminal('"' + body + '"', hint + "_str")
@@ -969,7 +988,7 @@ class _Compiler:
                 pass  # additionalItems without array items: no effect
             groups.append((prefix, rest))
         if max_items is not None and min_items > max_items:
-            if set(fl.types) == {"array"}:
+            if set(fl.types) == {"array"} and len(fl.sources) == 1:
                 raise SchemaError(f"no value can satisfy minItems {min_items} and maxItems {max_items}",
                                   pointer=kws["minItems"][0][1])
             return None

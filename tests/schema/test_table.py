@@ -186,3 +186,27 @@ RFC_CASES = {
 def test_format_against_rfc_tables(fmt):
     good, bad = RFC_CASES[fmt]
     check_table({"type": "string", "format": fmt}, good, bad, oracle=False)
+
+
+def test_contradicting_distribution_branch_is_dropped_not_an_error():
+    schema = {"type": "integer", "allOf": [{"anyOf": [{"minimum": 10}, {"maximum": -10}]}, {"maximum": 5}]}
+    check_table(schema, [-10, -11], [0, 10, 5])
+
+
+def test_one_of_closed_objects_are_disjoint_by_required_keys():
+    schema = {"oneOf": [
+        {"type": "object", "properties": {"a": {"type": "string"}}, "required": ["a"], "additionalProperties": False},
+        {"type": "object", "properties": {"b": {"type": "string"}}, "required": ["b"], "additionalProperties": False},
+    ]}
+    check_table(schema, [{"a": "x"}, {"b": "y"}], [{"a": "x", "b": "y"}, {}, {"c": 1}])
+
+
+def test_integer_multiple_of_decimal_power():
+    check_table({"type": "integer", "multipleOf": 0.01}, [1, -3, 0], [1.5])
+
+
+def test_enum_filter_follows_refs_and_unsupported_siblings():
+    # the finite candidate set is filtered by jsonschema itself, so $ref and 'not' siblings are exact
+    schema = {"$id": "https://example.com/s.json", "$defs": {"short": {"maxLength": 2}},
+              "enum": ["a", "abc", "zz", 5], "$ref": "#/$defs/short", "not": {"const": "zz"}}
+    check_table(schema, ["a", 5], ["abc", "zz"])
