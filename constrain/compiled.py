@@ -21,6 +21,41 @@ if TYPE_CHECKING:
 State = Any
 
 
+class MaskCache:
+    """Per-state token masks of one compiled constraint, bounded by ``Limits.max_cached_masks``.
+
+    Values are uint32 words made read-only, so a cached mask can be handed out without a copy.
+    When full, the oldest entry goes (states visited early, i.e. prefixes, are rarely revisited).
+    """
+
+    __slots__ = ("_masks", "limit")
+
+    def __init__(self, limit: int):
+        self._masks: dict[Any, np.ndarray] = {}
+        self.limit = limit
+
+    def get(self, state: Any, compute) -> np.ndarray:
+        """The mask of ``state``, from the cache or from ``compute(state)`` (then cached)."""
+        words = self._masks.get(state)
+        if words is None:
+            words = compute(state)
+            words.flags.writeable = False
+            if len(self._masks) >= self.limit:
+                self._masks.pop(next(iter(self._masks)))
+            self._masks[state] = words
+        return words
+
+    def __len__(self) -> int:
+        return len(self._masks)
+
+    def __contains__(self, state: Any) -> bool:
+        return state in self._masks
+
+    def clear(self) -> None:
+        """Drop every cached mask (results are unchanged, only recomputed)."""
+        self._masks.clear()
+
+
 class CompiledConstraint(ABC):
     """A constraint over the tokens of ``vocab``; subclasses define the state machine."""
 

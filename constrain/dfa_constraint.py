@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint
+from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.errors import InputError
 from constrain.kernels.bitmask import bitmask_words
 from constrain.kernels.walk import dfa_advance_kernel, dfa_token_mask_kernel
@@ -43,7 +43,7 @@ class DFAConstraint(CompiledConstraint):
         self.source = source
         self.limits = limits
         self._transitions = np.ascontiguousarray(dfa.transitions, dtype=np.int32)
-        self._mask_cache: dict[int, np.ndarray] = {}
+        self._mask_cache = MaskCache(limits.max_cached_masks)
         self._token_arrays = vocab.token_arrays
 
     def __repr__(self) -> str:
@@ -89,15 +89,7 @@ class DFAConstraint(CompiledConstraint):
         return words
 
     def token_bits(self, state: int) -> np.ndarray:
-        cached = self._mask_cache.get(state)
-        if cached is None:
-            cached = self.compute_token_bits(state)
-            cached.flags.writeable = False
-            if len(self._mask_cache) >= self.limits.max_cached_masks:
-                # Evict the oldest entry: states visited early (prefixes) are rarely revisited.
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[state] = cached
-        return cached
+        return self._mask_cache.get(state, self.compute_token_bits)
 
     def fill_token_bits(self, state: int, words: np.ndarray) -> None:
         np.bitwise_or(words, self.token_bits(state), out=words)

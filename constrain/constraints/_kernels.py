@@ -166,25 +166,3 @@ def sparse_token_ends_kernel(
         for k in range(node_token_start[i], node_token_start[i + 1]):
             out_end[token_ids[k]] = s
         i += 1
-
-
-@numba.njit(cache=True, nogil=True)
-def dense_token_ends_kernel(
-    transitions, start_state,
-    node_byte, node_depth, subtree_end, node_token_start, token_ids, max_depth, out_end,
-):
-    """``out_end[t]`` = state after token ``t`` from ``start_state`` (caller fills it with -1)."""
-    n = node_byte.shape[0]
-    states = np.empty(max_depth + 1, dtype=np.int32)
-    states[0] = start_state
-    i = 1
-    while i < n:
-        d = node_depth[i]
-        s = transitions[states[d - 1], node_byte[i]]
-        if s < 0:
-            i = subtree_end[i]
-            continue
-        states[d] = s
-        for k in range(node_token_start[i], node_token_start[i + 1]):
-            out_end[token_ids[k]] = s
-        i += 1

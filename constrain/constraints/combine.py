@@ -21,7 +21,7 @@ from typing import Literal
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint
+from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.constraints.product import is_empty, product_dfa
 from constrain.constraints.sparse_dfa import SparseDFAConstraint, is_dfa_based, same_vocab
 from constrain.dfa_constraint import DFAConstraint
@@ -40,7 +40,7 @@ class IntersectConstraint(CompiledConstraint):
         self.parts = tuple(parts)
         self.vocab = parts[0].vocab
         self.limits = limits
-        self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._mask_cache = MaskCache(self.limits.max_cached_masks)
 
     def __repr__(self) -> str:
         return f"IntersectConstraint({', '.join(type(p).__name__ for p in self.parts)})"
@@ -69,17 +69,14 @@ class IntersectConstraint(CompiledConstraint):
     def is_accepting(self, state: tuple) -> bool:
         return all(p.is_accepting(s) for p, s in zip(self.parts, state))
 
+    def _compute_token_bits(self, state: tuple) -> np.ndarray:
+        words = self.parts[0].token_bits(state[0]).copy()
+        for p, s in zip(self.parts[1:], state[1:]):
+            np.bitwise_and(words, p.token_bits(s), out=words)
+        return words
+
     def token_bits(self, state: tuple) -> np.ndarray:
-        cached = self._mask_cache.get(state)
-        if cached is None:
-            cached = self.parts[0].token_bits(state[0]).copy()
-            for p, s in zip(self.parts[1:], state[1:]):
-                np.bitwise_and(cached, p.token_bits(s), out=cached)
-            cached.flags.writeable = False
-            if len(self._mask_cache) >= self.limits.max_cached_masks:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[state] = cached
-        return cached
+        return self._mask_cache.get(state, self._compute_token_bits)
 
     def fill_token_bits(self, state: tuple, words: np.ndarray) -> None:
         np.bitwise_or(words, self.token_bits(state), out=words)

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint
+from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.constraints.sparse_dfa import is_dfa_based, token_ends
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
 from constrain.kernels.bitmask import bitmask_words
@@ -144,7 +144,7 @@ class LengthConstraint(CompiledConstraint):
         self._chars, self._words, self._out = chars, (w_ws, w_word), out
         self._cw = int(chars.max()) + 1
         self._ww = int(max(w_ws.max(), 1)) + 1
-        self._mask_cache: dict[tuple, np.ndarray] = {}
+        self._mask_cache = MaskCache(self.limits.max_cached_masks)
         self._orders = [o for o, mx in zip(((0, 1, 2), (1, 0, 2), (2, 0, 1)), self._maxes) if mx is not None]
         if not self._orders:
             self._orders = [(0, 1, 2)]  # min bounds only: distances tell liveness
@@ -300,14 +300,7 @@ class LengthConstraint(CompiledConstraint):
         return np.packbits(allowed, bitorder="little").view("<u4").astype(np.uint32)
 
     def token_bits(self, state: tuple) -> np.ndarray:
-        cached = self._mask_cache.get(state)
-        if cached is None:
-            cached = self.compute_token_bits(state)
-            cached.flags.writeable = False
-            if len(self._mask_cache) >= self.limits.max_cached_masks:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[state] = cached
-        return cached
+        return self._mask_cache.get(state, self.compute_token_bits)
 
     def fill_token_bits(self, state: tuple, words: np.ndarray) -> None:
         np.bitwise_or(words, self.token_bits(state), out=words)

@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint
+from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.constraints._kernels import (
-    dense_token_ends_kernel,
     sparse_advance_kernel,
     sparse_token_ends_kernel,
     sparse_token_mask_kernel,
@@ -24,6 +23,7 @@ from constrain.constraints._kernels import (
 from constrain.dfa_constraint import DFAConstraint
 from constrain.errors import InputError
 from constrain.kernels.bitmask import bitmask_words
+from constrain.kernels.walk import dfa_token_next_kernel
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex.dfa import ByteDFA
 from constrain.vocab.vocabulary import Vocabulary
@@ -89,7 +89,7 @@ class SparseDFAConstraint(CompiledConstraint):
         self.vocab = vocab
         self.source = source
         self.limits = limits
-        self._mask_cache: dict[int, np.ndarray] = {}
+        self._mask_cache = MaskCache(limits.max_cached_masks)
         self._token_arrays = vocab.token_arrays
         self._csr = (dfa.offsets, dfa.edge_byte, dfa.edge_target)
 
@@ -132,14 +132,7 @@ class SparseDFAConstraint(CompiledConstraint):
         return words
 
     def token_bits(self, state: int) -> np.ndarray:
-        cached = self._mask_cache.get(state)
-        if cached is None:
-            cached = self.compute_token_bits(state)
-            cached.flags.writeable = False
-            if len(self._mask_cache) >= self.limits.max_cached_masks:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[state] = cached
-        return cached
+        return self._mask_cache.get(state, self.compute_token_bits)
 
     def fill_token_bits(self, state: int, words: np.ndarray) -> None:
         np.bitwise_or(words, self.token_bits(state), out=words)
@@ -175,7 +168,7 @@ def token_ends(c: CompiledConstraint, state: int) -> np.ndarray:
     if isinstance(c, SparseDFAConstraint):
         sparse_token_ends_kernel(*c._csr, state, *args)
     elif isinstance(c, DFAConstraint):
-        dense_token_ends_kernel(c._transitions, state, *args)
+        dfa_token_next_kernel(c._transitions, state, *args)
     else:  # pragma: no cover - callers check is_dfa_based
         raise TypeError(f"{type(c).__name__} is not DFA-based")
     return out
