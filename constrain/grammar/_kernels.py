@@ -70,35 +70,45 @@ def grammar_walk_kernel(
     return nb
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add_thread(tp, tq, tw, tb, d, lo, n, p, q, w, b, merge_tab, req_p, req_q, nreq):
-    """Add thread (p, q, w, b) to depth ``d`` (slots ``lo:n`` hold the threads it may meet).
+@numba.njit(cache=True, nogil=True)
+def merge_lookup(mkeys: np.ndarray, mvals: np.ndarray, p1: int, p2: int) -> int:
+    """Open-addressing table (linear probing, size a power of two, empty key -1): merged pid or -1."""
+    key = (np.int64(p1) << 32) | np.int64(p2)
+    mask = mkeys.shape[0] - 1
+    h = (p1 * 1000003 + p2 * 7919) & mask
+    while True:
+        k = mkeys[h]
+        if k == key:
+            return mvals[h]
+        if k < 0:
+            return -1
+        h = (h + 1) & mask
 
-    A thread with the same lexer state, count and blocked set but another parser state is merged
-    with it (item-set union, looked up in ``merge_tab``). Returns ``(n, nreq)``; ``n == -1``:
-    over capacity. An unknown merge is appended to the requests (as ``req_q = -2 - other``).
-    """
-    for m in range(lo, n):
-        if tq[d, m] == q and tw[d, m] == w and tb[d, m] == b:
-            p1 = tp[d, m]
-            if p1 == p:
-                return n, nreq
-            key = (np.int64(min(p, p1)) << 32) | np.int64(max(p, p1))
-            r = merge_tab.get(key, -1)
-            if r < 0:
-                if nreq < req_p.shape[0]:
-                    req_p[nreq] = min(p, p1)
-                    req_q[nreq] = -2 - max(p, p1)
-                return n, nreq + 1
-            tp[d, m] = r
-            return n, nreq
-    if n >= tp.shape[1]:
-        return -1, nreq
-    tp[d, n] = p
-    tq[d, n] = q
-    tw[d, n] = w
-    tb[d, n] = b
-    return n + 1, nreq
+
+@numba.njit(cache=True, nogil=True)
+def merge_insert(mkeys: np.ndarray, mvals: np.ndarray, p1: int, p2: int, r: int) -> None:
+    key = (np.int64(p1) << 32) | np.int64(p2)
+    mask = mkeys.shape[0] - 1
+    h = (p1 * 1000003 + p2 * 7919) & mask
+    while mkeys[h] >= 0 and mkeys[h] != key:
+        h = (h + 1) & mask
+    mkeys[h] = key
+    mvals[h] = r
+
+
+@numba.njit(cache=True, nogil=True)
+def _merge_into(tp, d, m, p, mkeys, mvals, req_p, req_q, nreq) -> int:
+    """Slot ``m`` of depth ``d`` and parser id ``p`` meet: store their union; returns ``nreq``."""
+    p1 = min(p, tp[d, m])
+    p2 = max(p, tp[d, m])
+    r = merge_lookup(mkeys, mvals, p1, p2)
+    if r < 0:
+        if nreq < req_p.shape[0]:
+            req_p[nreq] = p1
+            req_q[nreq] = -2 - p2
+        return nreq + 1
+    tp[d, m] = r
+    return nreq
 
 
 @numba.njit(cache=True, nogil=True)
@@ -111,7 +121,8 @@ def grammar_mask_kernel(
     ws_live: np.ndarray,  # bool [n_q]: an ignored whitespace terminal is live (the byte count matters)
     acc_col: np.ndarray,  # int32 [n_q]: column of an accepting lexer state in scan_tab, -1 if none
     scan_tab: np.ndarray,  # int32 [P, n_acc]: parser id after the real terminals ending in q; -1 none, -2 unknown
-    merge_tab,  # numba typed Dict int64 -> int64: (min pid << 32 | max pid) -> merged pid
+    mkeys: np.ndarray,  # int64 [2^k] open-addressing table: (min pid << 32 | max pid) -> merged pid
+    mvals: np.ndarray,  # int64 [2^k]
     ign_start: np.ndarray,  # int32 [n_q + 1]: CSR over the ignored terminals accepting in q
     ign_bid: np.ndarray,  # int32: blocked-set id after that ignored lexeme
     ign_isws: np.ndarray,  # bool: that ignored terminal is a whitespace one (count carries on)
@@ -138,9 +149,10 @@ def grammar_mask_kernel(
 ) -> int:
     """One walk of the whole trie with every thread of a grammar state at once.
 
-    Per trie depth the kernel keeps the live threads, at most one per (lexer state, count,
-    blocked set): threads that differ only in their parser state are merged, as in
-    ``advance_bytes``. A child node's threads are its parent's threads advanced by the node's
+    Per trie depth the kernel keeps the live threads (distinct); past min(8, cap / 8) of them, a new
+    thread that differs from a kept one only in its parser state is merged into it (item-set
+    union, as in ``advance_bytes``; merged states need their own Earley scans, so merging is the
+    exception). A child node's threads are its parent's threads advanced by the node's
     byte. Where a lexeme may end inside a longer token the thread forks in place: the parser
     transition is read from ``scan_tab`` and ignored lexemes from the CSR tables. At a node with
     unknown transitions (scans or merges) the kernel records them in ``req_*``, saves the node in
@@ -150,6 +162,7 @@ def grammar_mask_kernel(
     (the mask is then unusable).
     """
     cap = tp.shape[1]
+    soft = min(8, cap >> 3)  # past this many threads at a node, merge instead of adding
     i = resume[0]
     if i == 0:
         n0 = init_p.shape[0]
@@ -190,9 +203,26 @@ def grammar_mask_kernel(
                     if wsonly_tab[e, q2]:
                         continue
                     ws = ws_bound + 1
-            n, nreq = _add_thread(tp, tq, tw, tb, d, 0, n, p, q2, ws, -1, merge_tab, req_p, req_q, nreq)
-            if n < 0:
+            same = -1
+            dup = False
+            for m in range(n):
+                if tq[d, m] == q2 and tw[d, m] == ws:
+                    if tp[d, m] == p:
+                        dup = True
+                        break
+                    same = m
+            if dup:
+                continue
+            if same >= 0 and n >= soft:
+                nreq = _merge_into(tp, d, same, p, mkeys, mvals, req_p, req_q, nreq)
+                continue
+            if n >= cap:
                 return -1
+            tp[d, n] = p
+            tq[d, n] = q2
+            tw[d, n] = ws
+            tb[d, n] = -1
+            n += 1
         if nreq > 0:
             resume[0] = i
             return nreq
@@ -219,9 +249,26 @@ def grammar_mask_kernel(
                     nreq += 1
                     continue
                 if r >= 0:
-                    nn, nreq = _add_thread(tp, tq, tw, tb, d, n, nn, r, -1, 0, -1, merge_tab, req_p, req_q, nreq)
-                    if nn < 0:
+                    same = -1
+                    dup = False
+                    for m in range(n, nn):
+                        if tw[d, m] == 0 and tb[d, m] == -1:
+                            if tp[d, m] == r:
+                                dup = True
+                                break
+                            same = m
+                    if dup:
+                        pass
+                    elif same >= 0 and nn - n >= soft:
+                        nreq = _merge_into(tp, d, same, r, mkeys, mvals, req_p, req_q, nreq)
+                    elif nn >= cap:
                         return -1
+                    else:
+                        tp[d, nn] = r
+                        tq[d, nn] = -1
+                        tw[d, nn] = 0
+                        tb[d, nn] = -1
+                        nn += 1
                 for j in range(ign_start[q2], ign_start[q2 + 1]):
                     if ign_isws[j]:
                         if w > ws_bound:
@@ -229,9 +276,27 @@ def grammar_mask_kernel(
                         w2 = w
                     else:
                         w2 = 0
-                    nn, nreq = _add_thread(tp, tq, tw, tb, d, n, nn, p, -1, w2, ign_bid[j], merge_tab, req_p, req_q, nreq)
-                    if nn < 0:
+                    b2 = ign_bid[j]
+                    same = -1
+                    dup = False
+                    for m in range(n, nn):
+                        if tw[d, m] == w2 and tb[d, m] == b2:
+                            if tp[d, m] == p:
+                                dup = True
+                                break
+                            same = m
+                    if dup:
+                        pass
+                    elif same >= 0 and nn - n >= soft:
+                        nreq = _merge_into(tp, d, same, p, mkeys, mvals, req_p, req_q, nreq)
+                    elif nn >= cap:
                         return -1
+                    else:
+                        tp[d, nn] = p
+                        tq[d, nn] = -1
+                        tw[d, nn] = w2
+                        tb[d, nn] = b2
+                        nn += 1
             if nreq > 0:
                 resume[0] = i
                 return nreq

@@ -56,7 +56,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numba
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
@@ -67,7 +66,7 @@ from constrain.errors import (
     RegexSyntaxError,
     UnsupportedFeatureError,
 )
-from constrain.grammar._kernels import grammar_mask_kernel, grammar_walk_kernel
+from constrain.grammar._kernels import grammar_mask_kernel, grammar_walk_kernel, merge_insert
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
@@ -162,12 +161,15 @@ class GrammarConstraint(CompiledConstraint):
         self._live_tab = np.zeros((8, n_q), dtype=bool)
         self._acc_tab = np.zeros((8, n_q), dtype=bool)
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
-        self._merge_tab = numba.typed.Dict.empty(numba.types.int64, numba.types.int64)
+        self._merges: dict[tuple[int, int], int] = {}
+        self._mkeys = np.full(1024, -1, dtype=np.int64)
+        self._mvals = np.zeros(1024, dtype=np.int64)
         self._req_p = np.empty(256, dtype=np.int32)
         self._req_q = np.empty(256, dtype=np.int32)
         self._scratch = None
-        self.max_walk_threads = 128
-        """Most threads the one-walk kernel keeps per trie depth; beyond, the mask falls back to
+        self.max_walk_threads = 256
+        """Most threads the one-walk kernel keeps per trie depth (beyond, threads that differ only
+        in their parser state are merged); if still over, the mask falls back to
         :meth:`reference_token_bits` (exact, slower)."""
         self.walk_stats = {"walks": 0, "rounds": 0, "fallbacks": 0}
 
@@ -210,8 +212,18 @@ class GrammarConstraint(CompiledConstraint):
         self._scan_tab[pid, col] = r
 
     def _fill_merge(self, p1: int, p2: int) -> None:
+        if (p1, p2) in self._merges:
+            return
         merged = self.parser.merge([self._plist[p1], self._plist[p2]])
-        self._merge_tab[(p1 << 32) | p2] = self._parser_id(merged)
+        r = self._parser_id(merged)
+        self._merges[(p1, p2)] = r
+        if 2 * len(self._merges) > self._mkeys.shape[0]:
+            self._mkeys = np.full(4 * self._mkeys.shape[0], -1, dtype=np.int64)
+            self._mvals = np.zeros(self._mkeys.shape[0], dtype=np.int64)
+            for (a, b), v in self._merges.items():
+                merge_insert(self._mkeys, self._mvals, a, b, v)
+        else:
+            merge_insert(self._mkeys, self._mvals, p1, p2, r)
 
     def _single_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask from one trie walk with all threads at once, or ``None`` (thread capacity hit)."""
@@ -240,7 +252,7 @@ class GrammarConstraint(CompiledConstraint):
             self.walk_stats["rounds"] += 1
             nreq = grammar_mask_kernel(
                 self._transitions, self._p_eset, self._live_tab, self._acc_tab, self._wsonly_tab,
-                self._ws_live, self._acc_col, self._scan_tab, self._merge_tab, self._ign_start, self._ign_bid,
+                self._ws_live, self._acc_col, self._scan_tab, self._mkeys, self._mvals, self._ign_start, self._ign_bid,
                 self._ign_isws, self._blocked_tab, self._bound, init_p, init_q, init_ws, init_b,
                 tp, tq, tw, tb, cnt, resume,
                 trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
