@@ -155,6 +155,15 @@ class _Flat:
         return out
 
 
+class _Negated:
+    """A subschema that stands for the values *not* valid against ``schema`` (built by 'not')."""
+
+    __slots__ = ("schema",)
+
+    def __init__(self, schema):
+        self.schema = schema
+
+
 class _Compiler:
     def __init__(self, root, whitespace, max_whitespace, property_order, limits):
         self.root = root
@@ -367,6 +376,18 @@ class _Compiler:
     # ---------------------------------------------------------------------------------- nodes
     def node(self, schema, ptr: str) -> str | None:
         """Grammar expression for the values valid against ``schema`` (None: no value)."""
+        if isinstance(schema, _Negated):
+            key = "!not:" + ptr
+            if key in self.memo:
+                return self.memo[key]
+            name = self.new_rule(ptr + "_not")
+            self.memo[key] = name
+            alts = [a for a in dict.fromkeys(self.emit_flat(f) for f in self.negate(schema.schema, ptr, 1)) if a is not None]
+            if not alts:
+                self.rules[name] = [self.empty_language_expr()]
+            else:
+                self.rules[name] = alts
+            return name
         if ptr in self.memo:
             return self.memo[ptr]
         if schema is True or schema == {}:
@@ -456,6 +477,8 @@ class _Compiler:
         """DNF of ``schema``: a list of flat conjunctions (``allOf``/``$ref`` merged, ``anyOf`` distributed)."""
         if depth > MAX_REF_DEPTH:
             raise _limit("max_schema_ref_depth", MAX_REF_DEPTH, f"schema at {ptr or '/'}: $ref/allOf nesting is deeper than {MAX_REF_DEPTH}")
+        if isinstance(schema, _Negated):
+            return self.negate(schema.schema, ptr, depth + 1)
         if schema is True:
             return [_Flat(ptr, sources=[(True, ptr)])]
         if schema is False:
@@ -482,6 +505,9 @@ class _Compiler:
             for i, sub in enumerate(items):
                 branches.extend(self.normalize(sub, f"{ptr}/anyOf/{i}", depth + 1))
             result = self.product(result, branches, ptr)
+        if "not" in schema and "enum" not in schema and "const" not in schema:
+            # (with enum/const the candidates are filtered by jsonschema, 'not' included)
+            result = self.product(result, self.negate(schema["not"], ptr + "/not", depth + 1), ptr)
         if "oneOf" in schema:
             items = schema["oneOf"]
             if not isinstance(items, list) or not items:
@@ -497,6 +523,102 @@ class _Compiler:
                 raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr or '/'}: too many alternatives")
             result = new
         return result
+
+    def negate(self, sub, ptr: str, depth: int) -> list[_Flat]:
+        """DNF of the values *not* valid against ``sub`` (De Morgan over keyword groups).
+
+        Negatable: ``type``, ``enum``/``const`` (an exclusion applied at emission), ``required``,
+        ``properties`` (without ``additionalProperties``/``patternProperties``), ``minLength``/
+        ``maxLength``, ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``,
+        ``anyOf``/``allOf``/``not``/``$ref`` of negatable schemas. Anything else raises.
+        """
+        if depth > MAX_REF_DEPTH:
+            raise _limit("max_schema_ref_depth", MAX_REF_DEPTH, f"schema at {ptr or '/'}: 'not' nesting is deeper than {MAX_REF_DEPTH}")
+        if sub is True:
+            return []
+        if sub is False:
+            return [_Flat(ptr)]
+        if not isinstance(sub, dict):
+            raise SchemaError("'not' must be a schema", pointer=ptr)
+        self.check_keywords(sub, ptr)
+        keys = [k for k in sub if k in VALIDATION]
+        if not keys:
+            return []
+        out: list[_Flat] = []
+
+        def flat(types, kp, **kws) -> _Flat:
+            # kws are placed at the real keyword pointer kp (so errors and rule names point into the schema)
+            f = _Flat(ptr, types=frozenset(types))
+            owner = dict(kws)
+            for k, v in kws.items():
+                f.add(k, v, kp, owner)
+            return f
+
+        for k in keys:
+            v = sub[k]
+            kp = f"{ptr}/{_esc_ptr(k)}"
+            if k == "type":
+                out.append(_Flat(ptr, types=_ALL_TYPES - self.flat_of({"type": v}, ptr).types))
+            elif k in ("enum", "const"):
+                vals = v if k == "enum" else [v]
+                if not isinstance(vals, list):
+                    raise SchemaError("'enum' must be an array", pointer=kp)
+                f = _Flat(ptr)
+                f.nots.append((list(vals), kp))
+                out.append(f)
+            elif k == "required":
+                if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+                    raise SchemaError("'required' must be an array of strings", pointer=kp)
+                for name in v:
+                    out.append(flat({"object"}, f"{ptr}/properties", properties={name: False}))
+            elif k == "properties":
+                if not isinstance(v, dict):
+                    raise SchemaError("'properties' must be an object", pointer=kp)
+                if "additionalProperties" in sub or "patternProperties" in sub:
+                    raise UnsupportedFeatureError("'not' with 'properties' next to 'additionalProperties'/'patternProperties'", pointer=kp)
+                for name, psub in v.items():
+                    if psub is True or psub == {}:
+                        continue
+                    f = flat({"object"}, kp, properties={name: _Negated(psub)})
+                    f.add("required", [name], f"{ptr}/required", {"required": [name]})
+                    out.append(f)
+            elif k in ("minLength", "maxLength"):
+                n = _nonneg_int(v, kp, k)
+                if k == "minLength":
+                    if n > 0:
+                        out.append(flat({"string"}, kp, maxLength=n - 1))
+                else:
+                    out.append(flat({"string"}, kp, minLength=n + 1))
+            elif k in ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"):
+                if not _is_num(v):
+                    raise UnsupportedFeatureError(f"'not' with draft-4 boolean {k!r}", pointer=kp)
+                if k in ("minimum", "maximum") and sub.get("exclusive" + k[0].upper() + k[1:]) is True:
+                    raise UnsupportedFeatureError(f"'not' with draft-4 boolean exclusive {k!r}", pointer=kp)
+                opposite = {"minimum": "exclusiveMaximum", "exclusiveMinimum": "maximum",
+                            "maximum": "exclusiveMinimum", "exclusiveMaximum": "minimum"}[k]
+                out.append(flat({"int", "frac"}, kp, **{opposite: v}))
+            elif k == "anyOf":
+                if not isinstance(v, list) or not v:
+                    raise SchemaError("'anyOf' must be a non-empty array", pointer=kp)
+                acc = [_Flat(ptr)]
+                for i, b in enumerate(v):
+                    acc = self.product(acc, self.negate(b, f"{kp}/{i}", depth + 1), kp)
+                out.extend(acc)
+            elif k == "allOf":
+                if not isinstance(v, list) or not v:
+                    raise SchemaError("'allOf' must be a non-empty array", pointer=kp)
+                for i, b in enumerate(v):
+                    out.extend(self.negate(b, f"{kp}/{i}", depth + 1))
+            elif k == "not":
+                out.extend(self.normalize(v, kp, depth + 1))
+            elif k == "$ref":
+                t_schema, t_ptr = self.resolve(v, kp)
+                out.extend(self.negate(t_schema, t_ptr, depth + 1))
+            else:
+                raise UnsupportedFeatureError(f"'not' containing {k!r}", pointer=kp)
+        if len(out) > MAX_ALTERNATIVES:
+            raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr}: 'not' expands to too many alternatives")
+        return out
 
     def product(self, a: list[_Flat], b: list[_Flat], ptr: str) -> list[_Flat]:
         out = [x.merged(y) for x in a for y in b]
@@ -531,8 +653,7 @@ class _Compiler:
             if k in ("type", "enum", "const", "allOf", "anyOf", "oneOf", "$ref") or k not in VALIDATION:
                 continue
             if k == "not":
-                f.nots.append((v, ptr + "/not"))
-                continue
+                continue  # expanded by normalize()
             f.add(k, v, f"{ptr}/{_esc_ptr(k)}", schema)
         return f
 
@@ -627,42 +748,31 @@ class _Compiler:
             values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
             return self.enum_expr(values, hint)
         types = set(fl.types)
-        for sub, nptr in fl.nots:
-            types -= self.not_types(sub, nptr)
+        excluded = [v for vals, _p in fl.nots for v in vals]
+        ex_ptr = fl.nots[0][1] if fl.nots else fl.ptr
+        if any(isinstance(v, (list, dict)) for v in excluded) and types & {"array", "object"}:
+            raise UnsupportedFeatureError("'not' excluding array or object values", pointer=ex_ptr)
         alts = []
         if "object" in types:
             alts.append(self.object_expr(fl, hint))
         if "array" in types:
             alts.append(self.array_expr(fl, hint))
         if "string" in types:
-            alts.append(self.string_expr(fl, hint))
+            alts.append(self.string_expr(fl, hint, [v for v in excluded if isinstance(v, str)], ex_ptr))
         if "int" in types or "frac" in types:
-            alts.append(self.number_expr(fl, hint, integer="frac" not in types))
+            alts.append(self.number_expr(fl, hint, integer="frac" not in types, nonint="int" not in types,
+                                         exclude=[_dec(v) for v in excluded if _is_num(v)], ex_ptr=ex_ptr))
         if "boolean" in types:
-            alts.append(self.lit_terminal("true", "TRUE"))
-            alts.append(self.lit_terminal("false", "FALSE"))
-        if "null" in types:
+            if not any(v is True for v in excluded):
+                alts.append(self.lit_terminal("true", "TRUE"))
+            if not any(v is False for v in excluded):
+                alts.append(self.lit_terminal("false", "FALSE"))
+        if "null" in types and not any(v is None for v in excluded):
             alts.append(self.lit_terminal("null", "NULL"))
         alts = [a for a in alts if a is not None]
         if not alts:
             return None
         return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
-
-    def not_types(self, sub, ptr) -> set:
-        if sub is False:
-            return set()
-        if sub is True or sub == {}:
-            return set(_ALL_TYPES)
-        if isinstance(sub, dict) and set(k for k in sub if k not in ANNOTATIONS) == {"type"}:
-            t = sub["type"]
-            names = [t] if isinstance(t, str) else t
-            out = set()
-            for x in names if isinstance(names, list) else []:
-                if x not in _TYPE_SETS:
-                    raise SchemaError(f"unknown type {x!r}", pointer=ptr + "/type")
-                out |= _TYPE_SETS[x]
-            return out
-        raise UnsupportedFeatureError("'not' (other than 'not': {'type': ...})", pointer=ptr)
 
     # enum / const
     def enum_expr(self, values: list, hint: str) -> str | None:
@@ -781,7 +891,9 @@ class _Compiler:
         return name
 
     # ------------------------------------------------------------------------------- numbers
-    def number_expr(self, fl: _Flat, hint: str, integer: bool) -> str | None:
+    def number_expr(self, fl: _Flat, hint: str, integer: bool, nonint: bool = False, exclude=(),
+                    ex_ptr: str = "") -> str | None:
+        """Integers (``integer``), non-integers (``nonint``: only reachable through 'not') or all numbers."""
         lo, ls, hi, hs = None, False, None, False
         lo_ptr = hi_ptr = None
         for kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
@@ -810,6 +922,8 @@ class _Compiler:
                 raise UnsupportedFeatureError("several different 'multipleOf' values", pointer=p)
             mult = (d, p)
         if mult is not None and mult[0] == mult[0].to_integral_value():
+            if nonint:
+                return None  # multiples of an integer are integers
             integer = True
         if integer:
             ilo = None if lo is None else (int(lo.to_integral_value(rounding="ROUND_FLOOR")) + 1 if ls or lo != lo.to_integral_value() else int(lo))
@@ -823,7 +937,19 @@ class _Compiler:
                 if not (exp.digits == (1,) and exp.exponent < 0):
                     raise UnsupportedFeatureError(f"'multipleOf' {mult[0]} on integers", pointer=mult[1])
                 mult = None  # every integer is a multiple of 10**-k
-            if mult is not None:
+            holes = sorted({int(x) for x in exclude if x == x.to_integral_value()
+                            and (ilo is None or x >= ilo) and (ihi is None or x <= ihi)})
+            if holes and mult is not None:
+                raise UnsupportedFeatureError("'not' excluding values next to 'multipleOf'", pointer=ex_ptr)
+            if holes:
+                segs, start = [], ilo
+                for h in holes:
+                    segs.append((start, h - 1))
+                    start = h + 1
+                segs.append((start, ihi))
+                r = nm.int_ranges(segs)
+                rx = None if r is None else r + nm.INTEGRAL_SUFFIX
+            elif mult is not None:
                 k = int(mult[0])
                 rx = self.int_multiple(k, ilo, ihi, mult[1])
             elif lo is None and hi is None:
@@ -843,9 +969,12 @@ class _Compiler:
                 maxd = -exp.exponent
             else:
                 raise UnsupportedFeatureError(f"'multipleOf' {mult[0]} on numbers (only integers and 10**-k)", pointer=mult[1])
-        if lo is None and hi is None and maxd is None:
+        if any((lo is None or x > lo or (x == lo and not ls)) and (hi is None or x < hi or (x == hi and not hs))
+               for x in exclude):
+            raise UnsupportedFeatureError("'not' excluding a value from a non-integer number range", pointer=ex_ptr)
+        if lo is None and hi is None and maxd is None and not nonint:
             return self.terminal(nm.NUMBER_ANY, "NUMBER")
-        rx = nm.decimal_range(lo, ls, hi, hs, maxd)
+        rx = nm.decimal_range(lo, ls, hi, hs, maxd, nonint)
         if rx is None:
             self.maybe_empty(fl, "number", lo_ptr or hi_ptr or fl.ptr, lo, hi)
             return None
@@ -886,8 +1015,9 @@ class _Compiler:
             raise SchemaError(f"no value can satisfy the {what} bounds (minimum {lo}, maximum {hi})", pointer=ptr)
 
     # ------------------------------------------------------------------------------- strings
-    def string_expr(self, fl: _Flat, hint: str) -> str | None:
-        body = self.string_body(fl.kws, fl.ptr, only_string=set(fl.types) == {"string"} and len(fl.sources) == 1)
+    def string_expr(self, fl: _Flat, hint: str, exclude=(), ex_ptr: str = "") -> str | None:
+        body = self.string_body(fl.kws, ex_ptr or fl.ptr, only_string=set(fl.types) == {"string"} and len(fl.sources) == 1,
+                                exclude=list(exclude) or None)
         if body is None:
             return None
         return self.terminal('"' + body + '"', hint + "_str")
@@ -930,8 +1060,16 @@ class _Compiler:
             uniq.setdefault(src, (br, p))
         langs = list(uniq.values())
         if exclude:
+            body = self.string_body(kws, ptr, only_string)
+            if body is None:
+                return None
+            compiled = re.compile(body)
+            exclude = [x for x in exclude if compiled.fullmatch(js.spell_string(x))]
+            if not exclude:
+                return body
             if langs or min_len or max_len is not None:
-                raise UnsupportedFeatureError("string constraints on keys next to declared property names", pointer=ptr)
+                raise UnsupportedFeatureError("excluding string values (declared property names, 'not') from a "
+                                              "pattern/format/length-constrained string", pointer=ptr)
             return js.except_strings_regex(exclude)
         if not langs:
             if max_len is not None and max_len > self.limits.max_repeat_count:

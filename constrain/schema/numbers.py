@@ -57,10 +57,10 @@ def _same_length(x: str, y: str) -> str:
     return group("|".join(parts))
 
 
-def nonneg_int_range(a: int, b: int | None) -> str | None:
-    """Canonical spellings of the integers in ``[a, b]`` (``a >= 0``; ``b`` None: unbounded)."""
+def _nonneg_int_parts(a: int, b: int | None) -> list[tuple[float, str]]:
+    """(digit count, regex) parts of the integers in ``[a, b]`` (``a >= 0``)."""
     if b is not None and a > b:
-        return None
+        return []
     parts = []
     la = len(str(a))
     top = la if b is None else len(str(b))
@@ -68,28 +68,45 @@ def nonneg_int_range(a: int, b: int | None) -> str | None:
         lo = max(a, 0 if n == 1 else 10 ** (n - 1))
         hi = 10 ** n - 1 if b is None else min(b, 10 ** n - 1)
         if lo <= hi:
-            parts.append(_same_length(str(lo), str(hi)))
+            parts.append((n, _same_length(str(lo), str(hi))))
     if b is None:
-        parts.append(f"[1-9]{DIGITS}{{{la},}}")
+        parts.append((float("inf"), f"[1-9]{DIGITS}{{{la},}}"))
+    return parts
+
+
+def _longest_first(parts: list[tuple[float, str]]) -> str | None:
     # longest first: lark's dynamic lexer takes the first match of Python's re and only tries
     # its prefixes, so a shorter alternative listed first would hide longer numbers
-    return _alt(parts[::-1])
+    return _alt([rx for _n, rx in sorted(parts, key=lambda p: -p[0])])
+
+
+def nonneg_int_range(a: int, b: int | None) -> str | None:
+    """Canonical spellings of the integers in ``[a, b]`` (``a >= 0``; ``b`` None: unbounded)."""
+    return _longest_first(_nonneg_int_parts(a, b))
+
+
+def int_ranges(segments: list[tuple[int | None, int | None]]) -> str | None:
+    """Integers in the union of disjoint ``[lo, hi]`` segments (None: unbounded), no ``-0``."""
+    pos: list = []
+    neg: list = []
+    for lo, hi in segments:
+        if lo is not None and hi is not None and lo > hi:
+            continue
+        if hi is None or hi >= 0:
+            pos += _nonneg_int_parts(max(lo, 0) if lo is not None else 0, hi)
+        if lo is None or lo < 0:
+            neg += _nonneg_int_parts(1 if hi is None or hi >= 0 else -hi, None if lo is None else -lo)
+    parts = []
+    if pos:
+        parts.append(_longest_first(pos))
+    if neg:
+        parts.append(r"\-" + group(_longest_first(neg)) if len(neg) > 1 else r"\-" + neg[0][1])
+    return _alt(parts)
 
 
 def int_range(lo: int | None, hi: int | None) -> str | None:
     """Integers in ``[lo, hi]`` (None: unbounded), canonical spelling (no ``-0``)."""
-    if lo is not None and hi is not None and lo > hi:
-        return None
-    parts = []
-    if hi is None or hi >= 0:
-        parts.append(nonneg_int_range(max(lo, 0) if lo is not None else 0, hi))
-    if lo is None or lo < 0:
-        vlo = 1 if hi is None or hi >= 0 else -hi
-        vhi = None if lo is None else -lo
-        r = nonneg_int_range(vlo, vhi)
-        if r is not None:
-            parts.append(r"\-" + r)
-    return _alt(parts)
+    return int_ranges([(lo, hi)])
 
 
 # ---------------------------------------------------------------------------------------- decimals
@@ -168,8 +185,12 @@ def _dig(lo: str | None, ls: bool, hi: str | None, hs: bool, maxd: int | None) -
     return _alt(parts)
 
 
-def _frac(lo, hi, maxd: int | None) -> str | None:
-    """Optional fraction part ``(\\.digits)?`` whose value satisfies the (string, strict) bounds."""
+def _frac(lo, hi, maxd: int | None, nonint: bool = False) -> str | None:
+    """Optional fraction part ``(\\.digits)?`` whose value satisfies the (string, strict) bounds.
+
+    ``nonint``: the fraction must be non-zero (numbers that are not integers)."""
+    if nonint and (lo is None or lo == ("", False)):
+        lo = ("", True)
     none_ok = (lo is None or (lo[0] == "" and not lo[1])) and (hi is None or not hi[1] or hi[0] != "")
     if maxd == 0:
         return "" if none_ok else None
@@ -180,38 +201,43 @@ def _frac(lo, hi, maxd: int | None) -> str | None:
     return group(r) + "?" if none_ok else r
 
 
-def _nonneg_decimal(lo: Decimal, ls: bool, hi: Decimal | None, hs: bool, maxd: int | None) -> str | None:
+def _nonneg_decimal(lo: Decimal, ls: bool, hi: Decimal | None, hs: bool, maxd: int | None,
+                    nonint: bool = False) -> str | None:
     ia, fa = _split(lo)
-    any_frac = _frac(None, None, maxd)
+    any_frac = _frac(None, None, maxd, nonint)
+    if any_frac is None:
+        return None
     if hi is None:
-        f = _frac((fa, ls), None, maxd)
+        f = _frac((fa, ls), None, maxd, nonint)
         # longer integer parts first (see nonneg_int_range)
         return _alt([nonneg_int_range(ia + 1, None) + any_frac, None if f is None else str(ia) + f])
     if hi < lo or (hi == lo and (ls or hs)):
         return None
     ib, fb = _split(hi)
     if ia == ib:
-        f = _frac((fa, ls), (fb, hs), maxd)
+        f = _frac((fa, ls), (fb, hs), maxd, nonint)
         return None if f is None else str(ia) + f
     parts = []
-    f = _frac((fa, ls), None, maxd)
+    f = _frac((fa, ls), None, maxd, nonint)
     if f is not None:
         parts.append(str(ia) + f)
     mid = nonneg_int_range(ia + 1, ib - 1)
     if mid is not None:
         parts.append(mid + any_frac)
-    f = _frac(None, (fb, hs), maxd)
+    f = _frac(None, (fb, hs), maxd, nonint)
     if f is not None:
         parts.append(str(ib) + f)
     return _alt(parts[::-1])  # longer integer parts first (see nonneg_int_range)
 
 
 def decimal_range(
-    lo: Decimal | None, lo_strict: bool, hi: Decimal | None, hi_strict: bool, max_frac_digits: int | None = None
+    lo: Decimal | None, lo_strict: bool, hi: Decimal | None, hi_strict: bool, max_frac_digits: int | None = None,
+    nonint: bool = False,
 ) -> str | None:
     """Plain decimal spellings (``-?int(.digits)?``) of the numbers between the bounds.
 
-    ``max_frac_digits`` caps the fraction digits (for ``multipleOf: 0.01``-style constraints).
+    ``max_frac_digits`` caps the fraction digits (for ``multipleOf: 0.01``-style constraints);
+    ``nonint`` keeps only numbers that are not integers.
     Returns None when no number satisfies the bounds.
     """
     parts = []
@@ -222,7 +248,7 @@ def decimal_range(
             plo, pls = zero, False
         else:
             plo, pls = lo, lo_strict
-        parts.append(_nonneg_decimal(plo, pls, hi, hi_strict, max_frac_digits))
+        parts.append(_nonneg_decimal(plo, pls, hi, hi_strict, max_frac_digits, nonint))
     # x < 0 part: y = -x > 0
     if lo is None or lo < zero:
         if hi is None or hi >= zero:
@@ -230,7 +256,7 @@ def decimal_range(
         else:
             ylo, yls = -hi, hi_strict
         yhi, yhs = (None, False) if lo is None else (-lo, lo_strict)
-        r = _nonneg_decimal(ylo, yls, yhi, yhs, max_frac_digits)
+        r = _nonneg_decimal(ylo, yls, yhi, yhs, max_frac_digits, nonint)
         if r is not None:
             parts.append(r"\-" + r)
     return _alt(parts)

@@ -114,3 +114,36 @@ def test_any_number_and_integer_regex(v):
     assert re.fullmatch(nm.NUMBER_ANY, repr(v / 7)) and re.fullmatch(nm.NUMBER_ANY, "1e-07")
     assume(v != 0)
     assert not re.fullmatch(nm.INTEGER_ANY, f"{v}.5")
+
+
+@settings(max_examples=300)
+@given(BOUNDS, st.booleans(), BOUNDS, st.booleans(), st.lists(VALUES, min_size=1, max_size=10))
+def test_decimal_range_non_integers(lo, ls, hi, hs, values):
+    rx = nm.decimal_range(lo, ls, hi, hs, nonint=True)
+    for v in values + _near([lo, hi]):
+        text = _text(v)
+        expected = _in(v, lo, ls, hi, hs) and v != v.to_integral_value()
+        assert (rx is not None and re.fullmatch(rx, text) is not None) == expected, (lo, hi, text, rx)
+
+
+@settings(max_examples=200)
+@given(st.lists(st.tuples(st.one_of(st.none(), st.integers(-500, 500)), st.integers(0, 300)), min_size=1, max_size=4),
+       st.lists(st.integers(-2000, 2000), min_size=1, max_size=20))
+def test_int_ranges_union(raw, values):
+    segs, prev = [], None
+    for lo, width in sorted(raw, key=lambda t: (t[0] is not None, t[0] or 0)):
+        if lo is None:
+            if segs:
+                continue
+            segs.append((None, -1000 + width))
+            prev = -1000 + width
+            continue
+        lo = lo if prev is None else max(lo, prev + 2)
+        segs.append((lo, lo + width))
+        prev = lo + width
+    rx = nm.int_ranges(segs)
+    for v in values + [b for s in segs for b in s if b is not None]:
+        expected = any((a is None or v >= a) and (b is None or v <= b) for a, b in segs)
+        assert (rx is not None and re.fullmatch(rx, str(v)) is not None) == expected, (segs, v)
+        if expected:
+            assert _lark_greedy(rx, str(v)), (segs, v, rx)

@@ -111,6 +111,20 @@ CASES = {
                            [{"a": 1}, {"b": 1}, {"a": 1, "b": 2}, {"x": 1}, {"a": 1, "x": 2}],
                            [{}, {"a": 1, "b": 2, "c": 3}, {"x": 1, "y": 2, "z": 3}]),
     "not_type": ({"not": {"type": "string"}}, [1, None, [], {}], ["a"]),
+    "not_enum_strings": ({"type": "string", "not": {"enum": ["a", "b"]}}, ["", "ab", "c", "ba"], ["a", "b", 1]),
+    "not_const_int": ({"type": "integer", "minimum": 0, "maximum": 20, "not": {"const": 10}}, [0, 9, 11, 20], [10, 21]),
+    "not_enum_mixed": ({"not": {"enum": [None, True, "x"]}}, [False, 4, 3.5, "y", [], {}], [None, True, "x"]),
+    "not_enum_integer": ({"type": ["integer", "null"], "not": {"enum": [None, 3]}}, [4, 2, -3, 30], [None, 3, 3.0]),
+    "not_required": ({"type": "object", "not": {"required": ["a"]}}, [{}, {"b": 1}], [{"a": 1}]),
+    "not_properties": ({"type": "object", "not": {"properties": {"k": {"const": "x"}}, "required": ["k"]}},
+                       [{}, {"k": "y"}, {"k": 1}], [{"k": "x"}]),
+    "not_minimum": ({"not": {"minimum": 3}}, [2, 2.99, -5], [3, 4.5, "a", None]),
+    "not_max_length": ({"not": {"maxLength": 2}}, ["abc"], ["", "ab", 5]),
+    "not_any_of": ({"not": {"anyOf": [{"type": "string"}, {"type": "integer", "minimum": 0}]}}, [-1, 0.5, None, []],
+                   ["s", 0, 7]),
+    "not_not": ({"not": {"not": {"type": "boolean"}}}, [True, False], [1, "x"]),
+    "if_free_not_integer_hole": ({"type": "integer", "not": {"enum": [-3, 0, 7]}}, [-4, -2, 1, 6, 8, 70, -30],
+                                 [-3, 0, 7]),
     "dependent_required": ({"type": "object", "properties": {"a": {}, "b": {}, "c": {}}, "dependentRequired": {"a": ["b"]},
                             "additionalProperties": False},
                            [{}, {"b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}, {"c": 1}], [{"a": 1}, {"a": 1, "c": 2}]),
@@ -210,3 +224,14 @@ def test_enum_filter_follows_refs_and_unsupported_siblings():
     schema = {"$id": "https://example.com/s.json", "$defs": {"short": {"maxLength": 2}},
               "enum": ["a", "abc", "zz", 5], "$ref": "#/$defs/short", "not": {"const": "zz"}}
     check_table(schema, ["a", 5], ["abc", "zz"])
+
+
+def test_not_of_recursive_schema_terminates():
+    schema = {"$defs": {"a": {"type": "object", "properties": {"x": {"$ref": "#/$defs/a"}}, "required": ["x"]}},
+              "type": "object", "not": {"$ref": "#/$defs/a"}}
+    # not a = object without x, or with x that is not an a (x not an object, or x without its own x ...)
+    check_table(schema, [{}, {"x": 1}, {"x": {}}, {"x": {"x": 2}}], [])
+    # instances of 'a' are infinite, so nothing is invalid here; the negated pointer is also positively referable
+    ref = {"$defs": {"a": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
+           "properties": {"p": {"not": {"$ref": "#/$defs/a"}}, "q": {"$ref": "#/$defs/a"}}}
+    check_table(ref, [{"p": {}, "q": {"x": 1}}, {"p": {"x": "s"}}], [{"p": {"x": 1}}, {"q": {}}])
