@@ -46,10 +46,16 @@ boundary. Threads that differ only in their parser state are merged (the union o
 item sets), so a grammar state -- a frozenset of threads, at most :data:`MAX_LEXER_THREADS` --
 has at most one thread per (lexer state, ignored-byte count, blocked set), whatever the ambiguity.
 
-The mask runs a numba kernel over the token trie per thread; the parser is consulted only at
-lexeme boundaries inside tokens, for each distinct ``(context, lexer state)``, and the boundary
-node's subtree is walked again under the new context. Masks are cached per grammar state (bounded
-by ``limits.max_cached_masks``).
+The mask is one numba kernel walk of the token trie with all threads of the state at once
+(``grammar_mask_kernel``): per trie depth it keeps the live threads, advances each one's lexer
+state per byte, and where a lexeme may end inside a token forks in place, reading the next parser
+state from tables indexed by small parser-state ids (``_scan_tab[pid, accepting lexer state]``,
+ignored lexemes per lexer state, merges in an open-addressing table). A missing table entry stops
+the walk at that node; Python computes the Earley scan (memoized), fills the table and the walk
+resumes there. The tables persist, so a later mask over known parser states is a single call.
+More than ``max_walk_threads`` threads at one node falls back to ``reference_token_bits`` (one
+walk per thread, Python at every boundary: the previous engine). Masks are cached per grammar
+state (bounded by ``limits.max_cached_masks``).
 """
 
 from __future__ import annotations
