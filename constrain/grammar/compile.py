@@ -64,7 +64,7 @@ from pathlib import Path
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint
+from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.errors import (
     GrammarSyntaxError,
     InputError,
@@ -109,7 +109,7 @@ class GrammarConstraint(CompiledConstraint):
         self._bound = int(limits.max_consecutive_whitespace)
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._end_memo: dict[tuple, tuple[Thread, ...]] = {}
-        self._mask_cache: dict[frozenset, np.ndarray] = {}
+        self._mask_cache = MaskCache(limits.max_cached_masks)
         trie = vocab.trie
         self._trie = trie
         cap = max(16, trie.n_nodes)
@@ -453,14 +453,7 @@ class GrammarConstraint(CompiledConstraint):
 
     def token_bits(self, state: frozenset) -> np.ndarray:
         """Cached, read-only uint32 words of the non-EOS tokens allowed in ``state``."""
-        cached = self._mask_cache.get(state)
-        if cached is None:
-            cached = self.compute_token_bits(state)
-            cached.flags.writeable = False
-            if len(self._mask_cache) >= self.limits.max_cached_masks:
-                self._mask_cache.pop(next(iter(self._mask_cache)))
-            self._mask_cache[state] = cached
-        return cached
+        return self._mask_cache.get(state, self.compute_token_bits)
 
     def fill_token_bits(self, state: frozenset, words: np.ndarray) -> None:
         np.bitwise_or(words, self.token_bits(state), out=words)
