@@ -243,11 +243,13 @@ def speculative_decode(
         forced_accepted += sum(1 for s in builder.sources[:accepted] if s == "forced")
 
         for y in emitted:
+            # as in constrain.decode: EOS where nothing else was allowed completes the constraint
+            only_eos = vocab.is_eos(y) and not matcher.constraint.token_bits(matcher.state).any()
             if not matcher.accept_token(y):  # pragma: no cover - masks make this impossible
                 raise RuntimeError(f"internal: token {y} rejected by its own mask")
             committed.append(y)
             if vocab.is_eos(y):
-                stop = "eos"
+                stop = "constraint_complete" if only_eos else "eos"
                 break
             out_ids.append(y)
         lm.crop(len(prompt_ids) + len(committed) - 1)
@@ -255,7 +257,7 @@ def speculative_decode(
         if on_step is not None:
             on_step(StepInfo(list(draft), list(builder.sources), accepted, emitted, matcher, list(committed),
                              len(prompt_ids), lm))
-        if stop == "eos":
+        if stop != "max_new_tokens":
             break
 
     seconds = time.perf_counter() - start

@@ -116,10 +116,12 @@ class Drafter:
 
 
 class ForcedDrafter(Drafter):
-    """The tokens the constraint forces next (``Matcher.forced_tokens``), as a zero-cost draft.
+    """The bytes the constraint forces next, tokenized, as a zero-cost draft.
 
-    Forced *bytes* may have several tokenizations, so these are proposals, not commitments: the
-    verifier keeps the output exact (spec 4c, "cleanest composition").
+    All forced bytes are tokenized (the tokenizer's encoding when one is given, else greedy
+    longest tokens), also where a token could span past them (``Matcher.forced_tokens`` stops
+    there): forced bytes may have several tokenizations, so these are proposals, not commitments,
+    and the verifier keeps the output exact (spec 4c, "cleanest composition").
     """
 
     name = "forced"
@@ -128,7 +130,13 @@ class ForcedDrafter(Drafter):
         self.confidence = confidence
 
     def extend(self, builder: DraftBuilder) -> None:
-        for t in builder.matcher.forced_tokens():
+        m = builder.matcher
+        if m.is_terminated():
+            return
+        forced = m.constraint.forced_bytes(m.state)
+        if not forced:
+            return
+        for t in _tokenize(builder, forced, drop_last=False):
             if not builder.add(t, self.name, self.confidence):
                 return
 
@@ -136,30 +144,33 @@ class ForcedDrafter(Drafter):
 class PromptLookupDrafter(Drafter):
     """Prompt lookup / n-gram drafts from the context (prompt + generated + draft so far).
 
+    Two matchers; the one with the longer match (in bytes) proposes, the other is the fallback
+    when the first proposed token is invalid:
+
     1. Token n-grams: the most recent earlier occurrence of the longest suffix of ``min_ngram ..
        max_ngram`` tokens; propose the tokens that followed it.
-    2. Bytes, when no token n-gram gives a valid first token: the longest suffix (``min_bytes ..
-       max_bytes``) of the context's text found earlier in it; the text that followed is
-       tokenized (the tokenizer when given, else greedy longest vocabulary tokens) and proposed.
-       This catches copies whose token boundaries differ from the prompt's (``"Ada`` vs `` Ada``).
+    2. Text, punctuation-insensitive: the context's text with every run of non-alphanumeric bytes
+       collapsed to one space; the longest suffix (``min_chars .. max_chars``) found earlier in it
+       locates the source, and the original text that follows the match there (after its
+       separator, when the suffix ends in one) is tokenized and proposed. This catches copies whose
+       token boundaries or punctuation differ from the prompt's: ``"name": "A`` continues like
+       ``name Ada Lovelace; born`` does (``da Lovelace; born``), ``"born": "`` like ``born 1815-12-10``.
+    Proposals are cut at the first token the constraint rejects (and by the draft length rule).
     """
 
     name = "lookup"
 
-    def __init__(self, max_ngram: int = 3, min_ngram: int = 1, min_bytes: int = 3, max_bytes: int = 32,
+    def __init__(self, max_ngram: int = 3, min_ngram: int = 1, min_chars: int = 2, max_chars: int = 32,
                  span_bytes: int = 48):
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
-        self.min_bytes, self.max_bytes, self.span_bytes = min_bytes, max_bytes, span_bytes
+        self.min_chars, self.max_chars, self.span_bytes = min_chars, max_chars, span_bytes
         self._token_text: dict[int, bytes] = {}
 
-    def start(self, target_model: Any, vocab: Vocabulary) -> None:
-        self._vocab = vocab
-
-    def _token_proposal(self, ids: list[int], k: int) -> list[int]:
+    def _token_proposal(self, ids: list[int], k: int, vocab: Vocabulary) -> tuple[int, list[int]]:
         arr = np.asarray(ids, dtype=np.int64)
         n_ids = len(ids)
         if n_ids < 2:
-            return []
+            return 0, []
         cands = np.flatnonzero(arr[:-1] == arr[-1])  # earlier positions holding the last token
         best_len, best_pos = 0, -1
         for pos in cands[::-1]:  # most recent first
@@ -171,8 +182,9 @@ class PromptLookupDrafter(Drafter):
                 if m >= self.max_ngram:
                     break
         if best_len < self.min_ngram:
-            return []
-        return ids[best_pos + 1 : best_pos + 1 + k]
+            return 0, []
+        n_bytes = len(self._text(vocab, ids[n_ids - best_len :]))
+        return n_bytes, ids[best_pos + 1 : best_pos + 1 + k]
 
     def _text(self, vocab: Vocabulary, ids: list[int]) -> bytes:
         parts = []
@@ -184,51 +196,80 @@ class PromptLookupDrafter(Drafter):
             parts.append(b)
         return b"".join(parts)
 
-    def _byte_proposal(self, builder: DraftBuilder, k: int) -> list[int]:
+    @staticmethod
+    def _normalize(text: bytes) -> tuple[bytes, list[int]]:
+        """Non-alphanumeric runs -> one space; ``ends[i]`` = original offset just after normalized byte i."""
+        out = bytearray()
+        ends: list[int] = []
+        for i, c in enumerate(text):
+            if c >= 0x80 or 48 <= c <= 57 or 65 <= c <= 90 or 97 <= c <= 122:
+                out.append(c)
+                ends.append(i + 1)
+            elif out and out[-1] == 32:
+                ends[-1] = i + 1  # the separator run extends
+            else:
+                out.append(32)
+                ends.append(i + 1)
+        return bytes(out), ends
+
+    def _text_proposal(self, builder: DraftBuilder, k: int) -> tuple[int, list[int]]:
         text = self._text(builder.vocab, builder.context)
-        n = len(text)
-        for length in range(min(self.max_bytes, n - 1), self.min_bytes - 1, -1):
-            suffix = text[n - length :]
-            at = text.rfind(suffix, 0, n - 1)
+        norm, ends = self._normalize(text)
+        n = len(norm)
+        for length in range(min(self.max_chars, n - 1), self.min_chars - 1, -1):
+            suffix = norm[n - length :]
+            if not suffix.strip():
+                continue
+            at = norm.rfind(suffix, 0, n - 1)
             if at < 0:
                 continue
-            follow = text[at + length : at + length + self.span_bytes]
-            if not follow or b"\x00" in follow[:1]:
-                return []
-            follow = follow.split(b"\x00", 1)[0]
-            return self._tokenize(builder, follow)[:k]
-        return []
+            start = ends[at + length - 1]
+            follow = text[start : start + self.span_bytes].split(b"\x00", 1)[0]
+            if not follow:
+                return 0, []
+            return length, self._tokenize(builder, follow)[:k]
+        return 0, []
 
     def _tokenize(self, builder: DraftBuilder, data: bytes) -> list[int]:
-        tok = builder.tokenizer
-        if tok is not None:
-            try:
-                ids = list(tok.encode(data.decode("utf-8", errors="ignore"), add_special_tokens=False))
-            except Exception:  # pragma: no cover - unusual tokenizer
-                ids = None
-            if ids:
-                return ids[:-1] if len(ids) > 1 else ids  # the last token may be cut mid-word
-        trie = builder.vocab.trie
-        out, pos = [], 0
-        while pos < len(data):
-            t, length = trie.longest_token_prefix(data[pos:])
-            if t < 0:
-                break
-            out.append(t)
-            pos += length
-        return out[:-1] if len(out) > 1 else out
+        return _tokenize(builder, data, drop_last=True)
 
     def extend(self, builder: DraftBuilder) -> None:
         k = builder.max_draft - len(builder.tokens)
         if k <= 0:
             return
         rate = builder.rate(self.name)
-        proposal = self._token_proposal(builder.context, k)
-        if not proposal or not builder.matcher.is_token_allowed(proposal[0]):
-            proposal = self._byte_proposal(builder, k)
-        for t in proposal:
-            if not builder.add(t, self.name, rate):
+        cands = [self._token_proposal(builder.context, k, builder.vocab), self._text_proposal(builder, k)]
+        cands.sort(key=lambda c: -c[0])
+        for _, proposal in cands:
+            if proposal and builder.matcher.is_token_allowed(proposal[0]):
+                for t in proposal:
+                    if not builder.add(t, self.name, rate):
+                        return
                 return
+
+
+def _tokenize(builder: DraftBuilder, data: bytes, drop_last: bool) -> list[int]:
+    """Token ids of ``data``: the tokenizer's when the builder has one, else greedy longest tokens.
+
+    ``drop_last``: ``data`` is cut from a longer text, so its last token may be cut mid-word.
+    """
+    tok = builder.tokenizer
+    ids: list[int] | None = None
+    if tok is not None:
+        try:
+            ids = [int(t) for t in tok.encode(data.decode("utf-8", errors="ignore"), add_special_tokens=False)]
+        except Exception:  # pragma: no cover - unusual tokenizer
+            ids = None
+    if not ids:
+        trie = builder.vocab.trie
+        ids, pos = [], 0
+        while pos < len(data):
+            t, length = trie.longest_token_prefix(data[pos:])
+            if t < 0:
+                break
+            ids.append(t)
+            pos += length
+    return ids[:-1] if drop_last and len(ids) > 1 else ids
 
 
 class ModelDrafter(Drafter):
