@@ -43,7 +43,7 @@ may continue while some terminal the parser expects is live, and may end whereve
 terminal accepts; there the thread forks (one keeps extending the lexeme, one scans the terminal
 set in the Earley parser and restarts the lexer). ``lexer_state == -1`` marks a thread at a lexeme
 boundary. Threads that differ only in their parser state are merged (the union of the Earley
-item sets), so a grammar state -- a frozenset of threads, at most :data:`MAX_LEXER_THREADS` --
+item sets), so a grammar state -- a frozenset of threads, at most ``Limits.max_lexer_threads`` --
 has at most one thread per (lexer state, ignored-byte count, blocked set), whatever the ambiguity.
 
 The mask is one numba kernel walk of the token trie with all threads of the state at once
@@ -79,10 +79,6 @@ from constrain.kernels.bitmask import bitmask_words
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.vocab.vocabulary import Vocabulary
 
-MAX_LEXER_THREADS = 4096
-"""Most lexing threads one grammar state may hold; more raises ``LimitExceededError`` with field
-``max_lexer_threads`` (a highly ambiguous grammar can fork a thread per possible lexeme end)."""
-
 _WS_BYTES = frozenset(b" \t\n\r\f\v")
 
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
@@ -110,6 +106,7 @@ class GrammarConstraint(CompiledConstraint):
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._end_memo: dict[tuple, tuple[Thread, ...]] = {}
         self._mask_cache = MaskCache(limits.max_cached_masks)
+        self._forced_cache: dict[frozenset, bytes] = {}
         trie = vocab.trie
         self._trie = trie
         cap = max(16, trie.n_nodes)
@@ -380,14 +377,52 @@ class GrammarConstraint(CompiledConstraint):
             if not nxt:
                 return None
             nxt = self._merge_threads(nxt)
-            if len(nxt) > MAX_LEXER_THREADS:
+            if len(nxt) > self.limits.max_lexer_threads:
                 raise LimitExceededError(
                     "max_lexer_threads",
-                    MAX_LEXER_THREADS,
+                    self.limits.max_lexer_threads,
                     f"grammar {self.source}: {len(nxt)} simultaneous lexing threads",
                 )
             threads = nxt
         return threads if isinstance(threads, frozenset) else frozenset(threads)
+
+    def _next_byte(self, state: frozenset) -> tuple[int, frozenset] | None:
+        """The only byte that can continue ``state`` and the state after it; None if zero or several."""
+        candidates: set[int] = set()
+        for _, q, _, _ in state:
+            candidates.update(np.flatnonzero(self._transitions[q if q >= 0 else 0] >= 0).tolist())
+        found: tuple[int, frozenset] | None = None
+        for byte in sorted(candidates):
+            nxt = self.advance_bytes(state, bytes((byte,)))
+            if nxt is not None:
+                if found is not None:
+                    return None  # a second byte continues: nothing is forced
+                found = (byte, nxt)
+        return found
+
+    def forced_bytes(self, state: frozenset) -> bytes:
+        """Bytes every continuation of ``state`` starts with (up to 64; cached per state).
+
+        A byte is forced when the output cannot end here and exactly one byte value keeps some
+        thread alive. Candidates are the bytes with a lexer transition from some thread; each is
+        checked with :meth:`advance_bytes`, stopping at the second survivor.
+        """
+        hit = self._forced_cache.get(state)
+        if hit is not None:
+            return hit
+        out = bytearray()
+        cur = state
+        while len(out) < 64 and not self.is_accepting(cur):
+            step = self._next_byte(cur)
+            if step is None:
+                break
+            out.append(step[0])
+            cur = step[1]
+        result = bytes(out)
+        if len(self._forced_cache) >= self.limits.max_cached_masks:
+            self._forced_cache.pop(next(iter(self._forced_cache)))
+        self._forced_cache[state] = result
+        return result
 
     def is_accepting(self, state: frozenset) -> bool:
         for ps, q, ws, _ in state:
