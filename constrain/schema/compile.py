@@ -455,11 +455,9 @@ class _Compiler:
             if k == "id" and isinstance(schema[k], str):
                 continue
             raise UnsupportedFeatureError(f"unknown keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
-        for k in ("$dynamicRef", "$recursiveRef", "unevaluatedItems", "unevaluatedProperties", "dependentSchemas",
-                  "if", "then", "else", "contains", "minContains", "maxContains", "$recursiveAnchor"):
+        for k in ("$dynamicRef", "$recursiveRef", "unevaluatedItems", "unevaluatedProperties",
+                  "contains", "minContains", "maxContains", "$recursiveAnchor"):
             if k in schema:
-                if k in ("then", "else") and "if" not in schema:
-                    continue  # ignored without "if" (spec)
                 if k in ("minContains", "maxContains") and "contains" not in schema:
                     continue
                 if k in ("unevaluatedItems", "unevaluatedProperties") and schema[k] is True:
@@ -505,6 +503,29 @@ class _Compiler:
             for i, sub in enumerate(items):
                 branches.extend(self.normalize(sub, f"{ptr}/anyOf/{i}", depth + 1))
             result = self.product(result, branches, ptr)
+        if "if" in schema and schema["if"] is not True:
+            # (if and then) or (not if and else); both branches are exact when 'if' is negatable
+            i_s, t_s, e_s = schema["if"], schema.get("then", True), schema.get("else", True)
+            pos = self.product(self.normalize(i_s, ptr + "/if", depth + 1), self.normalize(t_s, ptr + "/then", depth + 1), ptr)
+            neg = self.product(self.negate(i_s, ptr + "/if", depth + 1), self.normalize(e_s, ptr + "/else", depth + 1), ptr)
+            result = self.product(result, pos + neg, ptr)
+        elif "if" in schema and "then" in schema:
+            result = self.product(result, self.normalize(schema["then"], ptr + "/then", depth + 1), ptr)
+        deps = []
+        if "dependentSchemas" in schema:
+            if not isinstance(schema["dependentSchemas"], dict):
+                raise SchemaError("'dependentSchemas' must be an object", pointer=ptr + "/dependentSchemas")
+            deps += [(k, v, f"{ptr}/dependentSchemas/{_esc_ptr(k)}") for k, v in schema["dependentSchemas"].items()]
+        if isinstance(schema.get("dependencies"), dict):
+            deps += [(k, v, f"{ptr}/dependencies/{_esc_ptr(k)}") for k, v in schema["dependencies"].items()
+                     if not isinstance(v, list)]
+        for key, dep, dptr in deps:
+            # key absent (or not an object), or key present and dep holds
+            absent = _Flat(dptr, sources=[({"properties": {key: False}}, dptr)])
+            absent.add("properties", {key: False}, dptr + "/properties", {"properties": {key: False}})
+            present = _Flat(dptr, sources=[({"required": [key]}, dptr)])
+            present.add("required", [key], dptr + "/required", {"required": [key]})
+            result = self.product(result, [absent] + self.product([present], self.normalize(dep, dptr, depth + 1), dptr), ptr)
         if "not" in schema and "enum" not in schema and "const" not in schema:
             # (with enum/const the candidates are filtered by jsonschema, 'not' included)
             result = self.product(result, self.negate(schema["not"], ptr + "/not", depth + 1), ptr)
@@ -618,6 +639,10 @@ class _Compiler:
                 raise UnsupportedFeatureError(f"'not' containing {k!r}", pointer=kp)
         if len(out) > MAX_ALTERNATIVES:
             raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr}: 'not' expands to too many alternatives")
+        # each disjunct lies inside 'not sub'; as the jsonschema source of enum filtering that is exact
+        # for the union (see emit_flat)
+        for f in out:
+            f.sources = f.sources + [({"not": sub}, ptr)]
         return out
 
     def product(self, a: list[_Flat], b: list[_Flat], ptr: str) -> list[_Flat]:
@@ -650,8 +675,9 @@ class _Compiler:
         if "const" in schema:
             f.enum = [schema["const"]] if f.enum is None else [v for v in f.enum if _json_eq(v, schema["const"])]
         for k, v in schema.items():
-            if k in ("type", "enum", "const", "allOf", "anyOf", "oneOf", "$ref") or k not in VALIDATION:
-                continue
+            if k in ("type", "enum", "const", "allOf", "anyOf", "oneOf", "$ref", "if", "then", "else",
+                     "dependentSchemas") or k not in VALIDATION:
+                continue  # combinators: expanded by normalize()
             if k == "not":
                 continue  # expanded by normalize()
             f.add(k, v, f"{ptr}/{_esc_ptr(k)}", schema)
@@ -745,7 +771,9 @@ class _Compiler:
     def emit_flat(self, fl: _Flat) -> str | None:
         hint = fl.ptr or "root"
         if fl.enum is not None:  # finite: jsonschema filters by every source, 'not' included
-            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
+            excluded = [x for vals, _p in fl.nots for x in vals]
+            values = [v for v in fl.enum if _type_of(v) in fl.types and self.valid_against(v, fl.sources)
+                      and not any(_json_eq(v, x) for x in excluded)]
             return self.enum_expr(values, hint)
         types = set(fl.types)
         excluded = [v for vals, _p in fl.nots for v in vals]
@@ -873,7 +901,7 @@ class _Compiler:
             return self.any_value()
         if len(real) == 1:
             return self.node(*real[0])
-        key = "conj:" + "&".join(p for _, p in real)
+        key = "conj:" + "&".join(("!not:" + p) if isinstance(sc, _Negated) else p for sc, p in real)
         if key in self.memo:
             return self.memo[key]
         name = self.new_rule(real[0][1] + "_and")
@@ -978,35 +1006,53 @@ class _Compiler:
         if rx is None:
             self.maybe_empty(fl, "number", lo_ptr or hi_ptr or fl.ptr, lo, hi)
             return None
+        if maxd is None:
+            # exponent spellings first: lark extends only prefixes of Python's first match
+            exps = nm.exponent_forms(lo, hi, allow_large=not nonint)
+            if exps:
+                rx = js.group("|".join(exps + [rx]))
         return self.terminal(rx, hint + "_num")
 
     def int_multiple(self, k: int, lo, hi, ptr) -> str | None:
+        """Integers in [lo, hi] (None: unbounded) that are multiples of ``k``.
+
+        Exact when the range is finite (at most MAX_ENUM_VALUES multiples, enumerated) or ``k``
+        divides 10**j for j <= 4 (the last j digits decide; the part of the range below 10**m is
+        enumerated). Other moduli over unbounded ranges raise."""
         if k == 1:
             if lo is None and hi is None:
                 return nm.INTEGER_ANY
             r = nm.int_range(lo, hi)
             return None if r is None else r + nm.INTEGRAL_SUFFIX
-        if lo is not None and hi is not None:
-            first = -(-lo // k) * k
-            if first > hi:
-                return None
-            count = (hi - first) // k + 1
-            if count > MAX_ENUM_VALUES:
-                raise UnsupportedFeatureError(f"'multipleOf' {k} over more than {MAX_ENUM_VALUES} values", pointer=ptr)
-            vals = _longest_first([nm.int_range(v, v) for v in range(first, hi + 1, k)])
-            return js.group("|".join(vals)) + nm.INTEGRAL_SUFFIX
-        suffixes = nm.multiple_of_suffix(k)
-        if suffixes is None or hi is not None or (lo is not None and lo not in (0, 1)):
-            raise UnsupportedFeatureError(f"'multipleOf' {k} with these bounds", pointer=ptr)
-        j = len(suffixes[0])
-        small = [str(int(s)) for s in suffixes]  # multiples below 10**j (no leading zeros)
-        big = f"[1-9][0-9]*{js.group('|'.join(suffixes))}"
-        pos = js.group("|".join([big] + _longest_first([s for s in small if not (lo == 1 and s == "0")])))
-        del j
-        if lo is None:
-            neg = js.group("|".join([big] + _longest_first([s for s in small if s != "0"])))
-            return js.group(pos + "|" + r"\-" + neg) + nm.INTEGRAL_SUFFIX
-        return pos + nm.INTEGRAL_SUFFIX
+
+        def positive(a: int, b: int | None) -> list[str]:
+            """Regexes (longest first) of the multiples of k in [a, b], a >= 0."""
+            if b is not None:
+                first = -(-a // k) * k
+                if first > b:
+                    return []
+                if (b - first) // k + 1 > MAX_ENUM_VALUES:
+                    raise UnsupportedFeatureError(f"'multipleOf' {k} over more than {MAX_ENUM_VALUES} values", pointer=ptr)
+                return _longest_first([str(v) for v in range(first, b + 1, k)])
+            suffixes = nm.multiple_of_suffix(k)
+            if suffixes is None:
+                raise UnsupportedFeatureError(f"'multipleOf' {k} (not a divisor of 10**4) over an unbounded range", pointer=ptr)
+            j = len(suffixes[0])
+            m = max(len(str(a)), j)
+            big = f"[1-9][0-9]{{{m - j},}}{js.group('|'.join(suffixes))}"  # m+1 digits or more
+            return [big] + positive(a, 10 ** m - 1)
+
+        pos = positive(0 if lo is None else max(lo, 0), hi) if hi is None or hi >= 0 else []
+        neg = positive(max(1, -hi) if hi is not None and hi < 0 else 1, None if lo is None else -lo) \
+            if lo is None or lo < 0 else []
+        parts = []
+        if pos:
+            parts.append(js.group("|".join(pos)))
+        if neg:
+            parts.append(r"\-" + js.group("|".join(neg)))
+        if not parts:
+            return None
+        return (parts[0] if len(parts) == 1 else js.group("|".join(parts))) + nm.INTEGRAL_SUFFIX
 
     def maybe_empty(self, fl: _Flat, what: str, ptr: str, lo, hi):
         """Raise when contradictory keywords leave a node that only allows this type empty."""
@@ -1244,9 +1290,9 @@ class _Compiler:
                 if not isinstance(v, dict):
                     raise SchemaError(f"{kw!r} must be an object", pointer=p)
                 for key, deps in v.items():
+                    if kw == "dependencies" and (isinstance(deps, (dict, bool))):
+                        continue  # schema form: expanded by normalize()
                     if not isinstance(deps, list) or not all(isinstance(x, str) for x in deps):
-                        if kw == "dependencies":
-                            raise UnsupportedFeatureError("'dependencies' with a schema (dependentSchemas)", pointer=f"{p}/{_esc_ptr(key)}")
                         raise SchemaError("'dependentRequired' values must be arrays of strings", pointer=f"{p}/{_esc_ptr(key)}")
                     dep_req.setdefault(key, set()).update(deps)
         min_p, max_p = 0, None

@@ -268,3 +268,24 @@ def multiple_of_suffix(k: int) -> list[str] | None:
         if (10 ** j) % k == 0:
             return [f"{r:0{j}d}" for r in range(0, 10 ** j, k)]
     return None
+
+
+_SMALL_EXP = r"[1-9](?:\.[0-9]+)?[eE]\-0*(?:[1-9][0-9]+|[5-9])"  # [1e-5, 1e-4) and below, > 0
+_LARGE_EXP = r"[1-9](?:\.[0-9]+)?[eE]\+?0*(?:[1-9][0-9]{2,}|[2-9][0-9]|1[6-9])"  # >= 1e16
+_TINY, _HUGE = Decimal("1e-4"), Decimal("1e16")
+
+
+def exponent_forms(lo: Decimal | None, hi: Decimal | None, allow_large: bool = True) -> list[str]:
+    """Exponent spellings (as ``repr``/``json.dumps`` write floats below 1e-4 and from 1e16 on)
+    that lie wholly inside the bounds: ``0 < |x| < 1e-4`` and ``|x| >= 1e16``. Strictness of the
+    bounds never matters here (each class is open or far from the bound it is compared with)."""
+    out = []
+    if (lo is None or lo <= 0) and (hi is None or hi >= _TINY):
+        out.append(_SMALL_EXP)
+    if (lo is None or lo <= -_TINY) and (hi is None or hi >= 0):
+        out.append(r"\-" + _SMALL_EXP)
+    if allow_large and hi is None and (lo is None or lo < _HUGE):
+        out.append(_LARGE_EXP)
+    if allow_large and lo is None and (hi is None or hi > -_HUGE):
+        out.append(r"\-" + _LARGE_EXP)
+    return out

@@ -11,8 +11,8 @@ from constrain.schema import schema_to_lark
 UNSUPPORTED = [
     ({"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}, "/properties/tags/uniqueItems"),
     ({"contains": {"type": "string"}}, "/contains"),
-    ({"if": {"type": "string"}, "then": {"minLength": 1}}, "/if"),
-    ({"properties": {"a": {"dependentSchemas": {"x": {}}}}}, "/properties/a/dependentSchemas"),
+    ({"if": {"pattern": "^a"}, "then": {"minLength": 1}}, "/if/pattern"),
+    ({"properties": {"a": {"dependentSchemas": {"x": {"uniqueItems": True}}}}}, "/properties/a/dependentSchemas/x/uniqueItems"),
     ({"unevaluatedProperties": False}, "/unevaluatedProperties"),
     ({"$ref": "https://example.com/other.json"}, "/$ref"),
     ({"$dynamicRef": "#x"}, "/$dynamicRef"),
@@ -34,6 +34,7 @@ UNSUPPORTED = [
     ({"nullable": True}, "/nullable"),
     ({"properties": {"a/b": {"foo": 1}}}, "/properties/a~1b/foo"),
     ({"type": "integer", "multipleOf": 3, "minimum": 0}, "/multipleOf"),
+    ({"type": "integer", "multipleOf": 7}, "/multipleOf"),
 ]
 
 

@@ -147,3 +147,21 @@ def test_int_ranges_union(raw, values):
         assert (rx is not None and re.fullmatch(rx, str(v)) is not None) == expected, (segs, v)
         if expected:
             assert _lark_greedy(rx, str(v)), (segs, v, rx)
+
+
+@settings(max_examples=300)
+@given(BOUNDS, BOUNDS, st.lists(st.floats(allow_nan=False, allow_infinity=False), min_size=1, max_size=10))
+def test_exponent_forms_lie_inside_bounds(lo, hi, values):
+    forms = nm.exponent_forms(lo, hi)
+    rx = re.compile("|".join(f"(?:{f})" for f in forms)) if forms else None
+    for v in values + [1e-5, -3e-7, 2.5e-169, 1e16, -1.5e20, 9.99e15]:
+        text = repr(v)
+        if rx is not None and rx.fullmatch(text):
+            d = Decimal(text)
+            assert (lo is None or d > lo) and (hi is None or d < hi), (lo, hi, text)
+            assert _lark_greedy("|".join(f"(?:{f})" for f in forms), text)
+        elif "e" in text and rx is not None:
+            d = Decimal(text)
+            if (lo is None or d > lo + 1) and (hi is None or d < hi - 1) and (abs(d) < Decimal("1e-4") or abs(d) >= Decimal("1e16")):
+                if (d > 0 and abs(d) < 1) or (d > 0 and hi is None) or (d < 0 and abs(d) < 1) or (d < 0 and lo is None):
+                    assert rx.fullmatch(text), (lo, hi, text)
