@@ -1,6 +1,6 @@
 """constrain: structured-generation constraints for LLMs, exact and fast.
 
-Compile a regex or a Lark grammar (next: a JSON schema) against a model's vocabulary, then ask a
+Compile a regex, a Lark grammar or a JSON schema against a model's vocabulary, then ask a
 matcher for the allowed tokens at every step::
 
     vocab = constrain.Vocabulary.from_tokenizer(tokenizer)
@@ -56,6 +56,7 @@ from constrain.kernels.bitmask import (
 )
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.matcher import Matcher
+from constrain.schema import compile_json_schema, schema_to_lark
 from constrain.sampling import AlignedSampler, MaskedSampler
 from constrain.vocab.trie import TokenTrie
 from constrain.vocab.vocabulary import Vocabulary, VocabType
@@ -99,6 +100,7 @@ __all__ = [
     "bool_to_bitmask",
     "compile_choice",
     "compile_grammar",
+    "compile_json_schema",
     "compile_keywords",
     "fill_bitmasks",
     "compile_regex",
@@ -110,6 +112,7 @@ __all__ = [
     "load_default_tokenizer",
     "max_length",
     "min_length",
+    "schema_to_lark",
 ]
 
 

