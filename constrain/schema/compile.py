@@ -9,21 +9,31 @@ an invalid schema raises :class:`SchemaError`; nothing is silently dropped.
 Supported keywords
 ------------------
 ``type`` (string or list), ``enum``, ``const``, ``properties``, ``required``,
-``additionalProperties``, ``patternProperties`` (one pattern, or all keys covered by it; see
-:meth:`_Compiler._object`), ``propertyNames`` (``pattern``/``minLength``/``maxLength``/``enum``/
-``const``/``format``), ``minProperties``/``maxProperties``, ``dependentRequired`` (and the list form
-of draft-7 ``dependencies``), ``items``, ``prefixItems`` (and draft-7 array ``items`` +
-``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``, ``minLength``/
-``maxLength``, ``pattern``, ``format`` (see :mod:`constrain.schema.formats`), ``minimum``/
-``maximum``/``exclusiveMinimum``/``exclusiveMaximum`` (numbers, and draft-4 boolean exclusives),
-``multipleOf`` (integers: a finite range of at most :data:`MAX_ENUM_VALUES` multiples, or a modulus
-dividing 10**4 with a lower bound of 0 or none; numbers: ``10**-k``), ``anyOf``, ``oneOf`` (branches
-provably disjoint), ``allOf`` and ``$ref`` with sibling keywords (merged, see
-:meth:`_Compiler._normalize`), ``not`` with only ``type``, ``$ref``/``$defs``/``definitions``/
-``$anchor`` (local, recursive), boolean schemas.
+``additionalProperties``, ``patternProperties`` (one pattern with ``additionalProperties: false``,
+matching no declared name), ``propertyNames`` (``pattern``/``minLength``/``maxLength``/``format``/
+``enum``/``const``), ``minProperties``/``maxProperties``, ``dependentRequired``/``dependentSchemas``
+(and both forms of draft-7 ``dependencies``), ``items``, ``prefixItems`` (and draft-7 array
+``items`` + ``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``,
+``minLength``/``maxLength`` (with a pattern/format only where the intersection is a regex we can
+write: redundant bounds, or one variable-length single-character repetition), ``pattern``,
+``format`` (see :mod:`constrain.schema.formats`), ``minimum``/``maximum``/``exclusiveMinimum``/
+``exclusiveMaximum`` (and draft-4 boolean exclusives), ``multipleOf`` (integers: finite ranges of at
+most :data:`MAX_ENUM_VALUES` multiples, or divisors of 10**4 with any bounds; numbers: ``10**-k``),
+``anyOf``, ``oneOf`` (branches provably disjoint: by type, by finite value sets, by a required
+``const``/``enum`` discriminator, or by a key one branch requires and the other's closed object
+forbids), ``allOf`` and ``$ref`` with sibling keywords (merged, see :meth:`_Compiler.normalize`),
+``not`` (De Morgan over ``type``, ``enum``/``const``, ``required``, ``properties``, length and
+number bounds, ``anyOf``/``allOf``/``not``/``$ref``; see :meth:`_Compiler.negate`),
+``if``/``then``/``else`` (``(if and then) or (not if and else)``, so ``if`` must be negatable),
+``$ref``/``$defs``/``definitions``/``$anchor`` (local, recursive), boolean schemas.
 
 ``enum``/``const`` with any sibling keywords is always exact: the finite candidate set is filtered
 with ``jsonschema`` itself against every schema the node came from (whatever keywords they use).
+
+Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``contains``, ``unevaluated*`` (unless
+``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, unknown keywords and formats, and
+the combinations named above (several patterns on one string, ``oneOf`` with overlapping branches,
+``not`` of a pattern/format/array keyword, ...).
 
 Ignored (annotations): ``title``, ``description``, ``default``, ``examples``, ``$comment``,
 ``deprecated``, ``readOnly``, ``writeOnly``, ``$schema``, ``$id``, ``$anchor``,
@@ -44,7 +54,12 @@ Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \
 ``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
 ``(?:R)`` at the same places). Properties come in schema order (``property_order="schema"``) with
 optional ones skippable, then additional properties; keys outside ``properties`` may repeat (a CFG
-cannot forbid duplicate keys; ``json.loads`` keeps the last value). ``property_order="any"`` lets
+cannot forbid duplicate keys; ``json.loads`` keeps the last value). Numbers under a bound use plain
+decimals, plus the exponent forms ``json.dumps`` writes (``1e-07``, ``1e+16``) where every number of
+that form lies inside the bounds. The document has no whitespace before or after the top value.
+``format`` is enforced (as with a ``FormatChecker``), although 2020-12 makes it an annotation.
+A ``$ref`` with siblings is merged with them (2020-12); drafts <= 7 ignored such siblings, so
+there the grammar can only be stricter. ``property_order="any"`` lets
 the declared properties come in any order, each at most once (2**n subsets: at most
 :data:`MAX_ANY_ORDER_PROPERTIES` properties).
 """
@@ -1296,8 +1311,10 @@ class _Compiler:
                         raise SchemaError("'dependentRequired' values must be arrays of strings", pointer=f"{p}/{_esc_ptr(key)}")
                     dep_req.setdefault(key, set()).update(deps)
         min_p, max_p = 0, None
+        min_p_ptr = None
         for v, p, _o in kws.get("minProperties", []):
-            min_p = max(min_p, _nonneg_int(v, p, "minProperties"))
+            if _nonneg_int(v, p, "minProperties") > min_p:
+                min_p, min_p_ptr = _nonneg_int(v, p, "minProperties"), p
         for v, p, _o in kws.get("maxProperties", []):
             v = _nonneg_int(v, p, "maxProperties")
             max_p = v if max_p is None else min(max_p, v)
@@ -1410,6 +1427,10 @@ class _Compiler:
                     key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
                     if key_rx is not None:
                         addl_pair = self.rule(hint + "_additional_pair", [self.pair('"' + key_rx + '"', val, hint + "_additional")])
+        if addl_pair is not None and min_p >= 2:
+            # {"x": 1, "x": 2} would count twice but has one property after parsing
+            raise UnsupportedFeatureError("'minProperties' >= 2 together with additional properties (a grammar "
+                                          "cannot rule out duplicate keys)", pointer=min_p_ptr)
         if dep_req:
             return self.object_with_dependencies(entries, addl_pair, min_p, max_p, dep_req, hint)
         if self.property_order == "any" and len(entries) > 1:

@@ -35,6 +35,7 @@ UNSUPPORTED = [
     ({"properties": {"a/b": {"foo": 1}}}, "/properties/a~1b/foo"),
     ({"type": "integer", "multipleOf": 3, "minimum": 0}, "/multipleOf"),
     ({"type": "integer", "multipleOf": 7}, "/multipleOf"),
+    ({"type": "object", "minProperties": 2}, "/minProperties"),
 ]
 
 

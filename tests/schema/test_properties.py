@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -170,6 +171,11 @@ def small_schemas():
         st.builds(lambda vs: {"enum": vs}, st.lists(json_values, min_size=1, max_size=4)),
         st.builds(lambda v: {"const": v}, json_values),
         st.just({"type": ["integer", "string"], "minimum": 3, "maxLength": 2}),
+        st.builds(lambda vs: {"not": {"enum": vs}}, st.lists(st.one_of(st.none(), st.booleans(), st.integers(-3, 3),
+                                                                        st.sampled_from(["a", "b", ""])), max_size=3)),
+        st.builds(lambda lo: {"type": "integer", "not": {"minimum": lo}}, st.integers(-5, 5)),
+        st.builds(lambda vs, t: {"enum": vs, "type": t}, st.lists(json_values, min_size=1, max_size=4),
+                  st.sampled_from(["string", "integer", "number", "object"])),
     )
 
     def extend(children):
@@ -184,12 +190,23 @@ def small_schemas():
                       st.lists(children, min_size=1, max_size=2), st.one_of(st.just(False), children)),
             st.builds(lambda bs: {"anyOf": bs}, st.lists(children, min_size=1, max_size=3)),
             st.builds(lambda a, b: {"allOf": [a, b]}, children, children),
+            st.builds(lambda bs: {"oneOf": bs}, st.lists(children, min_size=1, max_size=3)),
+            st.builds(lambda a: {"not": a}, children),
+            st.builds(lambda i, t, e: {"if": i, "then": t, "else": e}, children, children, children),
+            st.builds(lambda a: {"$defs": {"d": a}, "$ref": "#/$defs/d"}, children),
+            st.builds(lambda p, lo, w, dep: {"type": "object", "properties": p, "minProperties": lo, "maxProperties": lo + w,
+                                             "dependentRequired": dep},
+                      props, st.integers(0, 2), st.integers(0, 2),
+                      st.dictionaries(st.sampled_from(["a", "b"]), st.lists(st.sampled_from(["c", "name"]), max_size=2), max_size=1)),
+            st.builds(lambda p, pn: {"type": "object", "properties": p, "propertyNames": pn},
+                      props, st.sampled_from([{"maxLength": 2}, {"pattern": "^[a-c]+$"}, {"enum": ["a", "b", "zz"]}])),
         )
 
     return st.recursive(leaf, extend, max_leaves=5)
 
 
-@settings(max_examples=150, suppress_health_check=list(HealthCheck), deadline=None)
+@settings(max_examples=int(os.environ.get("SCHEMA_HYPOTHESIS_EXAMPLES", "150")),
+          suppress_health_check=list(HealthCheck), deadline=None)
 @given(schema=small_schemas(), data=st.data())
 def test_generated_schemas(schema, data):
     try:
