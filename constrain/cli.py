@@ -94,10 +94,11 @@ def _cmd_generate(args: argparse.Namespace) -> int:
         return 2
     print(result.text)
     if args.stats:
-        n = len(result.step_seconds)
+        n = len(result.token_ids)
+        steps = max(len(result.step_seconds), 1)
         print(
-            f"load {load_s:.1f} s | {n} steps in {result.seconds:.2f} s "
-            f"({n / max(result.seconds, 1e-9):.1f} tok/s) | mask {1e6 * result.mask_seconds / max(n, 1):.0f} us/step "
+            f"load {load_s:.1f} s | {n} tokens ({result.forced_tokens} forced) in {result.seconds:.2f} s "
+            f"({n / max(result.seconds, 1e-9):.1f} tok/s) | mask {1e6 * result.mask_seconds / steps:.0f} us/step "
             f"| stop: {result.stop_reason}",
             file=sys.stderr,
         )
