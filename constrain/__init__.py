@@ -55,8 +55,10 @@ from constrain.kernels.bitmask import (
     bool_to_bitmask,
 )
 from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.knowledge import KnowledgeTrie
 from constrain.matcher import Matcher
 from constrain.schema import compile_json_schema, schema_to_lark
+from constrain.search import Lookahead
 from constrain.sampling import AlignedSampler, MaskedSampler
 from constrain.vocab.trie import TokenTrie
 from constrain.vocab.vocabulary import Vocabulary, VocabType
@@ -83,8 +85,10 @@ __all__ = [
     "IncompleteGenerationError",
     "InputError",
     "InternalError",
+    "KnowledgeTrie",
     "LimitExceededError",
     "Limits",
+    "Lookahead",
     "Matcher",
     "RegexSyntaxError",
     "SchemaError",

@@ -79,6 +79,39 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat: bool | None = None, syst
     return list(tokenizer(prompt)["input_ids"])
 
 
+def _generate_guided(
+    model: Any, tokenizer: Any, prompt: Any, *, knowledge, search, regex, grammar, schema, schema_options,
+    constraint, start, max_new_tokens: int, seed, chat, system, limits: Limits,
+) -> str:
+    """``knowledge=`` (KID) or ``search=`` (lookahead) decoding, inside the constraint if one is given."""
+    from constrain.integrations.transformers import model_vocab_size, vocabulary_for
+
+    if knowledge is not None and search is not None:
+        raise TypeError("pass knowledge= or search=, not both")
+    if not isinstance(prompt, str):
+        raise TypeError("knowledge= and search= decode one prompt at a time")
+    compiled = None
+    if any(x is not None for x in (regex, grammar, schema, constraint)):
+        vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
+        compiled = resolve_constraint(
+            vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start,
+            limits=limits, schema_options=schema_options,
+        )
+    if knowledge is not None:
+        from constrain.knowledge import generate_with_knowledge
+
+        return generate_with_knowledge(
+            model, tokenizer, prompt, knowledge=knowledge, constraint=compiled,
+            max_new_tokens=max_new_tokens, seed=seed, chat=chat, system=system,
+        )
+    from constrain.search import generate_with_search
+
+    return generate_with_search(
+        model, tokenizer, prompt, search=search, constraint=compiled, max_new_tokens=max_new_tokens,
+        chat=chat, system=system,
+    )
+
+
 def _generate_aligned(
     model: Any, tokenizer: Any, prompt: Any, *, regex, grammar, schema, constraint, start, num_samples,
     temperature: float, seed, max_new_tokens: int, chat, system, limits: Limits,
@@ -224,6 +257,8 @@ def generate(
     device_tables: bool = False,
     sampling: str = "masked",
     num_samples: int | None = None,
+    knowledge: Any = None,
+    search: Any = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Generate text from ``model`` that satisfies the constraint, and return it.
@@ -267,6 +302,14 @@ def generate(
         sampling is biased); returns a list of strings. Needs ``temperature > 0`` (default 1.0 there).
     num_samples : int, optional
         Number of outputs for ``sampling="aligned"``.
+    knowledge : KnowledgeTrie, optional
+        Knowledge-infused decoding (KID): the entities in the text query the trie and the model's
+        cached keys/values are nudged toward knowledge continuations, inside the constraint (if
+        any). Sampling follows KID's defaults (``constrain.knowledge.KIDConfig``; top-k 20,
+        top-p 0.92); call :func:`constrain.knowledge.generate_with_knowledge` to change them.
+    search : Lookahead, optional
+        DeAL-style lookahead search: top-k candidates scored by log-likelihood plus a weighted
+        reward of a short rollout, inside the constraint (if any).
     device_tables : bool, default: False
         For a regex constraint shared by the batch: materialize its token transition table and
         per-state bitmasks on the model's device and decode without host round-trips (greedy or
@@ -278,6 +321,12 @@ def generate(
     IncompleteGenerationError
         ``max_new_tokens`` ran out before the output could end (``.text`` holds the prefix).
     """
+    if knowledge is not None or search is not None:
+        return _generate_guided(
+            model, tokenizer, prompt, knowledge=knowledge, search=search, regex=regex, grammar=grammar,
+            schema=schema, schema_options=schema_options, constraint=constraint, start=start,
+            max_new_tokens=max_new_tokens, seed=seed, chat=chat, system=system, limits=limits,
+        )
     if sampling not in ("masked", "aligned"):
         raise ValueError(f"sampling must be 'masked' or 'aligned', got {sampling!r}")
     if sampling == "aligned":

@@ -120,3 +120,23 @@ def test_aligned_sampling_with_a_grammar(default_model):
         model, tokenizer, "Answer twice.", grammar=grammar, sampling="aligned", num_samples=10, seed=1
     )
     assert all(re.fullmatch(r"(yes|no|maybe) (yes|no|maybe)", o) for o in outs)
+
+
+def test_search_and_knowledge_through_generate(default_model):
+    from constrain.search import keyword_coverage
+
+    model, tokenizer = default_model
+    search = constrain.Lookahead(reward=keyword_coverage(["dog"]), k=3, depth=3, weight=4.0)
+    text = constrain.generate(
+        model, tokenizer, "Write a short phrase about a pet.", search=search,
+        regex=r"[A-Za-z ,]{1,40}\.", max_new_tokens=16,
+    )
+    assert re.fullmatch(r"[A-Za-z ,]{1,40}\.", text)
+    trie = constrain.KnowledgeTrie.from_phrases(["Paris is the capital of France"], tokenizer)
+    text = constrain.generate(
+        model, tokenizer, "What is the capital of France?", knowledge=trie,
+        regex=r"[A-Za-z ]{1,30}\.", max_new_tokens=12, seed=0,
+    )
+    assert re.fullmatch(r"[A-Za-z ]{1,30}\.", text)
+    with pytest.raises(TypeError, match="not both"):
+        constrain.generate(model, tokenizer, "x", knowledge=trie, search=search)
