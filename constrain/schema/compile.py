@@ -1003,6 +1003,11 @@ class _Compiler:
             if rx is None:
                 self.maybe_empty(fl, "integer", lo_ptr or hi_ptr or (mult[1] if mult else fl.ptr), lo, hi)
                 return None
+            if mult is None and not holes:
+                # floats from 1e16 on are integers, and json.dumps writes them as 1e+16
+                exps = nm.exponent_forms(lo, hi, allow_small=False)
+                if exps:
+                    rx = js.group("|".join(exps + [rx]))
             return self.terminal(rx, hint + "_int")
         maxd = None
         if mult is not None:

@@ -119,8 +119,11 @@ lit_char = _cls_char  # outside a class the same escaping is safe (specials get 
 
 
 def lit(text: str) -> str:
-    """Regex matching exactly ``text`` (safe inside a Lark ``/.../`` terminal)."""
-    return "".join(_cls_char(ord(c)) for c in text)
+    """Regex matching exactly ``text`` (safe inside a Lark ``/.../`` terminal).
+
+    A backslash is written ``[\\\\]``, not ``\\\\``: lark rewrites ``\\"`` to ``"`` before compiling, which
+    would break an escaped backslash followed by a quote (a string literal ending in a backslash)."""
+    return "".join("[\\\\]" if c == "\\" else _cls_char(ord(c)) for c in text)
 
 
 def char_class(ranges: Ranges) -> str:

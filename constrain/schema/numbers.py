@@ -275,14 +275,15 @@ _LARGE_EXP = r"[1-9](?:\.[0-9]+)?[eE]\+?0*(?:[1-9][0-9]{2,}|[2-9][0-9]|1[6-9])" 
 _TINY, _HUGE = Decimal("1e-4"), Decimal("1e16")
 
 
-def exponent_forms(lo: Decimal | None, hi: Decimal | None, allow_large: bool = True) -> list[str]:
+def exponent_forms(lo: Decimal | None, hi: Decimal | None, allow_large: bool = True,
+                   allow_small: bool = True) -> list[str]:
     """Exponent spellings (as ``repr``/``json.dumps`` write floats below 1e-4 and from 1e16 on)
     that lie wholly inside the bounds: ``0 < |x| < 1e-4`` and ``|x| >= 1e16``. Strictness of the
     bounds never matters here (each class is open or far from the bound it is compared with)."""
     out = []
-    if (lo is None or lo <= 0) and (hi is None or hi >= _TINY):
+    if allow_small and (lo is None or lo <= 0) and (hi is None or hi >= _TINY):
         out.append(_SMALL_EXP)
-    if (lo is None or lo <= -_TINY) and (hi is None or hi >= 0):
+    if allow_small and (lo is None or lo <= -_TINY) and (hi is None or hi >= 0):
         out.append(r"\-" + _SMALL_EXP)
     if allow_large and hi is None and (lo is None or lo < _HUGE):
         out.append(_LARGE_EXP)

@@ -124,3 +124,20 @@ def test_restrict_length_refuses_what_it_cannot_write():
         js.restrict_length(js.search_branches(js.parse_pattern("^[a-z]+[0-9]+$")), 0, 4)
     with pytest.raises(ValueError):
         js.restrict_length(js.search_branches(js.parse_pattern("[a-z]")), 0, 4)
+
+
+@settings(max_examples=60)
+@given(st.text(alphabet='a"\\\n\t/\x01é😀', max_size=5), st.text(alphabet='a"\\\n', max_size=3))
+def test_literals_survive_lark_escaping(s, other):
+    """Lark rewrites escapes in /regex/ terminals before compiling them (``\\\\"`` -> ``"``): every
+    literal string, as a value and as a key, must still mean itself."""
+    from ._util import grammar, lark_accepts
+
+    text = grammar({"type": "object", "properties": {s: {"enum": [s, other]}}, "required": [s],
+                    "additionalProperties": False})
+    assert lark_accepts(text, json.dumps({s: s}, ensure_ascii=False))
+    assert lark_accepts(text, json.dumps({s: other}, ensure_ascii=False))
+    if other + "a" not in (s, other):
+        assert not lark_accepts(text, json.dumps({s: other + "a"}, ensure_ascii=False))
+    if other + "b" != s:
+        assert not lark_accepts(text, json.dumps({other + "b": s}, ensure_ascii=False))

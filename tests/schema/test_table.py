@@ -66,6 +66,8 @@ CASES = {
                     ["1:2:3:4:5:6:7:8:9", ":::", "1::2::3", "12345::"]),
     "format_uuid": ({"format": "uuid"}, ["123e4567-e89b-12d3-a456-426614174000"], ["123e4567e89b12d3a456426614174000", "x"]),
     "format_date_time": ({"format": "date-time"}, ["2024-01-01T12:00:00Z", "2024-01-01t12:00:00.5+05:30"], []),
+    "int_exponent_spelling": ({"type": "integer", "maximum": -5}, [-1e16, -5, -1e300], [1e16, -4, -1e-7]),
+    "number_exponent_spelling": ({"type": "number", "minimum": -1, "maximum": 1}, [1e-7, -2.5e-10, 0.5], [1e16, -1e16]),
     "int_range": ({"type": "integer", "minimum": -15, "maximum": 130}, [-15, 0, 9, 10, 99, 130, 100.0],
                   [-16, 131, 1000, 5.5, -100]),
     "int_exclusive": ({"type": "integer", "exclusiveMinimum": 0, "exclusiveMaximum": 10}, [1, 9], [0, 10, -1]),
