@@ -21,6 +21,12 @@ class Limits:
     max_repeat_count: int = 10_000
     # Cached per-state bitmasks of one compiled constraint; each costs ceil(V/32)*4 bytes (6 KiB for V=49152).
     max_cached_masks: int = 20_000
+    # BNF rules of one grammar after lark expands EBNF ([], ?, *, +, ~n..m, templates); ~1 KiB each.
+    max_grammar_rules: int = 50_000
+    # Distinct parser states a compiled grammar keeps in its walk tables (memory: ~1 KiB each plus
+    # one scan-table row of 4 bytes per lexer state); a grammar whose masks keep creating new
+    # states (deeply nested or highly ambiguous input) stops with LimitExceededError, not OOM.
+    max_parser_states: int = 500_000
     # Lexing threads of one grammar state (one per possible lexeme end still open); ~200 bytes each.
     max_lexer_threads: int = 4096
     # Device-resident token tables of one regex constraint (next state [n, V] + bitmasks [n, V/32]);

@@ -181,6 +181,12 @@ class GrammarConstraint(CompiledConstraint):
         if pid is not None:
             return pid
         pid = len(self._plist)
+        if pid >= self.limits.max_parser_states:
+            raise LimitExceededError(
+                "max_parser_states",
+                self.limits.max_parser_states,
+                f"grammar {self.source}: the masks created {pid} distinct parser states",
+            )
         expected = self._expected(ps)
         eid = self._eset_ids.get(expected)
         if eid is None:
@@ -552,6 +558,10 @@ def compile_grammar(
         raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
     text, source = read_grammar_text(grammar)
     ir = lark_to_ir(text, start=start, source=source)
+    if len(ir.rules) > limits.max_grammar_rules:
+        raise LimitExceededError(
+            "max_grammar_rules", limits.max_grammar_rules, f"{source}: {len(ir.rules)} rules after EBNF expansion"
+        )
     if not ir.terminals:
         raise InputError(f"{source}: the grammar has no terminals (it only matches the empty string)")
     lexer, ws_bits = _compile_terminals(ir, text, limits)

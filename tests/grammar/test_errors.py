@@ -62,3 +62,22 @@ def test_file_path_source(tmp_path):
     with pytest.raises(GrammarSyntaxError) as ei:
         compile_grammar(p, toy_vocab())
     assert str(p) in str(ei.value) and ei.value.line is not None
+
+
+def test_grammar_size_and_parser_state_limits():
+    import pytest
+
+    from constrain import Limits, LimitExceededError
+    from constrain.grammar import compile_grammar
+    from tests.grammar._util import toy_vocab
+
+    big = "start: " + " | ".join(f"r{i}" for i in range(30)) + "\n" + "\n".join(f'r{i}: "x{i}"' for i in range(30))
+    with pytest.raises(LimitExceededError, match="max_grammar_rules"):
+        compile_grammar(big, toy_vocab(), limits=Limits(max_grammar_rules=10))
+    nested = 'start: e\ne: "(" e ")" | "x"'
+    c = compile_grammar(nested, toy_vocab(), limits=Limits(max_parser_states=5))
+    m = c.matcher()
+    with pytest.raises(LimitExceededError, match="max_parser_states"):
+        for _ in range(10):
+            m.accept_bytes(b"(")
+            m.allowed_token_ids()
