@@ -34,7 +34,10 @@ def smollm2_vocab(smollm2_tokenizer):
 @pytest.fixture(scope="session")
 def default_model():
     """(model, tokenizer) of SmolLM2-135M-Instruct; ~15 s to load, shared by the slow tests."""
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     from constrain.integrations.transformers import load_default_model
 
+    # One intra-op thread: on the 2-core CI machine, torch's OpenMP workers spin while the mask
+    # worker thread and hypothesis run beside them, which made forward passes ~50x slower.
+    torch.set_num_threads(1)
     return load_default_model()
