@@ -93,6 +93,7 @@ def main() -> None:
     ap.add_argument("--layer-skip-n", type=int, default=4, help="prompts per kind for the layer-skip drafter")
     ap.add_argument("--draft-layers", type=int, default=8)
     ap.add_argument("--max-new-tokens", type=int, default=96)
+    ap.add_argument("--temperature", type=float, default=0.0, help="> 0: sampling (seed = prompt index)")
     ap.add_argument("--json", type=str, default="")
     args = ap.parse_args()
 
@@ -129,7 +130,8 @@ def main() -> None:
     for kind, prompts in kinds.items():
         for pi, prompt in enumerate(prompts):
             ids = encode_prompt(tok, prompt)
-            opts = DecodeOptions(max_new_tokens=args.max_new_tokens, allow_incomplete=True)
+            opts = DecodeOptions(max_new_tokens=args.max_new_tokens, allow_incomplete=True,
+                                 temperature=args.temperature, seed=pi)
             t0 = time.perf_counter()
             base = decode_batch(model, [ids], [constraint.matcher()], vocab, opts, pad_token_id=pad)[0]
             base_s = time.perf_counter() - t0
@@ -140,12 +142,14 @@ def main() -> None:
                     continue
                 t0 = time.perf_counter()
                 r = generate_speculative(model, tok, prompt, constraint, spec, max_new_tokens=args.max_new_tokens,
-                                         allow_incomplete=True)
+                                         allow_incomplete=True, temperature=args.temperature, seed=pi)
                 s = time.perf_counter() - t0
                 st = r.speculative
                 rows.append(dict(kind=kind, variant=name, tokens=len(r.token_ids), seconds=s,
                                  forwards=st["forward_passes"], mal=st["mean_accepted_length"],
                                  per={k: (v["accepted"], v["steps"], v["judged"]) for k, v in st["per_drafter"].items()}))
+                if args.temperature > 0:
+                    continue  # sampled outputs differ from the baseline's by design (same distribution)
                 identity["checked"] += 1
                 if r.token_ids == base.token_ids:
                     identity["identical"] += 1
