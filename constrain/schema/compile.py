@@ -549,12 +549,13 @@ class _Compiler:
             if not isinstance(items, list) or not items:
                 raise SchemaError("'oneOf' must be a non-empty array", pointer=ptr + "/oneOf")
             per_branch = [self.normalize(sub, f"{ptr}/oneOf/{i}", depth + 1) for i, sub in enumerate(items)]
+            # disjointness of the branches on their own (their sources exclude this schema, whose
+            # oneOf would make the enum filtering of the signatures circular) implies it after merging
+            self.check_disjoint(per_branch, ptr + "/oneOf")
             new = []
             for r in result:
-                merged = [[r.merged(b) for b in br] for br in per_branch]
-                self.check_disjoint(merged, ptr + "/oneOf")
-                for m in merged:
-                    new.extend(m)
+                for br in per_branch:
+                    new.extend(r.merged(b) for b in br)
             if len(new) > MAX_ALTERNATIVES:
                 raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr or '/'}: too many alternatives")
             result = new

@@ -118,3 +118,9 @@ def test_options_are_checked():
         schema_to_lark({}, whitespace="(")
     with pytest.raises(TypeError):
         schema_to_lark(3.5)
+
+
+def test_one_of_overlap_found_through_enum_branches():
+    # {} matches both branches; the enum branch must not be judged by a filter that includes the oneOf
+    with pytest.raises(UnsupportedFeatureError, match="oneOf"):
+        schema_to_lark({"oneOf": [{}, {"enum": [{}], "type": "object"}]})
