@@ -208,11 +208,9 @@ class _Compiler:
         self.term_defs: list[tuple[str, str]] = []
         self.term_regex: dict[str, str] = {}
         self.memo: dict[str, str | None] = {}
-        self.in_progress: set[str] = set()
         self.anchors: dict[str, str] = {}
         self._validator = None
         self._scan_anchors(root, "")
-        self.depth = 0
 
     # ----------------------------------------------------------------------------- grammar output
     def terminal(self, regex: str, hint: str) -> str:
@@ -424,7 +422,6 @@ class _Compiler:
         if keys <= {"anyOf"} and isinstance(schema.get("anyOf"), list) and schema["anyOf"]:
             alts = [self.node(b, f"{ptr}/anyOf/{i}") for i, b in enumerate(schema["anyOf"])]
         else:
-            self.depth = 0
             flats = self.normalize(schema, ptr, 0)
             alts = [self.emit_flat(f) for f in flats]
         alts = [a for a in dict.fromkeys(a for a in alts if a is not None)]
@@ -446,9 +443,7 @@ class _Compiler:
             return None
         name = self.new_rule("ref" + target if target else "ref_root")
         self.memo[key] = name
-        self.in_progress.add(key)
         expr = self.node(schema, target)
-        self.in_progress.discard(key)
         if expr is None:
             # an impossible recursive rule: lark needs every rule to have an alternative; the
             # frontend drops underivable rules, so give it one that can never match
@@ -881,9 +876,6 @@ class _Compiler:
             parts.append(self.struct("}"))
             return "(" + " ".join(parts) + ")"
         raise SchemaError(f"not a JSON value: {v!r}")
-
-    def key_terminal(self, k: str) -> str:
-        return self.terminal('"' + js.literal_body_regex(k) + '"', "KEY_" + k)
 
     # any value
     def any_value(self) -> str:
@@ -1388,10 +1380,8 @@ class _Compiler:
                 return False
             if allowed_names is not None and name not in allowed_names:
                 return False
-            if pn_kws:
-                return self.valid_against(name, [(v, p) for kw in pn_kws for (_x, p, v) in pn_kws[kw]][:1] or []) and \
-                    all(self.valid_against(name, [(src, p)]) for kw in pn_kws for (_x, p, src) in pn_kws[kw])
-            return True
+            # the other propertyNames keywords, checked by jsonschema on the declared name
+            return all(self.valid_against(name, [(src, p)]) for kw in pn_kws for (_x, p, src) in pn_kws[kw])
 
         # declared properties: expressions
         entries = []  # (name, pair expr or None, required)
@@ -1556,10 +1546,6 @@ class _Compiler:
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
 
     def object_with_dependencies(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
-        names = [e[0] for e in entries]
-        for key, deps in dep_req.items():
-            if key not in names:
-                continue  # the key can never appear
         if len(entries) > MAX_ANY_ORDER_PROPERTIES + 4:
             raise _limit("max_schema_any_order_properties", MAX_ANY_ORDER_PROPERTIES + 4,
                          f"schema at {hint}: 'dependentRequired' with {len(entries)} properties")
@@ -1576,9 +1562,6 @@ class _Compiler:
         names = [e[0] for e in entries]
         required = frozenset(i for i, e in enumerate(entries) if e[2])
         any_order = dep_req is None
-        if addl_pair is not None and dep_req is not None:
-            # an additional key could be a dependency trigger only if declared: triggers are declared
-            pass
         if max_p is not None and min_p > max_p:
             return None
         memo: dict = {}
@@ -1632,8 +1615,6 @@ class _Compiler:
                 if nxt is not None:
                     lead = f"{comma} " if started else ""
                     opts.append(f"{lead}{entries[j][1]} {nxt}".strip())
-            if not any_order and i < n and entries[i][2] is False:
-                pass
             r = self.rule(f"{hint}_s{mask}_{i}_{int(started)}", opts)
             memo[key] = r
             return r

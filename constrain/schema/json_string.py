@@ -448,7 +448,6 @@ class _PatternParser:
         if neg:
             self.i += 1
         parts: list[tuple[int, int]] = []
-        first = True
         while True:
             c = self.peek()
             if c is None:
@@ -456,10 +455,8 @@ class _PatternParser:
             if c == "]":
                 self.i += 1
                 break
-            first = False
             kind, lo_set = self.class_atom()
             if self.peek() == "-" and self.i + 1 < len(p) and p[self.i + 1] != "]":
-                save = self.i
                 self.i += 1
                 kind2, hi_set = self.class_atom()
                 if kind == "char" and kind2 == "char":
@@ -472,10 +469,8 @@ class _PatternParser:
                 parts.extend(lo_set)
                 parts.append((0x2D, 0x2D))
                 parts.extend(hi_set)
-                del save
                 continue
             parts.extend(lo_set)
-        del first
         rng = normalize(parts)
         return complement(rng) if neg else intersect(rng, ALL)
 
@@ -495,10 +490,6 @@ def _one(cp: int) -> Ranges:
 def parse_pattern(pattern: str, pointer: str = ""):
     """Parse an ECMA-262 pattern into the AST (``Cls``/``Seq``/``Alt``/``Rep``/``Anchor``)."""
     return _PatternParser(pattern, pointer).parse()
-
-
-def literal_ast(s: str):
-    return Seq(tuple(Cls(_one(ord(c))) for c in s))
 
 
 # ------------------------------------------------------------------------------ AST -> regex text

@@ -46,6 +46,12 @@ def reorder(inst, schema, root=None):
             for k in v.get("required", []) if isinstance(v.get("required"), list) else []:
                 if k not in names:
                     names.append(k)
+        for v in views:
+            deps = v.get("dependentRequired") if isinstance(v.get("dependentRequired"), dict) else {}
+            for key, needed in deps.items():
+                for k in [key, *sorted(needed)]:
+                    if k not in names:
+                        names.append(k)
         keys = [k for k in names if k in inst] + [k for k in inst if k not in names]
         out = {}
         for k in keys:
