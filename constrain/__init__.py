@@ -59,6 +59,7 @@ from constrain.knowledge import KnowledgeTrie
 from constrain.matcher import Matcher
 from constrain.schema import compile_json_schema, schema_to_lark
 from constrain.search import Lookahead
+from constrain.speculative import Speculative
 from constrain.sampling import AlignedSampler, MaskedSampler
 from constrain.vocab.trie import TokenTrie
 from constrain.vocab.vocabulary import Vocabulary, VocabType
@@ -92,6 +93,7 @@ __all__ = [
     "Matcher",
     "RegexSyntaxError",
     "SchemaError",
+    "Speculative",
     "TokenTrie",
     "UnsupportedFeatureError",
     "VocabType",

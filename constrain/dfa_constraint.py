@@ -12,9 +12,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from constrain.compiled import CompiledConstraint, MaskCache
-from constrain.errors import InputError
+from constrain.errors import InputError, VocabularyError
 from constrain.kernels.bitmask import bitmask_words
-from constrain.kernels.walk import dfa_advance_kernel, dfa_token_mask_kernel
+from constrain.kernels.walk import dfa_advance_kernel, dfa_token_mask_kernel, dfa_token_next_kernel
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.vocab.vocabulary import Vocabulary
 
@@ -24,6 +24,12 @@ if TYPE_CHECKING:
 
 class DFAConstraint(CompiledConstraint):
     """Constraint over a minimized byte DFA whose states are all live; the state is an ``int``.
+
+    Every DFA state can reach acceptance by *bytes*; when the vocabulary lacks a single-byte token
+    for some byte the DFA uses, a state may still be unreachable-to-acceptance by *tokens* (e.g.
+    after " cat" when "ch" is needed and no token spells "c", "h" or "ch"). Such states are found
+    at compile time (token-level backward reachability, up to ``limits.max_liveness_states``) and
+    tokens leading into them are never allowed, so a masked walk can always finish.
 
     Parameters
     ----------
@@ -45,6 +51,44 @@ class DFAConstraint(CompiledConstraint):
         self._transitions = np.ascontiguousarray(dfa.transitions, dtype=np.int32)
         self._mask_cache = MaskCache(limits.max_cached_masks)
         self._token_arrays = vocab.token_arrays
+        self._token_live = self._token_liveness()
+
+    def _token_next(self, state: int) -> np.ndarray:
+        """``int32[V]``: the state after each token from ``state`` (-1: a byte has no transition)."""
+        trie = self.vocab.trie
+        out = np.full(self.vocab.size, -1, dtype=np.int32)
+        dfa_token_next_kernel(
+            self._transitions, state, trie.node_byte, trie.node_depth, trie.subtree_end,
+            trie.node_token_start, trie.token_ids, trie.max_depth, out,
+        )
+        return out
+
+    def _token_liveness(self) -> np.ndarray | None:
+        """``bool[n_states]`` token-level liveness, or None when every state is token-live (or unchecked)."""
+        used = np.flatnonzero((self._transitions >= 0).any(axis=0))
+        if self.vocab.single_byte_tokens[used].all():
+            return None  # every byte path is spelled by single-byte tokens
+        n = self.dfa.n_states
+        if n > self.limits.max_liveness_states:
+            return None
+        successors = []
+        for s in range(n):
+            row = self._token_next(s)
+            successors.append(np.unique(row[row >= 0]))
+        live = np.asarray(self.dfa.accepting, dtype=bool).copy()
+        changed = True
+        while changed:
+            changed = False
+            for s in np.flatnonzero(~live):
+                if live[successors[s]].any():
+                    live[s] = True
+                    changed = True
+        if not live[self.dfa.start]:
+            raise VocabularyError(
+                f"no sequence of this vocabulary's tokens spells a string matching {self.source!r} "
+                "(it needs bytes that no token provides)"
+            )
+        return None if live.all() else live
 
     def __repr__(self) -> str:
         return f"DFAConstraint({self.source!r}, states={self.dfa.n_states}, vocab={self.vocab.size})"
@@ -66,7 +110,9 @@ class DFAConstraint(CompiledConstraint):
         if arr is None or arr.shape[0] == 0:
             return None
         nxt = dfa_advance_kernel(self._transitions, state, arr)
-        return None if nxt < 0 else int(nxt)
+        if nxt < 0 or (self._token_live is not None and not self._token_live[nxt]):
+            return None
+        return int(nxt)
 
     def forced_bytes(self, state: int) -> bytes:
         return self.dfa.forced_bytes(state)
@@ -75,6 +121,13 @@ class DFAConstraint(CompiledConstraint):
         """Run the trie-walk kernel for ``state`` (uncached): uint32 words of allowed non-EOS tokens."""
         trie = self.vocab.trie
         words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        if self._token_live is not None:
+            nxt = self._token_next(state)
+            allowed = np.zeros(words.shape[0] * 32, dtype=bool)
+            ok = nxt >= 0
+            ok[ok] = self._token_live[nxt[ok]]
+            allowed[: self.vocab.size] = ok
+            return np.packbits(allowed, bitorder="little").view("<u4").astype(np.uint32)
         dfa_token_mask_kernel(
             self._transitions,
             state,

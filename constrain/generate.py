@@ -79,6 +79,30 @@ def encode_prompt(tokenizer: Any, prompt: str, *, chat: bool | None = None, syst
     return list(tokenizer(prompt)["input_ids"])
 
 
+def _generate_speculative(
+    model: Any, tokenizer: Any, prompt: Any, speculative: Any, *, regex, grammar, schema, schema_options,
+    constraint, start, max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed, chat, system,
+    limits: Limits,
+) -> str:
+    from constrain.integrations.transformers import model_vocab_size, vocabulary_for
+    from constrain.speculative import generate_speculative
+
+    if not isinstance(prompt, str):
+        raise TypeError("speculative= decodes one prompt at a time")
+    if top_p < 1.0 or top_k > 0:
+        raise ValueError("speculative decoding is exact for greedy and plain temperature sampling only")
+    vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
+    compiled = resolve_constraint(
+        vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start,
+        limits=limits, schema_options=schema_options,
+    )
+    result = generate_speculative(
+        model, tokenizer, prompt, compiled, speculative, max_new_tokens=max_new_tokens,
+        temperature=temperature, seed=seed, chat=chat, system=system,
+    )
+    return result.text
+
+
 def _generate_guided(
     model: Any, tokenizer: Any, prompt: Any, *, knowledge, search, regex, grammar, schema, schema_options,
     constraint, start, max_new_tokens: int, seed, chat, system, limits: Limits,
@@ -259,6 +283,7 @@ def generate(
     num_samples: int | None = None,
     knowledge: Any = None,
     search: Any = None,
+    speculative: Any = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Generate text from ``model`` that satisfies the constraint, and return it.
@@ -310,6 +335,10 @@ def generate(
     search : Lookahead, optional
         DeAL-style lookahead search: top-k candidates scored by log-likelihood plus a weighted
         reward of a short rollout, inside the constraint (if any).
+    speculative : Speculative, optional
+        Speculative decoding with drafts pre-filtered by the constraint (forced tokens, prompt
+        lookup, a draft model or a layer-skipped self-draft); verification is exact, so the output
+        distribution is that of masked decoding (greedy: token-identical). One prompt at a time.
     device_tables : bool, default: False
         For a regex constraint shared by the batch: materialize its token transition table and
         per-state bitmasks on the model's device and decode without host round-trips (greedy or
@@ -321,6 +350,12 @@ def generate(
     IncompleteGenerationError
         ``max_new_tokens`` ran out before the output could end (``.text`` holds the prefix).
     """
+    if speculative is not None:
+        return _generate_speculative(
+            model, tokenizer, prompt, speculative, regex=regex, grammar=grammar, schema=schema,
+            schema_options=schema_options, constraint=constraint, start=start, max_new_tokens=max_new_tokens,
+            temperature=temperature, top_p=top_p, top_k=top_k, seed=seed, chat=chat, system=system, limits=limits,
+        )
     if knowledge is not None or search is not None:
         return _generate_guided(
             model, tokenizer, prompt, knowledge=knowledge, search=search, regex=regex, grammar=grammar,

@@ -29,6 +29,11 @@ class Limits:
     max_parser_states: int = 500_000
     # Lexing threads of one grammar state (one per possible lexeme end still open); ~200 bytes each.
     max_lexer_threads: int = 4096
+    # DFA states up to which token-level liveness is computed when the vocabulary lacks a
+    # single-byte token for some byte the DFA uses (one trie walk per state at compile time).
+    # Above it, a mask may allow a token after which no token sequence can finish the output;
+    # generation then stops with VocabularyError instead of looping.
+    max_liveness_states: int = 4096
     # Device-resident token tables of one regex constraint (next state [n, V] + bitmasks [n, V/32]);
     # beyond this, generation falls back to the CPU path. 256 MiB holds ~1,300 states at V=49,152.
     max_device_table_bytes: int = 256 * 1024 * 1024

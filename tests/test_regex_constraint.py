@@ -211,3 +211,48 @@ def test_regex_errors_name_the_position(bpe_vocab):
         constrain.compile_regex(r"(a|b)*a(a|b){40}", bpe_vocab)
     with pytest.raises(TypeError, match="constrain.Vocabulary"):
         constrain.compile_regex(r"a", object())
+
+
+def test_tokens_the_vocabulary_cannot_finish_are_never_allowed():
+    # No token spells "c", "h" or "ch": after " cat" the word " catch" cannot be finished.
+    vocab = Vocabulary.from_tokens([None, " cat", " catch", " dog", ".", "x"], eos_token_ids=0)
+    c = constrain.compile_regex(r"( (catch|dog)){1,3}\.", vocab)
+    m = c.matcher()
+    allowed = set(m.allowed_token_ids().tolist())
+    assert allowed == {2, 3}  # " catch", " dog" — not " cat"
+    assert not m.accept_token(1)
+    # Every masked random walk finishes.
+    rnd = random.Random(0)
+    for _ in range(50):
+        m.reset()
+        while True:
+            ids = m.allowed_token_ids()
+            assert len(ids), "stuck"
+            t = int(rnd.choice(ids))
+            m.accept_token(t)
+            if vocab.is_eos(t):
+                break
+    with pytest.raises(constrain.VocabularyError, match="no sequence of this vocabulary"):
+        constrain.compile_regex(r"ch", vocab)
+
+
+@given(st.sampled_from(PATTERNS), st.randoms(use_true_random=False))
+@settings(max_examples=30)
+def test_masked_walks_never_get_stuck_with_a_gappy_vocabulary(pattern, rnd):
+    # A vocabulary with most single bytes missing: multi-byte tokens must carry the walk.
+    keep = [bytes([b]) for b in b"0123456789-.@ ()"] + [b"ab", b"abc", b"c", b"ca", b"y", b"es", b"n", b"o",
+            b"true", b"false", b"null", b'"', b'\\"', "é".encode(), "日本語".encode(), b"X", b"Xa"]
+    vocab = Vocabulary.from_tokens([None] + keep, eos_token_ids=0)
+    try:
+        c = constrain.compile_regex(pattern, vocab)
+    except constrain.VocabularyError:
+        return
+    m = c.matcher()
+    for _ in range(30):
+        ids = m.allowed_token_ids()
+        assert len(ids), (pattern, vocab.decode(m.consumed_tokens))
+        t = int(rnd.choice(ids))
+        m.accept_token(t)
+        if vocab.is_eos(t):
+            assert re.fullmatch(pattern, vocab.decode(m.consumed_tokens).decode(), re.ASCII)
+            break

@@ -169,6 +169,15 @@ class Vocabulary:
         return tuple(None if b is None else np.frombuffer(b, dtype=np.uint8) for b in self._tokens)
 
     @functools.cached_property
+    def single_byte_tokens(self) -> np.ndarray:
+        """``bool[256]``: which byte values are a token on their own."""
+        out = np.zeros(256, dtype=bool)
+        for b in self._tokens:
+            if b is not None and len(b) == 1:
+                out[b[0]] = True
+        return out
+
+    @functools.cached_property
     def trie(self) -> TokenTrie:
         """The flat token trie over this vocabulary (built once, on first use)."""
         from constrain.vocab.trie import TokenTrie

@@ -140,3 +140,14 @@ def test_search_and_knowledge_through_generate(default_model):
     assert re.fullmatch(r"[A-Za-z ]{1,30}\.", text)
     with pytest.raises(TypeError, match="not both"):
         constrain.generate(model, tokenizer, "x", knowledge=trie, search=search)
+
+
+def test_speculative_through_generate_matches_greedy(default_model):
+    model, tokenizer = default_model
+    prompt = 'Copy this record as JSON: name "Ada Lovelace", year 1815.'
+    pattern = r'\{"name": "[A-Za-z ]{1,20}", "year": [0-9]{4}\}'
+    plain = constrain.generate(model, tokenizer, prompt, regex=pattern, max_new_tokens=40)
+    fast = constrain.generate(
+        model, tokenizer, prompt, regex=pattern, max_new_tokens=40, speculative=constrain.Speculative()
+    )
+    assert fast == plain and re.fullmatch(pattern, fast)

@@ -109,7 +109,10 @@ def _stats(model, cfg, k_ids, ctxs):
 def test_infusion_raises_knowledge_mass_over_200_steps(model):
     rng = np.random.default_rng(1)
     k_ids = sorted(int(t) for t in rng.choice(np.arange(1, len(TOKENS)), 5, replace=False))
-    never_ends = compile_regex("[^#]*#", toy_vocab())  # no token spells "#": EOS is never allowed
+    from constrain.constraints import min_length
+
+    # EOS is not allowed before 201 tokens, so all 200 steps are taken.
+    never_ends = min_length(compile_regex("[^#]*", toy_vocab()), min_tokens=201)
     r = run(model, knowledge=k_ids, seed=0, max_new_tokens=200, prompt="The dog run", constraint=never_ends,
             allow_incomplete=True)
     assert r.n_updates == 200 and len(r.token_ids) == 200
