@@ -466,10 +466,8 @@ class _Compiler:
                 continue
             raise UnsupportedFeatureError(f"unknown keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
         for k in ("$dynamicRef", "$recursiveRef", "unevaluatedItems", "unevaluatedProperties",
-                  "contains", "minContains", "maxContains", "$recursiveAnchor"):
+                  "$recursiveAnchor"):
             if k in schema:
-                if k in ("minContains", "maxContains") and "contains" not in schema:
-                    continue
                 if k in ("unevaluatedItems", "unevaluatedProperties") and schema[k] is True:
                     continue
                 raise UnsupportedFeatureError(repr(k), pointer=f"{ptr}/{_esc_ptr(k)}")
@@ -1010,9 +1008,13 @@ class _Compiler:
                 maxd = -exp.exponent
             else:
                 raise UnsupportedFeatureError(f"'multipleOf' {mult[0]} on numbers (only integers and 10**-k)", pointer=mult[1])
-        if any((lo is None or x > lo or (x == lo and not ls)) and (hi is None or x < hi or (x == hi and not hs))
-               for x in exclude):
-            raise UnsupportedFeatureError("'not' excluding a value from a non-integer number range", pointer=ex_ptr)
+        inside = [x for x in exclude
+                  if (lo is None or x > lo or (x == lo and not ls)) and (hi is None or x < hi or (x == hi and not hs))]
+        if inside:
+            if maxd is not None or nonint or any(x != x.to_integral_value() for x in inside):
+                raise UnsupportedFeatureError("'not' excluding a non-integer value from a number range", pointer=ex_ptr)
+            # numbers minus integers = non-integers | integers with holes (non-integers first: see _longest_first)
+            return self.terminal(self.numbers_without(lo, ls, hi, hs, sorted({int(x) for x in inside})), hint + "_num")
         if lo is None and hi is None and maxd is None and not nonint:
             return self.terminal(nm.NUMBER_ANY, "NUMBER")
         rx = nm.decimal_range(lo, ls, hi, hs, maxd, nonint)
@@ -1025,6 +1027,23 @@ class _Compiler:
             if exps:
                 rx = js.group("|".join(exps + [rx]))
         return self.terminal(rx, hint + "_num")
+
+    def numbers_without(self, lo, ls, hi, hs, holes: list[int]) -> str:
+        """Numbers between the bounds except the integers ``holes`` (all inside the bounds)."""
+        ilo = None if lo is None else int(lo.to_integral_value(rounding="ROUND_FLOOR")) + 1 \
+            if (ls or lo != lo.to_integral_value()) else int(lo)
+        ihi = None if hi is None else int(hi.to_integral_value(rounding="ROUND_CEILING")) - 1 \
+            if (hs or hi != hi.to_integral_value()) else int(hi)
+        segs, start = [], ilo
+        for h in holes:
+            segs.append((start, h - 1))
+            start = h + 1
+        segs.append((start, ihi))
+        ints = nm.int_ranges(segs)
+        parts = nm.exponent_forms(lo, hi, allow_large=all(abs(h) < 10 ** 16 for h in holes))
+        fractional = nm.decimal_range(lo, ls, hi, hs, None, nonint=True)
+        parts += [p for p in (fractional, None if ints is None else ints + nm.INTEGRAL_SUFFIX) if p is not None]
+        return js.group("|".join(parts))
 
     def int_multiple(self, k: int, lo, hi, ptr) -> str | None:
         """Integers in [lo, hi] (None: unbounded) that are multiples of ``k``.
@@ -1184,6 +1203,8 @@ class _Compiler:
             elif "additionalItems" in owner and not isinstance(owner.get("items"), list):
                 pass  # additionalItems without array items: no effect
             groups.append((prefix, rest))
+        if "contains" in kws:
+            return self.array_contains(fl, hint, groups, min_items, max_items)
         if max_items is not None and min_items > max_items:
             if set(fl.types) == {"array"} and len(fl.sources) == 1:
                 raise SchemaError(f"no value can satisfy minItems {min_items} and maxItems {max_items}",
@@ -1252,6 +1273,61 @@ class _Compiler:
             after = tail(1)
             if first is not None and after is not None:
                 alts.append(f"{self.struct('[')} {first} {after} {self.struct(']')}".replace("  ", " "))
+        return self.rule(hint + "_array", alts)
+
+    def array_contains(self, fl: _Flat, hint: str, groups, min_items: int, max_items) -> str | None:
+        """``contains`` with ``minContains``/``maxContains``: every element either matches the
+        contained schema C or its negation (so C must be negatable), counted up to the bound."""
+        occ = fl.kws["contains"]
+        c_schema, c_ptr, owner = occ[0]
+        if len(occ) > 1:
+            raise UnsupportedFeatureError("several 'contains' merged into one array", pointer=occ[1][1])
+        if any(prefix for prefix, _rest in groups):
+            raise UnsupportedFeatureError("'contains' next to 'prefixItems'", pointer=c_ptr)
+        if min_items or max_items is not None:
+            raise UnsupportedFeatureError("'contains' next to 'minItems'/'maxItems'", pointer=c_ptr)
+        base = c_ptr.rsplit("/", 1)[0]
+        lo = _nonneg_int(owner.get("minContains", 1), base + "/minContains", "minContains")
+        hi = owner.get("maxContains")
+        hi = None if hi is None else _nonneg_int(hi, base + "/maxContains", "maxContains")
+        for kw in ("minContains", "maxContains"):
+            if any(o is not owner for _v, _p, o in fl.kws.get(kw, [])):
+                raise UnsupportedFeatureError(f"{kw!r} merged from another schema", pointer=fl.kws[kw][0][1])
+        if hi is not None and lo > hi:
+            return None
+        if max(lo, hi or 0) > self.limits.max_repeat_count:
+            raise _limit("max_repeat_count", self.limits.max_repeat_count, f"schema at {base}: min/maxContains")
+        items = [rest for _prefix, rest in groups if rest is not None]
+        match = self.conj(items + [(c_schema, c_ptr)], hint + "_contains")
+        other = self.conj(items + [(_Negated(c_schema), c_ptr)], hint + "_not_contains")
+        cap = hi if hi is not None else lo
+        comma = self.struct(",")
+        memo: dict = {}
+
+        def after(c: int) -> str | None:
+            """The rest of the array after at least one element, c matches so far (capped)."""
+            if c in memo:
+                return memo[c]
+            name = self.new_rule(f"{hint}_contains_{c}")
+            memo[c] = name
+            opts = [""] if c >= lo else []
+            if match is not None and (hi is None or c + 1 <= hi):
+                opts.append(f"{comma} {match} {after(min(c + 1, cap))}")
+            if other is not None:
+                opts.append(f"{comma} {other} {name}")
+            self.rules[name] = [o for o in opts] or [self.empty_language_expr()]
+            return name
+
+        alts = []
+        if lo == 0:
+            alts.append(self.empty_container("[", "]"))
+        firsts = []
+        if match is not None and (hi is None or hi >= 1):
+            firsts.append(f"{match} {after(min(1, cap))}")
+        if other is not None:
+            firsts.append(f"{other} {after(0)}")
+        for f in firsts:
+            alts.append(f"{self.struct('[')} {f} {self.struct(']')}")
         return self.rule(hint + "_array", alts)
 
     def repeat_seq(self, item: str | None, lo: int, hi: int | None, hint: str) -> str | None:

@@ -10,7 +10,8 @@ from constrain.schema import schema_to_lark
 
 UNSUPPORTED = [
     ({"type": "object", "properties": {"tags": {"type": "array", "uniqueItems": True}}}, "/properties/tags/uniqueItems"),
-    ({"contains": {"type": "string"}}, "/contains"),
+    ({"contains": {"pattern": "x"}}, "/contains/pattern"),
+    ({"contains": {"type": "string"}, "maxItems": 3}, "/contains"),
     ({"if": {"pattern": "^a"}, "then": {"minLength": 1}}, "/if/pattern"),
     ({"properties": {"a": {"dependentSchemas": {"x": {"uniqueItems": True}}}}}, "/properties/a/dependentSchemas/x/uniqueItems"),
     ({"unevaluatedProperties": False}, "/unevaluatedProperties"),
@@ -25,6 +26,7 @@ UNSUPPORTED = [
     ({"not": {"properties": {"a": {"format": "email"}}}}, "/not/properties/a/format"),
     ({"type": "string", "pattern": "^a", "not": {"const": "abc"}}, "/not/const"),
     ({"type": "number", "not": {"const": 1.5}}, "/not/const"),
+    ({"type": "number", "multipleOf": 0.1, "not": {"const": 1}}, "/not/const"),
     ({"not": {"const": [1]}}, "/not/const"),
     ({"type": "string", "pattern": "^(ab)+$", "maxLength": 4}, "/maxLength"),
     ({"type": "string", "pattern": "^[a-z]+[0-9]+$", "minLength": 3}, "/minLength"),

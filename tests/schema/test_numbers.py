@@ -165,3 +165,26 @@ def test_exponent_forms_lie_inside_bounds(lo, hi, values):
             if (lo is None or d > lo + 1) and (hi is None or d < hi - 1) and (abs(d) < Decimal("1e-4") or abs(d) >= Decimal("1e16")):
                 if (d > 0 and abs(d) < 1) or (d > 0 and hi is None) or (d < 0 and abs(d) < 1) or (d < 0 and lo is None):
                     assert rx.fullmatch(text), (lo, hi, text)
+
+
+@settings(max_examples=60)
+@given(st.one_of(st.none(), st.sampled_from([-10, -2.5, 0, 3])), st.one_of(st.none(), st.sampled_from([-1, 0, 4.5, 100])),
+       st.lists(st.integers(-12, 12), min_size=1, max_size=3),
+       st.lists(st.one_of(st.integers(-15, 120), st.floats(-20, 200, allow_nan=False)), min_size=1, max_size=8))
+def test_numbers_without_integers_through_lark(lo, hi, holes, values):
+    import json
+
+    from ._util import grammar, lark_accepts, oracle_valid
+
+    schema = {"type": "number", "not": {"enum": holes}}
+    if lo is not None:
+        schema["minimum"] = lo
+    if hi is not None:
+        schema["exclusiveMaximum"] = hi
+    try:
+        text = grammar(schema)
+    except Exception as exc:  # empty ranges
+        assume(type(exc).__name__ == "SchemaError")
+        return
+    for v in values + holes + [h + 0.5 for h in holes] + [float(h) for h in holes]:
+        assert lark_accepts(text, json.dumps(v)) == oracle_valid(schema, v), (schema, v)

@@ -219,6 +219,8 @@ def small_schemas():
             st.builds(lambda a, b: {"allOf": [a, b]}, children, children),
             st.builds(lambda bs: {"oneOf": bs}, st.lists(children, min_size=1, max_size=3)),
             st.builds(lambda a: {"not": a}, children),
+            st.builds(lambda c, lo, w: {"type": "array", "contains": c, "minContains": lo, "maxContains": lo + w},
+                      children, st.integers(0, 2), st.integers(0, 2)),
             st.builds(lambda i, t, e: {"if": i, "then": t, "else": e}, children, children, children),
             st.builds(lambda p, lo, w, dep: {"type": "object", "properties": p, "minProperties": lo, "maxProperties": lo + w,
                                              "dependentRequired": dep},
@@ -272,6 +274,9 @@ def _instance(draw, schema, root, depth=0):
     if t == "null":
         return None
     if t == "array":
+        if "contains" in schema:
+            n = draw(st.integers(0, 4))
+            return [_instance(draw, draw(st.sampled_from([schema["contains"], {}])), root, depth + 1) for _ in range(n)]
         if "prefixItems" in schema:
             return [_instance(draw, x, root, depth + 1) for x in schema["prefixItems"]]
         n = draw(st.integers(schema.get("minItems", 0), schema.get("maxItems", 3)))
