@@ -25,15 +25,18 @@ forbids), ``allOf`` and ``$ref`` with sibling keywords (merged, see :meth:`_Comp
 ``not`` (De Morgan over ``type``, ``enum``/``const``, ``required``, ``properties``, length and
 number bounds, ``anyOf``/``allOf``/``not``/``$ref``; see :meth:`_Compiler.negate`),
 ``if``/``then``/``else`` (``(if and then) or (not if and else)``, so ``if`` must be negatable),
+``contains``/``minContains``/``maxContains`` (each element matches C or not-C, counted; C must be
+negatable; not together with ``prefixItems``/``minItems``/``maxItems``),
 ``$ref``/``$defs``/``definitions``/``$anchor`` (local, recursive), boolean schemas.
 
 ``enum``/``const`` with any sibling keywords is always exact: the finite candidate set is filtered
 with ``jsonschema`` itself against every schema the node came from (whatever keywords they use).
 
-Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``contains``, ``unevaluated*`` (unless
+Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``unevaluated*`` (unless
 ``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, unknown keywords and formats, and
 the combinations named above (several patterns on one string, ``oneOf`` with overlapping branches,
-``not`` of a pattern/format/array keyword, ...).
+``not`` of a pattern/format/array keyword, ``minProperties`` >= 2 next to additional properties
+(duplicate keys), ...).
 
 Ignored (annotations): ``title``, ``description``, ``default``, ``examples``, ``$comment``,
 ``deprecated``, ``readOnly``, ``writeOnly``, ``$schema``, ``$id``, ``$anchor``,
