@@ -37,6 +37,17 @@ class Limits:
     # Device-resident token tables of one regex constraint (next state [n, V] + bitmasks [n, V/32]);
     # beyond this, generation falls back to the CPU path. 256 MiB holds ~1,300 states at V=49,152.
     max_device_table_bytes: int = 256 * 1024 * 1024
+    # JSON Schema compiler bounds (each raises LimitExceededError naming the field):
+    # nested $ref/allOf/not inlinings of one schema;
+    max_schema_ref_depth: int = 64
+    # grammar rules one schema may generate (~200 bytes of grammar text each);
+    max_schema_rules: int = 20_000
+    # enum values (or enumerated multipleOf values) of one schema node;
+    max_schema_enum_values: int = 10_000
+    # alternatives allOf-of-anyOf distribution or 'not' may create for one node;
+    max_schema_alternatives: int = 256
+    # declared properties of one object under property_order="any" (the grammar grows as n!).
+    max_schema_any_order_properties: int = 8
     # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
     max_consecutive_whitespace: int = 32
 

@@ -18,7 +18,7 @@ matching no declared name), ``propertyNames`` (``pattern``/``minLength``/``maxLe
 write: redundant bounds, or one variable-length single-character repetition), ``pattern``,
 ``format`` (see :mod:`constrain.schema.formats`), ``minimum``/``maximum``/``exclusiveMinimum``/
 ``exclusiveMaximum`` (and draft-4 boolean exclusives), ``multipleOf`` (integers: finite ranges of at
-most :data:`MAX_ENUM_VALUES` multiples, or divisors of 10**4 with any bounds; numbers: ``10**-k``),
+most ``Limits.max_schema_enum_values`` multiples, or divisors of 10**4 with any bounds; numbers: ``10**-k``),
 ``anyOf``, ``oneOf`` (branches provably disjoint: by type, by finite value sets, by a required
 ``const``/``enum`` discriminator, or by a key one branch requires and the other's closed object
 forbids), ``allOf`` and ``$ref`` with sibling keywords (merged, see :meth:`_Compiler.normalize`),
@@ -32,8 +32,13 @@ negatable; not together with ``prefixItems``/``minItems``/``maxItems``),
 ``enum``/``const`` with any sibling keywords is always exact: the finite candidate set is filtered
 with ``jsonschema`` itself against every schema the node came from (whatever keywords they use).
 
+Unknown keywords (``_format``, ``javaType``, ``self``, ...) are annotations in draft 2020-12: they
+assert nothing, validators ignore them, so ignoring them is exact (``unknown_keywords="ignore"``,
+the default; ``"error"`` raises on them, to catch typos such as ``maxLenght``). Draft-03 keywords
+that did assert something (``divisibleBy``, ``disallow``, ``extends``) always raise.
+
 Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``unevaluated*`` (unless
-``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, unknown keywords and formats, and
+``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, unknown formats, and
 the combinations named above (several patterns on one string, ``oneOf`` with overlapping branches,
 ``not`` of a pattern/format/array keyword, ``minProperties`` >= 2 next to additional properties
 (duplicate keys), ...).
@@ -51,7 +56,7 @@ The grammar accepts one spelling per value where JSON has several (it restricts 
 values): strings use the ``json.dumps(ensure_ascii=False)`` escapes (:mod:`.json_string`);
 numbers as in :mod:`.numbers`; ``const``/``enum`` numbers are spelled as ``json.dumps`` does, plus
 ``N``/``N.0``/``N.00``... for integral values; object ``const``/``enum`` values accept their keys
-in any order when they have at most :data:`MAX_ANY_ORDER_PROPERTIES` keys, else in the given order.
+in any order when they have at most ``Limits.max_schema_any_order_properties`` keys, else in the given order.
 Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \\t\\n\\r]`` around
 ``,`` ``:`` and inside brackets (none before the first or after the last token of the document);
 ``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
@@ -64,7 +69,7 @@ that form lies inside the bounds. The document has no whitespace before or after
 A ``$ref`` with siblings is merged with them (2020-12); drafts <= 7 ignored such siblings, so
 there the grammar can only be stricter. ``property_order="any"`` lets
 the declared properties come in any order, each at most once (2**n subsets: at most
-:data:`MAX_ANY_ORDER_PROPERTIES` properties).
+``Limits.max_schema_any_order_properties`` properties).
 """
 
 from __future__ import annotations
@@ -86,17 +91,6 @@ from constrain.schema.formats import FORMATS
 
 __all__ = ["compile_json_schema", "schema_to_lark"]
 
-MAX_REF_DEPTH = 64
-"""Most nested ``$ref``/``allOf`` inlinings (a ``$ref`` with siblings is merged into its node).
-Over it: ``LimitExceededError(field="max_schema_ref_depth")``."""
-MAX_RULES = 20_000
-"""Most grammar rules one schema may generate (``field="max_schema_rules"``)."""
-MAX_ENUM_VALUES = 10_000
-"""Most ``enum`` values, or enumerated ``multipleOf`` values, of one node (``field="max_schema_enum_values"``)."""
-MAX_ALTERNATIVES = 256
-"""Most alternatives ``allOf``-of-``anyOf`` distribution may create for one node (``field="max_schema_alternatives"``)."""
-MAX_ANY_ORDER_PROPERTIES = 8
-"""Most declared properties of one object under ``property_order="any"`` (``field="max_schema_any_order_properties"``)."""
 
 ANNOTATIONS = frozenset({
     "title", "description", "default", "examples", "$comment", "deprecated", "readOnly", "writeOnly",
@@ -114,6 +108,8 @@ VALIDATION = frozenset({
     "unevaluatedProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref",
     "$dynamicRef", "$recursiveRef", "$recursiveAnchor",
 })
+LEGACY_ASSERTIONS = frozenset({"divisibleBy", "disallow", "extends"})
+"""Draft-03 keywords with validation semantics: never ignored, always raised."""
 _ALL_TYPES = frozenset({"null", "boolean", "object", "array", "string", "int", "frac"})
 _TYPE_SETS = {
     "null": {"null"}, "boolean": {"boolean"}, "object": {"object"}, "array": {"array"},
@@ -183,9 +179,13 @@ class _Negated:
 
 
 class _Compiler:
-    def __init__(self, root, whitespace, max_whitespace, property_order, limits):
+    def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore"):
         self.root = root
         self.limits = limits
+        if unknown_keywords not in ("ignore", "error"):
+            raise ValueError("unknown_keywords must be 'ignore' or 'error'")
+        self.unknown_keywords = unknown_keywords
+        self.ignored_keywords: list[str] = []  # pointers of the unknown keywords that were ignored
         if property_order not in ("schema", "any"):
             raise ValueError("property_order must be 'schema' or 'any'")
         self.property_order = property_order
@@ -278,8 +278,8 @@ class _Compiler:
         return self.terminal(js.lit(open_ch) + self.ws + js.lit(close_ch), "EMPTY_OBJ" if open_ch == "{" else "EMPTY_ARR")
 
     def new_rule(self, hint: str) -> str:
-        if len(self.rules) >= MAX_RULES:
-            raise _limit("max_schema_rules", MAX_RULES, f"the schema needs more than {MAX_RULES} grammar rules")
+        if len(self.rules) >= self.limits.max_schema_rules:
+            raise _limit("max_schema_rules", self.limits.max_schema_rules, f"the schema needs more than {self.limits.max_schema_rules} grammar rules")
         base = re.sub(r"[^a-z0-9]+", "_", hint.lower()).strip("_")[:48] or "root"
         if not base[0].isalpha():
             base = "n_" + base
@@ -467,7 +467,11 @@ class _Compiler:
                 continue
             if k == "id" and isinstance(schema[k], str):
                 continue
-            raise UnsupportedFeatureError(f"unknown keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
+            if k in LEGACY_ASSERTIONS:
+                raise UnsupportedFeatureError(f"draft-03 keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
+            if self.unknown_keywords == "error":
+                raise UnsupportedFeatureError(f"unknown keyword {k!r}", pointer=f"{ptr}/{_esc_ptr(k)}")
+            self.ignored_keywords.append(f"{ptr}/{_esc_ptr(k)}")
         for k in ("$dynamicRef", "$recursiveRef", "unevaluatedItems", "unevaluatedProperties",
                   "$recursiveAnchor"):
             if k in schema:
@@ -484,8 +488,8 @@ class _Compiler:
     # --------------------------------------------------------------------------- normalization
     def normalize(self, schema, ptr: str, depth: int) -> list[_Flat]:
         """DNF of ``schema``: a list of flat conjunctions (``allOf``/``$ref`` merged, ``anyOf`` distributed)."""
-        if depth > MAX_REF_DEPTH:
-            raise _limit("max_schema_ref_depth", MAX_REF_DEPTH, f"schema at {ptr or '/'}: $ref/allOf nesting is deeper than {MAX_REF_DEPTH}")
+        if depth > self.limits.max_schema_ref_depth:
+            raise _limit("max_schema_ref_depth", self.limits.max_schema_ref_depth, f"schema at {ptr or '/'}: $ref/allOf nesting is deeper than {self.limits.max_schema_ref_depth}")
         if isinstance(schema, _Negated):
             return self.negate(schema.schema, ptr, depth + 1)
         if schema is True:
@@ -552,8 +556,8 @@ class _Compiler:
             for r in result:
                 for br in per_branch:
                     new.extend(r.merged(b) for b in br)
-            if len(new) > MAX_ALTERNATIVES:
-                raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr or '/'}: too many alternatives")
+            if len(new) > self.limits.max_schema_alternatives:
+                raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives, f"schema at {ptr or '/'}: too many alternatives")
             result = new
         return result
 
@@ -565,8 +569,8 @@ class _Compiler:
         ``maxLength``, ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``,
         ``anyOf``/``allOf``/``not``/``$ref`` of negatable schemas. Anything else raises.
         """
-        if depth > MAX_REF_DEPTH:
-            raise _limit("max_schema_ref_depth", MAX_REF_DEPTH, f"schema at {ptr or '/'}: 'not' nesting is deeper than {MAX_REF_DEPTH}")
+        if depth > self.limits.max_schema_ref_depth:
+            raise _limit("max_schema_ref_depth", self.limits.max_schema_ref_depth, f"schema at {ptr or '/'}: 'not' nesting is deeper than {self.limits.max_schema_ref_depth}")
         if sub is True:
             return []
         if sub is False:
@@ -649,8 +653,8 @@ class _Compiler:
                 out.extend(self.negate(t_schema, t_ptr, depth + 1))
             else:
                 raise UnsupportedFeatureError(f"'not' containing {k!r}", pointer=kp)
-        if len(out) > MAX_ALTERNATIVES:
-            raise _limit("max_schema_alternatives", MAX_ALTERNATIVES, f"schema at {ptr}: 'not' expands to too many alternatives")
+        if len(out) > self.limits.max_schema_alternatives:
+            raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives, f"schema at {ptr}: 'not' expands to too many alternatives")
         # each disjunct lies inside 'not sub'; as the jsonschema source of enum filtering that is exact
         # for the union (see emit_flat)
         for f in out:
@@ -659,9 +663,9 @@ class _Compiler:
 
     def product(self, a: list[_Flat], b: list[_Flat], ptr: str) -> list[_Flat]:
         out = [x.merged(y) for x in a for y in b]
-        if len(out) > MAX_ALTERNATIVES:
-            raise _limit("max_schema_alternatives", MAX_ALTERNATIVES,
-                         f"schema at {ptr or '/'}: allOf/anyOf distribution gives more than {MAX_ALTERNATIVES} alternatives")
+        if len(out) > self.limits.max_schema_alternatives:
+            raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives,
+                         f"schema at {ptr or '/'}: allOf/anyOf distribution gives more than {self.limits.max_schema_alternatives} alternatives")
         return out
 
     def flat_of(self, schema: dict, ptr: str) -> _Flat:
@@ -681,8 +685,8 @@ class _Compiler:
         if "enum" in schema:
             if not isinstance(schema["enum"], list):
                 raise SchemaError("'enum' must be an array", pointer=ptr + "/enum")
-            if len(schema["enum"]) > MAX_ENUM_VALUES:
-                raise _limit("max_schema_enum_values", MAX_ENUM_VALUES, f"schema at {ptr}/enum: more than {MAX_ENUM_VALUES} values")
+            if len(schema["enum"]) > self.limits.max_schema_enum_values:
+                raise _limit("max_schema_enum_values", self.limits.max_schema_enum_values, f"schema at {ptr}/enum: more than {self.limits.max_schema_enum_values} values")
             f.enum = list(schema["enum"])
         if "const" in schema:
             f.enum = [schema["const"]] if f.enum is None else [v for v in f.enum if _json_eq(v, schema["const"])]
@@ -864,7 +868,7 @@ class _Compiler:
         if isinstance(v, dict):
             if not v:
                 return self.empty_container("{", "}")
-            if 1 < len(v) <= MAX_ANY_ORDER_PROPERTIES:
+            if 1 < len(v) <= self.limits.max_schema_any_order_properties:
                 # JSON objects are unordered: every key order, each key exactly once
                 entries = [(k, self.pair(_key_rx(k), self.const_expr(x, hint), k), True)
                            for k, x in v.items()]
@@ -1051,7 +1055,7 @@ class _Compiler:
     def int_multiple(self, k: int, lo, hi, ptr) -> str | None:
         """Integers in [lo, hi] (None: unbounded) that are multiples of ``k``.
 
-        Exact when the range is finite (at most MAX_ENUM_VALUES multiples, enumerated) or ``k``
+        Exact when the range is finite (at most self.limits.max_schema_enum_values multiples, enumerated) or ``k``
         divides 10**j for j <= 4 (the last j digits decide; the part of the range below 10**m is
         enumerated). Other moduli over unbounded ranges raise."""
         if k == 1:
@@ -1066,8 +1070,8 @@ class _Compiler:
                 first = -(-a // k) * k
                 if first > b:
                     return []
-                if (b - first) // k + 1 > MAX_ENUM_VALUES:
-                    raise UnsupportedFeatureError(f"'multipleOf' {k} over more than {MAX_ENUM_VALUES} values", pointer=ptr)
+                if (b - first) // k + 1 > self.limits.max_schema_enum_values:
+                    raise UnsupportedFeatureError(f"'multipleOf' {k} over more than {self.limits.max_schema_enum_values} values", pointer=ptr)
                 return _longest_first([str(v) for v in range(first, b + 1, k)])
             suffixes = nm.multiple_of_suffix(k)
             if suffixes is None:
@@ -1549,8 +1553,8 @@ class _Compiler:
         cap = (max_p + 1 if max_p is not None else max(min_p, 1)) if counting else 1
         comma = self.struct(",")
         memo: dict = {}
-        if counting and n * (cap + 1) > MAX_RULES:
-            raise _limit("max_schema_rules", MAX_RULES, f"schema at {hint}: min/maxProperties with {n} properties")
+        if counting and n * (cap + 1) > self.limits.max_schema_rules:
+            raise _limit("max_schema_rules", self.limits.max_schema_rules, f"schema at {hint}: min/maxProperties with {n} properties")
 
         def S(i: int, c: int) -> str | None:
             """Members from entry i on, c (>=1, capped) already emitted."""
@@ -1619,14 +1623,14 @@ class _Compiler:
 
     def object_any_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
         n = len(entries)
-        if n > MAX_ANY_ORDER_PROPERTIES:
-            raise _limit("max_schema_any_order_properties", MAX_ANY_ORDER_PROPERTIES,
+        if n > self.limits.max_schema_any_order_properties:
+            raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties,
                          f"schema at {hint}: property_order='any' with {n} properties")
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
 
     def object_with_dependencies(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
-        if len(entries) > MAX_ANY_ORDER_PROPERTIES + 4:
-            raise _limit("max_schema_any_order_properties", MAX_ANY_ORDER_PROPERTIES + 4,
+        if len(entries) > self.limits.max_schema_any_order_properties + 4:
+            raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
                          f"schema at {hint}: 'dependentRequired' with {len(entries)} properties")
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req)
 
@@ -1812,9 +1816,13 @@ def schema_to_lark(
     whitespace: str = "flexible",
     max_whitespace: int = 2,
     property_order: str = "schema",
+    unknown_keywords: str = "ignore",
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """Lark grammar text for the JSON texts valid against ``schema`` (see the module docstring).
+
+    ``unknown_keywords="ignore"`` (default) treats keywords JSON Schema does not define as the
+    annotations the spec says they are; ``"error"`` raises ``UnsupportedFeatureError`` on them.
 
     Raises
     ------
@@ -1823,12 +1831,12 @@ def schema_to_lark(
     UnsupportedFeatureError
         A keyword (or combination) that cannot be enforced exactly; ``.pointer`` names it.
     LimitExceededError
-        One of the module bounds (``MAX_*``) or ``limits.max_repeat_count``.
+        A ``Limits.max_schema_*`` bound or ``limits.max_repeat_count``.
     """
     root = load_schema(schema)
     if isinstance(root, dict):
         root = copy.deepcopy(root)
-    c = _Compiler(root, whitespace, max_whitespace, property_order, limits)
+    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords)
     expr = c.node(root, "")
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")

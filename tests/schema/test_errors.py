@@ -43,8 +43,9 @@ UNSUPPORTED = [
 
 @pytest.mark.parametrize("schema,pointer", UNSUPPORTED)
 def test_unsupported_names_pointer(schema, pointer):
+    # unknown_keywords="error" so rows with unknown keywords (nullable, foo) raise too
     with pytest.raises(UnsupportedFeatureError) as info:
-        schema_to_lark(schema)
+        schema_to_lark(schema, unknown_keywords="error")
     assert info.value.pointer == pointer
     assert str(info.value).startswith(f"schema at {pointer}: ") and str(info.value).endswith("is not supported")
 
@@ -91,21 +92,22 @@ def test_contradiction_is_not_an_error_when_other_types_remain():
     assert "INT" not in text
 
 
-def test_limits(monkeypatch):
+def test_limits():
     with pytest.raises(LimitExceededError, match="max_repeat_count"):
         schema_to_lark({"type": "string", "maxLength": 100_000})
-    monkeypatch.setattr(sc, "MAX_ENUM_VALUES", 3)
+    from constrain import Limits
+
     with pytest.raises(LimitExceededError, match="max_schema_enum_values"):
-        schema_to_lark({"enum": [1, 2, 3, 4]})
-    monkeypatch.setattr(sc, "MAX_RULES", 10)
+        schema_to_lark({"enum": [1, 2, 3, 4]}, limits=Limits(max_schema_enum_values=3))
     with pytest.raises(LimitExceededError, match="max_schema_rules"):
-        schema_to_lark({"type": "array", "maxItems": 50})
-    monkeypatch.setattr(sc, "MAX_REF_DEPTH", 5)
+        schema_to_lark({"type": "array", "maxItems": 50}, limits=Limits(max_schema_rules=10))
+    small_depth = Limits(max_schema_ref_depth=5)
     chain = {"$defs": {f"d{i}": {"$ref": f"#/$defs/d{i + 1}", "minimum": i} for i in range(10)}, "$ref": "#/$defs/d0",
              "maximum": 100}
     chain["$defs"]["d10"] = {"type": "integer"}
     with pytest.raises(LimitExceededError, match="max_schema_ref_depth"):
-        schema_to_lark(chain)
+        schema_to_lark(chain, limits=small_depth)
+    schema_to_lark(chain)  # 10 levels are fine under the default (64)
 
 
 def test_self_referencing_allof_cycle_is_bounded():
@@ -126,3 +128,21 @@ def test_one_of_overlap_found_through_enum_branches():
     # {} matches both branches; the enum branch must not be judged by a filter that includes the oneOf
     with pytest.raises(UnsupportedFeatureError, match="oneOf"):
         schema_to_lark({"oneOf": [{}, {"enum": [{}], "type": "object"}]})
+
+
+def test_unknown_keywords_are_annotations_unless_asked_to_raise():
+    import json
+
+    import lark
+
+    schema = {"type": "object", "properties": {"a": {"type": "integer", "javaType": "Long", "_format": "x"}},
+              "required": ["a"], "self": {"href": "/x"}}
+    text = schema_to_lark(schema)
+    parser = lark.Lark(text, parser="earley", lexer="dynamic_complete")
+    parser.parse(json.dumps({"a": 3}))
+    with pytest.raises(lark.exceptions.LarkError):
+        parser.parse(json.dumps({"a": "3"}))
+    with pytest.raises(UnsupportedFeatureError, match=r"schema at /self: unknown keyword .self."):
+        schema_to_lark(schema, unknown_keywords="error")
+    with pytest.raises(UnsupportedFeatureError, match=r"schema at /divisibleBy: draft-03 keyword"):
+        schema_to_lark({"type": "integer", "divisibleBy": 3})
