@@ -503,7 +503,9 @@ class _Compiler:
         result = [base]
         if "$ref" in schema:
             t_schema, t_ptr = self.resolve(schema["$ref"], ptr + "/$ref")
-            result = self.product(result, self.normalize(t_schema, t_ptr, depth + 1), ptr)
+            # The referenced schema's properties come before the siblings' (a base type first,
+            # then what the referring schema adds), the order instances are written in.
+            result = self.product(self.normalize(t_schema, t_ptr, depth + 1), result, ptr)
         if "allOf" in schema:
             items = schema["allOf"]
             if not isinstance(items, list) or not items:

@@ -5,8 +5,9 @@ Spellings
 * Unconstrained ``number``: the full JSON number grammar, exponents included.
 * Unconstrained ``integer``: ``-?(0|[1-9][0-9]*)`` optionally followed by ``.0``, ``.00``, ...
   (JSON Schema counts ``1.0`` as an integer); no exponent form.
-* Any bound (``minimum`` ...) or ``multipleOf``: plain decimal notation only (no exponent, no
-  ``-0``): every finite value has such a spelling, so this restricts spellings, never values.
+* Any bound (``minimum`` ...) or ``multipleOf``: plain decimal notation only (no exponent):
+  every finite value has such a spelling, so this restricts spellings, never values. ``-0`` is
+  accepted wherever 0 is (``json.dumps(-0.0)`` writes ``-0.0``).
 
 Bounds are compared exactly as decimals (``Decimal(repr(float))`` for a float in the schema, i.e.
 the shortest decimal that reads back as the same float), and the instance text is compared as the
@@ -86,12 +87,15 @@ def nonneg_int_range(a: int, b: int | None) -> str | None:
 
 
 def int_ranges(segments: list[tuple[int | None, int | None]]) -> str | None:
-    """Integers in the union of disjoint ``[lo, hi]`` segments (None: unbounded), no ``-0``."""
+    """Integers in the union of disjoint ``[lo, hi]`` segments (None: unbounded); ``-0`` where 0 is."""
     pos: list = []
     neg: list = []
+    minus_zero = False
     for lo, hi in segments:
         if lo is not None and hi is not None and lo > hi:
             continue
+        if (lo is None or lo <= 0) and (hi is None or hi >= 0):
+            minus_zero = True
         if hi is None or hi >= 0:
             pos += _nonneg_int_parts(max(lo, 0) if lo is not None else 0, hi)
         if lo is None or lo < 0:
@@ -101,11 +105,13 @@ def int_ranges(segments: list[tuple[int | None, int | None]]) -> str | None:
         parts.append(_longest_first(pos))
     if neg:
         parts.append(r"\-" + group(_longest_first(neg)) if len(neg) > 1 else r"\-" + neg[0][1])
+    if minus_zero:
+        parts.append(r"\-0")
     return _alt(parts)
 
 
 def int_range(lo: int | None, hi: int | None) -> str | None:
-    """Integers in ``[lo, hi]`` (None: unbounded), canonical spelling (no ``-0``)."""
+    """Integers in ``[lo, hi]`` (None: unbounded), plain spelling (``-0`` where 0 is)."""
     return int_ranges([(lo, hi)])
 
 
@@ -259,6 +265,13 @@ def decimal_range(
         r = _nonneg_decimal(ylo, yls, yhi, yhs, max_frac_digits, nonint)
         if r is not None:
             parts.append(r"\-" + r)
+    zero_inside = (lo is None or lo < zero or (lo == zero and not lo_strict)) and (
+        hi is None or hi > zero or (hi == zero and not hi_strict)
+    )
+    if zero_inside and not nonint:
+        # negative zero is zero: json.dumps(-0.0) writes "-0.0"
+        zeros = "0" if max_frac_digits == 0 else ("0(?:\\.0+)?" if max_frac_digits is None else f"0(?:\\.0{{1,{max_frac_digits}}})?")
+        parts.append(r"\-" + zeros)
     return _alt(parts)
 
 

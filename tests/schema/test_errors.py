@@ -146,3 +146,21 @@ def test_unknown_keywords_are_annotations_unless_asked_to_raise():
         schema_to_lark(schema, unknown_keywords="error")
     with pytest.raises(UnsupportedFeatureError, match=r"schema at /divisibleBy: draft-03 keyword"):
         schema_to_lark({"type": "integer", "divisibleBy": 3})
+
+
+def test_ref_properties_come_before_sibling_properties():
+    # MaskBench JsonSchemaStore---yamllint.json: {"$ref": allRules, "properties": {"present": ...}}
+    # with instances written {"level": ..., "present": ...}; siblings used to be placed first.
+    import json
+
+    import lark
+
+    schema = {
+        "definitions": {"base": {"properties": {"level": {"type": "string"}}}},
+        "type": "object", "$ref": "#/definitions/base", "properties": {"present": {"type": "boolean"}},
+    }
+    parser = lark.Lark(schema_to_lark(schema), parser="earley", lexer="dynamic_complete")
+    parser.parse(json.dumps({"level": "warning", "present": True}))
+    parser.parse(json.dumps({"present": True}))
+    with pytest.raises(lark.exceptions.LarkError):
+        parser.parse(json.dumps({"level": 3}))

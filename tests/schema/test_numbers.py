@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+
+import pytest
 from decimal import Decimal
 
 from hypothesis import assume, given, settings
@@ -188,3 +190,26 @@ def test_numbers_without_integers_through_lark(lo, hi, holes, values):
         return
     for v in values + holes + [h + 0.5 for h in holes] + [float(h) for h in holes]:
         assert lark_accepts(text, json.dumps(v)) == oracle_valid(schema, v), (schema, v)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "number", "minimum": -10},
+        {"type": "number", "not": {"enum": [1]}},
+        {"type": "integer", "minimum": -5, "maximum": 5},
+        {"type": "integer", "not": {"const": 3}},
+        {"type": "number", "minimum": 0, "maximum": 1, "multipleOf": 0.01},
+    ],
+)
+def test_negative_zero_is_zero(schema):
+    # json.dumps(-0.0) == "-0.0": a valid instance wherever 0 is (found by hypothesis)
+    import json
+
+    import lark
+
+    from constrain.schema import schema_to_lark
+
+    parser = lark.Lark(schema_to_lark(schema), parser="earley", lexer="dynamic_complete")
+    for text in (json.dumps(-0.0), "-0", "0"):  # "-0.0" is also the integer 0 (1.0-style integers)
+        parser.parse(text)
