@@ -16,6 +16,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from constrain.decode import crop_cache
+
 
 @runtime_checkable
 class NextTokenModel(Protocol):
@@ -52,27 +54,6 @@ class CallableLM:
         return np.asarray(self.fn(self.prompt_ids + list(prefix)), dtype=np.float64)
 
 
-def _crop_cache(cache: Any, keep: int) -> bool:
-    """Shrink a transformers KV cache to its first ``keep`` positions; False if it cannot be done."""
-    try:
-        current = int(cache.get_seq_length())
-    except Exception:  # pragma: no cover - unknown cache type
-        return False
-    if current == keep:
-        return True
-    if current < keep:
-        return False
-    for arg in (keep - current, keep):  # transformers >= 5.2x: negative = tokens to remove; older: new length
-        try:
-            cache.crop(arg)
-        except Exception:
-            continue
-        if int(cache.get_seq_length()) == keep:
-            return True
-        return False
-    return False
-
-
 class HFCausalLM:
     """A ``transformers`` causal LM after a fixed prompt, with KV-cache reuse between calls.
 
@@ -103,7 +84,7 @@ class HFCausalLM:
         limit = min(len(self._ids), len(full) - 1)
         while keep < limit and self._ids[keep] == full[keep]:
             keep += 1
-        if self._forward.cache is not None and not _crop_cache(self._forward.cache, keep):
+        if self._forward.cache is not None and not crop_cache(self._forward.cache, keep):
             self._forward.cache = None
         if self._forward.cache is None:
             keep = 0

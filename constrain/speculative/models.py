@@ -22,24 +22,7 @@ from typing import Any
 
 import numpy as np
 
-
-def crop_cache(cache: Any, keep: int) -> bool:
-    """Shrink a transformers KV cache to its first ``keep`` positions; False if that cannot be done."""
-    try:
-        current = int(cache.get_seq_length())
-    except Exception:  # pragma: no cover - unknown cache type
-        return False
-    if current == keep:
-        return True
-    if current < keep:
-        return False
-    for arg in (keep - current, keep):  # transformers >= 5.2x: negative = tokens to drop; older: new length
-        try:
-            cache.crop(arg)
-        except Exception:
-            continue
-        return int(cache.get_seq_length()) == keep
-    return False
+from constrain.decode import crop_cache
 
 
 class CachedLM:
