@@ -151,3 +151,15 @@ def test_speculative_through_generate_matches_greedy(default_model):
         model, tokenizer, prompt, regex=pattern, max_new_tokens=40, speculative=constrain.Speculative()
     )
     assert fast == plain and re.fullmatch(pattern, fast)
+
+
+def test_aligned_sampling_with_a_json_schema(default_model):
+    import json
+
+    model, tokenizer = default_model
+    schema = {"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"], "additionalProperties": False}
+    outs = constrain.generate(
+        model, tokenizer, "Is it OK?", schema=schema, schema_options={"whitespace": "compact"},
+        sampling="aligned", num_samples=8, seed=2,
+    )
+    assert all(json.loads(o) in ({"ok": True}, {"ok": False}) for o in outs)
