@@ -453,6 +453,16 @@ def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
 # ------------------------------------------------------------------------------------------------
 
 
+def _advance(transitions: np.ndarray, state: int, data: bytes) -> int:
+    """State after ``data`` from ``state`` in a ``[n, 256]`` table (-1 = reject); pure."""
+    item = transitions.item
+    for b in data:
+        if state < 0:
+            return -1
+        state = item(state, b)
+    return state
+
+
 @dataclass(frozen=True, eq=False)
 class ByteDFA:
     """A minimized DFA over bytes that accepts the UTF-8 encodings of the strings a regex matches.
@@ -484,12 +494,7 @@ class ByteDFA:
 
     def advance(self, state: int, data: bytes) -> int:
         """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
-        item = self.transitions.item
-        for b in data:
-            if state < 0:
-                return -1
-            state = item(state, b)
-        return state
+        return _advance(self.transitions, state, data)
 
     def matches(self, data: bytes) -> bool:
         """Return whether ``data`` as a whole is accepted (full match)."""
@@ -554,12 +559,7 @@ class LexerDFA:
 
     def advance(self, state: int, data: bytes) -> int:
         """Return the state reached from ``state`` after reading ``data``, or -1 if it rejects."""
-        item = self.transitions.item
-        for b in data:
-            if state < 0:
-                return -1
-            state = item(state, b)
-        return state
+        return _advance(self.transitions, state, data)
 
 
 def regex_to_dfa(
