@@ -312,7 +312,8 @@ def decode_batch(
 
     def timed_fill(rows: list[int]) -> float:
         t0 = time.perf_counter()
-        fill_bitmasks([matchers[b] if b in rows else None for b in range(batch)], bitmask)
+        wanted = set(rows)
+        fill_bitmasks([matchers[b] if b in wanted else None for b in range(batch)], bitmask)
         return time.perf_counter() - t0
 
     input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
