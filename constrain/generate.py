@@ -83,24 +83,34 @@ def _generate_speculative(
     model: Any, tokenizer: Any, prompt: Any, speculative: Any, *, regex, grammar, schema, schema_options,
     constraint, start, max_new_tokens: int, temperature: float, top_p: float, top_k: int, seed, chat, system,
     limits: Limits,
-) -> str:
+) -> str | list[str]:
+    """``speculative=``: one prompt on the batch-1 path, a list of prompts decoded as one batch."""
     from constrain.integrations.transformers import model_vocab_size, vocabulary_for
     from constrain.speculative import generate_speculative
 
-    if not isinstance(prompt, str):
-        raise TypeError("speculative= decodes one prompt at a time")
     if top_p < 1.0 or top_k > 0:
         raise ValueError("speculative decoding is exact for greedy and plain temperature sampling only")
     vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
-    compiled = resolve_constraint(
-        vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start,
-        limits=limits, schema_options=schema_options,
-    )
+    if isinstance(prompt, str):
+        prompts = None
+    else:
+        prompts = list(prompt)
+        if not prompts or not all(isinstance(p, str) for p in prompts):
+            raise TypeError("prompt must be a string or a non-empty list of strings")
+    if isinstance(constraint, list):
+        if prompts is None or len(constraint) != len(prompts):
+            raise ValueError(f"got {len(constraint)} constraints for {1 if prompts is None else len(prompts)} prompts")
+        compiled: Any = [resolve_constraint(vocab, constraint=c, limits=limits) for c in constraint]
+    else:
+        compiled = resolve_constraint(
+            vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start,
+            limits=limits, schema_options=schema_options,
+        )
     result = generate_speculative(
-        model, tokenizer, prompt, compiled, speculative, max_new_tokens=max_new_tokens,
-        temperature=temperature, seed=seed, chat=chat, system=system,
+        model, tokenizer, prompt if prompts is None else prompts, compiled, speculative,
+        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, chat=chat, system=system,
     )
-    return result.text
+    return result.text if prompts is None else [r.text for r in result]
 
 
 def _generate_guided(

@@ -9,7 +9,12 @@
 ``Speculative(drafter="layer_skip", draft_layers=10)`` drafts with the target's first 10 layers;
 ``Speculative(drafter=ModelDrafter(small_model))`` with a separate draft model sharing the tokenizer.
 Greedy output is token-identical to masked greedy decoding; sampled output has the distribution of
-masked sampling at the same temperature. Batch 1 only.
+masked sampling at the same temperature.
+
+A list of prompts decodes as one batch (one target forward per step over every row's drafts):
+
+    results = generate_speculative(model, tokenizer, ["p1", "p2"], constraint, Speculative())
+    # or constraint=[c1, c2]: one constraint per row
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from constrain.speculative.decode import SpeculativeResult, StepInfo, speculative_decode
+import numpy as np
+
+from constrain.speculative.decode import SpeculativeResult, StepInfo, speculative_decode, speculative_decode_batch
 from constrain.speculative.drafters import (
     Chain,
     DraftBuilder,
@@ -46,6 +53,7 @@ __all__ = [
     "generate_speculative",
     "layer_skip_model",
     "speculative_decode",
+    "speculative_decode_batch",
 ]
 
 _NAMED = ("lookup", "forced", "lookup+forced", "layer_skip")
@@ -101,10 +109,15 @@ class Speculative:
         raise TypeError(f"cannot use {type(d).__name__} as a drafter")
 
 
+def _is_batch(prompt: Any) -> bool:
+    """A list of prompts (texts or token-id lists), as opposed to one prompt's token ids."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and not isinstance(prompt[0], (int, np.integer))
+
+
 def generate_speculative(
     model: Any,
     tokenizer: Any,
-    prompt: str | Sequence[int],
+    prompt: str | Sequence[int] | Sequence[str] | Sequence[Sequence[int]],
     constraint: Any = None,
     speculative: Speculative | None = None,
     *,
@@ -117,13 +130,19 @@ def generate_speculative(
     system: str | None = None,
     allow_incomplete: bool = False,
     on_step: Any = None,
-) -> SpeculativeResult:
-    """Constrained generation with speculative decoding; one prompt (batch 1).
+) -> Any:
+    """Constrained generation with speculative decoding.
 
     ``tokenizer`` is a ``transformers`` tokenizer, or a :class:`~constrain.Vocabulary` when
     ``prompt`` is already a list of token ids. ``constraint`` is a compiled constraint (or give
     ``regex=`` / ``grammar=``). Returns a :class:`SpeculativeResult` (a ``GenerationResult`` with a
     ``speculative`` dict: steps, mean accepted draft length, per-drafter counts).
+
+    ``prompt`` may be a list of prompts (texts, or token-id lists): the rows are decoded as one
+    batch (:func:`speculative_decode_batch`, a ``transformers`` model is needed) and a list of
+    results comes back. ``constraint`` may then be a list, one per row. Each row gets its own
+    drafter from ``speculative.build_drafter()`` (a :class:`Drafter` instance you pass is shared
+    by the rows). A one-prompt list takes the batch-1 path.
     """
     from constrain.generate import encode_prompt, resolve_constraint
     from constrain.vocab.vocabulary import Vocabulary
@@ -135,16 +154,32 @@ def generate_speculative(
         from constrain.integrations.transformers import model_vocab_size, vocabulary_for
 
         vocab, hf_tokenizer = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer)), tokenizer
-    compiled = resolve_constraint(vocab, regex=regex, grammar=grammar, constraint=constraint)
-    if isinstance(prompt, str):
-        if hf_tokenizer is None:
-            raise TypeError("a text prompt needs a transformers tokenizer; pass token ids with a Vocabulary")
-        prompt_ids = encode_prompt(hf_tokenizer, prompt, chat=chat, system=system)
+
+    def ids_of(p: Any) -> list[int]:
+        if isinstance(p, str):
+            if hf_tokenizer is None:
+                raise TypeError("a text prompt needs a transformers tokenizer; pass token ids with a Vocabulary")
+            return encode_prompt(hf_tokenizer, p, chat=chat, system=system)
+        return [int(t) for t in p]
+
+    batch = _is_batch(prompt)
+    prompts = list(prompt) if batch else [prompt]
+    if isinstance(constraint, (list, tuple)):
+        if len(constraint) != len(prompts):
+            raise ValueError(f"got {len(constraint)} constraints for {len(prompts)} prompts")
+        compiled = [resolve_constraint(vocab, constraint=c) for c in constraint]
     else:
-        prompt_ids = [int(t) for t in prompt]
-    return speculative_decode(
-        model, prompt_ids, compiled.matcher(), vocab, speculative.build_drafter(),
-        max_draft=speculative.max_draft, stop_threshold=speculative.stop_threshold,
-        max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, tokenizer=hf_tokenizer,
-        allow_incomplete=allow_incomplete, on_step=on_step,
+        compiled = [resolve_constraint(vocab, regex=regex, grammar=grammar, constraint=constraint)] * len(prompts)
+    prompt_ids = [ids_of(p) for p in prompts]
+    common = dict(max_draft=speculative.max_draft, stop_threshold=speculative.stop_threshold,
+                  max_new_tokens=max_new_tokens, temperature=temperature, seed=seed, tokenizer=hf_tokenizer,
+                  allow_incomplete=allow_incomplete, on_step=on_step)
+    if len(prompts) == 1:  # batch 1: the per-sequence KV-cache path (no padding, cache cropped)
+        result = speculative_decode(model, prompt_ids[0], compiled[0].matcher(), vocab,
+                                    speculative.build_drafter(), **common)
+        return [result] if batch else result
+    pad = getattr(hf_tokenizer, "pad_token_id", None)
+    return speculative_decode_batch(
+        model, prompt_ids, [c.matcher() for c in compiled], vocab,
+        [speculative.build_drafter() for _ in prompts], pad_token_id=pad, **common,
     )
