@@ -48,6 +48,13 @@ class Limits:
     max_schema_alternatives: int = 256
     # declared properties of one object under property_order="any" (the grammar grows as n!).
     max_schema_any_order_properties: int = 8
+    # distinct item values of one 'uniqueItems: true' array (one grammar rule per used subset: 2**n);
+    max_schema_unique_items_values: int = 10
+    # regions of the key space one object's patternProperties/properties split into (one key
+    # regex and one merged value schema each; up to 2**patterns);
+    max_schema_key_regions: int = 64
+    # characters of one regex built from a code-point DFA (pattern intersections, key regions);
+    max_schema_regex_chars: int = 200_000
     # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
     max_consecutive_whitespace: int = 32
 

@@ -38,7 +38,9 @@ the default; ``"error"`` raises on them, to catch typos such as ``maxLenght``). 
 that did assert something (``divisibleBy``, ``disallow``, ``extends``) always raise.
 
 Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``unevaluated*`` (unless
-``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, unknown formats, and
+``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, formats a draft defines that
+:mod:`.formats` lacks (unknown format names are annotations: ``unknown_formats="ignore"``, the
+default, or ``"error"``), and
 the combinations named above (several patterns on one string, ``oneOf`` with overlapping branches,
 ``not`` of a pattern/format/array keyword, ``minProperties`` >= 2 next to additional properties
 (duplicate keys), ...).
@@ -85,9 +87,10 @@ from urllib.parse import unquote
 
 from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.schema import cpdfa
 from constrain.schema import json_string as js
 from constrain.schema import numbers as nm
-from constrain.schema.formats import FORMATS
+from constrain.schema.formats import FORMATS, KNOWN_FORMATS
 
 __all__ = ["compile_json_schema", "schema_to_lark"]
 
@@ -179,13 +182,18 @@ class _Negated:
 
 
 class _Compiler:
-    def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore"):
+    def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore",
+                 unknown_formats="ignore"):
         self.root = root
         self.limits = limits
         if unknown_keywords not in ("ignore", "error"):
             raise ValueError("unknown_keywords must be 'ignore' or 'error'")
         self.unknown_keywords = unknown_keywords
         self.ignored_keywords: list[str] = []  # pointers of the unknown keywords that were ignored
+        if unknown_formats not in ("ignore", "error"):
+            raise ValueError("unknown_formats must be 'ignore' or 'error'")
+        self.unknown_formats = unknown_formats
+        self.ignored_formats: list[str] = []  # pointers of the unknown formats that were ignored
         if property_order not in ("schema", "any"):
             raise ValueError("property_order must be 'schema' or 'any'")
         self.property_order = property_order
@@ -482,8 +490,7 @@ class _Compiler:
             u = schema["uniqueItems"]
             if not isinstance(u, bool):
                 raise SchemaError("'uniqueItems' must be a boolean", pointer=ptr + "/uniqueItems")
-            if u:
-                raise UnsupportedFeatureError("'uniqueItems'", pointer=ptr + "/uniqueItems")
+            # true: enforced in array_expr (finite item domains) or raised there
 
     # --------------------------------------------------------------------------- normalization
     def normalize(self, schema, ptr: str, depth: int) -> list[_Flat]:
@@ -1139,7 +1146,10 @@ class _Compiler:
             if not isinstance(v, str):
                 raise SchemaError("'format' must be a string", pointer=p)
             if v not in FORMATS:
-                raise UnsupportedFeatureError(f"format {v!r}", pointer=p)
+                if v in KNOWN_FORMATS or self.unknown_formats == "error":
+                    raise UnsupportedFeatureError(f"format {v!r}", pointer=p)
+                self.ignored_formats.append(p)  # an annotation (format-annotation vocabulary)
+                continue
             ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
             langs.append((js.search_branches(ast, p, v), p, "format:" + v))
         uniq = {}
@@ -1154,28 +1164,45 @@ class _Compiler:
             exclude = [x for x in exclude if compiled.fullmatch(js.spell_string(x))]
             if not exclude:
                 return body
-            if langs or min_len or max_len is not None:
-                raise UnsupportedFeatureError("excluding string values (declared property names, 'not') from a "
-                                              "pattern/format/length-constrained string", pointer=ptr)
-            return js.except_strings_regex(exclude)
+            if not langs and not min_len and max_len is None:
+                return js.except_strings_regex(exclude)
+            return self.string_dfa_regex(langs, min_len, max_len, exclude, ptr, only_string)
         if not langs:
             if max_len is not None and max_len > self.limits.max_repeat_count:
                 raise _limit("max_repeat_count", self.limits.max_repeat_count, f"schema at {max_ptr}: maxLength {max_len}")
             return js.repeat(js.ANY_CHAR, min_len, max_len)
-        if len(langs) > 1:
-            raise UnsupportedFeatureError("several 'pattern'/'format' constraints on one string (no regex intersection)",
-                                          pointer=langs[1][1])
-        branches, p = langs[0]
-        if min_len or max_len is not None:
+        if len(langs) == 1:
+            branches, p = langs[0]
             try:
-                branches = js.restrict_length(branches, min_len, max_len)
-            except ValueError as exc:
-                raise UnsupportedFeatureError(f"'minLength'/'maxLength' together with this pattern/format ({exc})",
-                                              pointer=max_ptr or min_ptr) from None
-        rx = js.branches_regex(branches, p)
-        if rx is None and only_string:
-            raise SchemaError("no string can satisfy this pattern/format and length", pointer=p)
-        return rx
+                if min_len or max_len is not None:
+                    branches = js.restrict_length(branches, min_len, max_len)
+            except ValueError:
+                pass  # not an AST rewrite: intersect the DFAs below
+            else:
+                rx = js.branches_regex(branches, p)
+                if rx is None and only_string:
+                    raise SchemaError("no string can satisfy this pattern/format and length", pointer=p)
+                return rx
+        return self.string_dfa_regex(langs, min_len, max_len, None, max_ptr or min_ptr or langs[-1][1], only_string)
+
+    def string_dfa_regex(self, langs, min_len: int, max_len, exclude, ptr: str, only_string: bool) -> str | None:
+        """Strings in every pattern/format search language, of ``min_len..max_len`` code points and
+        not in ``exclude``: the product of the code-point DFAs (:mod:`.cpdfa`) written back as a
+        regex (bounded by ``Limits.max_dfa_states`` and ``Limits.max_schema_regex_chars``)."""
+        comps = [cpdfa.from_branches(br, self.limits) for br, _p in langs]
+        if min_len or max_len is not None:
+            comps.append(cpdfa.length(min_len, max_len, self.limits))
+        k = len(comps)
+        if exclude:
+            comps.append(cpdfa.names(exclude))
+        prod = cpdfa.product(comps, lambda bits: all(b is True for b in bits[:k]) and not (exclude and bits[k] is True),
+                             self.limits, f"string at {ptr}")
+        dfa = cpdfa.minimize(prod, bool)
+        if dfa is None:
+            if only_string and not exclude:
+                raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=ptr)
+            return None
+        return cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
 
     # --------------------------------------------------------------------------------- arrays
     def array_expr(self, fl: _Flat, hint: str) -> str | None:
@@ -1212,6 +1239,9 @@ class _Compiler:
             elif "additionalItems" in owner and not isinstance(owner.get("items"), list):
                 pass  # additionalItems without array items: no effect
             groups.append((prefix, rest))
+        unique = [p for v, p, _o in kws.get("uniqueItems", []) if v is True]
+        if unique and not (max_items is not None and max_items <= 1):  # 0 or 1 items: always unique
+            return self.array_unique(fl, hint, groups, min_items, max_items, unique[0])
         if "contains" in kws:
             return self.array_contains(fl, hint, groups, min_items, max_items)
         if max_items is not None and min_items > max_items:
@@ -1283,6 +1313,74 @@ class _Compiler:
             if first is not None and after is not None:
                 alts.append(f"{self.struct('[')} {first} {after} {self.struct(']')}".replace("  ", " "))
         return self.rule(hint + "_array", alts)
+
+    def array_unique(self, fl: _Flat, hint: str, groups, min_items: int, max_items, u_ptr: str) -> str | None:
+        """``uniqueItems: true`` over a finite item domain (enum/const/boolean/null items).
+
+        Arrays of pairwise distinct values from a set V form a regular language: the state is the
+        subset of V used so far (``2**len(V)`` rules, bounded by
+        ``Limits.max_schema_unique_items_values``). Values are compared as JSON Schema does
+        (``1 == 1.0``, objects unordered); each value keeps all its spellings."""
+        why = ("'uniqueItems' is supported when the items have a finite domain (an 'items' schema "
+               "whose values are an enum/const, booleans or null), without prefixItems/contains")
+        if "contains" in fl.kws or any(prefix for prefix, _rest in groups):
+            raise UnsupportedFeatureError(why, pointer=u_ptr)
+        rest = [r for _prefix, r in groups if r is not None]
+        if not rest:
+            raise UnsupportedFeatureError(why, pointer=u_ptr)
+        flats = [_Flat(rest[0][1])]
+        for s_, p in rest:
+            flats = self.product(flats, self.normalize(s_, p, 1), p)
+        values: list = []
+        for f in flats:
+            if f.enum is not None:
+                cands = f.enum
+            elif set(f.types) <= {"boolean", "null"}:
+                cands = [v for v, t in ((True, "boolean"), (False, "boolean"), (None, "null")) if t in f.types]
+            else:
+                raise UnsupportedFeatureError(why, pointer=u_ptr)
+            excluded = [x for vals, _p in f.nots for x in vals]
+            for v in cands:
+                if (_type_of(v) in f.types and self.valid_against(v, f.sources)
+                        and not any(_json_eq(v, x) for x in excluded) and not any(_json_eq(v, w) for w in values)):
+                    values.append(v)
+        n = len(values)
+        lim = self.limits.max_schema_unique_items_values
+        if n > lim:
+            raise _limit("max_schema_unique_items_values", lim,
+                         f"schema at {u_ptr}: 'uniqueItems' over {n} item values (2**n states)")
+        hi = n if max_items is None else min(max_items, n)
+        if min_items > hi:
+            return None
+        exprs = [self.const_expr(v, f"{hint}_u{i}") for i, v in enumerate(values)]
+        comma = self.struct(",")
+        memo: dict = {}
+
+        def after(mask: int) -> str | None:
+            """The rest of the array once the values in ``mask`` (at least one) are used."""
+            if mask in memo:
+                return memo[mask]
+            cnt = bin(mask).count("1")
+            opts = [""] if cnt >= min_items else []
+            if cnt < hi:
+                for i in range(n):
+                    if not mask >> i & 1:
+                        nxt = after(mask | 1 << i)
+                        if nxt is not None:
+                            opts.append(f"{comma} {exprs[i]} {nxt}".strip())
+            r = self.rule(f"{hint}_uniq{mask}", opts)
+            memo[mask] = r
+            return r
+
+        alts = []
+        if min_items == 0:
+            alts.append(self.empty_container("[", "]"))
+        if hi >= 1:
+            for i in range(n):
+                nxt = after(1 << i)
+                if nxt is not None:
+                    alts.append(f"{self.struct('[')} {exprs[i]} {nxt} {self.struct(']')}".replace("  ", " "))
+        return self.rule(hint + "_unique_array", alts)
 
     def array_contains(self, fl: _Flat, hint: str, groups, min_items: int, max_items) -> str | None:
         """``contains`` with ``minContains``/``maxContains``: every element either matches the
@@ -1519,29 +1617,51 @@ class _Compiler:
         return self.object_schema_order(entries, addl_pair, min_p, max_p, hint)
 
     def pattern_pairs(self, groups, names, pn_kws, hint) -> str | None:
-        """Pairs for keys not in ``names`` under ``patternProperties`` (exact cases only)."""
+        """Pairs for the keys not in ``names`` when some object schema has ``patternProperties``.
+
+        Such a key must satisfy, for every merged object schema, the schemas of all its patterns
+        that match the key (unanchored ECMA search), or its ``additionalProperties`` when none
+        does. The key space minus ``names`` is split into regions by which patterns match: the
+        product of the pattern DFAs and the declared-name trie (:mod:`.cpdfa`), one key regex and
+        one conjunction of schemas per realized region (at most
+        ``Limits.max_schema_key_regions``)."""
         if pn_kws:
             raise UnsupportedFeatureError("'propertyNames' together with 'patternProperties'", pointer=groups[0][3])
-        if len(groups) != 1:
-            raise UnsupportedFeatureError("'patternProperties' merged with other object schemas", pointer=groups[0][3] + "/patternProperties")
-        props, pats, addl, optr = groups[0]
-        if addl is not False:
-            raise UnsupportedFeatureError("'patternProperties' unless 'additionalProperties' is false",
-                                          pointer=optr + "/patternProperties")
+        comps = [cpdfa.names(names)]
+        slots = []  # (group index, pattern, schema, pointer) per component after the first
+        for gi, (props, pats, addl, optr) in enumerate(groups):
+            for pat, sub in pats.items():
+                pptr = f"{optr}/patternProperties/{_esc_ptr(pat)}"
+                if not isinstance(pat, str):
+                    raise SchemaError("pattern must be a string", pointer=pptr)
+                branches = js.search_branches(js.parse_pattern(pat, pptr), pptr, pat)
+                comps.append(cpdfa.from_branches(branches, self.limits))
+                slots.append((gi, pat, sub, pptr))
+
+        def label(bits):
+            if bits[0] is True:
+                return None  # a declared name: emitted as an entry of its own
+            return tuple(b is True for b in bits[1:])
+
+        prod = cpdfa.product(comps, label, self.limits, f"keys of {groups[0][3]}")
+        regions = [r for r in dict.fromkeys(prod.labels) if r is not None]
+        lim = self.limits.max_schema_key_regions
+        if len(regions) > lim:
+            raise _limit("max_schema_key_regions", lim,
+                         f"schema at {groups[0][3]}: patternProperties split the keys into {len(regions)} regions")
         alts = []
-        for pat, sub in pats.items():
-            pptr = f"{optr}/patternProperties/{_esc_ptr(pat)}"
-            if not isinstance(pat, str):
-                raise SchemaError("pattern must be a string", pointer=pptr)
-            if len(pats) > 1:
-                raise UnsupportedFeatureError("several 'patternProperties' patterns (keys may match more than one)", pointer=pptr)
-            for n in names:
-                if _pattern_matches(pat, n, pptr):
-                    raise UnsupportedFeatureError(f"'patternProperties' pattern matching the declared property {n!r}", pointer=pptr)
-            val = self.node(sub, pptr)
+        for region in regions:
+            conj = []
+            for gi, (props, pats, addl, optr) in enumerate(groups):
+                matched = [(sub, pptr) for (g, _pat, sub, pptr), hit in zip(slots, region) if g == gi and hit]
+                conj.extend(matched if matched else [(addl, f"{optr}/additionalProperties")])
+            val = self.conj(conj, f"{hint}_keys")
             if val is None:
                 continue
-            rx = js.pattern_search_regex(pat, pptr)
+            dfa = cpdfa.minimize(prod, lambda lab, region=region: lab == region)
+            if dfa is None:
+                continue
+            rx = cpdfa.to_regex(dfa, self.limits, f"key region of {groups[0][3]}/patternProperties")
             if rx is None:
                 continue
             alts.append(self.pair('"' + rx + '"', val, hint + "_pattern"))
@@ -1819,12 +1939,16 @@ def schema_to_lark(
     max_whitespace: int = 2,
     property_order: str = "schema",
     unknown_keywords: str = "ignore",
+    unknown_formats: str = "ignore",
     limits: Limits = DEFAULT_LIMITS,
 ) -> str:
     """Lark grammar text for the JSON texts valid against ``schema`` (see the module docstring).
 
     ``unknown_keywords="ignore"`` (default) treats keywords JSON Schema does not define as the
     annotations the spec says they are; ``"error"`` raises ``UnsupportedFeatureError`` on them.
+    ``unknown_formats="ignore"`` (default) treats a ``format`` no draft defines (``"bar"``) as an
+    annotation, as 2020-12's format-annotation vocabulary does; ``"error"`` raises on it. Formats a
+    draft defines are enforced or raise either way.
 
     Raises
     ------
@@ -1838,7 +1962,7 @@ def schema_to_lark(
     root = load_schema(schema)
     if isinstance(root, dict):
         root = copy.deepcopy(root)
-    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords)
+    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats)
     expr = c.node(root, "")
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")

@@ -14,8 +14,12 @@ invalid value is ever accepted:
   size limits of section 4.5.3.1 are not part of it), without ``General-address-literal``, and
   with RFC 3986 IPv6 text forms inside ``[IPv6:...]``.
 
-Formats not listed raise ``UnsupportedFeatureError`` (``regex``, ``uri-template``, ``iri``,
-``idn-*``, unknown names).
+Formats the specifications define but not listed here (:data:`KNOWN_FORMATS` minus
+:data:`FORMATS`: ``regex``, ``uri-template``, ``iri``, ``idn-*``, ...) raise
+``UnsupportedFeatureError``. Names no specification defines (``bar``, ``path``, ``ISO8601``) are
+annotations under draft 2020-12's default format-annotation vocabulary ("unknown formats
+[...] SHOULD [be] treat[ed] as an annotation", and validation succeeds; ``jsonschema`` agrees): the
+compiler ignores them by default (``unknown_formats="ignore"``), or raises with ``"error"``.
 """
 
 from __future__ import annotations
@@ -126,3 +130,14 @@ FORMATS: dict[str, str] = {
     "relative-json-pointer": rf"(?:0|[1-9][0-9]*)(?:#|{_JSON_POINTER})",
 }
 """format name -> ECMA-262 pattern, matched against the whole decoded string."""
+
+
+KNOWN_FORMATS: frozenset[str] = frozenset({
+    # draft 2020-12 / 2019-09 (section 7.3 of the validation vocabulary)
+    "date-time", "date", "time", "duration", "email", "idn-email", "hostname", "idn-hostname",
+    "ipv4", "ipv6", "uri", "uri-reference", "iri", "iri-reference", "uuid", "uri-template",
+    "json-pointer", "relative-json-pointer", "regex",
+    # draft 3/4 names
+    "host-name", "ip-address", "color", "style", "phone", "utc-millisec",
+})
+"""Format names some JSON Schema draft defines: never ignored (enforced, or raised)."""

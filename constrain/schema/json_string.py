@@ -605,47 +605,72 @@ def ast_length(node) -> tuple[int, int | None]:
 
 
 def restrict_length(branches, min_len: int, max_len: int | None):
-    """Intersect a search language with decoded length ``[min_len, max_len]`` where exact.
+    """Intersect a search language with decoded length ``[min_len, max_len]`` by rewriting the AST.
 
-    Returns new branches, or raises ``ValueError`` when the intersection cannot be written
-    as an AST here (several variable-length parts; unanchored patterns with a maximum).
-    """
+    Returns new branches, or raises ``ValueError`` when the intersection is not a rewrite of
+    the AST (a sequence with several variable-length parts, a repeated variable-length group);
+    the caller then intersects DFAs (:mod:`.cpdfa`). Unanchored edges become explicit ``ANY*``
+    parts, so a pattern anchored on one side with one variable part still rewrites."""
     out = []
     for start, end, body in branches:
-        if not (start and end):
-            # unanchored: ANY* body ANY* -- exact only without a maximum and when body's
-            # minimum already exceeds min_len... or we can pad: the ANY* parts absorb any length
-            lo, hi = ast_length(body)
-            if max_len is None:
-                if min_len <= lo:
-                    out.append((start, end, body))
-                    continue
-                # body followed/preceded by free chars: the language is body-matches AND len>=min.
-                raise ValueError("minLength with an unanchored pattern")
-            raise ValueError("maxLength with an unanchored pattern")
-        items = list(body.items) if isinstance(body, Seq) else [body]
-        lo, hi = ast_length(Seq(tuple(items)))
-        if lo >= min_len and (max_len is None or (hi is not None and hi <= max_len)):
-            out.append((start, end, body))
-            continue
+        items = [] if start else [Rep(Cls(ALL), 0, None)]
+        items.append(body)
+        if not end:
+            items.append(Rep(Cls(ALL), 0, None))
+        r = _restrict(Seq(tuple(items)), min_len, max_len)
+        if r is not None:
+            out.append((True, True, r))
+    return out
+
+
+def _flatten(items) -> list:
+    out = []
+    for x in items:
+        if isinstance(x, Seq):
+            out.extend(_flatten(x.items))
+        elif isinstance(x, Alt) and len(x.items) == 1:
+            out.extend(_flatten([x.items[0]]))
+        else:
+            out.append(x)
+    return out
+
+
+def _restrict(node, m: int, big_m: int | None):
+    """``node`` restricted to ``m..big_m`` code points (None: empty); ValueError: no rewrite."""
+    lo, hi = ast_length(node)
+    if lo >= m and (big_m is None or (hi is not None and hi <= big_m)):
+        return node
+    if (big_m is not None and lo > big_m) or (hi is not None and hi < m):
+        return None
+    if isinstance(node, Alt):
+        parts = [r for r in (_restrict(x, m, big_m) for x in node.items) if r is not None]
+        return Alt(tuple(parts)) if parts else None
+    if isinstance(node, Seq):
+        items = _flatten(node.items)
         variable = [k for k, x in enumerate(items) if ast_length(x)[0] != ast_length(x)[1]]
-        if len(variable) != 1 or not isinstance(items[variable[0]], Rep):
+        if len(variable) != 1:
             raise ValueError("length bounds with a pattern of several variable-length parts")
         k = variable[0]
-        rep = items[k]
-        ilo, ihi = ast_length(rep.item)
-        if ilo != 1 or ihi != 1:
-            raise ValueError("length bounds with a repeated multi-character group")
-        fixed = lo - rep.lo
-        new_lo = max(rep.lo, min_len - fixed)
-        new_hi = rep.hi
-        if max_len is not None:
-            new_hi = max_len - fixed if new_hi is None else min(new_hi, max_len - fixed)
-        if new_hi is not None and new_hi < new_lo:
-            continue  # this branch is empty
-        items[k] = Rep(rep.item, new_lo, new_hi)
-        out.append((start, end, Seq(tuple(items))))
-    return out
+        fixed = sum(ast_length(x)[0] for j, x in enumerate(items) if j != k)
+        r = _restrict(items[k], max(0, m - fixed), None if big_m is None else big_m - fixed)
+        if r is None:
+            return None
+        items[k] = r
+        return Seq(tuple(items))
+    if isinstance(node, Rep):
+        il, ih = ast_length(node.item)
+        if il == ih and il > 0:
+            new_lo = max(node.lo, -(-m // il))
+            new_hi = node.hi
+            if big_m is not None:
+                new_hi = big_m // il if new_hi is None else min(new_hi, big_m // il)
+            if new_hi is not None and new_hi < new_lo:
+                return None
+            return Rep(node.item, new_lo, new_hi)
+        if node.hi == 1:  # optional: empty or one item
+            return _restrict(Alt((EMPTY, node.item)) if node.lo == 0 else node.item, m, big_m)
+        raise ValueError("length bounds with a repeated variable-length group")
+    raise ValueError(f"length bounds on {type(node).__name__}")
 
 
 # --------------------------------------------------------------------- complement of a finite set

@@ -1,0 +1,448 @@
+"""Code-point DFAs: boolean combinations and length bounds of string languages, back to regex text.
+
+The schema compiler writes every string language as a regex over the *serialized* string body
+(:mod:`.json_string`). Intersections ("keys that match pattern A but not B and are not a declared
+name", "strings that match the pattern and have 1..191 code points") have no direct regex
+syntax, so they go through DFAs over decoded code points:
+
+* :func:`from_branches` -- the search language of a parsed ECMA pattern
+  (:func:`.json_string.search_branches`), by Thompson NFA and subset construction;
+* :func:`names` (a finite set of strings) and :func:`length` (``lo..hi`` code points);
+* :func:`product` -- several DFAs run in lockstep, each product state labelled with a function
+  of the components' acceptance (intersection, complement and difference are all labellings);
+* :func:`minimize` and :func:`to_regex` -- Moore partition refinement, then state elimination to
+  a regex in which every edge is an :func:`.json_string.escaped_class` (one spelling per code point,
+  so the regex is exact on decoded strings).
+
+Transitions are lists of disjoint inclusive code-point intervals ``(lo, hi, target)`` over
+``json_string.ALL`` (surrogates excluded); a missing interval goes to an implicit dead state.
+Every construction is bounded: ``Limits.max_nfa_states``, ``Limits.max_dfa_states`` and
+``Limits.max_schema_regex_chars`` raise :class:`LimitExceededError` naming the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Hashable, Sequence
+
+from constrain.errors import LimitExceededError
+from constrain.limits import Limits
+from constrain.schema import json_string as js
+
+__all__ = ["DFA", "from_branches", "names", "length", "product", "minimize", "to_regex"]
+
+_ALL_SEGMENTS = js.ALL
+
+
+@dataclass
+class DFA:
+    """``trans[s]``: sorted disjoint ``(lo, hi, target)``; ``labels[s]``: hashable; start is 0."""
+
+    trans: list
+    labels: list
+
+    @property
+    def n_states(self) -> int:
+        return len(self.trans)
+
+    def step(self, s: int, cp: int) -> int:
+        for lo, hi, t in self.trans[s]:
+            if lo <= cp <= hi:
+                return t
+        return -1
+
+    def run(self, text: str):
+        """The label after reading ``text`` (None: the dead state)."""
+        s = 0
+        for ch in text:
+            s = self.step(s, ord(ch))
+            if s < 0:
+                return None
+        return self.labels[s]
+
+
+def _limit(field: str, limit: int, msg: str) -> LimitExceededError:
+    return LimitExceededError(field, limit, msg)
+
+
+# ------------------------------------------------------------------------------------------ NFA
+class _NFA:
+    def __init__(self, limits: Limits):
+        self.eps: list[list[int]] = []
+        self.edges: list[list[tuple]] = []  # (ranges, target)
+        self.limits = limits
+
+    def state(self) -> int:
+        if len(self.eps) >= self.limits.max_nfa_states:
+            raise _limit("max_nfa_states", self.limits.max_nfa_states, "pattern NFA is too large")
+        self.eps.append([])
+        self.edges.append([])
+        return len(self.eps) - 1
+
+    def build(self, node, s: int) -> int:
+        """Add ``node`` starting at ``s``; return its end state."""
+        if isinstance(node, js.Cls):
+            t = self.state()
+            r = js.intersect(js.normalize(node.ranges), js.ALL)
+            if r:
+                self.edges[s].append((r, t))
+            return t
+        if isinstance(node, js.Seq):
+            for x in node.items:
+                s = self.build(x, s)
+            return s
+        if isinstance(node, js.Alt):
+            end = self.state()
+            for x in node.items:
+                a = self.state()
+                self.eps[s].append(a)
+                self.eps[self.build(x, a)].append(end)
+            return end
+        if isinstance(node, js.Rep):
+            for _ in range(node.lo):
+                s = self.build(node.item, s)
+            if node.hi is None:
+                a = self.state()
+                self.eps[s].append(a)
+                b = self.build(node.item, a)
+                self.eps[b].append(a)
+                return a
+            end = self.state()
+            self.eps[s].append(end)
+            for _ in range(node.hi - node.lo):
+                s = self.build(node.item, s)
+                self.eps[s].append(end)
+            return end
+        raise ValueError(f"anchor inside a pattern body: {node!r}")
+
+    def any_loop(self, s: int) -> int:
+        a = self.state()
+        self.eps[s].append(a)
+        self.edges[a].append((js.ALL, a))
+        return a
+
+
+def _segments(edges: Sequence[tuple[int, int, object]]) -> list[tuple[int, int, list]]:
+    """Split intervals ``(lo, hi, x)`` at every boundary: ``[(lo, hi, [x covering it...])]``
+    over the intervals some edge covers, in order."""
+    points = sorted({p for lo, hi, _x in edges for p in (lo, hi + 1)})
+    out = []
+    for a, b in zip(points, points[1:]):
+        cover = [x for lo, hi, x in edges if lo <= a and b - 1 <= hi]
+        if cover:
+            out.append((a, b - 1, cover))
+    return out
+
+
+def _merge_adjacent(trans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    out: list[list[int]] = []
+    for lo, hi, t in trans:
+        if out and out[-1][2] == t and out[-1][1] + 1 == lo:
+            out[-1][1] = hi
+        else:
+            out.append([lo, hi, t])
+    return [tuple(x) for x in out]
+
+
+def _determinize(nfa: _NFA, start: int, final: int, limits: Limits) -> DFA:
+    def closure(states) -> frozenset:
+        seen = set(states)
+        stack = list(states)
+        while stack:
+            s = stack.pop()
+            for t in nfa.eps[s]:
+                if t not in seen:
+                    seen.add(t)
+                    stack.append(t)
+        return frozenset(seen)
+
+    first = closure([start])
+    index = {first: 0}
+    order = [first]
+    trans: list = []
+    labels: list = []
+    i = 0
+    while i < len(order):
+        cur = order[i]
+        i += 1
+        labels.append(final in cur)
+        edges = [(lo, hi, t) for s in cur for ranges, t in nfa.edges[s] for lo, hi in ranges]
+        row = []
+        for lo, hi, targets in _segments(edges):
+            nxt = closure(targets)
+            if nxt not in index:
+                if len(order) >= limits.max_dfa_states:
+                    raise _limit("max_dfa_states", limits.max_dfa_states, "pattern DFA is too large")
+                index[nxt] = len(order)
+                order.append(nxt)
+            row.append((lo, hi, index[nxt]))
+        trans.append(_merge_adjacent(row))
+    return DFA(trans, labels)
+
+
+def from_branches(branches, limits: Limits) -> DFA:
+    """DFA (labels: accepting bool) of the strings a pattern finds a match in, from
+    :func:`.json_string.search_branches` output."""
+    nfa = _NFA(limits)
+    start = nfa.state()
+    final = nfa.state()
+    for anchored_start, anchored_end, body in branches:
+        s = nfa.state()
+        nfa.eps[start].append(s)
+        if not anchored_start:
+            s = nfa.any_loop(s)
+        s = nfa.build(body, s)
+        if not anchored_end:
+            s = nfa.any_loop(s)
+        nfa.eps[s].append(final)
+    return _determinize(nfa, start, final, limits)
+
+
+def names(strings) -> DFA:
+    """DFA (labels: accepting bool) of a finite set of strings (a trie)."""
+    trans: list[dict] = [{}]
+    labels = [False]
+    for s in strings:
+        node = 0
+        for ch in s:
+            cp = ord(ch)
+            if cp not in trans[node]:
+                trans.append({})
+                labels.append(False)
+                trans[node][cp] = len(trans) - 1
+            node = trans[node][cp]
+        labels[node] = True
+    return DFA([[(cp, cp, t) for cp, t in sorted(row.items())] for row in trans], labels)
+
+
+def length(lo: int, hi: int | None, limits: Limits) -> DFA:
+    """DFA (labels: accepting bool) of the strings of ``lo..hi`` code points (hi None: no maximum)."""
+    top = hi if hi is not None else lo
+    if top + 1 > limits.max_dfa_states:
+        raise _limit("max_dfa_states", limits.max_dfa_states, f"length bound {top} needs {top + 1} DFA states")
+    trans, labels = [], []
+    for i in range(top + 1):
+        nxt = i + 1 if i < top else (i if hi is None else -1)
+        trans.append([(a, b, nxt) for a, b in _ALL_SEGMENTS] if nxt >= 0 else [])
+        labels.append(i >= lo and (hi is None or i <= hi))
+    return DFA(trans, labels)
+
+
+def product(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Limits, what: str = "string language") -> DFA:
+    """The DFAs run in lockstep over the whole alphabet; a product state is labelled with
+    ``label(tuple of component labels)`` (a dead component contributes ``None``)."""
+    k = len(dfas)
+    first = tuple(0 for _ in range(k))
+    index = {first: 0}
+    order = [first]
+    trans: list = []
+    labels: list = []
+    i = 0
+    while i < len(order):
+        cur = order[i]
+        i += 1
+        labels.append(label(tuple(None if s < 0 else d.labels[s] for d, s in zip(dfas, cur))))
+        edges = [(lo, hi, None) for lo, hi in _ALL_SEGMENTS]
+        for c, (d, s) in enumerate(zip(dfas, cur)):
+            if s >= 0:
+                edges.extend((lo, hi, (c, t)) for lo, hi, t in d.trans[s])
+        row = []
+        for lo, hi, cover in _segments(edges):
+            tgt = [-1] * k
+            for x in cover:
+                if x is not None:
+                    tgt[x[0]] = x[1]
+            nxt = tuple(tgt)
+            if nxt not in index:
+                if len(order) >= limits.max_dfa_states:
+                    raise _limit("max_dfa_states", limits.max_dfa_states,
+                                 f"the {what} (product of {k} DFAs) needs more than {limits.max_dfa_states} states")
+                index[nxt] = len(order)
+                order.append(nxt)
+            row.append((lo, hi, index[nxt]))
+        trans.append(_merge_adjacent(row))
+    return DFA(trans, labels)
+
+
+def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
+    """The minimal DFA (labels: bool) of the strings whose state label satisfies ``accept``,
+    without states that cannot reach acceptance (None: the empty language)."""
+    n = dfa.n_states
+    acc = [bool(accept(x)) for x in dfa.labels]
+    # live states: those that can reach an accepting state
+    preds: list[set] = [set() for _ in range(n)]
+    for s, row in enumerate(dfa.trans):
+        for _lo, _hi, t in row:
+            preds[t].add(s)
+    live = {s for s in range(n) if acc[s]}
+    stack = list(live)
+    while stack:
+        t = stack.pop()
+        for s in preds[t]:
+            if s not in live:
+                live.add(s)
+                stack.append(s)
+    if 0 not in live:
+        return None
+    states = sorted(live)
+    block = {s: int(acc[s]) for s in states}
+    while True:
+        sigs = {}
+        new = {}
+        for s in states:
+            row = _merge_adjacent([(lo, hi, block[t]) for lo, hi, t in dfa.trans[s] if t in live])
+            sig = (block[s], tuple(row))
+            new[s] = sigs.setdefault(sig, len(sigs))
+        if len(sigs) == len(set(block.values())):
+            block = new
+            break
+        block = new
+    # renumber so that the start is 0
+    remap = {block[0]: 0}
+    for s in states:
+        remap.setdefault(block[s], len(remap))
+    m = len(remap)
+    trans: list = [None] * m
+    labels = [False] * m
+    for s in states:
+        b = remap[block[s]]
+        if trans[b] is None:
+            trans[b] = _merge_adjacent([(lo, hi, remap[block[t]]) for lo, hi, t in dfa.trans[s] if t in live])
+            labels[b] = acc[s]
+    return DFA(trans, labels)
+
+
+# ----------------------------------------------------------------------------- DFA -> regex text
+def _union(alts: list[str]) -> str:
+    alts = list(dict.fromkeys(alts))
+    opt = "" in alts
+    alts = [a for a in alts if a != ""]
+    if not alts:
+        return ""
+    body = alts[0] if len(alts) == 1 and _atomic(alts[0]) else "(?:" + "|".join(alts) + ")"
+    return body + "?" if opt else body
+
+
+def _atomic(x: str) -> bool:
+    """Whether ``x`` is one regex atom (safe to quantify and to concatenate)."""
+    if len(x) == 1 and x.isalnum():
+        return True
+    if x.startswith("(?:") and x.endswith(")"):
+        depth = 0
+        i = 0
+        while i < len(x):
+            c = x[i]
+            if c == "\\":
+                i += 2
+                continue
+            if c == "[":
+                i = _class_end(x, i) + 1
+                continue
+            if c == "(":
+                depth += 1
+            elif c == ")":
+                depth -= 1
+                if depth == 0 and i != len(x) - 1:
+                    return False
+            i += 1
+        return True
+    if x.startswith("[") and _class_end(x, 0) == len(x) - 1:
+        return True
+    if x.startswith("\\") and len(x) == 2:
+        return True
+    return False
+
+
+def _class_end(x: str, i: int) -> int:
+    j = i + 1
+    while j < len(x):
+        if x[j] == "\\":
+            j += 2
+            continue
+        if x[j] == "]":
+            return j
+        j += 1
+    return len(x)
+
+
+def _concat_part(x: str) -> str:
+    """``x`` made safe for concatenation (a top-level '|' needs a group)."""
+    depth = 0
+    i = 0
+    while i < len(x):
+        c = x[i]
+        if c == "\\":
+            i += 2
+            continue
+        if c == "[":
+            i = _class_end(x, i) + 1
+            continue
+        if c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        elif c == "|" and depth == 0:
+            return "(?:" + x + ")"
+        i += 1
+    return x
+
+
+def _star(x: str) -> str:
+    if x == "":
+        return ""
+    return (x if _atomic(x) else "(?:" + x + ")") + "*"
+
+
+def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | None:
+    """Regex over serialized string bodies for a DFA with boolean labels (None: empty language).
+
+    State elimination, cheapest state (in-degree x out-degree) first; ``Limits.max_schema_regex_chars``
+    bounds every intermediate regex."""
+    n = dfa.n_states
+    S, F = n, n + 1
+    edges: dict[tuple[int, int], str] = {}
+    for s, row in enumerate(dfa.trans):
+        by_target: dict[int, list] = {}
+        for lo, hi, t in row:
+            by_target.setdefault(t, []).append((lo, hi))
+        for t, ranges in by_target.items():
+            rx = js.escaped_class(tuple(ranges))
+            if rx is not None:
+                edges[(s, t)] = rx
+    edges[(S, 0)] = ""
+    for s in range(n):
+        if dfa.labels[s]:
+            edges[(s, F)] = ""
+    outs: dict[int, set] = {}
+    ins: dict[int, set] = {}
+    for a, b in edges:
+        outs.setdefault(a, set()).add(b)
+        ins.setdefault(b, set()).add(a)
+    remaining = set(range(n))
+    cap = limits.max_schema_regex_chars
+    while remaining:
+        k = min(remaining, key=lambda q: (len(ins.get(q, ())) - (q in ins.get(q, ()))) *
+                (len(outs.get(q, ())) - (q in outs.get(q, ()))))
+        remaining.discard(k)
+        loop = edges.pop((k, k), None)
+        mid = _star(loop) if loop is not None else ""
+        preds = [p for p in ins.get(k, ()) if p != k]
+        succs = [q for q in outs.get(k, ()) if q != k]
+        for p in preds:
+            r1 = edges.pop((p, k))
+            outs[p].discard(k)
+            for q in succs:
+                new = _concat_part(r1) + mid + _concat_part(edges[(k, q)])
+                old = edges.get((p, q))
+                new = new if old is None else _union([old, new])
+                if len(new) > cap:
+                    raise _limit("max_schema_regex_chars", cap, f"the regex of this {what} exceeds {cap} characters")
+                edges[(p, q)] = new
+                outs.setdefault(p, set()).add(q)
+                ins.setdefault(q, set()).add(p)
+        for q in succs:
+            edges.pop((k, q), None)
+            ins[q].discard(k)
+        ins.pop(k, None)
+        outs.pop(k, None)
+    return edges.get((S, F))
