@@ -304,3 +304,205 @@ def grammar_mask_kernel(
         i += 1
     resume[0] = n_nodes
     return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals, ign_start, ign_bid,
+                  ign_isws, ws_bound, soft, cap, req_p, req_q, nreq):
+    """Fork the boundary threads of threads ``[0, n)`` at depth ``d`` into slots ``n..``.
+
+    Same rules as the fork step of :func:`grammar_mask_kernel`. Returns ``(nn, nreq)``: the new
+    thread count (``-1``: over ``cap``) and the number of unknown transitions recorded so far.
+    """
+    nn = n
+    for k in range(n):
+        q2 = tq[d, k]
+        p = tp[d, k]
+        if q2 < 0 or not acc_tab[p_eset[p], q2]:
+            continue
+        w = tw[d, k]
+        r = scan_tab[p, acc_col[q2]]
+        if r == -2:
+            if nreq < req_p.shape[0]:
+                req_p[nreq] = p
+                req_q[nreq] = q2
+            nreq += 1
+            continue
+        if r >= 0:
+            same = -1
+            dup = False
+            for m in range(n, nn):
+                if tw[d, m] == 0 and tb[d, m] == -1:
+                    if tp[d, m] == r:
+                        dup = True
+                        break
+                    same = m
+            if dup:
+                pass
+            elif same >= 0 and nn - n >= soft:
+                nreq = _merge_into(tp, d, same, r, mkeys, mvals, req_p, req_q, nreq)
+            elif nn >= cap:
+                return -1, nreq
+            else:
+                tp[d, nn] = r
+                tq[d, nn] = -1
+                tw[d, nn] = 0
+                tb[d, nn] = -1
+                nn += 1
+        for j in range(ign_start[q2], ign_start[q2 + 1]):
+            if ign_isws[j]:
+                if w > ws_bound:
+                    continue
+                w2 = w
+            else:
+                w2 = 0
+            b2 = ign_bid[j]
+            same = -1
+            dup = False
+            for m in range(n, nn):
+                if tw[d, m] == w2 and tb[d, m] == b2:
+                    if tp[d, m] == p:
+                        dup = True
+                        break
+                    same = m
+            if dup:
+                pass
+            elif same >= 0 and nn - n >= soft:
+                nreq = _merge_into(tp, d, same, p, mkeys, mvals, req_p, req_q, nreq)
+            elif nn >= cap:
+                return -1, nreq
+            else:
+                tp[d, nn] = p
+                tq[d, nn] = -1
+                tw[d, nn] = w2
+                tb[d, nn] = b2
+                nn += 1
+    return nn, nreq
+
+
+@numba.njit(cache=True, nogil=True)
+def grammar_fork_jobs_kernel(
+    transitions, p_eset, live_tab, acc_tab, wsonly_tab, ws_live, acc_col, scan_tab, mkeys, mvals,
+    ign_start, ign_bid, ign_isws, blocked_tab, ws_bound,
+    job_node: np.ndarray,  # int32 [J]: trie node where a lexeme of the job's thread ends (node has children)
+    job_p: np.ndarray,  # int32 [J]: parser id of the thread
+    job_q: np.ndarray,  # int32 [J]: accepting lexer state reached at that node
+    job_w: np.ndarray,  # int32 [J]: ignored-whitespace count at that node
+    tp, tq, tw, tb, cnt,  # scratch as in grammar_mask_kernel
+    resume: np.ndarray,  # int64 [2] in/out: (job, node) to resume at; (0, 0): fresh
+    node_byte, node_depth, subtree_end, node_token_start, token_ids,
+    out_words, req_p, req_q,
+) -> int:
+    """Walk the strict subtree of each job's node with the threads forked there (lexeme ended).
+
+    A job is a boundary point of one thread's lexeme walk (:func:`grammar_walk_kernel`): the
+    tokens along the lexeme itself are already in the mask; this adds every token that continues
+    past the lexeme end, exactly as :func:`grammar_mask_kernel` would after forking at that node
+    (scan the parser, ignored lexemes, merges past a few threads). Same return protocol as
+    :func:`grammar_mask_kernel`, with ``resume = (job, node)``.
+    """
+    cap = tp.shape[1]
+    soft = min(8, cap >> 3)
+    jstart = resume[0]
+    inode = resume[1]
+    for jb in range(jstart, job_node.shape[0]):
+        root = job_node[jb]
+        d0 = node_depth[root]
+        end = subtree_end[root]
+        if jb != jstart or inode == root or inode == 0:
+            # (re)start the job: fork the one thread at the root, keep only the forked threads
+            tp[d0, 0] = job_p[jb]
+            tq[d0, 0] = job_q[jb]
+            tw[d0, 0] = job_w[jb]
+            tb[d0, 0] = -1
+            nn, nreq = _fork_threads(tp, tq, tw, tb, d0, 1, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals,
+                                     ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, 0)
+            if nn < 0:
+                return -1
+            if nreq > 0:
+                resume[0] = jb
+                resume[1] = root
+                return nreq
+            for m in range(1, nn):
+                tp[d0, m - 1] = tp[d0, m]
+                tq[d0, m - 1] = tq[d0, m]
+                tw[d0, m - 1] = tw[d0, m]
+                tb[d0, m - 1] = tb[d0, m]
+            cnt[d0] = nn - 1
+            if nn - 1 == 0:
+                continue
+            i = root + 1
+        else:
+            i = inode
+        while i < end:
+            d = node_depth[i]
+            c = node_byte[i]
+            pd = d - 1
+            n = 0
+            nreq = 0
+            for k in range(cnt[pd]):
+                q = tq[pd, k]
+                if q < 0:
+                    b = tb[pd, k]
+                    if b >= 0 and blocked_tab[b, c]:
+                        continue
+                    q = 0
+                q2 = transitions[q, c]
+                if q2 < 0:
+                    continue
+                p = tp[pd, k]
+                e = p_eset[p]
+                if not live_tab[e, q2]:
+                    continue
+                ws = 0
+                if ws_live[q2]:
+                    ws = tw[pd, k] + 1
+                    if ws > ws_bound:
+                        if wsonly_tab[e, q2]:
+                            continue
+                        ws = ws_bound + 1
+                same = -1
+                dup = False
+                for m in range(n):
+                    if tq[d, m] == q2 and tw[d, m] == ws:
+                        if tp[d, m] == p:
+                            dup = True
+                            break
+                        same = m
+                if dup:
+                    continue
+                if same >= 0 and n >= soft:
+                    nreq = _merge_into(tp, d, same, p, mkeys, mvals, req_p, req_q, nreq)
+                    continue
+                if n >= cap:
+                    return -1
+                tp[d, n] = p
+                tq[d, n] = q2
+                tw[d, n] = ws
+                tb[d, n] = -1
+                n += 1
+            if nreq > 0:
+                resume[0] = jb
+                resume[1] = i
+                return nreq
+            if n == 0:
+                i = subtree_end[i]
+                continue
+            for j in range(node_token_start[i], node_token_start[i + 1]):
+                t = token_ids[j]
+                out_words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+            nn = n
+            if subtree_end[i] > i + 1:
+                nn, nreq = _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals,
+                                         ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, 0)
+                if nn < 0:
+                    return -1
+                if nreq > 0:
+                    resume[0] = jb
+                    resume[1] = i
+                    return nreq
+            cnt[d] = nn
+            i += 1
+    resume[0] = job_node.shape[0]
+    resume[1] = 0
+    return 0

@@ -72,7 +72,12 @@ from constrain.errors import (
     RegexSyntaxError,
     UnsupportedFeatureError,
 )
-from constrain.grammar._kernels import grammar_mask_kernel, grammar_walk_kernel, merge_insert
+from constrain.grammar._kernels import (
+    grammar_fork_jobs_kernel,
+    grammar_mask_kernel,
+    grammar_walk_kernel,
+    merge_insert,
+)
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
@@ -174,7 +179,13 @@ class GrammarConstraint(CompiledConstraint):
         """Most threads the one-walk kernel keeps per trie depth (beyond, threads that differ only
         in their parser state are merged); if still over, the mask falls back to
         :meth:`reference_token_bits` (exact, slower)."""
-        self.walk_stats = {"walks": 0, "rounds": 0, "fallbacks": 0}
+        self.walk_stats = {"walks": 0, "rounds": 0, "fallbacks": 0, "lexeme_walks": 0}
+        self._lexeme_cache: dict[tuple[int, int, int, int], tuple] = {}
+        self._resume2 = np.zeros(2, dtype=np.int64)
+        self.split_walks = True
+        """Masks per thread = cached lexeme walk (keyed by expected set, lexer state, whitespace
+        count, blocked set) + walks of the subtrees past each lexeme end (:meth:`_split_walk_bits`);
+        ``False``: one walk of the whole trie with all threads (:meth:`_single_walk_bits`)."""
 
     def _parser_id(self, ps: ParserState) -> int:
         pid = self._pid.get(ps)
@@ -272,6 +283,100 @@ class GrammarConstraint(CompiledConstraint):
             if nreq == 0:
                 return words
             # unknown parser transitions at one node: compute them, then resume at that node
+            k = min(nreq, req_p.shape[0])
+            for pid, q in set(zip(req_p[:k].tolist(), req_q[:k].tolist())):
+                if q >= 0:
+                    self._fill_scan(pid, q)
+                else:
+                    self._fill_merge(pid, -2 - q)
+
+    def _lexeme_entry(self, eid: int, q: int, ws: int, b: int) -> tuple:
+        """The lexeme walk of one thread context, cached: ``(words, nodes, states, ws)``.
+
+        ``words``: tokens whose bytes all continue the current lexeme (some expected terminal stays
+        live). ``nodes/states/ws``: the points where an expected terminal (or an ignored one) ends
+        inside a longer token. None of it depends on the parser state beyond its expected-terminal
+        set, so e.g. every JSON string body shares one entry per lexer state.
+        """
+        key = (eid, q, ws, b)
+        hit = self._lexeme_cache.get(key)
+        if hit is not None:
+            return hit
+        self.walk_stats["lexeme_walks"] += 1
+        trie = self._trie
+        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        first_blocked = self._no_block if b < 0 else self._blocked[b]
+        while True:
+            bn, bs, bw = self._bnd
+            nb = grammar_walk_kernel(
+                self._transitions, self._live_tab[eid], self._acc_tab[eid], self._wsonly_tab[eid], ws, self._bound,
+                q if q >= 0 else 0, first_blocked, self._root0,
+                trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
+                trie.token_ids, trie.max_depth, words, bn, bs, bw,
+            )
+            if nb <= bn.shape[0]:
+                break
+            self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+        entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
+        if len(self._lexeme_cache) >= self.limits.max_cached_masks:
+            self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
+        self._lexeme_cache[key] = entry
+        return entry
+
+    def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
+        """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).
+
+        Exact: a state's language is the union of its threads' languages, and a thread's tokens
+        either stay inside the current lexeme (the cached walk) or pass a lexeme end at some trie
+        node, after which the forked threads walk that node's subtree
+        (:func:`grammar_fork_jobs_kernel`). ``None``: thread capacity hit (caller falls back).
+        """
+        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        job_n, job_p, job_q, job_w = [], [], [], []
+        for ps, q, ws, b in state:
+            pid = self._parser_id(ps)
+            eid = int(self._p_eset[pid])
+            lw, nodes, qs, wss = self._lexeme_entry(eid, q, ws, b)
+            np.bitwise_or(words, lw, out=words)
+            if nodes.shape[0]:
+                job_n.append(nodes)
+                job_p.append(np.full(nodes.shape[0], pid, dtype=np.int32))
+                job_q.append(qs)
+                job_w.append(wss)
+        if not job_n:
+            return words
+        jn = np.concatenate(job_n)
+        jp = np.concatenate(job_p)
+        jq = np.concatenate(job_q)
+        jw = np.concatenate(job_w)
+        cap = int(self.max_walk_threads)
+        trie = self._trie
+        scratch = self._scratch
+        if scratch is None or scratch[0].shape[1] != cap:
+            shape = (trie.max_depth + 1, cap)
+            scratch = self._scratch = (
+                np.empty(shape, np.int32), np.empty(shape, np.int32), np.empty(shape, np.int32),
+                np.empty(shape, np.int32), np.zeros(trie.max_depth + 1, np.int32),
+            )
+        tp, tq, tw, tb, cnt = scratch
+        resume = self._resume2
+        resume[:] = 0
+        req_p, req_q = self._req_p, self._req_q
+        self.walk_stats["walks"] += 1
+        while True:
+            self.walk_stats["rounds"] += 1
+            nreq = grammar_fork_jobs_kernel(
+                self._transitions, self._p_eset, self._live_tab, self._acc_tab, self._wsonly_tab,
+                self._ws_live, self._acc_col, self._scan_tab, self._mkeys, self._mvals, self._ign_start, self._ign_bid,
+                self._ign_isws, self._blocked_tab, self._bound, jn, jp, jq, jw,
+                tp, tq, tw, tb, cnt, resume,
+                trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
+                trie.token_ids, words, req_p, req_q,
+            )
+            if nreq < 0:
+                return None
+            if nreq == 0:
+                return words
             k = min(nreq, req_p.shape[0])
             for pid, q in set(zip(req_p[:k].tolist(), req_q[:k].tolist())):
                 if q >= 0:
@@ -443,7 +548,7 @@ class GrammarConstraint(CompiledConstraint):
     def compute_token_bits(self, state: frozenset) -> np.ndarray:
         """The mask of ``state`` (uncached): one kernel walk of the trie with all threads at once;
         :meth:`reference_token_bits` when more than ``max_walk_threads`` threads meet at a node."""
-        words = self._single_walk_bits(state)
+        words = self._split_walk_bits(state) if self.split_walks else self._single_walk_bits(state)
         if words is None:
             self.walk_stats["fallbacks"] += 1
             words = self.reference_token_bits(state)
