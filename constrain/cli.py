@@ -2,6 +2,7 @@
 
     constrain generate --regex '\\d{3}-\\d{4}' "Give me a phone number"
     constrain vocab            # what the default tokenizer maps to
+    constrain bench jsonschemabench --data DIR --limit 10   # JSONSchemaBench, constrain vs peers
 """
 
 from __future__ import annotations
@@ -60,6 +61,17 @@ def _build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--no-chat", action="store_true", help="do not apply the chat template")
     gen.add_argument("--stats", action="store_true", help="print timings to stderr")
     sub.add_parser("vocab", help="load the default tokenizer and describe its vocabulary")
+    bench = sub.add_parser("bench", help="benchmarks (jsonschemabench: end-to-end generation vs peer engines)")
+    bench_sub = bench.add_subparsers(dest="bench", required=True, metavar="BENCHMARK")
+    jsb = bench_sub.add_parser(
+        "jsonschemabench",
+        help="generate with each engine on MaskBench schemas; coverage, compliance, compile time, TTFT, TPOT",
+        description="JSONSchemaBench end to end: prompt the model with each schema, generate with every engine "
+        "(greedy, same prompt and budget), check outputs with jsonschema; tables, JSON and PNG plots in --out.",
+    )
+    from constrain.benchmarks.jsonschemabench import add_arguments
+
+    add_arguments(jsb)
     return parser
 
 
@@ -120,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _build_parser().parse_args(argv)
     if args.command == "generate":
         return _cmd_generate(args)
+    if args.command == "bench":
+        from constrain.benchmarks.jsonschemabench import run_from_args
+
+        return run_from_args(args)
     return _cmd_vocab(args)
 
 
