@@ -1,0 +1,209 @@
+"""patternProperties key regions, length bounds with patterns, uniqueItems over finite domains,
+unknown formats: tables (valid / prefix-only / invalid), DFA checks, and random patterns."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+
+import pytest
+
+from constrain.errors import LimitExceededError, UnsupportedFeatureError
+from constrain.limits import Limits
+from constrain.schema import compile_json_schema, cpdfa
+from constrain.schema import json_string as js
+from constrain.schema import schema_to_lark
+
+from ._util import check_table
+from .test_end_to_end import _run, _segment, toy_vocab
+
+# (schema, valid, prefix-only texts, invalid)
+CASES = {
+    "pattern_props_open": (
+        {"type": "object", "patternProperties": {"^[a-z]+$": {"type": "integer"}}},
+        [{}, {"ab": 1}, {"ab": 1, "Q": "x", "9": None}, {"A": [1]}],
+        ['{"ab": 1', '{"ab"'],
+        [{"ab": "1"}, {"z": 1.5}, {"a": 1, "b": None}]),
+    "pattern_props_additional_schema": (
+        {"type": "object", "patternProperties": {"^x": {"type": "string"}}, "additionalProperties": {"type": "number"}},
+        [{"xa": "s", "b": 2}, {"y": 1.5}, {"x": ""}],
+        ['{"xa": "s"'],
+        [{"xa": 1}, {"b": "s"}, {"b": None}]),
+    "pattern_props_overlapping": (
+        {"type": "object", "patternProperties": {"^a": {"minimum": 0}, "b$": {"type": "integer"}},
+         "additionalProperties": False},
+        [{"a": 1.5}, {"b": -3}, {"ab": 2}, {"a": 0, "xb": 7}],
+        ['{"ab": 2'],
+        [{"ab": -1}, {"ab": 1.5}, {"c": 1}, {"a": -1}, {"xb": 0.5}]),
+    "pattern_matches_declared": (
+        {"type": "object", "properties": {"ab": {"type": "integer"}}, "patternProperties": {"^a": {"minimum": 10}},
+         "required": ["ab"], "additionalProperties": False},
+        [{"ab": 10}, {"ab": 11, "ax": 10.5}],
+        ['{"ab": 1'],
+        [{"ab": 5}, {"ab": 10.5}, {"ab": 10, "ax": 3}, {"ab": 10, "b": 10}, {}]),
+    "pattern_props_merged_allof": (
+        {"allOf": [{"type": "object", "patternProperties": {"^a": {"type": "integer"}}},
+                   {"patternProperties": {"z$": {"maximum": 5}}, "additionalProperties": False}]},
+        [{"z": 5}, {"az": 3}, {}],
+        [],
+        [{"az": 6}, {"az": "x"}, {"q": 1}, {"a": 1}]),
+    "length_with_alternation": (
+        {"type": "string", "pattern": "^([a-z]|[a-z][a-z/]*[a-z])$", "maxLength": 4},
+        ["a", "ab", "a/b", "ab/c"],
+        ['"ab/'],
+        ["", "a/", "abcde", "a//bc"]),
+    "length_one_side_anchored": (
+        {"type": "string", "pattern": "^([^,]|$)", "minLength": 1, "maxLength": 3},
+        ["a", "a,,", "xyz"],
+        ['"a'],
+        ["", ",", "abcd", ",ab"]),
+    "length_several_variable_parts": (
+        {"type": "string", "pattern": "^[a-z]+:[0-9]+$", "minLength": 4, "maxLength": 6},
+        ["ab:1", "a:12", "abc:12", "a:1234"],
+        ['"a:1'],
+        ["a:1", "abcd:12", "a:", ":12", "ab-1"]),
+    "length_unanchored": (
+        {"type": "string", "pattern": "x", "maxLength": 3},
+        ["x", "ax", "axb", "aax"],
+        ['"a'],
+        ["", "ab", "axbc", "abc"]),
+    "two_patterns": (
+        {"type": "string", "allOf": [{"pattern": "^[a-z]+$"}, {"pattern": "q"}]},
+        ["q", "aqb"],
+        ['"aq'],
+        ["ab", "Q", "aqB", ""]),
+    "not_const_with_pattern": (
+        {"type": "string", "pattern": "^a", "not": {"const": "abc"}, "maxLength": 4},
+        ["a", "ab", "abcd", "abd"],
+        ['"abc'],
+        ["abc", "b", "abcde"]),
+    "unique_enum": (
+        {"type": "array", "items": {"enum": ["a", "b", 1]}, "uniqueItems": True, "minItems": 1},
+        [["a"], ["b", "a"], [1, "a", "b"], [1.0]],
+        ['["a", '],
+        [[], ["a", "a"], [1, 1.0], ["a", "b", 1, "a"], ["c"]]),
+    "unique_booleans": (
+        {"type": "array", "items": {"type": "boolean"}, "uniqueItems": True},
+        [[], [True], [False, True]],
+        ['[true'],
+        [[True, True], [False, True, False], [None]]),
+    "unique_max_one": (
+        {"type": "array", "uniqueItems": True, "maxItems": 1},
+        [[], [{"a": 1}], ["x"]],
+        ['["x"'],
+        [["x", "y"]]),
+    "unknown_format": (
+        {"type": "string", "format": "not-a-format", "maxLength": 2},
+        ["", "ab"],
+        ['"a'],
+        ["abc", 1]),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_table(name):
+    schema, valid, _prefix, invalid = CASES[name]
+    check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_table_through_matcher(name):
+    """The compiled constraint agrees: valid accepted, prefix rows live but not final, invalid rejected."""
+    schema, valid, prefix, invalid = CASES[name]
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab)
+    for inst in valid:
+        assert _run(c, _segment(vocab, json.dumps(inst).encode())) == "accept", inst
+    for text in prefix:
+        assert _run(c, _segment(vocab, text.encode())) == "prefix", text
+    for inst in invalid:
+        assert _run(c, _segment(vocab, json.dumps(inst).encode())) != "accept", inst
+
+
+def test_unknown_format_can_raise():
+    with pytest.raises(UnsupportedFeatureError) as info:
+        schema_to_lark({"properties": {"p": {"format": "bar"}}}, unknown_formats="error")
+    assert info.value.pointer == "/properties/p/format"
+    with pytest.raises(UnsupportedFeatureError):  # defined by a draft, not implemented: never ignored
+        schema_to_lark({"format": "uri-template"})
+    with pytest.raises(ValueError):
+        schema_to_lark({}, unknown_formats="warn")
+
+
+def test_unique_items_unsupported_domain_names_pointer():
+    with pytest.raises(UnsupportedFeatureError) as info:
+        schema_to_lark({"properties": {"t": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}})
+    assert info.value.pointer == "/properties/t/uniqueItems"
+    assert "finite domain" in str(info.value)
+
+
+def test_unique_items_limit():
+    schema = {"type": "array", "items": {"enum": list(range(5))}, "uniqueItems": True}
+    with pytest.raises(LimitExceededError) as info:
+        schema_to_lark(schema, limits=Limits(max_schema_unique_items_values=4))
+    assert info.value.field == "max_schema_unique_items_values"
+
+
+def test_key_region_limit():
+    schema = {"type": "object", "patternProperties": {"a": {}, "b": {}, "c": {}}}
+    with pytest.raises(LimitExceededError) as info:
+        schema_to_lark(schema, limits=Limits(max_schema_key_regions=4))
+    assert info.value.field == "max_schema_key_regions"
+
+
+def test_length_product_limit():
+    schema = {"type": "string", "pattern": "^[a-z]+:[0-9]+$", "maxLength": 500}
+    with pytest.raises(LimitExceededError) as info:
+        schema_to_lark(schema, limits=Limits(max_dfa_states=100))
+    assert info.value.field == "max_dfa_states"
+
+
+# ----------------------------------------------------------------------- DFA boolean operations
+_ALPHABET = "ab:_9Z-\n\"\\é"
+_PATTERNS = ["^[a-z_]+$", "a", "^a|b$", "^(ab)*$", "^.*:$", "[0-9]{2}", "^(a|b)?\\w$", "^[^a]*$"]
+
+
+def _oracle(pattern):
+    # the translated search regex over spellings is the module's own reference (tested elsewhere)
+    rx = re.compile(js.pattern_search_regex(pattern))
+    return lambda s: bool(rx.fullmatch(js.spell_string(s)))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_boolean_regions_against_pattern_oracle(seed):
+    rnd = random.Random(seed)
+    pa, pb = rnd.sample(_PATTERNS, 2)
+    lim = Limits()
+    da = cpdfa.from_branches(js.search_branches(js.parse_pattern(pa), "", pa), lim)
+    db = cpdfa.from_branches(js.search_branches(js.parse_pattern(pb), "", pb), lim)
+    declared = ["ab", "", "Z"]
+    prod = cpdfa.product([cpdfa.names(declared), da, db],
+                         lambda t: None if t[0] is True else (t[1] is True, t[2] is True), lim)
+    oa, ob = _oracle(pa), _oracle(pb)
+    for region in [(False, False), (False, True), (True, False), (True, True)]:
+        dfa = cpdfa.minimize(prod, lambda lab, r=region: lab == r)
+        rx = None if dfa is None else re.compile(cpdfa.to_regex(dfa, lim))
+        for _ in range(400):
+            s = "".join(rnd.choice(_ALPHABET) for _ in range(rnd.randint(0, 5)))
+            want = s not in declared and (oa(s), ob(s)) == region
+            got = rx is not None and bool(rx.fullmatch(js.spell_string(s)))
+            assert want == got, (pa, pb, region, s)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_length_restriction_against_oracle(seed):
+    rnd = random.Random(100 + seed)
+    p = rnd.choice(_PATTERNS)
+    lo, hi = rnd.randint(0, 2), rnd.choice([None, 2, 3, 4])
+    if hi is not None and hi < lo:
+        lo = hi
+    text = schema_to_lark({"type": "string", "pattern": p, "minLength": lo, **({} if hi is None else {"maxLength": hi})})
+    body = re.search(r'^ROOT_STR: /"(.*)"/$', text, re.M)
+    assert body is not None, text
+    rx = re.compile(body.group(1).replace("\\/", "/"))
+    o = _oracle(p)
+    for _ in range(500):
+        s = "".join(rnd.choice(_ALPHABET) for _ in range(rnd.randint(0, 6)))
+        want = o(s) and lo <= len(s) and (hi is None or len(s) <= hi)
+        assert bool(rx.fullmatch(js.spell_string(s))) == want, (p, lo, hi, s)
