@@ -478,10 +478,13 @@ def speculative_decode_batch(
                 emitted, accepted = _verify(r.judge, logits_np[b, : len(feed)], builder, r.matcher, vocab)
                 r.stats.record(builder.sources, accepted)
                 r.forced_accepted += sum(1 for s in builder.sources[:accepted] if s == "forced")
-                # keys/values of the pending token and the accepted drafts stay; the rejected ones
-                # stay in the cache but this row never attends to them again
-                attention[b, first_new + 1 + accepted : first_new + len(feed)] = 0
-                r.n_real += 1 + accepted
+                # The row keeps attending to the pending token and the accepted drafts except the
+                # newest committed token (fed with the next drafts): len(emitted) positions (one
+                # fewer than 1 + accepted when an accepted EOS draft ends the row without a bonus).
+                # The rejected positions stay in the cache, but this row never attends to them again.
+                keep = len(emitted)
+                attention[b, first_new + keep : first_new + len(feed)] = 0
+                r.n_real += keep
                 after_commit(r, b, emitted, accepted, t_step)
 
     seconds = time.perf_counter() - start

@@ -10,6 +10,7 @@ torch = pytest.importorskip("torch")
 from constrain.decode import DecodeOptions, decode_batch  # noqa: E402
 from constrain.dfa_constraint import compile_regex  # noqa: E402
 from constrain.grammar import compile_grammar  # noqa: E402
+from constrain.schema import compile_json_schema  # noqa: E402
 from constrain.speculative import (  # noqa: E402
     Chain,
     Drafter,
@@ -31,6 +32,28 @@ start: "(" item (" " item)* ")"
 item: WORD | start
 WORD: /[a-z]{1,6}/
 """
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "maxLength": 10},
+        "age": {"type": "integer", "minimum": 0, "maximum": 150},
+        "city": {"enum": ["London", "Paris"]},
+        "tags": {"type": "array", "items": {"enum": ["red", "blue", "cat"]}, "maxItems": 3},
+    },
+    "required": ["name", "age", "city"],
+    "additionalProperties": False,
+}
+
+
+def compile_toy(which: str, vocab):
+    """The toy constraints: JSON-shaped / list / free-text regexes, a Lark grammar, a JSON schema."""
+    return {
+        "json": lambda: compile_regex(JSON_RE, vocab),
+        "list": lambda: compile_regex(LIST_RE, vocab),
+        "free": lambda: compile_regex(FREE_RE, vocab),
+        "grammar": lambda: compile_grammar(GRAMMAR, vocab),
+        "schema": lambda: compile_json_schema(SCHEMA, vocab),
+    }[which]()
 
 
 class RandomDrafter(Drafter):
@@ -75,15 +98,10 @@ DRAFTERS = {
 }
 
 
-@pytest.mark.parametrize("which", ["json", "list", "free", "grammar"])
+@pytest.mark.parametrize("which", ["json", "list", "free", "grammar", "schema"])
 @pytest.mark.parametrize("drafter", list(DRAFTERS))
 def test_greedy_matches_masked_greedy_on_a_toy_llama(toy_llama, toy_draft_llama, toy_vocab, which, drafter):
-    constraint = {
-        "json": lambda: compile_regex(JSON_RE, toy_vocab),
-        "list": lambda: compile_regex(LIST_RE, toy_vocab),
-        "free": lambda: compile_regex(FREE_RE, toy_vocab),
-        "grammar": lambda: compile_grammar(GRAMMAR, toy_vocab),
-    }[which]()
+    constraint = compile_toy(which, toy_vocab)
     total_accepted = 0
     for prompt in _prompts(toy_vocab, 4, seed=hash(which) % 1000):
         base = _baseline(toy_llama, prompt, constraint, toy_vocab, 40)
@@ -94,7 +112,7 @@ def test_greedy_matches_masked_greedy_on_a_toy_llama(toy_llama, toy_draft_llama,
         assert res.stop_reason == base.stop_reason
         total_accepted += sum(res.speculative["accepted_lengths"])
         assert res.speculative["forward_passes"] <= len(base.step_seconds) + 1
-    if drafter in ("default", "forced") and which in ("json", "list"):
+    if drafter in ("default", "forced") and which in ("json", "list", "schema"):
         assert total_accepted > 0  # forced bytes of the JSON/list shapes are drafted and accepted
 
 

@@ -9,7 +9,6 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from constrain.dfa_constraint import compile_regex  # noqa: E402
-from constrain.grammar import compile_grammar  # noqa: E402
 from constrain.speculative import (  # noqa: E402
     Drafter,
     ModelDrafter,
@@ -17,7 +16,7 @@ from constrain.speculative import (  # noqa: E402
     generate_speculative,
 )
 
-from .test_greedy_identity import GRAMMAR, JSON_RE, RandomDrafter, _prompts  # noqa: E402
+from .test_greedy_identity import RandomDrafter, _prompts, compile_toy  # noqa: E402
 
 
 class EosEagerDrafter(Drafter):
@@ -71,10 +70,10 @@ def _run(model, vocab, prompt, constraint, spec, **kw):
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])
 @pytest.mark.parametrize("drafter", ["default", "random", "eos_eager", "draft_model"])
-@pytest.mark.parametrize("which", ["json", "grammar"])
+@pytest.mark.parametrize("which", ["json", "grammar", "schema"])
 def test_matcher_and_kv_cache_follow_the_committed_tokens(toy_llama, toy_draft_llama, toy_vocab, temperature,
                                                           drafter, which):
-    constraint = compile_regex(JSON_RE, toy_vocab) if which == "json" else compile_grammar(GRAMMAR, toy_vocab)
+    constraint = compile_toy(which, toy_vocab)
     spec = {
         "default": Speculative(),
         "random": Speculative(drafter=RandomDrafter(5), max_draft=5, stop_threshold=1.0),
