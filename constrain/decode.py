@@ -8,7 +8,10 @@ can feed a different number of tokens per step — fast-forwarded spans included
 2. each row's logits are masked (or, with ``opportunistic``, sampled unmasked first and masked only
    when the sampled token is invalid — exact for greedy and plain temperature sampling);
 3. the chosen token is accepted; with ``fast_forward`` the tokens the constraint forces next are
-   accepted too and fed in the same next forward pass.
+   accepted too and fed in the next forward pass (in a batch, as many per step as keep the padded
+   block at least ``ragged_fill`` full; the rest in the steps after, without masks or sampling).
+
+Rows leave the batch (and the KV cache) as they finish, so a step costs only the live rows.
 """
 
 from __future__ import annotations
@@ -51,9 +54,10 @@ class GenerationResult:
     mask_seconds: float  # time spent computing this batch's masks (hidden or not)
     step_seconds: list[float] = field(default_factory=list)  # wall time of each step that chose a token
     forced_tokens: int = 0  # tokens appended by fast-forward, without sampling
-    mask_wait_seconds: float = 0.0  # time the loop waited for masks (not hidden behind the forward)
+    mask_wait_seconds: float = 0.0  # mask time on the critical path (waits + synchronous fills)
     forward_seconds: float = 0.0  # time in the model's forward passes
     path: str = "cpu"  # "cpu": matchers on the host; "device": device-resident token tables
+    steps: int = 0  # forward passes of the batch (fast-forwarded tokens share one)
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class DecodeOptions:
     opportunistic: bool = False
     overlap: bool = True
     allow_incomplete: bool = False
+    ragged_fill: float = 0.5
+
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -77,6 +83,8 @@ class DecodeOptions:
         if ff not in FAST_FORWARD_MODES:
             raise ValueError(f"fast_forward must be one of False, True, 'bytes', 'singleton'; got {self.fast_forward!r}")
         object.__setattr__(self, "fast_forward", ff)
+        if not 0.0 <= self.ragged_fill <= 1.0:
+            raise ValueError(f"ragged_fill must be in [0, 1], got {self.ragged_fill}")
         if self.opportunistic and self.temperature > 0 and (self.top_p < 1.0 or self.top_k > 0):
             raise ValueError(
                 "opportunistic masking is exact only for greedy or plain temperature sampling: "
@@ -100,14 +108,37 @@ class BatchForward:
         self.can_keep_last = "logits_to_keep" in params
         self.cache = None
 
-    def __call__(self, input_ids, attention_mask=None, position_ids=None, *, last_only: bool = True):
+    def __call__(self, input_ids, attention_mask=None, position_ids=None, *, last_only: bool = True, keep=None):
+        """Logits of the step; ``keep`` (``long[batch, 1]``, when the model takes ``logits_to_keep``)
+        projects only one position per row, so ``logits[:, -1]`` is that position's."""
         kwargs = {self.cache_name: self.cache, "use_cache": True}
-        if last_only and self.can_keep_last:
+        if keep is not None and self.can_keep_last:
+            kwargs["logits_to_keep"] = keep
+        elif last_only and self.can_keep_last:
             kwargs["logits_to_keep"] = 1
         out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
         cache = getattr(out, self.cache_name, None)
         self.cache = cache if cache is not None else out.past_key_values
         return out.logits
+
+    def select_rows(self, index) -> bool:
+        """Keep only the batch rows ``index`` (a long tensor) of the KV cache; False if the cache cannot."""
+        select = getattr(self.cache, "batch_select_indices", None)
+        if select is None:
+            return False
+        select(index)
+        return True
+
+
+def feed_width(lengths: list[int], min_fill: float) -> int:
+    """Width of a ragged step: the widest whose fed tokens fill at least ``min_fill`` of the padded
+    block ``len(lengths) x width`` (a single row always feeds all it has). Rows with more tokens
+    queued feed the rest in later steps; on a compute-bound device padding costs as much as tokens.
+    """
+    width = max(1, max(lengths, default=1))
+    while width > 1 and sum(min(n, width) for n in lengths) < min_fill * width * len(lengths):
+        width -= 1
+    return width
 
 
 def crop_cache(cache: Any, keep: int) -> bool:
@@ -267,7 +298,7 @@ def decode_batch_on_device(
             GenerationResult(
                 text=text, token_ids=ids, prompt_tokens=len(prompt_ids[b]), stop_reason=stop_reason,
                 seconds=seconds, mask_seconds=0.0, step_seconds=[seconds / steps_done] * len(ids),
-                forward_seconds=forward_seconds, path="device",
+                forward_seconds=forward_seconds, path="device", steps=steps_done,
             )
         )
     return results
@@ -308,6 +339,7 @@ def decode_batch(
     mask_seconds = 0.0
     mask_wait = 0.0
     forward_seconds = 0.0
+    n_steps = 0
     start = time.perf_counter()
 
     def timed_fill(rows: list[int]) -> float:
@@ -317,45 +349,58 @@ def decode_batch(
         return time.perf_counter() - t0
 
     input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
-    last_index = [input_ids.shape[1] - 1] * batch
+    live = list(range(batch))  # rows in the model's batch (and KV cache), in order; finished rows leave
+    queue: list[list[int]] = [[] for _ in range(batch)]  # accepted tokens not fed to the model yet
+    last_index = [0] * batch  # per row, the column of its last fed token in the step's input
+    keep_index: Any = None  # per live row, the position whose logits are needed (ragged steps)
     last_only = True
 
     with torch.no_grad():
         while True:
-            active = [b for b in range(batch) if not finished[b]]
+            active = [b for b in live if not finished[b]]
             if not active:
                 break
             t_step = time.perf_counter()
+            # Rows still draining fast-forwarded tokens choose nothing this step.
+            choosing = [b for b in active if not queue[b]]
             future = None
             rows_masked = False
-            if not options.opportunistic:
-                if all(matchers[b].is_accepting() for b in active) or not options.overlap:
+            if not options.opportunistic and choosing:
+                if all(matchers[b].is_accepting() for b in choosing) or not options.overlap:
                     # Every row could end: know the masks first, so rows that can only end stop
                     # here and a finished batch skips the forward pass.
-                    mask_seconds += timed_fill(active)
+                    sync = timed_fill(choosing)
+                    mask_seconds += sync
+                    mask_wait += sync
                     rows_masked = True
-                    for b in active:
+                    for b in choosing:
                         if np.array_equal(bitmask[b].view(np.uint32), eos_words):
                             matchers[b].accept_token(vocab.eos_token_ids[0])
                             finished[b], stop[b] = True, "constraint_complete"
-                    active = [b for b in active if not finished[b]]
-                    if not active:
+                    choosing = [b for b in choosing if not finished[b]]
+                    if not any(not finished[b] for b in live):
                         break
                 else:
-                    future = mask_pool().submit(timed_fill, list(active))
+                    future = mask_pool().submit(timed_fill, list(choosing))
             t_fwd = time.perf_counter()
             logits_all = forward(
-                input_ids.to(device), attention.to(device), positions.to(device), last_only=last_only
+                input_ids.to(device), attention.to(device), positions.to(device), last_only=last_only,
+                keep=None if keep_index is None else keep_index.to(device),
             )
             forward_seconds += time.perf_counter() - t_fwd
+            n_steps += 1
             if future is not None:
                 t_wait = time.perf_counter()
                 mask_seconds += future.result()
                 mask_wait += time.perf_counter() - t_wait
                 rows_masked = True
-            next_inputs: list[list[int]] = [[] for _ in range(batch)]
-            for b in active:
-                logits = (logits_all[b, -1] if last_only else logits_all[b, last_index[b]]).float()
+            slot = {b: i for i, b in enumerate(live)}
+            for b in choosing:
+                i = slot[b]
+                if last_only or keep_index is not None:
+                    logits = logits_all[i, -1].float()
+                else:
+                    logits = logits_all[i, last_index[b]].float()
                 matcher = matchers[b]
                 token = -1
                 if options.opportunistic:
@@ -364,6 +409,7 @@ def decode_batch(
                         t0 = time.perf_counter()
                         matcher.fill_bitmask(bitmask, b)
                         mask_seconds += time.perf_counter() - t0
+                        mask_wait += time.perf_counter() - t0
                         token = -1
                 if token < 0:
                     if not bitmask[b].any():
@@ -385,7 +431,7 @@ def decode_batch(
                     finished[b], stop[b] = True, "eos"
                     continue
                 out_ids[b].append(token)
-                feed = [token]
+                queue[b] = [token]
                 budget = options.max_new_tokens - len(out_ids[b])
                 if options.fast_forward and budget > 0:
                     if options.fast_forward == "singleton":
@@ -395,26 +441,38 @@ def decode_batch(
                         matcher.accept_tokens(forced)
                     out_ids[b].extend(forced)
                     forced_counts[b] += len(forced)
-                    feed.extend(forced)
-                next_inputs[b] = feed
+                    queue[b].extend(forced)
                 if len(out_ids[b]) >= options.max_new_tokens:
                     finished[b] = True
-            # Next step: ragged rows, right-padded; padding is masked out of attention.
             if all(finished):
                 break
-            width = max(1, max(len(x) for x in next_inputs))
-            input_ids = torch.full((batch, width), pad_token_id, dtype=torch.long)
-            new_attention = torch.zeros((batch, width), dtype=torch.long)
-            positions = torch.zeros((batch, width), dtype=torch.long)
-            for b, feed in enumerate(next_inputs):
+            # Finished rows leave the batch (and the KV cache): later steps cost only live rows.
+            keep = [i for i, b in enumerate(live) if not finished[b]]
+            if len(keep) < len(live):
+                index = torch.tensor(keep, dtype=torch.long)
+                if forward.select_rows(index.to(device)):
+                    attention = attention[index]
+                    live = [live[i] for i in keep]
+            # Next step: ragged rows, right-padded; padding is masked out of attention.
+            width = feed_width([len(queue[b]) for b in live], options.ragged_fill)
+            input_ids = torch.full((len(live), width), pad_token_id, dtype=torch.long)
+            new_attention = torch.zeros((len(live), width), dtype=torch.long)
+            positions = torch.zeros((len(live), width), dtype=torch.long)
+            for i, b in enumerate(live):
+                feed, queue[b] = queue[b][:width], queue[b][width:]
                 if feed:
-                    input_ids[b, : len(feed)] = torch.tensor(feed, dtype=torch.long)
-                    new_attention[b, : len(feed)] = 1
-                    positions[b, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
+                    input_ids[i, : len(feed)] = torch.tensor(feed, dtype=torch.long)
+                    new_attention[i, : len(feed)] = 1
+                    positions[i, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
                     n_real[b] += len(feed)
                     last_index[b] = len(feed) - 1
+                else:
+                    last_index[b] = 0
             attention = torch.cat([attention, new_attention], dim=1)
             last_only = width == 1
+            keep_index = None
+            if not last_only and forward.can_keep_last:
+                keep_index = torch.tensor([[last_index[b]] for b in live], dtype=torch.long)
 
     seconds = time.perf_counter() - start
     results = []
@@ -434,6 +492,7 @@ def decode_batch(
                 forced_tokens=forced_counts[b],
                 mask_wait_seconds=mask_wait,
                 forward_seconds=forward_seconds,
+                steps=n_steps,
             )
         )
     return results
