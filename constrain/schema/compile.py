@@ -9,13 +9,20 @@ an invalid schema raises :class:`SchemaError`; nothing is silently dropped.
 Supported keywords
 ------------------
 ``type`` (string or list), ``enum``, ``const``, ``properties``, ``required``,
-``additionalProperties``, ``patternProperties`` (one pattern with ``additionalProperties: false``,
-matching no declared name), ``propertyNames`` (``pattern``/``minLength``/``maxLength``/``format``/
+``additionalProperties``, ``patternProperties`` (exact: a declared key satisfies its property schema
+and every pattern that matches it; other keys are split into regions by which patterns match them,
+product of code-point DFAs in :mod:`.cpdfa`, at most ``Limits.max_schema_key_regions``, each with
+the conjunction of its patterns' schemas or ``additionalProperties``; not with ``propertyNames``),
+``propertyNames`` (``pattern``/``minLength``/``maxLength``/``format``/
 ``enum``/``const``), ``minProperties``/``maxProperties``, ``dependentRequired``/``dependentSchemas``
 (and both forms of draft-7 ``dependencies``), ``items``, ``prefixItems`` (and draft-7 array
-``items`` + ``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``,
-``minLength``/``maxLength`` (with a pattern/format only where the intersection is a regex we can
-write: redundant bounds, or one variable-length single-character repetition), ``pattern``,
+``items`` + ``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``, ``uniqueItems:
+true`` (with ``maxItems`` <= 1, or items of a finite domain: enum/const/boolean/null, one rule per
+subset of used values, at most ``Limits.max_schema_unique_items_values`` values),
+``minLength``/``maxLength`` with patterns/formats and several patterns/formats on one string
+(rewritten on the pattern AST where it has one variable-length part, else the product of
+code-point DFAs written back as a regex, bounded by ``Limits.max_dfa_states`` and
+``Limits.max_schema_regex_chars``), ``pattern``,
 ``format`` (see :mod:`constrain.schema.formats`), ``minimum``/``maximum``/``exclusiveMinimum``/
 ``exclusiveMaximum`` (and draft-4 boolean exclusives), ``multipleOf`` (integers: finite ranges of at
 most ``Limits.max_schema_enum_values`` multiples, or divisors of 10**4 with any bounds; numbers: ``10**-k``),
@@ -41,7 +48,7 @@ Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``unevaluated*`` (unle
 ``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, formats a draft defines that
 :mod:`.formats` lacks (unknown format names are annotations: ``unknown_formats="ignore"``, the
 default, or ``"error"``), and
-the combinations named above (several patterns on one string, ``oneOf`` with overlapping branches,
+the combinations named above (``oneOf`` with overlapping branches, ``uniqueItems`` over an infinite item domain,
 ``not`` of a pattern/format/array keyword, ``minProperties`` >= 2 next to additional properties
 (duplicate keys), ...).
 

@@ -667,8 +667,11 @@ def _restrict(node, m: int, big_m: int | None):
             if new_hi is not None and new_hi < new_lo:
                 return None
             return Rep(node.item, new_lo, new_hi)
-        if node.hi == 1:  # optional: empty or one item
-            return _restrict(Alt((EMPTY, node.item)) if node.lo == 0 else node.item, m, big_m)
+        if node.hi == 1:  # optional: empty or one item (greedy: lark's reference lexer tries the first match)
+            if node.lo == 1 or m > 0:
+                return _restrict(node.item, m, big_m)
+            r = _restrict(node.item, 0, big_m)
+            return EMPTY if r is None else Rep(r, 0, 1)
         raise ValueError("length bounds with a repeated variable-length group")
     raise ValueError(f"length bounds on {type(node).__name__}")
 
