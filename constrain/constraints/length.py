@@ -116,10 +116,13 @@ class LengthConstraint(CompiledConstraint):
     """
 
     def __init__(self, inner: CompiledConstraint, bounds: LengthBounds, *, limits: Limits | None = None):
-        if not is_dfa_based(inner):
+        from constrain.grammar.compile import GrammarConstraint
+
+        self._grammar = isinstance(inner, GrammarConstraint)
+        if not self._grammar and not is_dfa_based(inner):
             raise UnsupportedFeatureError(
-                f"length bounds on a {type(inner).__name__} (only DFA-based constraints: regex, choice, "
-                "keywords, materialized intersections)",
+                f"length bounds on a {type(inner).__name__} (only DFA-based constraints -- regex, choice, "
+                "keywords, materialized intersections -- and grammar / JSON-schema constraints)",
                 source="length",
             )
         for name, v in vars(bounds).items():
@@ -149,7 +152,10 @@ class LengthConstraint(CompiledConstraint):
         if not self._orders:
             self._orders = [(0, 1, 2)]  # min bounds only: distances tell liveness
         self._dist: list[dict] = []
-        self._build()
+        if self._grammar:
+            self._init_grammar()
+        else:
+            self._build()
         init = self.initial_state()
         if not self._feasible(init[0], init[1], (0, 0, 0)):
             raise InputError(f"no output of {inner!r} satisfies {bounds}")
@@ -233,8 +239,30 @@ class LengthConstraint(CompiledConstraint):
             self._dist.append(natural)
 
     # ------------------------------------------------------------------ budget checks
-    def _feasible(self, s: int, f: int, counts) -> bool:
+    def _init_grammar(self) -> None:
+        """Grammar inner: one shortest-completion table per bounded unit (see the module docstring)."""
+        from constrain.grammar.completion import GrammarCompletion
+
+        bounded = [i for i, mx in enumerate(self._maxes) if mx is not None]
+        if len(bounded) == 1 and bounded[0] > 0:
+            unit = ("bytes", "chars", "words")[bounded[0]]
+        else:
+            unit = "bytes"  # tokens, or several units: the bytes of one shortest witness bound them all
+        self._completion = GrammarCompletion(self.inner, unit) if bounded else None
+        self._gunit = unit
+
+    def _grammar_cost(self, s, f: int) -> int:
+        return self._completion.cost(s, f)
+
+    def _grammar_fits(self, counts, cost) -> bool:
+        return all(mx is None or counts[i] + cost <= mx for i, mx in enumerate(self._maxes))
+
+    def _feasible(self, s, f: int, counts) -> bool:
         """Whether some witness completion from (s, f) with ``counts`` used fits every max bound."""
+        if self._grammar:
+            if self._completion is None:
+                return True
+            return self._grammar_fits(counts, self._grammar_cost(s, f))
         node = self._min_node(s, f, counts)
         for dist in self._dist:
             d = dist.get(node)
@@ -290,6 +318,8 @@ class LengthConstraint(CompiledConstraint):
 
     def compute_token_bits(self, state: tuple) -> np.ndarray:
         """Uncached mask: the inner mask restricted to tokens after which the bounds stay feasible."""
+        if self._grammar:
+            return self._grammar_token_bits(state)
         s, f, t, c, w = state
         tv, inv, nxt, chars, words, outf = self._groups(s, f)
         ok = np.zeros(len(nxt), dtype=bool)
@@ -298,6 +328,27 @@ class LengthConstraint(CompiledConstraint):
         allowed = np.zeros(bitmask_words(self.vocab.size) * 32, dtype=bool)
         allowed[tv[ok[inv]]] = True
         return np.packbits(allowed, bitorder="little").view("<u4").astype(np.uint32)
+
+    def _grammar_token_bits(self, state: tuple) -> np.ndarray:
+        s, f, t, c, w = state
+        inner_bits = self.inner.token_bits(s)
+        if self._completion is None:
+            return np.array(inner_bits, dtype=np.uint32)
+        n = self.vocab.size
+        allowed = np.flatnonzero(np.unpackbits(inner_bits.view(np.uint8), bitorder="little")[:n])
+        if allowed.size == 0:
+            return np.array(inner_bits, dtype=np.uint32)
+        chars = c + self._chars[allowed]
+        words = w + self._words[f][allowed]
+        flag_after = self._out[allowed] if self._use_words else np.zeros(allowed.size, dtype=np.int64)
+        cost = self._completion.token_costs(s, allowed, flag_after)
+        ok = cost < (1 << 40)
+        for used, mx in zip((t + 1, chars, words), self._maxes):
+            if mx is not None:
+                ok &= used + cost <= mx
+        keep = np.zeros(bitmask_words(n) * 32, dtype=bool)
+        keep[allowed[ok]] = True
+        return np.packbits(keep, bitorder="little").view("<u4").astype(np.uint32)
 
     def token_bits(self, state: tuple) -> np.ndarray:
         return self._mask_cache.get(state, self.compute_token_bits)

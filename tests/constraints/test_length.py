@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from constrain import compile_grammar, compile_regex
+from constrain import compile_grammar, compile_regex, intersect
 from constrain.constraints.choice import compile_choice
 from constrain.constraints.length import LengthConstraint, length_bounds, max_length, min_length
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
@@ -167,8 +167,10 @@ def test_json_like_budget_forces_closing():
 
 def test_errors_and_unsupported():
     g = compile_grammar('start: "a"+\n', VOCAB)
+    lazy = intersect(g, regex("[a-z ]{0,40}"))  # a lazy intersection has no completion analysis
     with pytest.raises(UnsupportedFeatureError):
-        max_length(g, max_tokens=3)
+        max_length(lazy, max_tokens=3)
+    assert isinstance(max_length(g, max_tokens=3), LengthConstraint)  # grammars: test_length_grammar.py
     with pytest.raises(InputError):
         max_length(regex("[0-9]{3,8}"), max_chars=2)
     with pytest.raises(ValueError):
