@@ -1,9 +1,10 @@
-"""Length bounds on a DFA-based constraint that end gracefully: max/min tokens, characters, words.
+"""Length bounds that end gracefully: max/min tokens, characters, words, on DFA and grammar constraints.
 
 ``max_length(c, max_tokens=50)`` allows a token only if, after it, the inner constraint can still
 reach acceptance within the remaining budget, so a masked walk never overruns the budget and never
-strands: it always ends accepting. ``min_length`` forbids EOS until the counts are reached and masks
-out tokens after which the minimum can no longer be reached.
+strands: it always ends accepting (a JSON document is never cut mid-way by ``max_new_tokens``).
+``min_length`` forbids EOS until the counts are reached and masks out tokens after which the minimum
+can no longer be reached.
 
 Units
     tokens: non-EOS tokens accepted through ``advance_token`` (raw ``advance_bytes`` counts none);
@@ -11,8 +12,7 @@ Units
     chars: Unicode code points (UTF-8 bytes that are not continuation bytes 0x80-0xBF).
     words: maximal runs of bytes other than ASCII whitespace (space, \\t, \\n, \\r, \\v, \\f).
 
-How it is exact
-    The inner constraint must be DFA-based (regex, choice, keywords, materialized intersection).
+DFA-based inner constraints (regex, choice, keywords, materialized intersections): exact
     The completion graph is built on *tokens*, not bytes: its nodes are (DFA state, inside-a-word
     flag, counts capped at the min bounds), and its edges are the vocabulary's tokens (one trie walk
     per DFA state gives every token's end state), weighted (1 token, its chars, its new words). A
@@ -25,12 +25,39 @@ How it is exact
     fits all bounds: never stranding (the witness's next token is again allowed), but a token whose
     only fitting completions are trade-offs between the units may be refused.
 
+Grammar and JSON-schema inner constraints (:class:`~constrain.grammar.compile.GrammarConstraint`)
+    The shortest completion of a grammar state is computed exactly over bytes, code points or words
+    (:mod:`constrain.grammar.completion`: per-terminal lexer distances, per-nonterminal minimal
+    lengths, a backward pass over the Earley chart). The mask is the grammar's mask restricted to
+    the tokens after which ``counts + shortest completion`` fits every max bound; the per-token
+    costs come from one vectorized trie walk per lexing thread (tokens that may end a lexeme before
+    their last byte are advanced exactly).
+
+    * ``max_chars`` alone / ``max_words`` alone: exact (a token is refused iff no completion after
+      it fits).
+    * ``max_tokens``: the token count of a completion is bounded by its **byte** count, so a token
+      is allowed iff ``tokens used + 1 + shortest completion in bytes <= max_tokens``. Sound, and it
+      never strands provided the bytes of the shortest completions have single-byte tokens (check
+      ``vocab.single_byte_tokens``; SmolLM2 has every printable ASCII byte). It is conservative: a
+      token is refused whenever the shortest *byte* completion after it does not fit even though
+      fewer, longer tokens would (``{"a": [[`` then ``]]}`` is 3 bytes, maybe 1 token). In
+      practice the budget closes a JSON document about (bytes of the closing)/(1 token) early.
+    * Several max units at once: every unit is bounded by the byte count of one shortest byte
+      witness (chars, words, tokens <= bytes): sound, never strands, conservative.
+    * ``min_*`` bounds: EOS is forbidden until reached; whether the minimum is still *reachable*
+      is not checked (a grammar whose remaining language only has short sentences, e.g. a fixed
+      JSON schema, can strand a walk under a large ``min_chars``).
+    * The whitespace bound ``Limits.max_consecutive_whitespace`` is not modelled in the shortest
+      completion (see :mod:`constrain.grammar.completion`).
+
 Not supported
-    Grammar constraints (and lazy intersections) raise :class:`UnsupportedFeatureError`: the
-    minimum completion of an Earley state is not computed. The graph has one node per (DFA state,
-    flag, capped counts); more than ``Limits.max_dfa_states`` nodes raise ``LimitExceededError``,
-    and precomputation costs one trie walk per DFA state (large choice automata are expensive:
-    about a millisecond per state on a 49k vocabulary).
+    Lazy intersections (:class:`~constrain.constraints.combine.IntersectConstraint`) and other
+    constraints raise :class:`UnsupportedFeatureError`; bound the grammar first and intersect the
+    result (``intersect(max_length(grammar, ...), other)``: lazy, masks are ANDed, so only the
+    length part's completion is guaranteed). For DFA constraints the graph has one node per (DFA
+    state, flag, capped counts); more than ``Limits.max_dfa_states`` nodes raise
+    ``LimitExceededError``, and precomputation costs one trie walk per DFA state (large choice
+    automata are expensive: about a millisecond per state on a 49k vocabulary).
 """
 
 from __future__ import annotations
