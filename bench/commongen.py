@@ -61,6 +61,8 @@ def output_nll(model, prompt_ids, out_ids):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--limit", type=int, default=100)
+    ap.add_argument("--start", type=int, default=0, help="skip the first N sets (to finish a run in parts)")
+    ap.add_argument("--merge", nargs="+", default=None, help="only summarize the rows of these result files")
     ap.add_argument("--sets", default=str(ROOT / "data" / "commongen_sets.json"))
     ap.add_argument("--methods", default="plain,hard,search")
     ap.add_argument("--search-limit", type=int, default=None, help="run search methods on the first N sets only")
@@ -72,6 +74,11 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=0.0, help="stop starting new concept sets after this many seconds")
     ap.add_argument("--out", default=str(ROOT / "results" / "commongen.json"))
     args = ap.parse_args()
+    if args.merge:
+        rows = [r for f in args.merge for r in json.loads(Path(f).read_text())["rows"]]
+        methods = [m for m in args.methods.split(",") if m]
+        report(rows, methods, args)
+        return
 
     import torch
 
@@ -85,7 +92,7 @@ def main() -> None:
     model, tok = load_default_model()
     vocab = vocabulary_for(tok, model_vocab_size(model, tok))
     print(f"model loaded in {time.perf_counter() - t_load:.1f}s")
-    sets = json.loads(Path(args.sets).read_text())[: args.limit]
+    sets = json.loads(Path(args.sets).read_text())[args.start : args.limit]
     methods = [m for m in args.methods.split(",") if m]
     rows = []
     started = time.perf_counter()
@@ -97,7 +104,8 @@ def main() -> None:
         prompt_ids = encode_prompt(tok, prompt)
         row = {"concepts": concepts, "outputs": {}}
         t0 = time.perf_counter()
-        set_methods = [m for m in methods if "search" not in m or args.search_limit is None or i < args.search_limit]
+        set_methods = [m for m in methods
+                       if "search" not in m or args.search_limit is None or args.start + i < args.search_limit]
         constraint = (hard_constraint(concepts, vocab, args.max_new_tokens - 1)
                       if any("hard" in m for m in set_methods) else None)
         row["compile_seconds"] = time.perf_counter() - t0
@@ -125,11 +133,16 @@ def main() -> None:
             row["outputs"][m] = {"text": text, "seconds": seconds, "nll": nll, "tokens": n,
                                  "soft": sum(present) / len(present), "hard": all(present), "failed": failed}
         rows.append(row)
-        print(f"[{i + 1}/{len(sets)}] {concepts} " + " | ".join(
+        print(f"[{args.start + i + 1}/{args.start + len(sets)}] {concepts} " + " | ".join(
             f"{m}: {'✓' if row['outputs'][m]['hard'] else '✗'} {row['outputs'][m]['seconds']:.1f}s" for m in set_methods), flush=True)
         for m in set_methods:
             print(f"    {m:12s} {row['outputs'][m]['text']!r}", flush=True)
 
+    report(rows, methods, args)
+
+
+def report(rows, methods, args) -> None:
+    """Print the markdown table of ``rows`` and write them with the summary to ``args.out``."""
     summary = {}
     for m in methods:
         outs = [r["outputs"][m] for r in rows if m in r["outputs"]]

@@ -409,7 +409,7 @@ def length_bounds(
     Raises
     ------
     UnsupportedFeatureError
-        ``constraint`` is not DFA-based (e.g. a grammar).
+        ``constraint`` is neither DFA-based nor a grammar (e.g. a lazy intersection).
     InputError
         No output satisfies the bounds.
     LimitExceededError
