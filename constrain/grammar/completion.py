@@ -36,7 +36,8 @@ modelled (a shortest completion never adds ignored whitespace unless longest-mat
 one byte of it, e.g. a newline to end a ``--`` comment; a thread already at the bound is costed as
 if it were not).
 
-GrammarConstraint internals read here: ``parser`` (rules, ``scan``), ``lexer`` (tables), ``ir``
+GrammarConstraint internals read here: ``parser`` (rules, ``scan``), ``lexer`` (tables; a lazy
+lexer with ``expand``/``expanded`` is expanded completely first, its ``start`` is used), ``ir``
 (terminals, ``ignore``), the thread layout ``(parser_state, lexer_state or -1, ws, blocked id)``
 and ``_blocked[id]`` (bool[256] of the bytes that may not follow an ignored lexeme). A public
 ``blocked_bytes(id)`` accessor on GrammarConstraint would remove the one private read.
@@ -76,6 +77,8 @@ class GrammarCompletion:
         self.unit = unit
         self.k, self._w, self._fo = _byte_weights(unit)
         lexer = gc.lexer
+        _expand_all(lexer)
+        self._start = int(getattr(lexer, "start", 0))
         self._delta = np.asarray(lexer.transitions, dtype=np.int64)
         self._acc = np.asarray(lexer.accepting_terminals, dtype=bool)
         self._live = np.asarray(lexer.live_terminals, dtype=bool)
@@ -186,7 +189,7 @@ class GrammarCompletion:
         if F is None:
             k = self.k
             F = np.full((len(self._targets), k, k), INF, dtype=np.int64)
-            start = self._delta[0]
+            start = self._delta[self._start]
             for b in np.flatnonzero((start >= 0) & ~self._class_rows[c]).tolist():
                 q2 = start[b]
                 for fin in range(k):
@@ -201,7 +204,7 @@ class GrammarCompletion:
         k = self.k
         cost: dict[int, tuple] = {}
         for t in range(self.n_terms):
-            cost[t] = tuple(int(x) for x in self._D[t, 0].reshape(-1))
+            cost[t] = tuple(int(x) for x in self._D[t, self._start].reshape(-1))
         inf = tuple([INF] * (k * k))
         for r, lhs in enumerate(parser.rule_lhs):
             cost.setdefault(-(lhs + 1), inf)
@@ -392,7 +395,7 @@ class GrammarCompletion:
         while c > 0:
             cands: set[int] = set()
             for _, q, _, _ in cur:
-                cands.update(np.flatnonzero(self._delta[q if q >= 0 else 0] >= 0).tolist())
+                cands.update(np.flatnonzero(self._delta[q if q >= 0 else self._start] >= 0).tolist())
             chosen = None
             fallback = None
             for b in sorted(cands):
@@ -430,7 +433,7 @@ class GrammarCompletion:
             ps, q, ws, bid = th
             live_ok, accept_ok = self._live_accept(ps)
             first_blocked = self._class_rows[self.blocked_class(bid)] if q < 0 else None
-            st, inner_cross, end_cross = walk.run(self._delta, q if q >= 0 else 0, live_ok, accept_ok, first_blocked)
+            st, inner_cross, end_cross = walk.run(self._delta, q if q >= 0 else self._start, live_ok, accept_ok, first_blocked)
             s_end = st[nodes]
             ok = s_end >= 0
             V = self.v_table(ps)
@@ -472,6 +475,19 @@ class GrammarCompletion:
             if (acc >> u) & 1:
                 best = self._vmin(best, self._hb(ps, self._class_of(self._blocked_row(q, u))))
         return best
+
+
+def _expand_all(lexer) -> None:
+    """A lazily built lexer DFA (states expanded on first use) is expanded completely: the
+    distances need the whole automaton. A fully built one is left as is."""
+    expand = getattr(lexer, "expand", None)
+    if expand is None:
+        return
+    q = 0
+    while q < lexer.n_states:
+        if not lexer.expanded[q]:
+            expand(q)
+        q += 1
 
 
 class _TrieLevels:
