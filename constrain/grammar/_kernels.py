@@ -36,7 +36,12 @@ def grammar_walk_kernel(
     bnd_state: np.ndarray,  # int32 [cap] out: lexer state at the boundary
     bnd_ws: np.ndarray,  # int32 [cap] out: ignored-byte count at the boundary (capped at bound+1)
 ) -> int:
-    """Return the number of boundary points found (may exceed ``cap``: then rerun with more room)."""
+    """Return the number of boundary points found (may exceed ``cap``: then rerun with more room).
+
+    With a lazy lexer a transition may be unknown (``-2``): the point is then reported with
+    ``bnd_state = -2 - state`` (the state whose row is missing) and its subtree skipped; the caller
+    builds the rows and walks again.
+    """
     states = np.empty(max_depth + 1, dtype=np.int32)
     cap = bnd_node.shape[0]
     nb = 0
@@ -49,6 +54,16 @@ def grammar_walk_kernel(
         while i < end:
             d = node_depth[i]
             s = transitions[states[d - 1], node_byte[i]]
+            if s == -2:
+                # lazy lexer: row not built; report (node, -2 - state) and skip the subtree
+                if not (d == d0 + 1 and first_blocked[node_byte[i]]):
+                    if nb < cap:
+                        bnd_node[nb] = i
+                        bnd_state[nb] = -2 - states[d - 1]
+                        bnd_ws[nb] = 0
+                    nb += 1
+                i = subtree_end[i]
+                continue
             if s < 0 or not live_ok[s] or (d == d0 + 1 and first_blocked[node_byte[i]]):
                 i = subtree_end[i]
                 continue
@@ -190,6 +205,12 @@ def grammar_mask_kernel(
                     continue
                 q = 0
             q2 = transitions[q, c]
+            if q2 == -2:  # lazy lexer: row of q not built yet
+                if nreq < req_p.shape[0]:
+                    req_p[nreq] = -1
+                    req_q[nreq] = q
+                nreq += 1
+                continue
             if q2 < 0:
                 continue
             p = tp[pd, k]
@@ -448,6 +469,12 @@ def grammar_fork_jobs_kernel(
                         continue
                     q = 0
                 q2 = transitions[q, c]
+                if q2 == -2:  # lazy lexer: row of q not built yet
+                    if nreq < req_p.shape[0]:
+                        req_p[nreq] = -1
+                        req_q[nreq] = q
+                    nreq += 1
+                    continue
                 if q2 < 0:
                     continue
                 p = tp[pd, k]

@@ -60,6 +60,7 @@ state (bounded by ``limits.max_cached_masks``).
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +83,7 @@ from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
 from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.regex.dfa import LexerDFA
 from constrain.vocab.vocabulary import Vocabulary
 
 _WS_BYTES = frozenset(b" \t\n\r\f\v")
@@ -99,6 +101,13 @@ class GrammarConstraint(CompiledConstraint):
         self.source = ir.source
         self.parser = EarleyParser(ir)
         self.lexer = lexer
+        self._lazy = not isinstance(lexer, LexerDFA)
+        self._ignore_bits = sum(1 << i for i in ir.ignore)
+        if self._lazy:
+            # states within one token's length of the lexer start, and the rows ignored lexemes need
+            self._depth_ok: list[int] = []
+            self._dirty: list[int] = []
+            self._lazy_ensure(0, self._LAZY_AHEAD)
         n_terms = len(ir.terminals)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
         self._rows: list[list[int]] = self._transitions.tolist()
@@ -130,6 +139,118 @@ class GrammarConstraint(CompiledConstraint):
             f"GrammarConstraint({self.source!r}, terminals={len(self.ir.terminals)}, "
             f"rules={len(self.ir.rules)}, lexer_states={self.lexer.n_states}, vocab={self.vocab.size})"
         )
+
+    # ------------------------------------------------------------------ lazy lexer DFA
+    def _lazy_ensure(self, q: int, depth: int) -> None:
+        """Expand every lexer state less than ``depth`` bytes from ``q`` (lazy lexer only; mutates
+        the lexer, not the tables: call :meth:`_lazy_sync` after). Also expands new states where
+        an ignored terminal ends (their blocked-byte sets read the row)."""
+        lexer = self.lexer
+        depth_ok = self._depth_ok
+        stack = [(q, depth)]
+        while stack:
+            s, d = stack.pop()
+            if len(depth_ok) < lexer.n_states:
+                depth_ok.extend([0] * (lexer.n_states - len(depth_ok)))
+            if depth_ok[s] >= d:
+                continue
+            if not lexer.expanded[s]:
+                lexer.expand(s)
+                self._dirty.append(s)
+            depth_ok[s] = d
+            if d > 1:
+                row = lexer.transitions[s]
+                for t in np.unique(row[row >= 0]).tolist():
+                    if t >= len(depth_ok) or depth_ok[t] < d - 1:
+                        stack.append((t, d - 1))
+        if self._ignore_bits:
+            acc = lexer.accepting_terminals
+            ign = np.array([(self._ignore_bits >> i) & 1 for i in range(lexer.n_terminals)], dtype=bool)
+            while True:
+                todo = [t for t in np.flatnonzero((acc[:, ign]).any(axis=1)).tolist() if not lexer.expanded[t]]
+                if not todo:
+                    break
+                for t in todo:
+                    lexer.expand(t)
+                    self._dirty.append(t)
+                acc = lexer.accepting_terminals
+
+    def _lazy_sync(self) -> None:
+        """Bring every per-lexer-state table up to date with the lazy lexer (new states, new rows)."""
+        lexer = self.lexer
+        n_old = len(self._rows)
+        n = lexer.n_states
+        if n == n_old and not self._dirty:
+            return
+        self._transitions = lexer.transitions
+        trans = self._transitions
+        for q in self._dirty:
+            if q < n_old:
+                self._rows[q] = trans[q].tolist()
+        self._dirty = []
+        if n == n_old:
+            return
+        n_terms = len(self.ir.terminals)
+        weights = [1 << i for i in range(n_terms)]
+        acc = lexer.accepting_terminals
+        live = lexer.live_terminals
+        new_acc = acc[n_old:n]
+        new_live = live[n_old:n]
+        self._rows.extend(trans[n_old:n].tolist())
+        self._acc_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_acc.tolist())
+        self._live_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_live.tolist())
+        ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
+        self._ws_live = np.ascontiguousarray(np.concatenate([self._ws_live, (new_live & ws_mask).any(axis=1)]))
+        acc_any = new_acc.any(axis=1)
+        n_cols = self._scan_tab.shape[1] if n_old == 0 else int(self._acc_col.max()) + 1
+        cols = np.full(n - n_old, -1, dtype=np.int32)
+        cols[acc_any] = np.arange(n_cols, n_cols + int(acc_any.sum()), dtype=np.int32)
+        self._acc_col = np.ascontiguousarray(np.concatenate([self._acc_col, cols]))
+        need = int(self._acc_col.max()) + 1
+        if need > self._scan_tab.shape[1]:
+            width = max(need, 2 * self._scan_tab.shape[1])
+            grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
+            grown[:, : self._scan_tab.shape[1]] = self._scan_tab
+            self._scan_tab = grown
+        starts = self._ign_start.tolist()
+        bids = self._ign_bid.tolist()
+        isws = self._ign_isws.tolist()
+        ignore = sorted(self.ir.ignore)
+        for q in range(n_old, n):
+            for t in ignore:
+                if acc[q, t]:
+                    bids.append(self._blocked_id(q, t))
+                    isws.append(bool((self._ws_bits >> t) & 1))
+            starts.append(len(bids))
+        self._ign_start = np.asarray(starts, dtype=np.int32)
+        self._ign_bid = np.asarray(bids, dtype=np.int32)
+        self._ign_isws = np.asarray(isws, dtype=bool)
+        if self._blocked:
+            self._blocked_tab = np.ascontiguousarray(np.stack(self._blocked))
+        e_cap = self._live_tab.shape[0]
+        tabs = [np.zeros((e_cap, n), dtype=bool) for _ in range(3)]
+        for t_new, t_old in zip(tabs, (self._live_tab, self._acc_tab, self._wsonly_tab)):
+            t_new[:, :n_old] = t_old
+        w = ws_mask
+        for expected, eid in self._eset_ids.items():
+            e = np.array([(expected >> i) & 1 for i in range(n_terms)], dtype=bool)
+            lv = new_live & e
+            live_ok = lv.any(axis=1)
+            tabs[0][eid, n_old:] = live_ok
+            tabs[1][eid, n_old:] = (new_acc & e).any(axis=1)
+            tabs[2][eid, n_old:] = live_ok & ~(lv & ~w).any(axis=1)
+        self._live_tab, self._acc_tab, self._wsonly_tab = tabs
+        self._arrays.clear()
+
+    _LAZY_AHEAD = 4
+    """Bytes of lookahead expanded around a lexer state whose row a walk asked for (fewer walk
+    restarts for the price of a few states that may never be visited)."""
+
+    def _lazy_expand_rows(self, coded: np.ndarray) -> None:
+        """Expand the rows a kernel reported missing (``-2 - state`` codes), then sync the tables."""
+        for q in np.unique(-2 - np.asarray(coded)).tolist():
+            self._lazy_ensure(q, self._LAZY_AHEAD)
+        self._lazy_sync()
 
     # ------------------------------------------------------------------ single-walk tables
     def _init_walk_tables(self) -> None:
@@ -284,7 +405,13 @@ class GrammarConstraint(CompiledConstraint):
                 return words
             # unknown parser transitions at one node: compute them, then resume at that node
             k = min(nreq, req_p.shape[0])
-            for pid, q in set(zip(req_p[:k].tolist(), req_q[:k].tolist())):
+            reqs = set(zip(req_p[:k].tolist(), req_q[:k].tolist()))
+            if self._lazy:
+                rows = [q for pid, q in reqs if pid == -1]
+                if rows:
+                    self._lazy_expand_rows(-2 - np.asarray(rows))
+                reqs = {(pid, q) for pid, q in reqs if pid != -1}
+            for pid, q in reqs:
                 if q >= 0:
                     self._fill_scan(pid, q)
                 else:
@@ -314,9 +441,14 @@ class GrammarConstraint(CompiledConstraint):
                 trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
                 trie.token_ids, trie.max_depth, words, bn, bs, bw,
             )
-            if nb <= bn.shape[0]:
-                break
-            self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+            if nb > bn.shape[0]:
+                self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+                continue
+            if self._lazy and nb and (bs[:nb] < 0).any():
+                self._lazy_expand_rows(bs[:nb][bs[:nb] < 0])
+                words[:] = 0
+                continue
+            break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
         if len(self._lexeme_cache) >= self.limits.max_cached_masks:
             self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
@@ -378,7 +510,13 @@ class GrammarConstraint(CompiledConstraint):
             if nreq == 0:
                 return words
             k = min(nreq, req_p.shape[0])
-            for pid, q in set(zip(req_p[:k].tolist(), req_q[:k].tolist())):
+            reqs = set(zip(req_p[:k].tolist(), req_q[:k].tolist()))
+            if self._lazy:
+                rows = [q for pid, q in reqs if pid == -1]
+                if rows:
+                    self._lazy_expand_rows(-2 - np.asarray(rows))
+                reqs = {(pid, q) for pid, q in reqs if pid != -1}
+            for pid, q in reqs:
                 if q >= 0:
                     self._fill_scan(pid, q)
                 else:
@@ -449,6 +587,10 @@ class GrammarConstraint(CompiledConstraint):
         if after >= 0 and self._blocked[after][byte]:
             return
         q2 = self._rows[q if q >= 0 else 0][byte]
+        if q2 == -2:  # lazy lexer: row not built yet
+            self._lazy_ensure(q if q >= 0 else 0, 1)
+            self._lazy_sync()
+            q2 = self._rows[q if q >= 0 else 0][byte]
         if q2 < 0:
             return
         expected = self._expected(ps)
@@ -500,6 +642,10 @@ class GrammarConstraint(CompiledConstraint):
     def _next_byte(self, state: frozenset) -> tuple[int, frozenset] | None:
         """The only byte that can continue ``state`` and the state after it; None if zero or several."""
         candidates: set[int] = set()
+        if self._lazy:
+            for _, q, _, _ in state:
+                self._lazy_ensure(q if q >= 0 else 0, 1)
+            self._lazy_sync()
         for _, q, _, _ in state:
             candidates.update(np.flatnonzero(self._transitions[q if q >= 0 else 0] >= 0).tolist())
         found: tuple[int, frozenset] | None = None
@@ -574,9 +720,16 @@ class GrammarConstraint(CompiledConstraint):
                     trie.node_byte, node_depth, trie.subtree_end, trie.node_token_start,
                     trie.token_ids, trie.max_depth, words, bn, bs, bw,
                 )
-                if nb <= bn.shape[0]:
-                    break
-                self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+                if nb > bn.shape[0]:
+                    self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
+                    continue
+                if self._lazy and nb and (bs[:nb] < 0).any():
+                    # rows missing: build them and walk again (bits already set are still right)
+                    self._lazy_expand_rows(bs[:nb][bs[:nb] < 0])
+                    first_blocked = self._no_block if after < 0 else self._blocked[after]
+                    live_ok, accept_ok, ws_only = self._state_arrays(self._expected(ps))
+                    continue
+                break
             if nb == 0:
                 continue
             nodes = bn[:nb].copy()
@@ -609,34 +762,78 @@ class GrammarConstraint(CompiledConstraint):
         self._mask_cache.clear()
 
 
-def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
-    """Check each terminal alone (for located errors and its whitespace class), then combine."""
-    from constrain.regex import regex_to_dfa, terminals_to_dfa
+_EAGER_LEXER_STATES = 4_000
+_EAGER_LEXER_NFA_STATES = 150_000
+"""Lexer DFAs over this many states (or NFAs over ``_EAGER_LEXER_NFA_STATES``) are built lazily (:class:`~constrain.regex.LazyLexerDFA`):
+failing early keeps the wasted eager work bounded, and the lazy one only builds visited states."""
 
-    ws_bits = 0
-    non_ws = np.array([b not in _WS_BYTES for b in range(256)])
-    for i, t in enumerate(ir.terminals):
-        name = t.name
+
+def _check_terminal(ir: GrammarIR, text: str, name: str, no_string: bool, empty: bool) -> None:
+    if no_string:
+        line, col = _locate(text, name)
+        raise GrammarSyntaxError(f"terminal {name} matches no string", source=ir.source, line=line or 1, column=col or 1)
+    if empty:
+        line, col = _locate(text, name)
+        raise UnsupportedFeatureError(
+            f"terminal {name} matching the empty string", source=ir.source, line=line or 1, column=col
+        )
+
+
+def _check_terminals_alone(ir: GrammarIR, text: str, limits: Limits) -> None:
+    """Compile each terminal alone and raise the located error of the first bad one (slow path)."""
+    from constrain.regex import regex_to_dfa
+
+    for t in ir.terminals:
         try:
-            dfa = regex_to_dfa(t.regex, limits=limits, ignore_case=t.ignore_case, dotall=t.dotall)
+            regex_to_dfa(t.regex, limits=limits, ignore_case=t.ignore_case, dotall=t.dotall)
         except (RegexSyntaxError, UnsupportedFeatureError) as exc:
-            line, col = _locate(text, name)
+            line, col = _locate(text, t.name)
             raise UnsupportedFeatureError(
-                f"terminal {name} /{t.regex}/: {exc}", source=ir.source, line=line or 1, column=col
+                f"terminal {t.name} /{t.regex}/: {exc}", source=ir.source, line=line or 1, column=col
             ) from None
-        if not dfa.accepting.any():
-            line, col = _locate(text, name)
-            raise GrammarSyntaxError(f"terminal {name} matches no string", source=ir.source, line=line or 1, column=col or 1)
-        if dfa.accepting[dfa.start]:
-            line, col = _locate(text, name)
-            raise UnsupportedFeatureError(
-                f"terminal {name} matching the empty string", source=ir.source, line=line or 1, column=col
-            )
-        if not (dfa.transitions[:, non_ws] >= 0).any():
+
+
+def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
+    """The combined lexer DFA of all terminals, and the bit set of whitespace-only terminals.
+
+    The per-terminal checks (matches nothing, matches the empty string, only whitespace bytes) are
+    read off the combined DFA: a state live for terminal ``i`` is reached only by prefixes of
+    ``i``'s strings, so ``i`` uses a non-whitespace byte iff some edge on such a byte joins two
+    states live for ``i``. A regex error is located by compiling the terminals one by one.
+    """
+    from constrain.regex import terminals_to_dfa, terminals_to_lazy_dfa
+    from constrain.regex.dfa import lazy_terminal_info, lexer_nfa_states
+
+    patterns = [(t.regex, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals]
+    eager_limits = replace(limits, max_dfa_states=min(limits.max_dfa_states, _EAGER_LEXER_STATES))
+    try:
+        if lexer_nfa_states(patterns, limits) > _EAGER_LEXER_NFA_STATES:
+            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "large lexer NFA: build it lazily")
+        lexer = terminals_to_dfa(patterns, limits=eager_limits)
+    except (RegexSyntaxError, UnsupportedFeatureError):
+        _check_terminals_alone(ir, text, limits)
+        raise
+    except LimitExceededError as exc:
+        if exc.field != "max_dfa_states":
+            raise
+        lexer = terminals_to_lazy_dfa(patterns, limits=limits)
+        no_string, empty, non_ws_use = lazy_terminal_info(lexer)
+        ws_bits = 0
+        for i, t in enumerate(ir.terminals):
+            _check_terminal(ir, text, t.name, no_string[i], empty[i])
+            if not non_ws_use[i]:
+                ws_bits |= 1 << i
+        return lexer, ws_bits
+    acc = lexer.accepting_terminals
+    live = lexer.live_terminals
+    trans = lexer.transitions
+    non_ws = np.array([b not in _WS_BYTES for b in range(256)])
+    ws_bits = 0
+    for i, t in enumerate(ir.terminals):
+        _check_terminal(ir, text, t.name, not acc[:, i].any(), bool(acc[lexer.start, i]))
+        rows = trans[live[:, i]][:, non_ws]
+        if not live[rows[rows >= 0], i].any():
             ws_bits |= 1 << i
-    lexer = terminals_to_dfa(
-        [(t.regex, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals], limits=limits
-    )
     return lexer, ws_bits
 
 

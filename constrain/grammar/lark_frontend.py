@@ -89,6 +89,44 @@ def read_grammar_text(text_or_path) -> tuple[str, str]:
     return text_or_path, "grammar"
 
 
+def _lark_rules_class():
+    """``lark.Lark`` that stops after compiling the grammar to BNF (built once, on first use).
+
+    ``Lark(parser="earley", lexer="dynamic_complete")`` would also build its parser, whose regexp
+    matcher ``re.compile``s every terminal: on grammars with large character classes (JSON
+    schemas) that is most of the compile time, and we never use lark's parser. The checks that
+    matcher makes (a terminal lark cannot parse, a zero-width terminal) are kept, with lark's
+    messages.
+    """
+    global _LARK_RULES
+    if _LARK_RULES is None:
+        import lark
+        from lark.exceptions import GrammarError
+        from lark.utils import get_regexp_width
+
+        class LarkRules(lark.Lark):
+            def _build_parser(self):
+                for t in self.lexer_conf.terminals:
+                    regexp = t.pattern.to_regexp()
+                    try:
+                        width = get_regexp_width(regexp)[0]
+                    except ValueError:
+                        raise GrammarError("Bad regexp in token %s: %s" % (t.name, regexp)) from None
+                    if width == 0:
+                        raise GrammarError("Dynamic Earley doesn't allow zero-width regexps", t)
+                return None
+
+        _LARK_RULES = LarkRules
+    return _LARK_RULES
+
+
+_LARK_RULES = None
+
+
+def _LarkRules(text: str, **options):
+    return _lark_rules_class()(text, **options)
+
+
 def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar") -> GrammarIR:
     """Parse Lark grammar ``text`` with Lark and convert it to a :class:`GrammarIR`.
 
@@ -103,7 +141,7 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar") -> G
     from lark.exceptions import LarkError
 
     try:
-        parser = lark.Lark(
+        parser = _LarkRules(
             text, parser="earley", lexer="dynamic_complete", start=start, keep_all_tokens=True
         )
     except LarkError as exc:

@@ -27,7 +27,7 @@ from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
 from constrain.regex._parse import CharSpec, Parsed, parse
 
-__all__ = ["ByteDFA", "LexerDFA", "regex_to_dfa", "terminals_to_dfa", "literal_to_regex"]
+__all__ = ["ByteDFA", "LexerDFA", "LazyLexerDFA", "regex_to_dfa", "terminals_to_dfa", "terminals_to_lazy_dfa", "literal_to_regex"]
 
 _DOT_TYPE = type(ip._DOT)
 _EMPTY_TYPE = type(ip._EMPTY)
@@ -432,8 +432,14 @@ def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(table_cls[:, class_of], dtype=np.int32)
 
 
-def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
-    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
+@lru_cache(maxsize=4096)
+def _parse_cached(pattern: str, limits: Limits) -> Parsed:
+    """``parse(pattern, limits)``, cached (the AST is only read: the lexer and the per-terminal
+    checks of a grammar parse the same patterns)."""
+    return parse(pattern, limits)
+
+
+def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> list:
     parsed = []
     for pattern, icase, dotall in entries:
         flags = ip.REFlags(0)
@@ -441,7 +447,25 @@ def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
             flags |= ip.REFlags.I
         if dotall:
             flags |= ip.REFlags.S
-        parsed.append((parse(pattern, limits), flags))
+        parsed.append((_parse_cached(pattern, limits), flags))
+    return parsed
+
+
+def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
+    """NFA states the lexer of ``patterns`` would have (computed without building it)."""
+    memo: dict = {}
+    total = 1
+    try:
+        for p, flags in _entries_parsed([(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns], limits):
+            total += 1 + _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+    except RecursionError:
+        raise UnsupportedFeatureError("group nesting this deep in a lexer") from None
+    return total
+
+
+def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
+    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
+    parsed = _entries_parsed(entries, limits)
     nfa, start, finals = _build_nfa(parsed, limits, what)
     table, accepts, class_of, n_cls = _determinize(nfa, start, finals, limits, what)
     table_cls, labels = _minimize(table, accepts, n_cls)
@@ -661,3 +685,238 @@ def _short(pattern: str) -> str:
 def literal_to_regex(text: str) -> str:
     """Return a regex that matches exactly ``text`` (``re.escape``, which our parser accepts)."""
     return re.escape(text)
+
+
+# ------------------------------------------------------------------------------------------------
+# Lazy lexer DFA (subset construction on demand)
+# ------------------------------------------------------------------------------------------------
+
+
+class LazyLexerDFA:
+    """A lexer DFA whose states are built on demand from the NFA (no minimization).
+
+    Used when the eager :func:`terminals_to_dfa` would exceed ``Limits.max_dfa_states`` (e.g. a
+    string with a large ``maxLength``: the minimal DFA has a state per position, but a mask only
+    ever visits the states within one token's length of the current one). Same attributes as
+    :class:`LexerDFA`; they grow as states are added (read them again after :meth:`expand`).
+    A state is a set of NFA states; its accepting and live terminal sets are known when it is
+    created, its transition row only once :meth:`expand` ran (``-2`` in every entry before).
+    ``-1`` is still the only dead outcome: NFA states that cannot reach their terminal's final
+    state are dropped from every set, and an empty set is ``-1``. Mutated only by :meth:`expand`;
+    the language of every state never changes.
+    """
+
+    def __init__(self, entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
+        parsed = _entries_parsed(entries, limits)
+        nfa, start, finals = _build_nfa(parsed, limits, what)
+        self.limits = limits
+        self.what = what
+        self._nfa = nfa
+        n_terms = len(entries)
+        n_nfa = len(nfa.eps)
+        # terminal of each NFA state: fragments are built one after the other, each ending in its final
+        term_of = np.full(n_nfa, -1, dtype=np.int64)
+        lo = 1
+        for i, f in enumerate(finals):
+            term_of[lo : f + 1] = i
+            lo = f + 1
+        # co-reachability: reverse search from the final states over eps and byte edges
+        preds: list[list[int]] = [[] for _ in range(n_nfa)]
+        for s in range(n_nfa):
+            for t in nfa.eps[s]:
+                preds[t].append(s)
+            for _, _, t in nfa.edges[s]:
+                preds[t].append(s)
+        coreach = np.zeros(n_nfa, dtype=bool)
+        stack = list(finals)
+        coreach[finals] = True
+        while stack:
+            t = stack.pop()
+            for s in preds[t]:
+                if not coreach[s]:
+                    coreach[s] = True
+                    stack.append(s)
+        self._term_of = term_of.tolist()
+        self._coreach = coreach.tolist()
+        self._final_index = {f: i for i, f in enumerate(finals)}
+        self._finals = finals
+        self.class_of, self.n_classes = _byte_classes(nfa)
+        self._class_of_l = self.class_of.tolist()
+        self._closures: dict[int, frozenset[int]] = {}
+        self._moves: dict[int, list] = {}
+        self.n_terms = n_terms
+        self._sets: list[frozenset[int]] = []
+        self._index: dict[frozenset[int], int] = {}
+        self._cap = 64
+        self._trans = np.full((self._cap, 256), -2, dtype=np.int32)
+        self._acc = np.zeros((self._cap, n_terms), dtype=bool)
+        self._live = np.zeros((self._cap, n_terms), dtype=bool)
+        self.expanded: list[bool] = []
+        start_set = self._closure(start)
+        if not start_set:
+            raise InternalError(f"{what}: no terminal matches any string")
+        self._state_of(start_set)
+        self.start = 0
+
+    # -- NFA helpers
+    def _closure(self, s: int) -> frozenset[int]:
+        c = self._closures.get(s)
+        if c is not None:
+            return c
+        eps, edges, coreach, fin = self._nfa.eps, self._nfa.edges, self._coreach, self._final_index
+        seen = {s}
+        stack = [s]
+        out = []
+        while stack:
+            x = stack.pop()
+            if (edges[x] or x in fin) and coreach[x]:
+                out.append(x)
+            for y in eps[x]:
+                if y not in seen:
+                    seen.add(y)
+                    stack.append(y)
+        c = self._closures[s] = frozenset(out)
+        return c
+
+    def _move_list(self, s: int) -> list:
+        m = self._moves.get(s)
+        if m is None:
+            m = []
+            col = self._class_of_l
+            for lo, hi, t in self._nfa.edges[s]:
+                tc = self._closure(t)
+                if tc:
+                    m.append((col[lo], col[hi], tc))
+            self._moves[s] = m
+        return m
+
+    def _state_of(self, key: frozenset[int]) -> int:
+        d = self._index.get(key)
+        if d is not None:
+            return d
+        d = len(self._sets)
+        if d >= self.limits.max_dfa_states:
+            raise LimitExceededError(
+                "max_dfa_states",
+                self.limits.max_dfa_states,
+                f"{self.what} (built lazily) reached more than {self.limits.max_dfa_states} DFA states",
+            )
+        if d >= self._cap:
+            self._cap *= 2
+            grow = np.full((self._cap, 256), -2, dtype=np.int32)
+            grow[:d] = self._trans[:d]
+            self._trans = grow
+            acc = np.zeros((self._cap, self.n_terms), dtype=bool)
+            acc[:d] = self._acc[:d]
+            self._acc = acc
+            live = np.zeros((self._cap, self.n_terms), dtype=bool)
+            live[:d] = self._live[:d]
+            self._live = live
+        term_of, fin = self._term_of, self._final_index
+        for s in key:
+            self._live[d, term_of[s]] = True
+            i = fin.get(s)
+            if i is not None:
+                self._acc[d, i] = True
+        self._sets.append(key)
+        self._index[key] = d
+        self.expanded.append(False)
+        return d
+
+    # -- public
+    @property
+    def transitions(self) -> np.ndarray:
+        """``int32[n_states, 256]`` (a view; ``-2`` rows: not expanded yet)."""
+        return self._trans[: len(self._sets)]
+
+    @property
+    def accepting_terminals(self) -> np.ndarray:
+        return self._acc[: len(self._sets)]
+
+    @property
+    def live_terminals(self) -> np.ndarray:
+        return self._live[: len(self._sets)]
+
+    @property
+    def n_states(self) -> int:
+        return len(self._sets)
+
+    @property
+    def n_terminals(self) -> int:
+        return self.n_terms
+
+    def expand(self, q: int) -> None:
+        """Compute the transition row of state ``q`` (creating its successor states; mutates)."""
+        if self.expanded[q]:
+            return
+        n_cls = self.n_classes
+        acc: dict[int, set[int]] = {}
+        for s in self._sets[q]:
+            for k0, k1, tc in self._move_list(s):
+                for k in range(k0, k1 + 1):
+                    a = acc.get(k)
+                    if a is None:
+                        acc[k] = set(tc)
+                    else:
+                        a |= tc
+        row = np.full(n_cls, -1, dtype=np.int32)
+        for k, a in acc.items():
+            row[k] = self._state_of(frozenset(a))
+        self._trans[q] = row[self.class_of]
+        self.expanded[q] = True
+
+    def advance(self, state: int, data: bytes) -> int:
+        """Return the state after ``data`` from ``state`` (expanding as needed), or -1."""
+        for b in data:
+            if state < 0:
+                return -1
+            self.expand(state)
+            state = int(self._trans[state, b])
+        return state
+
+
+def terminals_to_lazy_dfa(
+    patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS
+) -> LazyLexerDFA:
+    """Like :func:`terminals_to_dfa`, but states are built on demand (:class:`LazyLexerDFA`)."""
+    entries = []
+    for p in patterns:
+        if isinstance(p, str):
+            entries.append((p, False, False))
+        else:
+            pat, opts = p
+            unknown = set(opts) - {"ignore_case", "dotall"}
+            if unknown:
+                raise ValueError(f"unknown terminal options {sorted(unknown)}")
+            entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
+    return LazyLexerDFA(entries, limits, f"lexer of {len(entries)} terminals")
+
+
+def lazy_terminal_info(lexer: LazyLexerDFA) -> tuple[list[bool], list[bool], list[bool]]:
+    """Per terminal of a lazy lexer: (matches no string, matches the empty string, uses a byte
+    outside space/tab/newline/CR/FF/VT), read off the NFA (reachable and co-reachable edges)."""
+    nfa = lexer._nfa
+    starts = nfa.eps[0]
+    ws = frozenset(b" \t\n\r\f\v")
+    coreach = lexer._coreach
+    no_string, empty, non_ws = [], [], []
+    for i, a in enumerate(starts):
+        no_string.append(not coreach[a])
+        empty.append(lexer._finals[i] in lexer._closure(a))
+        seen = {a}
+        stack = [a]
+        found = False
+        while stack and not found:
+            s = stack.pop()
+            nxt = list(nfa.eps[s])
+            for lo, hi, t in nfa.edges[s]:
+                if coreach[t] and any(b not in ws for b in range(lo, hi + 1)):
+                    found = True
+                    break
+                nxt.append(t)
+            for t in nxt:
+                if t not in seen and coreach[t]:
+                    seen.add(t)
+                    stack.append(t)
+        non_ws.append(found)
+    return no_string, empty, non_ws

@@ -52,8 +52,14 @@ def test_unproductive_start():
 
 
 def test_dfa_limit():
+    import random
+
+    # over the bound, the lexer is built lazily: max_dfa_states then bounds the states built
+    c = compile_grammar('start: A\nA: /[ab]*a[ab]{12}/\n', toy_vocab(), limits=Limits(max_dfa_states=100))
+    assert c.advance_bytes(c.initial_state(), b"ab" * 3) is not None
     with pytest.raises(LimitExceededError):
-        compile_grammar('start: A\nA: /[ab]*a[ab]{12}/\n', toy_vocab(), limits=Limits(max_dfa_states=100))
+        rnd = random.Random(0)
+        c.advance_bytes(c.initial_state(), bytes(rnd.choice(b"ab") for _ in range(400)))
 
 
 def test_file_path_source(tmp_path):

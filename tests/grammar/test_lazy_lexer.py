@@ -1,0 +1,91 @@
+"""Grammars whose lexer DFA is built lazily give the same masks and states as the eager lexer.
+
+Lexers that would need more than ``_EAGER_LEXER_STATES`` DFA states (e.g. JSON strings with a
+large ``maxLength``) get a :class:`~constrain.regex.LazyLexerDFA`: rows are built when a walk or a
+step first needs them. Here the threshold is forced down so small grammars take the lazy path,
+and every mask, acceptance and forced-byte answer is compared with the eager engine along random
+masked walks.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import constrain.grammar.compile as grammar_compile
+from constrain.errors import LimitExceededError
+from constrain.grammar import compile_grammar
+from constrain.limits import Limits
+from constrain.schema import schema_to_lark
+from tests.grammar.test_split_walk import SCHEMAS, _ids, vocab
+
+SCHEMAS_LAZY = dict(SCHEMAS)
+SCHEMAS_LAZY["long_string"] = {
+    "type": "object",
+    "properties": {"s": {"type": "string", "maxLength": 40}, "t": {"type": "string", "minLength": 3}},
+}
+
+
+@functools.lru_cache(maxsize=None)
+def pair(name: str):
+    text = schema_to_lark(SCHEMAS_LAZY[name])
+    eager = compile_grammar(text, vocab())
+    saved = grammar_compile._EAGER_LEXER_STATES
+    grammar_compile._EAGER_LEXER_STATES = 1
+    try:
+        lazy = compile_grammar(text, vocab())
+    finally:
+        grammar_compile._EAGER_LEXER_STATES = saved
+    assert not eager._lazy and lazy._lazy
+    return eager, lazy
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(SCHEMAS_LAZY)), rnd=st.randoms(use_true_random=False), split=st.booleans())
+def test_lazy_lexer_masks_equal_eager(name, rnd, split):
+    eager, lazy = pair(name)
+    lazy.split_walks = split
+    se, sl = eager.initial_state(), lazy.initial_state()
+    for _ in range(rnd.randint(1, 40)):
+        we = eager.compute_token_bits(se)
+        assert np.array_equal(lazy.compute_token_bits(sl), we), f"{name}: lazy mask differs"
+        assert np.array_equal(lazy.reference_token_bits(sl), we)
+        assert lazy.is_accepting(sl) == eager.is_accepting(se)
+        assert lazy.forced_bytes(sl) == eager.forced_bytes(se)
+        ids = _ids(we)
+        if not ids:
+            break
+        data = vocab().token_bytes(rnd.choice(ids))
+        se, sl = eager.advance_bytes(se, data), lazy.advance_bytes(sl, data)
+        assert se is not None and sl is not None
+    # a byte string the eager engine rejects is rejected lazily too
+    bad = b'{"zz' if name != "any" else b"}"
+    assert (eager.advance_bytes(eager.initial_state(), bad) is None) == (lazy.advance_bytes(lazy.initial_state(), bad) is None)
+
+
+def test_large_max_length_compiles_lazily():
+    """A string with maxLength 3000 overflows the eager lexer bound; the lazy one builds few states."""
+    schema = {"type": "object", "properties": {"d": {"type": "string", "maxLength": 3000}}, "required": ["d"]}
+    text = schema_to_lark(schema)
+    c = compile_grammar(text, vocab())
+    assert c._lazy  # the eager lexer would need more than _EAGER_LEXER_STATES states
+    s = c.advance_bytes(c.initial_state(), b'{"d": "' + b"ab" * 100)
+    assert s is not None
+    words = c.compute_token_bits(s)
+    assert np.array_equal(words, c.reference_token_bits(s))
+    assert words[ord('"') + 1 >> 5] >> np.uint32(ord('"') + 1 & 31) & 1  # token '"' (id = byte + 1) closes the string
+    assert c.lexer.n_states < 5_000
+    with pytest.raises(LimitExceededError):
+        compile_grammar(text, vocab(), limits=Limits(max_nfa_states=1_000))
+
+
+def test_lazy_lexer_enforces_max_length():
+    eager, lazy = pair("long_string")
+    full = lazy.advance_bytes(lazy.initial_state(), b'{"s": "' + "é".encode() * 40)
+    assert full is not None and lazy.advance_bytes(full, b"a") is None
+    assert lazy.is_accepting(lazy.advance_bytes(full, b'"}'))
+    assert np.array_equal(lazy.compute_token_bits(full), eager.compute_token_bits(eager.advance_bytes(eager.initial_state(), b'{"s": "' + "é".encode() * 40)))

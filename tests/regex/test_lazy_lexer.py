@@ -1,0 +1,67 @@
+"""The lazily built lexer DFA has the same languages as the eager minimized one.
+
+For every byte string, the accepting and live terminal sets reached in the lazy DFA equal those of
+:func:`terminals_to_dfa` (states differ: the lazy one is not minimized), and rejection happens at
+the same byte. The lazy DFA also builds lexers that are too large to build eagerly.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constrain.errors import LimitExceededError
+from constrain.limits import Limits
+from constrain.regex import terminals_to_dfa, terminals_to_lazy_dfa
+
+LEXERS = [
+    [r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrtu])*"', r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?", r"[ \t\n]+", r"true|false|null", r"\{|\}|,|:"],
+    [r"a+b?", r"ab*", r"(?:ab|ba){2,4}", r"é|ü+"],
+    [r'"[^"]{0,7}"', r"[0-9]{2,3}", r"x(?:[yz]{1,3}|q)", r"[a\u0100-\u0800]+"],
+]
+
+ALPHABET = b'"\\/abtufnrxyzq0129.- \t\n{}:,e' + "éü\u0101ࠀ".encode()
+
+
+def _walk(dfa, data: bytes, lazy: bool):
+    q = dfa.start
+    out = []
+    for b in data:
+        if lazy:
+            dfa.expand(q)
+        q = int(dfa.transitions[q, b])
+        if q < 0:
+            out.append(None)
+            break
+        out.append((tuple(np.flatnonzero(dfa.accepting_terminals[q])), tuple(np.flatnonzero(dfa.live_terminals[q]))))
+    return out
+
+
+@settings(max_examples=200, deadline=None)
+@given(k=st.integers(0, len(LEXERS) - 1), data=st.lists(st.sampled_from(list(ALPHABET)), max_size=14).map(bytes))
+def test_lazy_lexer_equals_eager(k, data):
+    eager = terminals_to_dfa(LEXERS[k])
+    lazy = terminals_to_lazy_dfa(LEXERS[k])
+    assert _walk(lazy, data, True) == _walk(eager, data, False)
+    assert lazy.live_terminals[lazy.start].tolist() == eager.live_terminals[eager.start].tolist()
+
+
+def test_lazy_lexer_builds_only_visited_states():
+    pats = [r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,3000}"', r"[0-9]+"]
+    with pytest.raises(LimitExceededError):
+        terminals_to_dfa(pats, limits=Limits(max_dfa_states=5000))
+    lazy = terminals_to_lazy_dfa(pats, limits=Limits(max_dfa_states=5000))
+    q = lazy.advance(lazy.start, b'"' + b"ab\\u00e9" * 30)
+    assert q >= 0 and lazy.live_terminals[q, 0] and not lazy.accepting_terminals[q, 0]
+    q2 = lazy.advance(q, b'"')
+    assert lazy.accepting_terminals[q2, 0]
+    assert lazy.n_states < 5000
+    big = terminals_to_lazy_dfa(pats)
+    assert big.advance(big.start, b'"' + b"a" * 3001 + b'"') == -1
+    assert big.accepting_terminals[big.advance(big.start, b'"' + b"a" * 3000 + b'"'), 0]
+    # the state bound still holds for states actually built
+    small = terminals_to_lazy_dfa(pats, limits=Limits(max_dfa_states=50))
+    with pytest.raises(LimitExceededError):
+        small.advance(small.start, b'"' + b"a" * 100)
