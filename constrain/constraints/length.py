@@ -185,6 +185,13 @@ class LengthConstraint(CompiledConstraint):
             self._build()
         init = self.initial_state()
         if not self._feasible(init[0], init[1], (0, 0, 0)):
+            if self._grammar and self._completion is not None:
+                least = self._completion.cost(init[0], 0)
+                raise InputError(
+                    f"no output of {inner!r} satisfies {bounds}: its shortest output has {least} "
+                    f"{self._gunit}" + (" (max_tokens is checked against bytes: every byte is at most one token)"
+                                        if self._maxes[0] is not None else "")
+                )
             raise InputError(f"no output of {inner!r} satisfies {bounds}")
 
     def __repr__(self) -> str:
