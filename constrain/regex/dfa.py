@@ -331,12 +331,41 @@ def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what:
 # ------------------------------------------------------------------------------------------------
 
 
-def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int) -> tuple[np.ndarray, list]:
+def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int) -> list[int]:
+    """Block of each state (and of the sink, last) in the coarsest label-respecting partition.
+
+    Moore's refinement, vectorized: each round a state's signature is its block and the blocks of
+    its successors per class; rounds stop when the number of blocks stops growing. Gives the same
+    partition as Hopcroft's algorithm (the coarsest bisimulation), in numpy instead of Python loops.
+    """
+    n = len(table)
+    trans = np.empty((n + 1, n_cls), dtype=np.int64)
+    trans[:n] = np.asarray(table, dtype=np.int64).reshape(n, n_cls)
+    trans[trans < 0] = n
+    trans[n] = n
+    lab_ids: dict = {}
+    block = np.array([lab_ids.setdefault(lab, len(lab_ids)) for lab in list(labels) + [()]], dtype=np.int64)
+    n_blocks = len(lab_ids)
+    sig = np.empty((n + 1, n_cls + 1), dtype=np.int64)
+    while True:
+        sig[:, 0] = block
+        sig[:, 1:] = block[trans]
+        rows = np.ascontiguousarray(sig).view(np.dtype((np.void, sig.dtype.itemsize * sig.shape[1]))).ravel()
+        _, new_block = np.unique(rows, return_inverse=True)
+        new_n = int(new_block.max()) + 1
+        block = new_block.astype(np.int64).ravel()
+        if new_n == n_blocks:
+            return block.tolist()
+        n_blocks = new_n
+
+
+def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int, *, hopcroft: bool = False) -> tuple[np.ndarray, list]:
     """Return the minimal table (start 0, BFS order, no dead states) and the label of each state.
 
     States with different ``labels`` are never merged; a state whose language is empty is merged
     with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
-    itself is dead, one state with no transitions is returned.
+    itself is dead, one state with no transitions is returned. The partition comes from
+    :func:`_moore_blocks` (``hopcroft=True``: the Python Hopcroft loop, kept as the reference).
     """
     n = len(table)
     sink = n
@@ -344,6 +373,8 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int)
     trans.append([sink] * n_cls)
     # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
     all_labels = list(labels) + [()]
+    if not hopcroft:
+        return _renumber(trans, all_labels, labels, _moore_blocks(table, labels, n_cls), n, n_cls)
 
     # inverse transitions per class: inv[k][t] = predecessors of t on class k
     inv: list[dict[int, list[int]]] = [dict() for _ in range(n_cls)]
@@ -396,6 +427,12 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int)
                     block_of[s] = nb
                 work.add(nb)
 
+    return _renumber(trans, all_labels, labels, block_of, n, n_cls)
+
+
+def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[np.ndarray, list]:
+    """The quotient table of ``block_of``: live blocks in BFS order from the start, dead ones -1."""
+    sink = n
     dead = block_of[sink]
     start_block = block_of[0]
     if start_block == dead:
