@@ -36,8 +36,9 @@ modelled (a shortest completion never adds ignored whitespace unless longest-mat
 one byte of it, e.g. a newline to end a ``--`` comment; a thread already at the bound is costed as
 if it were not).
 
-GrammarConstraint internals read here: ``parser`` (rules, ``scan``), ``lexer`` (tables; a lazy
-lexer with ``expand``/``expanded`` is expanded completely first, its ``start`` is used), ``ir``
+GrammarConstraint internals read here: ``parser`` (rules, ``scan``), ``lexer`` (tables; of a lazy
+lexer -- ``expand``/``expanded``/``start`` -- a private copy is expanded completely and the grammar's
+lexer state ids are mapped to it through the lexer's private ``_sets``/``_index``), ``ir``
 (terminals, ``ignore``), the thread layout ``(parser_state, lexer_state or -1, ws, blocked id)``
 and ``_blocked[id]`` (bool[256] of the bytes that may not follow an ignored lexeme). A public
 ``blocked_bytes(id)`` accessor on GrammarConstraint would remove the one private read.
@@ -77,7 +78,15 @@ class GrammarCompletion:
         self.unit = unit
         self.k, self._w, self._fo = _byte_weights(unit)
         lexer = gc.lexer
-        _expand_all(lexer)
+        self._lazy = hasattr(lexer, "expand")
+        if self._lazy:
+            # a lazily built lexer grows with the grammar's own tables: expand a private copy and
+            # map the grammar's state ids to it through the NFA state sets
+            import copy
+
+            lexer = copy.deepcopy(lexer)
+            _expand_all(lexer)
+        self._own = lexer
         self._start = int(getattr(lexer, "start", 0))
         self._delta = np.asarray(lexer.transitions, dtype=np.int64)
         self._acc = np.asarray(lexer.accepting_terminals, dtype=bool)
@@ -353,6 +362,12 @@ class GrammarCompletion:
         return V
 
     # ------------------------------------------------------------------ public
+    def lexer_state(self, q: int) -> int:
+        """This analysis' id of the grammar constraint's lexer state ``q`` (-1: at a boundary)."""
+        if q < 0 or not self._lazy:
+            return q
+        return self._own._index[self.gc.lexer._sets[q]]
+
     def blocked_class(self, bid: int) -> int:
         """Class of the bytes blocked after an ignored lexeme (GrammarConstraint blocked id; -1 = none)."""
         if bid < 0:
@@ -363,7 +378,7 @@ class GrammarCompletion:
         """k-vector (by the in-word flag before) of the least completion cost of one thread."""
         ps, q, _, bid = thread
         if q >= 0:
-            return tuple(int(x) for x in self.v_table(ps)[q])
+            return tuple(int(x) for x in self.v_table(ps)[self.lexer_state(q)])
         return self._hb(ps, self.blocked_class(bid))
 
     def cost(self, state, in_word: int = 0) -> int:
@@ -395,7 +410,7 @@ class GrammarCompletion:
         while c > 0:
             cands: set[int] = set()
             for _, q, _, _ in cur:
-                cands.update(np.flatnonzero(self._delta[q if q >= 0 else self._start] >= 0).tolist())
+                cands.update(np.flatnonzero(self._delta[self.lexer_state(q) if q >= 0 else self._start] >= 0).tolist())
             chosen = None
             fallback = None
             for b in sorted(cands):
@@ -431,6 +446,7 @@ class GrammarCompletion:
         fa = np.zeros(len(tokens), dtype=np.int64) if (flag_after is None or self.k == 1) else np.asarray(flag_after, np.int64)
         for th in state:
             ps, q, ws, bid = th
+            q = self.lexer_state(q)
             live_ok, accept_ok = self._live_accept(ps)
             first_blocked = self._class_rows[self.blocked_class(bid)] if q < 0 else None
             st, inner_cross, end_cross = walk.run(self._delta, q if q >= 0 else self._start, live_ok, accept_ok, first_blocked)
@@ -478,8 +494,7 @@ class GrammarCompletion:
 
 
 def _expand_all(lexer) -> None:
-    """A lazily built lexer DFA (states expanded on first use) is expanded completely: the
-    distances need the whole automaton. A fully built one is left as is."""
+    """Expand every state of a lazily built lexer DFA (the distances need the whole automaton)."""
     expand = getattr(lexer, "expand", None)
     if expand is None:
         return

@@ -206,3 +206,18 @@ def test_generate_schema_within_budget(default_model):
     jsonschema.validate(json.loads(r.text), schema)
     with pytest.raises(InputError):
         max_length(g, max_chars=least - 1)
+
+
+def test_lazy_lexer_schema():
+    """A schema whose lexer is built lazily (long maxLength): the analysis expands a private copy."""
+    g = compile_json_schema({"type": "object", "properties": {"a": {"type": "string", "maxLength": 300}},
+                             "required": ["a"]}, VOCAB)
+    n_before = g.lexer.n_states
+    c = max_length(g, max_tokens=14)
+    assert g.lexer.n_states == n_before  # the grammar's own lexer is left alone
+    rng = random.Random(1)
+    for _ in range(5):
+        text, ids, ended = random_walk(c, rng, eos_bias=0.05)
+        assert ended and len(ids) <= 14
+        doc = json.loads(text)
+        assert set(doc) == {"a"} and len(doc["a"]) <= 300
