@@ -242,7 +242,7 @@ class GrammarConstraint(CompiledConstraint):
         self._live_tab, self._acc_tab, self._wsonly_tab = tabs
         self._arrays.clear()
 
-    _LAZY_AHEAD = 4
+    _LAZY_AHEAD = 2
     """Bytes of lookahead expanded around a lexer state whose row a walk asked for (fewer walk
     restarts for the price of a few states that may never be visited)."""
 
