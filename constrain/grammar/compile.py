@@ -762,10 +762,12 @@ class GrammarConstraint(CompiledConstraint):
         self._mask_cache.clear()
 
 
-_EAGER_LEXER_STATES = 4_000
+_EAGER_LEXER_STATES = 50_000
 _EAGER_LEXER_NFA_STATES = 150_000
-"""Lexer DFAs over this many states (or NFAs over ``_EAGER_LEXER_NFA_STATES``) are built lazily (:class:`~constrain.regex.LazyLexerDFA`):
-failing early keeps the wasted eager work bounded, and the lazy one only builds visited states."""
+"""Lexers whose eager DFA exceeds this many states (or ``Limits.max_dfa_states`` if lower), or
+whose NFA exceeds ``_EAGER_LEXER_NFA_STATES``, are built lazily (:class:`~constrain.regex.LazyLexerDFA`).
+The eager minimized DFA gives the fastest masks (a lazy lexer builds rows in Python during the
+first masks), so only lexers that do not fit go lazy."""
 
 
 def _check_terminal(ir: GrammarIR, text: str, name: str, no_string: bool, empty: bool) -> None:
