@@ -52,6 +52,10 @@ def _build_parser() -> argparse.ArgumentParser:
         help="JSON whitespace for --schema (default: flexible, at most 2 consecutive characters)",
     )
     gen.add_argument("--fast-forward", action="store_true", help="append forced tokens without sampling them")
+    gen.add_argument(
+        "--fit-budget", action="store_true",
+        help="make the output end validly within --max-new-tokens (a length bound on the constraint)",
+    )
     gen.add_argument("--max-new-tokens", type=int, default=128, help="generation budget (default: 128)")
     gen.add_argument(
         "--temperature", type=float, default=0.0, help="0 = greedy (default); >0 samples"
@@ -94,6 +98,7 @@ def _cmd_generate(args: argparse.Namespace) -> int:
             schema=args.schema,
             schema_options={"whitespace": args.whitespace} if args.schema else None,
             fast_forward=args.fast_forward,
+            fit_budget=args.fit_budget,
             start=args.start,
             max_new_tokens=args.max_new_tokens,
             temperature=args.temperature,

@@ -192,6 +192,31 @@ def _device_tables_or_none(compiled: list[CompiledConstraint], device: Any):
         return None
 
 
+def _with_length_bounds(
+    model: Any, tokenizer: Any, length: dict, fit_budget: bool, max_new_tokens: int, *, regex, grammar, schema,
+    schema_options, constraint, start, limits,
+) -> CompiledConstraint | list[CompiledConstraint]:
+    """Compile the constraint (or each of a list) and wrap it in the requested length bounds."""
+    from constrain.constraints.length import length_bounds
+    from constrain.integrations.transformers import model_vocab_size, vocabulary_for
+
+    bounds = dict(length)
+    if fit_budget:
+        if max_new_tokens < 2:
+            raise ValueError("fit_budget=True needs max_new_tokens >= 2 (one token of output and EOS)")
+        cap = max_new_tokens - 1
+        bounds["max_tokens"] = cap if bounds.get("max_tokens") is None else min(cap, bounds["max_tokens"])
+    vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
+    if isinstance(constraint, list):
+        return [length_bounds(resolve_constraint(vocab, constraint=c, limits=limits), limits=limits, **bounds)
+                for c in constraint]
+    inner = resolve_constraint(
+        vocab, regex=regex, grammar=grammar, schema=schema, constraint=constraint, start=start, limits=limits,
+        schema_options=schema_options,
+    )
+    return length_bounds(inner, limits=limits, **bounds)
+
+
 def _pad_token_id(tokenizer: Any, vocab) -> int:
     pad = getattr(tokenizer, "pad_token_id", None)
     return int(pad) if pad is not None else int(vocab.eos_token_ids[0])
@@ -221,9 +246,18 @@ def generate_ids(
     device_tables: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     allow_incomplete: bool = False,
+    length: dict | None = None,
+    fit_budget: bool = False,
 ) -> Any:
     """Like :func:`generate` but returns :class:`GenerationResult` (a list of them for a list of prompts)."""
     from constrain.integrations.transformers import model_vocab_size, vocabulary_for
+
+    if length or fit_budget:
+        constraint = _with_length_bounds(
+            model, tokenizer, length or {}, fit_budget, max_new_tokens, regex=regex, grammar=grammar,
+            schema=schema, schema_options=schema_options, constraint=constraint, start=start, limits=limits,
+        )
+        regex = grammar = schema = None
 
     vocab = vocabulary_for(tokenizer, model_vocab_size(model, tokenizer))
     prompts = [prompt] if isinstance(prompt, str) else list(prompt)
@@ -294,6 +328,8 @@ def generate(
     knowledge: Any = None,
     search: Any = None,
     speculative: Any = None,
+    length: dict | None = None,
+    fit_budget: bool = False,
     limits: Limits = DEFAULT_LIMITS,
 ) -> Any:
     """Generate text from ``model`` that satisfies the constraint, and return it.
@@ -348,7 +384,17 @@ def generate(
     speculative : Speculative, optional
         Speculative decoding with drafts pre-filtered by the constraint (forced tokens, prompt
         lookup, a draft model or a layer-skipped self-draft); verification is exact, so the output
-        distribution is that of masked decoding (greedy: token-identical). One prompt at a time.
+        distribution is that of masked decoding (greedy: token-identical). A list of prompts is
+        decoded as one batch (one target forward per step over every row's drafts).
+    length : dict, optional
+        Length bounds on the output, as keyword arguments of :func:`constrain.length_bounds`
+        (``min_tokens``, ``max_tokens``, ``min_chars``, ``max_chars``, ``min_words``,
+        ``max_words``), intersected with the constraint. A max bound ends gracefully: a token is
+        allowed only while a valid completion still fits, so the output is never cut mid-way.
+    fit_budget : bool, default: False
+        Shorthand for ``length={"max_tokens": max_new_tokens - 1}``: the constraint itself makes
+        the output (and its EOS) end within ``max_new_tokens``, so a JSON document is never cut
+        by the budget. Merged with ``length`` (the tighter bound wins).
     device_tables : bool, default: False
         For a regex constraint shared by the batch: materialize its token transition table and
         per-state bitmasks on the model's device and decode without host round-trips (greedy or
@@ -360,6 +406,12 @@ def generate(
     IncompleteGenerationError
         ``max_new_tokens`` ran out before the output could end (``.text`` holds the prefix).
     """
+    if length or fit_budget:
+        constraint = _with_length_bounds(
+            model, tokenizer, length or {}, fit_budget, max_new_tokens, regex=regex, grammar=grammar,
+            schema=schema, schema_options=schema_options, constraint=constraint, start=start, limits=limits,
+        )
+        regex = grammar = schema = None
     if speculative is not None:
         return _generate_speculative(
             model, tokenizer, prompt, speculative, regex=regex, grammar=grammar, schema=schema,

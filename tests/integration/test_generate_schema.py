@@ -53,3 +53,20 @@ def test_unsupported_keyword_is_reported_by_the_cli(default_model, capsys):
     code = main(["generate", "--schema", schema, "x"])
     err = capsys.readouterr().err
     assert code == 2 and "schema at /properties/a/uniqueItems" in err
+
+
+def test_fit_budget_ends_the_document_inside_max_new_tokens(default_model):
+    """person.json's shortest document is 20 bytes; 21 tokens are enough only if the constraint plans the end."""
+    model, tokenizer = default_model
+    schema = json.loads((SCHEMAS / "person.json").read_text())
+    prompt = "Describe Ada Lovelace as a person record with a long biography."
+    with pytest.raises(constrain.IncompleteGenerationError):
+        constrain.generate(model, tokenizer, prompt, schema=schema, max_new_tokens=21)
+    result = constrain.generate_ids(model, tokenizer, prompt, schema=schema, max_new_tokens=21, fit_budget=True)
+    assert len(result.token_ids) <= 20 and result.stop_reason != "max_new_tokens"
+    jsonschema.validate(json.loads(result.text), schema)
+    text = constrain.generate(
+        model, tokenizer, prompt, schema=schema, max_new_tokens=40, length={"max_chars": 30}, fit_budget=True,
+    )
+    assert len(text) <= 30
+    jsonschema.validate(json.loads(text), schema)
