@@ -283,8 +283,12 @@ def multiple_of_suffix(k: int) -> list[str] | None:
     return None
 
 
-_SMALL_EXP = r"[1-9](?:\.[0-9]+)?[eE]\-0*(?:[1-9][0-9]+|[5-9])"  # [1e-5, 1e-4) and below, > 0
-_LARGE_EXP = r"[1-9](?:\.[0-9]+)?[eE]\+?0*(?:[1-9][0-9]{2,}|[2-9][0-9]|1[6-9])"  # >= 1e16
+# Exponents stay where an IEEE double reads the text back as a finite non-zero value: a validator
+# that parses JSON numbers as floats (Python's json) reads 4e400 as inf (not an integer, above every
+# bound) and 1e-400 as 0.0 (not > 0). Values out there keep their plain decimal spelling.
+# Longest alternatives first: a regex engine's first match must be the whole exponent.
+_SMALL_EXP = r"[1-9](?:\.[0-9]+)?[eE]\-0*(?:32[0-3]|3[01][0-9]|[12][0-9]{2}|[1-9][0-9]|[5-9])"  # [1e-323, 1e-4)
+_LARGE_EXP = r"[1-9](?:\.[0-9]+)?[eE]\+?0*(?:30[0-7]|[12][0-9]{2}|[2-9][0-9]|1[6-9])"  # [1e16, 1e308)
 _TINY, _HUGE = Decimal("1e-4"), Decimal("1e16")
 
 
