@@ -1328,8 +1328,8 @@ class _Compiler:
         subset of V used so far (``2**len(V)`` rules, bounded by
         ``Limits.max_schema_unique_items_values``). Values are compared as JSON Schema does
         (``1 == 1.0``, objects unordered); each value keeps all its spellings."""
-        why = ("'uniqueItems' is supported when the items have a finite domain (an 'items' schema "
-               "whose values are an enum/const, booleans or null), without prefixItems/contains")
+        why = ("'uniqueItems' over items without a finite domain (supported: an 'items' schema whose "
+               "values are an enum/const, booleans or null, without prefixItems/contains)")
         if "contains" in fl.kws or any(prefix for prefix, _rest in groups):
             raise UnsupportedFeatureError(why, pointer=u_ptr)
         rest = [r for _prefix, r in groups if r is not None]
