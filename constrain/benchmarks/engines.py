@@ -13,6 +13,8 @@ to ``model.generate``), with the engine's default JSON Schema options:
   ``outlines_core.json_schema.build_regex_from_schema``, ``Index(regex, Vocabulary)``, and a
   processor over ``Guide`` with ``outlines_core.kernels.torch``.  Its ``Vocabulary`` is built from
   constrain's token bytes (``Vocabulary.from_pretrained`` would download).
+* ``constrain-fit``: the same, with the length bound ``max_tokens = max_new_tokens - 1`` on the
+  constraint (what ``constrain.generate(..., fit_budget=True)`` does): outputs end inside the budget.
 * ``none``: unconstrained ``model.generate``.
 
 Peers are optional imports: :func:`missing_engines` names the ones whose package is absent.
@@ -31,7 +33,7 @@ __all__ = [
     "build_engine",
 ]
 
-ALL_ENGINES = ("constrain", "llguidance", "xgrammar", "outlines", "none")
+ALL_ENGINES = ("constrain", "constrain-fit", "llguidance", "xgrammar", "outlines", "none")
 _PACKAGES = {"llguidance": "llguidance", "xgrammar": "xgrammar", "outlines": "outlines_core"}
 
 
@@ -113,6 +115,30 @@ class ConstrainEngine(_Engine):
         from constrain.integrations.transformers import ConstrainLogitsProcessor
 
         return ConstrainLogitsProcessor(compiled)
+
+
+class ConstrainFitEngine(ConstrainEngine):
+    """constrain with ``fit_budget``: the schema's constraint intersected with
+    ``max_tokens = max_new_tokens - 1`` (:func:`constrain.max_length`), so the document closes
+    inside the budget instead of being cut at ``max_new_tokens`` (no ``unfinished`` outputs)."""
+
+    name = "constrain-fit"
+
+    def __init__(self, model, tokenizer, vocab_size: int, max_new_tokens: int | None = None):
+        super().__init__(model, tokenizer, vocab_size)
+        self.max_new_tokens = max_new_tokens
+
+    def compile(self, schema):
+        from constrain.constraints.length import max_length
+        from constrain.errors import ConstrainError
+
+        if self.max_new_tokens is None or self.max_new_tokens < 2:
+            raise ValueError("constrain-fit needs max_new_tokens >= 2")
+        inner = super().compile(schema)
+        try:
+            return max_length(inner, max_tokens=self.max_new_tokens - 1)
+        except ConstrainError as e:
+            raise EngineCompileError(type(e).__name__, str(e)) from e
 
 
 class LLGuidanceEngine(_Engine):
@@ -238,9 +264,16 @@ class _OutlinesCoreProcessor:
         return scores
 
 
-_CLASSES = {c.name: c for c in (ConstrainEngine, LLGuidanceEngine, XGrammarEngine, OutlinesCoreEngine, NoneEngine)}
+_CLASSES = {
+    c.name: c for c in (ConstrainEngine, ConstrainFitEngine, LLGuidanceEngine, XGrammarEngine, OutlinesCoreEngine,
+                        NoneEngine)
+}
 
 
-def build_engine(name: str, model, tokenizer, vocab_size: int) -> _Engine:
-    """The engine ``name`` set up for this tokenizer and logits width (token tables: 0.1-2 s)."""
+def build_engine(name: str, model, tokenizer, vocab_size: int, *, max_new_tokens: int | None = None) -> _Engine:
+    """The engine ``name`` set up for this tokenizer and logits width (token tables: 0.1-2 s).
+
+    ``max_new_tokens`` is the generation budget; only ``constrain-fit`` uses it (its length bound)."""
+    if name == ConstrainFitEngine.name:
+        return ConstrainFitEngine(model, tokenizer, vocab_size, max_new_tokens)
     return _CLASSES[name](model, tokenizer, vocab_size)

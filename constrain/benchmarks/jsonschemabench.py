@@ -146,7 +146,10 @@ class _Session:
         self.eos = int(self.tokenizer.eos_token_id)
         self.max_new_tokens = max_new_tokens
         self.context = int(getattr(self.model.config, "max_position_embeddings", 0) or 0)
-        self.engines = {n: build_engine(n, self.model, self.tokenizer, self.vocab_size) for n in engines}
+        self.engines = {
+            n: build_engine(n, self.model, self.tokenizer, self.vocab_size, max_new_tokens=max_new_tokens)
+            for n in engines
+        }
         for eng in self.engines.values():  # warm-up: JIT and lazy imports
             self._generate(self.prompt_ids(WARMUP_SCHEMA), eng.logits_processor(eng.compile(WARMUP_SCHEMA)), 2)
 

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import jsonschema
 import pytest
 
 from constrain.benchmarks import report
@@ -212,3 +213,16 @@ def test_cli_rejects_unknown_engine(tmp_path, capsys):
     assert main(["bench", "jsonschemabench", "--data", str(data), "--engines", "nope", "--out",
                  str(tmp_path / "o")]) == 2
     assert "unknown engine 'nope'" in capsys.readouterr().err
+
+
+def test_constrain_fit_closes_every_document_inside_the_budget(tmp_path):
+    """A random model wanders; with the length bound the object still closes within 16 tokens."""
+    data = _write_folder(tmp_path / "data")
+    records, _ = run_jsonschemabench(_opts(tmp_path, data, engines=["constrain-fit"], max_new_tokens=16))
+    by = {r["file"]: r for r in records}
+    for name in ("Toy_enum---a.json", "Toy_object---b.json"):
+        rec = by[name]
+        assert rec["status"] == "valid", rec
+        assert rec["output_tokens"] <= 16
+        jsonschema.validate(json.loads(rec["output"]), SCHEMAS[name])
+    assert by["Bad_type---c.json"]["status"] == "compile_error"
