@@ -37,13 +37,18 @@ class Lookahead:
 
     reward: Callable[[str], float]
     k: int = 10  # top-k candidate tokens per beam
-    depth: int = 8  # greedy lookahead tokens after each candidate
+    depth: int = 8  # lookahead (rollout) tokens after each candidate
     weight: float = 1.0  # λ
     beam: int = 1
+    rollout: str = "reward"  # "reward": each rollout step is a depth-0 search step; "greedy": masked greedy (paper)
+    end_option: bool = True  # with k > 1, candidates are top-k plus the most likely token that ends the output
+    end_scan: int = 256  # allowed tokens (most likely first) searched for that ending token
 
     def __post_init__(self) -> None:
-        if self.k < 1 or self.beam < 1 or self.depth < 0:
-            raise ValueError("k and beam must be >= 1, depth >= 0")
+        if self.k < 1 or self.beam < 1 or self.depth < 0 or self.end_scan < 0:
+            raise ValueError("k and beam must be >= 1, depth and end_scan >= 0")
+        if self.rollout not in ("reward", "greedy"):
+            raise ValueError(f"rollout must be 'reward' or 'greedy', not {self.rollout!r}")
 
 
 @dataclass
@@ -178,14 +183,12 @@ def generate_with_search(
                     cands.append((nb.lp + search.weight * reward_of(nb.tokens) if search.weight else nb.lp, nb))
                     continue
                 logp = masker.apply(b.logp.clone()[None, :], [b.matcher])[0]
-                n_allowed = int(torch.isfinite(logp).sum())
-                if n_allowed == 0:
+                actions = _candidates(logp, b.matcher, search, masker)
+                if not actions:
                     from constrain.errors import VocabularyError
 
                     raise VocabularyError("no token of the vocabulary can continue the output")
-                k = min(search.k, n_allowed)
-                top = torch.topk(logp, k)
-                actions = [int(a) for a in top.indices]
+                k = len(actions)
                 children = []
                 for a in actions:
                     m = None
@@ -231,11 +234,57 @@ def generate_with_search(
     return res if return_result else res.text
 
 
-def _rollouts(kv, parent: _Beam, children: list[_Beam], search: Lookahead, masker: _Masker, eos: int, V: int, device, reward_of) -> list[float]:
-    """Score each child by lp + λ·reward(child + masked greedy rollout); one batch per depth step.
+def _end_token(logp, matcher, search: Lookahead, masker: _Masker) -> int | None:
+    """The most likely allowed token that ends the output: EOS when the output may end here, else
+    the most likely of the ``end_scan`` most likely allowed tokens after which the constraint
+    accepts (unconstrained: EOS). ``logp`` is masked (-inf outside the mask)."""
+    import torch
 
-    Sets each non-final child's ``past``/``logp`` from the first batched pass (the candidate fed on
-    the parent's cache); the parent's cache and matcher are never modified.
+    eos = [e for e in masker.eos if e < logp.shape[0] and bool(torch.isfinite(logp[e]))]
+    if eos:
+        return max(eos, key=lambda e: float(logp[e]))
+    if matcher is None or matcher.is_terminated() or search.end_scan == 0:
+        return None
+    n = min(search.end_scan, int(torch.isfinite(logp).sum()))
+    if n == 0:
+        return None
+    c, state = matcher.constraint, matcher.state
+    for a in torch.topk(logp, n).indices.tolist():
+        nxt = c.advance_token(state, a)
+        if nxt is not None and c.is_accepting(nxt):
+            return int(a)
+    return None
+
+
+def _candidates(logp, matcher, search: Lookahead, masker: _Masker) -> list[int]:
+    """Top-k allowed tokens (log-prob order), plus the end token when ``end_option`` and k > 1.
+
+    The extra candidate is a deliberate deviation from plain top-k: a reward on whole outputs (a
+    length bound) can only prefer ending if ending is among the actions, and the end token of a
+    random or chatty model is often outside the top-k."""
+    import torch
+
+    n_allowed = int(torch.isfinite(logp).sum())
+    if n_allowed == 0:
+        return []
+    actions = [int(a) for a in torch.topk(logp, min(search.k, n_allowed)).indices]
+    if search.end_option and search.k > 1 and len(actions) < n_allowed:
+        e = _end_token(logp, matcher, search, masker)
+        if e is not None and e not in actions:
+            actions.append(e)
+    return actions
+
+
+def _rollouts(kv, parent: _Beam, children: list[_Beam], search: Lookahead, masker: _Masker, eos: int, V: int, device, reward_of) -> list[float]:
+    """Score each child by lp + λ·reward(child + rollout of ``depth`` tokens); one batch per depth step.
+
+    Rollouts run on copies of the matchers. ``rollout="greedy"``: masked argmax (the paper).
+    ``rollout="reward"``: each rollout token is chosen as the search itself chooses with depth 0,
+    argmax over the step's candidates (top-k + end token) of log P(a) + λ·reward(text + a), ties
+    to the more likely token; so the rollout predicts what the search will do rather than what
+    the model would do without it, and a rollout may end (EOS / the constraint's end) when ending
+    scores best. Sets each non-final child's ``past``/``logp`` from the first batched pass (the
+    candidate fed on the parent's cache); the parent's cache and matcher are never modified.
     """
     import torch
 
@@ -256,24 +305,32 @@ def _rollouts(kv, parent: _Beam, children: list[_Beam], search: Lookahead, maske
     finished = [False] * n
     feed = torch.tensor([[children[i].tokens[-1]] for i in live], device=device)
     past = expand_past(parent.past, n)
+    aware = search.rollout == "reward" and search.weight != 0
     for d in range(search.depth):
         logits, past = kv(feed, past)
-        logits = logits[:, -1, :V].double().cpu()
+        logp = torch.log_softmax(logits[:, -1, :V].double().cpu(), -1)
         if d == 0:
             for j, i in enumerate(live):
                 children[i].past = tuple((k[j : j + 1], v[j : j + 1]) for k, v in past)
-                children[i].logp = torch.log_softmax(logits[j], -1)
-        masker.apply(logits, [None if finished[j] else matchers[j] for j in range(n)])
+                children[i].logp = logp[j]
+        masked = masker.apply(logp.clone(), [None if finished[j] else matchers[j] for j in range(n)])
         nxt = []
         for j in range(n):
             if finished[j]:
                 nxt.append(eos)
                 continue
-            a = int(torch.argmax(logits[j]))
+            if aware:
+                best, a = -float("inf"), eos
+                for c in _candidates(masked[j], matchers[j], search, masker):
+                    v = float(masked[j, c]) + search.weight * reward_of(rolled[j] + [c])
+                    if v > best:
+                        best, a = v, c
+            else:
+                a = int(torch.argmax(masked[j]))
             if matchers[j] is not None:
                 matchers[j].accept_token(a)
             rolled[j].append(a)
-            if a == eos or (masker.vocab.is_eos(a)):
+            if masker.vocab.is_eos(a) or masker.only_eos(matchers[j]):
                 finished[j] = True
             nxt.append(a)
         if all(finished) or d == search.depth - 1:
