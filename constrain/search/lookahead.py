@@ -3,17 +3,35 @@
 At every step, for each beam (default: one)::
 
     logp = log_softmax(model(prompt + beam)) ; logp[~mask(beam)] = -inf
-    for a in top-k(logp):                              # action pruning, within the mask
-        y = beam + [a] + greedy_rollout(depth)         # masked greedy on a COPY of the matcher
+    for a in top-k(logp) + [end token]:                # action pruning, within the mask
+        y = beam + [a] + rollout(depth)                # on a COPY of the matcher
         score(a) = lp(beam) + logp[a] + λ · reward(text(y))
-    keep the best `beam` candidates; stop when all have ended
+    keep the best `beam` candidates (ties: the more likely); stop when all have ended
 
-The k rollouts of a beam run as one batch: the beam's KV cache (a tuple of tensors, never
-written to) is expanded to k rows, the candidates are fed, then ``depth - 1`` more batched
-forward passes each add one greedy token per row; rows that ended (EOS) keep feeding EOS and are
-ignored. The chosen candidate's cache and next-token distribution are the row of the *first*
-rollout pass, so committing a token costs no extra forward. ``weight = 0`` (or a single
-candidate and one beam) skips the rollouts: the search is then exactly masked greedy decoding.
+Two deviations from the paper's DeAL, both on by default and both switchable:
+
+* ``rollout="reward"``: a rollout token is chosen as the search itself would choose it with
+  depth 0, argmax over the step's candidates of ``logp[a] + λ·reward(text + a)``. The heuristic
+  then estimates the value of the policy the search actually follows; the paper's masked-greedy
+  rollout (``rollout="greedy"``) estimates the model's own continuation, which the search leaves
+  as soon as the reward pulls elsewhere. On the toy LM of the tests greedy rollouts loop ("music
+  music music ...") and promise keywords the search never reaches, so a longer lookahead did not
+  help (hard coverage 0.11 / 0.26 / 0.26 for depth 0 / 2 / 6 on 100 sets; 0.11 / 0.44 / 0.55
+  with reward-aware rollouts).
+* ``end_option``: with k > 1 the candidates of a step (and of a rollout step) are the top-k plus
+  the most likely token that ends the output (EOS where the constraint accepts, else the most
+  likely of the ``end_scan`` most likely allowed tokens after which it accepts). A reward on
+  whole outputs (a length bound) can only prefer ending if ending is an action; k = 1 stays
+  plain greedy decoding.
+
+The k (+1) rollouts of a beam run as one batch: the beam's KV cache (a tuple of tensors, never
+written to) is expanded to one row per candidate, the candidates are fed, then ``depth - 1`` more
+batched forward passes each add one rollout token per row; rows that ended (EOS, or only EOS
+left) keep feeding EOS and are ignored. The chosen candidate's cache and next-token distribution
+are the row of the *first* rollout pass, so committing a token costs no extra forward.
+``weight = 0`` (or a single candidate and one beam) skips the rollouts: the search is then
+exactly masked greedy decoding. Rewards are called many times per step (k·(k+1)·depth with
+reward-aware rollouts) and must be pure functions of the text.
 """
 
 from __future__ import annotations
