@@ -27,6 +27,7 @@ and the next pair starts a fresh one.  Results are appended per pair to ``result
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import multiprocessing as mp
 import os
@@ -370,6 +371,8 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
     """
     from constrain.benchmarks import report
 
+    if opts.plots and importlib.util.find_spec("matplotlib") is None:  # fail before hours of generation
+        raise ImportError("the plots need matplotlib: pip install 'constrain[bench]' (or pass --no-plots)")
     log = log or (lambda msg: print(f"[jsonschemabench] {msg}", file=sys.stderr, flush=True))
     data_dir = Path(opts.data_dir)
     files = opts.files if opts.files is not None else sample_files(list_files(data_dir), opts.limit,

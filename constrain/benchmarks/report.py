@@ -132,8 +132,17 @@ def render_markdown(summary: dict[str, dict[str, dict]], records: list[dict] | N
 
 def write_plots(summary: dict[str, dict[str, dict]], records: list[dict], out: Path) -> list[Path]:
     """``coverage.png`` (empirical and declared coverage per split and engine), ``tpot.png`` and
-    ``compile_time.png`` (per-schema distributions per engine); returns the paths."""
-    import matplotlib
+    ``compile_time.png`` (per-schema distributions per engine); returns the paths.
+
+    Raises
+    ------
+    ImportError
+        matplotlib is not installed (it comes with the ``bench`` extra).
+    """
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError("the plots need matplotlib: pip install 'constrain[bench]' (or pass --no-plots)") from exc
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
