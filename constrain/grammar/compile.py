@@ -404,18 +404,25 @@ class GrammarConstraint(CompiledConstraint):
             if nreq == 0:
                 return words
             # unknown parser transitions at one node: compute them, then resume at that node
-            k = min(nreq, req_p.shape[0])
-            reqs = set(zip(req_p[:k].tolist(), req_q[:k].tolist()))
-            if self._lazy:
-                rows = [q for pid, q in reqs if pid == -1]
-                if rows:
-                    self._lazy_expand_rows(-2 - np.asarray(rows))
-                reqs = {(pid, q) for pid, q in reqs if pid != -1}
-            for pid, q in reqs:
-                if q >= 0:
-                    self._fill_scan(pid, q)
-                else:
-                    self._fill_merge(pid, -2 - q)
+            self._serve_kernel_requests(nreq)
+
+    def _serve_kernel_requests(self, nreq: int) -> None:
+        """Fill the table entries a kernel stopped on (``nreq`` requests in ``_req_p``/``_req_q``):
+        lazy-lexer rows (parser id -1), parser scans (lexer state >= 0) and merges (encoded < 0).
+        Grows ``_transitions`` / the scan and merge tables; the kernel then resumes where it stopped."""
+        req_p, req_q = self._req_p, self._req_q
+        k = min(nreq, req_p.shape[0])
+        reqs = set(zip(req_p[:k].tolist(), req_q[:k].tolist()))
+        if self._lazy:
+            rows = [q for pid, q in reqs if pid == -1]
+            if rows:
+                self._lazy_expand_rows(-2 - np.asarray(rows))
+            reqs = {(pid, q) for pid, q in reqs if pid != -1}
+        for pid, q in reqs:
+            if q >= 0:
+                self._fill_scan(pid, q)
+            else:
+                self._fill_merge(pid, -2 - q)
 
     def _lexeme_entry(self, eid: int, q: int, ws: int, b: int) -> tuple:
         """The lexeme walk of one thread context, cached: ``(words, nodes, states, ws)``.
@@ -509,18 +516,7 @@ class GrammarConstraint(CompiledConstraint):
                 return None
             if nreq == 0:
                 return words
-            k = min(nreq, req_p.shape[0])
-            reqs = set(zip(req_p[:k].tolist(), req_q[:k].tolist()))
-            if self._lazy:
-                rows = [q for pid, q in reqs if pid == -1]
-                if rows:
-                    self._lazy_expand_rows(-2 - np.asarray(rows))
-                reqs = {(pid, q) for pid, q in reqs if pid != -1}
-            for pid, q in reqs:
-                if q >= 0:
-                    self._fill_scan(pid, q)
-                else:
-                    self._fill_merge(pid, -2 - q)
+            self._serve_kernel_requests(nreq)
 
     # ------------------------------------------------------------------ thread logic
     def _expected(self, ps: ParserState) -> int:
