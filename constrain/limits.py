@@ -14,6 +14,9 @@ class Limits:
     """Compile- and run-time bounds; pass ``Limits(field=...)`` to change one."""
 
     # Byte-DFA states of one regex or lexer after determinization; each costs 1 KiB (int32[256] row).
+    # A grammar lexer too large to build eagerly is built lazily (states added as walks reach them);
+    # then this bounds the states built so far, and a very long string value (several thousand
+    # characters of a string with many terminals) can reach it during generation: LimitExceededError.
     max_dfa_states: int = 50_000
     # Thompson NFA states built from one regex before determinization (~100 bytes each).
     max_nfa_states: int = 500_000
