@@ -377,14 +377,7 @@ class GrammarConstraint(CompiledConstraint):
         init_ws = np.array([th[2] for th in threads], dtype=np.int32)
         init_b = np.array([th[3] for th in threads], dtype=np.int32)
         trie = self._trie
-        scratch = self._scratch
-        if scratch is None or scratch[0].shape[1] != cap:
-            shape = (trie.max_depth + 1, cap)
-            scratch = self._scratch = (
-                np.empty(shape, np.int32), np.empty(shape, np.int32), np.empty(shape, np.int32),
-                np.empty(shape, np.int32), np.zeros(trie.max_depth + 1, np.int32),
-            )
-        tp, tq, tw, tb, cnt = scratch
+        tp, tq, tw, tb, cnt = self._walk_scratch(cap)
         resume = np.zeros(1, dtype=np.int64)
         words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
         req_p, req_q = self._req_p, self._req_q
@@ -405,6 +398,18 @@ class GrammarConstraint(CompiledConstraint):
                 return words
             # unknown parser transitions at one node: compute them, then resume at that node
             self._serve_kernel_requests(nreq)
+
+    def _walk_scratch(self, cap: int) -> tuple:
+        """Thread arrays (parser, lexer, whitespace, blocked: ``[trie depth + 1, cap]``) and per-depth
+        counts shared by the walk kernels; reallocated in ``_scratch`` only when ``cap`` changes."""
+        scratch = self._scratch
+        if scratch is None or scratch[0].shape[1] != cap:
+            shape = (self._trie.max_depth + 1, cap)
+            scratch = self._scratch = (
+                np.empty(shape, np.int32), np.empty(shape, np.int32), np.empty(shape, np.int32),
+                np.empty(shape, np.int32), np.zeros(self._trie.max_depth + 1, np.int32),
+            )
+        return scratch
 
     def _serve_kernel_requests(self, nreq: int) -> None:
         """Fill the table entries a kernel stopped on (``nreq`` requests in ``_req_p``/``_req_q``):
@@ -490,14 +495,7 @@ class GrammarConstraint(CompiledConstraint):
         jw = np.concatenate(job_w)
         cap = int(self.max_walk_threads)
         trie = self._trie
-        scratch = self._scratch
-        if scratch is None or scratch[0].shape[1] != cap:
-            shape = (trie.max_depth + 1, cap)
-            scratch = self._scratch = (
-                np.empty(shape, np.int32), np.empty(shape, np.int32), np.empty(shape, np.int32),
-                np.empty(shape, np.int32), np.zeros(trie.max_depth + 1, np.int32),
-            )
-        tp, tq, tw, tb, cnt = scratch
+        tp, tq, tw, tb, cnt = self._walk_scratch(cap)
         resume = self._resume2
         resume[:] = 0
         req_p, req_q = self._req_p, self._req_q

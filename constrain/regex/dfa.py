@@ -664,6 +664,21 @@ def regex_to_dfa(
     return ByteDFA(table, accepting, 0)
 
 
+def _terminal_entries(patterns: list[Union[str, tuple[str, dict]]]) -> list[tuple[str, bool, bool]]:
+    """``(pattern, ignore_case, dotall)`` per terminal; options other than those two raise ValueError."""
+    entries = []
+    for p in patterns:
+        if isinstance(p, str):
+            entries.append((p, False, False))
+        else:
+            pat, opts = p
+            unknown = set(opts) - {"ignore_case", "dotall"}
+            if unknown:
+                raise ValueError(f"unknown terminal options {sorted(unknown)}")
+            entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
+    return entries
+
+
 def terminals_to_dfa(
     patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS
 ) -> LexerDFA:
@@ -680,16 +695,7 @@ def terminals_to_dfa(
     -------
     LexerDFA
     """
-    entries = []
-    for p in patterns:
-        if isinstance(p, str):
-            entries.append((p, False, False))
-        else:
-            pat, opts = p
-            unknown = set(opts) - {"ignore_case", "dotall"}
-            if unknown:
-                raise ValueError(f"unknown terminal options {sorted(unknown)}")
-            entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
+    entries = _terminal_entries(patterns)
     n_terms = len(entries)
     table, labels = _compile(entries, limits, f"lexer of {n_terms} terminals")
     n = table.shape[0]
@@ -916,16 +922,7 @@ def terminals_to_lazy_dfa(
     patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS
 ) -> LazyLexerDFA:
     """Like :func:`terminals_to_dfa`, but states are built on demand (:class:`LazyLexerDFA`)."""
-    entries = []
-    for p in patterns:
-        if isinstance(p, str):
-            entries.append((p, False, False))
-        else:
-            pat, opts = p
-            unknown = set(opts) - {"ignore_case", "dotall"}
-            if unknown:
-                raise ValueError(f"unknown terminal options {sorted(unknown)}")
-            entries.append((pat, bool(opts.get("ignore_case")), bool(opts.get("dotall"))))
+    entries = _terminal_entries(patterns)
     return LazyLexerDFA(entries, limits, f"lexer of {len(entries)} terminals")
 
 
