@@ -58,6 +58,10 @@ class Limits:
     max_schema_key_regions: int = 64
     # characters of one regex built from a code-point DFA (pattern intersections, key regions);
     max_schema_regex_chars: int = 200_000
+    # Entries (int64, 8 bytes each) of the shortest-completion tables of one grammar (length bounds,
+    # grammar x keywords intersections): lexeme targets x lexer states x k^2, where k is 1 for
+    # bytes/chars, 2 for words, times the states of the DFA intersected with the grammar.
+    max_completion_table_entries: int = 30_000_000
     # Consecutive ignored (whitespace) bytes the grammar engine allows before it forces a real terminal.
     max_consecutive_whitespace: int = 32
 

@@ -533,3 +533,143 @@ def grammar_fork_jobs_kernel(
     resume[0] = job_node.shape[0]
     resume[1] = 0
     return 0
+
+
+@numba.njit(cache=True, nogil=True)
+def lexer_relevance_kernel(delta: np.ndarray, reps: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, int]:
+    """``(row[t, q], n_rows)``: a row index for each lexer state q from which a lexeme of target t
+    can still end (backward reachability in the lexer DFA), -1 for the others."""
+    n_q = delta.shape[0]
+    n_cls = reps.shape[0]
+    n_t = targets.shape[0]
+    head = np.zeros(n_q + 1, dtype=np.int64)
+    for q in range(n_q):
+        for c in range(n_cls):
+            q2 = delta[q, reps[c]]
+            if q2 >= 0:
+                head[q2 + 1] += 1
+    for v in range(n_q):
+        head[v + 1] += head[v]
+    fill = head[:n_q].copy()
+    src = np.empty(head[n_q], dtype=np.int64)
+    for q in range(n_q):
+        for c in range(n_cls):
+            q2 = delta[q, reps[c]]
+            if q2 >= 0:
+                src[fill[q2]] = q
+                fill[q2] += 1
+    row = np.full((n_t, n_q), -1, dtype=np.int64)
+    stack = np.empty(n_q, dtype=np.int64)
+    n_rows = 0
+    for t in range(n_t):
+        n_st = 0
+        for q in range(n_q):
+            if targets[t, q]:
+                row[t, q] = n_rows
+                n_rows += 1
+                stack[n_st] = q
+                n_st += 1
+        while n_st > 0:
+            n_st -= 1
+            v = stack[n_st]
+            for e in range(head[v], head[v + 1]):
+                u = src[e]
+                if row[t, u] < 0:
+                    row[t, u] = n_rows
+                    n_rows += 1
+                    stack[n_st] = u
+                    n_st += 1
+    return row, n_rows
+
+
+@numba.njit(cache=True, nogil=True)
+def lexer_distances_kernel(
+    delta: np.ndarray,  # int64 [n_q, 256], -1 = reject
+    reps: np.ndarray,  # int64 [n_cls]: one representative byte per class of equal columns
+    weight: np.ndarray,  # int64 [k, n_cls]: cost of the class's bytes from unit state f (0, 1 or inf)
+    f_next: np.ndarray,  # int64 [k, n_cls]: unit state after the class's bytes
+    targets: np.ndarray,  # bool [T, n_q]: lexer states where each target's lexeme may end
+    row: np.ndarray,  # int64 [T, n_q]: lexer_relevance_kernel's rows
+    n_rows: int,
+    inf: int,
+) -> np.ndarray:
+    """``D[row[t, q], f_in, f_out]``: least cost from (lexer state q, unit state f_in) to (a state
+    of target t, unit state f_out), in the product of the lexer DFA and the unit automaton.
+
+    One 0-1 breadth-first search per (target, f_out) over the reversed product graph: each product
+    node is expanded once, at its final distance (a node's distance decreases at most twice, so
+    the level buffers hold 2 * nodes entries). Weights must be 0, 1 or ``inf`` (no edge). Pairs
+    (t, q) without a row have no finite distance (q cannot reach t's end at all).
+    """
+    n_q = delta.shape[0]
+    k = weight.shape[0]
+    n_cls = reps.shape[0]
+    n_t = targets.shape[0]
+    n = n_q * k
+    head = np.zeros(n + 1, dtype=np.int64)
+    for q in range(n_q):
+        for c in range(n_cls):
+            q2 = delta[q, reps[c]]
+            if q2 < 0:
+                continue
+            for f in range(k):
+                if weight[f, c] < inf:
+                    head[q2 * k + f_next[f, c] + 1] += 1
+    for v in range(n):
+        head[v + 1] += head[v]
+    fill = head[:n].copy()
+    src = np.empty(head[n], dtype=np.int64)
+    wt = np.empty(head[n], dtype=np.int64)
+    for q in range(n_q):
+        for c in range(n_cls):
+            q2 = delta[q, reps[c]]
+            if q2 < 0:
+                continue
+            for f in range(k):
+                if weight[f, c] < inf:
+                    v = q2 * k + f_next[f, c]
+                    src[fill[v]] = q * k + f
+                    wt[fill[v]] = weight[f, c]
+                    fill[v] += 1
+    out = np.full((n_rows, k, k), inf, dtype=np.int64)
+    dist = np.empty(n, dtype=np.int64)
+    done = np.empty(n, dtype=np.bool_)
+    cur = np.empty(2 * n + 1, dtype=np.int64)
+    nxt = np.empty(2 * n + 1, dtype=np.int64)
+    for t in range(n_t):
+        for f_out in range(k):
+            dist[:] = inf
+            done[:] = False
+            n_cur = 0
+            for q in range(n_q):
+                if targets[t, q]:
+                    v = q * k + f_out
+                    dist[v] = 0
+                    cur[n_cur] = v
+                    n_cur += 1
+            d = 0
+            while n_cur > 0:
+                n_nxt = 0
+                i = 0
+                while i < n_cur:
+                    v = cur[i]
+                    i += 1
+                    if done[v] or dist[v] != d:
+                        continue
+                    done[v] = True
+                    out[row[t, v // k], v % k, f_out] = d
+                    for e in range(head[v], head[v + 1]):
+                        u = src[e]
+                        nd = d + wt[e]
+                        if nd < dist[u]:
+                            dist[u] = nd
+                            if wt[e] == 0:
+                                cur[n_cur] = u
+                                n_cur += 1
+                            else:
+                                nxt[n_nxt] = u
+                                n_nxt += 1
+                cur, nxt = nxt, cur
+                n_cur = n_nxt
+                d += 1
+    return out

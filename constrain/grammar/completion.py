@@ -48,7 +48,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["GrammarCompletion", "INF"]
+from constrain.errors import LimitExceededError
+from constrain.grammar._kernels import lexer_distances_kernel, lexer_relevance_kernel
+from constrain.limits import DEFAULT_LIMITS
+
+__all__ = ["GrammarCompletion", "INF", "unit_automaton"]
 
 INF = 1 << 40
 _WS = frozenset(b" \t\n\r\x0b\x0c")
@@ -70,13 +74,36 @@ def _byte_weights(unit: str) -> tuple[int, np.ndarray, np.ndarray]:
     raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
 
 
+def unit_automaton(unit: str, dfa=None) -> tuple[int, np.ndarray, np.ndarray, np.ndarray]:
+    """(k, w[f, byte], f_next[f, byte], final[f]) of ``unit``, or of ``unit`` x ``dfa``.
+
+    With a byte DFA (e.g. a keywords constraint's), the state is ``p * k_unit + f`` for DFA state
+    ``p`` and unit flag ``f``; a byte the DFA rejects costs ``INF`` (no edge), and only the DFA's
+    accepting states are final (``final[f]`` = 0, else ``INF``). Costs are then least costs of a
+    completion that both the grammar and the DFA accept.
+    """
+    k_u, w_u, fo_u = _byte_weights(unit)
+    if dfa is None:
+        return k_u, w_u, fo_u, np.zeros(k_u, np.int64)
+    trans = np.asarray(dfa.transitions, dtype=np.int64)
+    n_p = trans.shape[0]
+    ok = np.repeat(trans >= 0, k_u, axis=0)  # [n_p * k_u, 256]
+    w = np.where(ok, np.tile(w_u, (n_p, 1)), INF)
+    fo = np.where(ok, np.repeat(np.maximum(trans, 0), k_u, axis=0) * k_u + np.tile(fo_u, (n_p, 1)), 0)
+    final = np.where(np.repeat(np.asarray(dfa.accepting, dtype=bool), k_u), 0, INF).astype(np.int64)
+    return n_p * k_u, w.astype(np.int64), fo.astype(np.int64), final
+
+
 class GrammarCompletion:
     """Least completion costs of the states of one GrammarConstraint in one unit (see module doc)."""
 
-    def __init__(self, gc, unit: str = "bytes"):
+    def __init__(self, gc, unit: str = "bytes", *, dfa=None, limits=None):
         self.gc = gc
         self.unit = unit
-        self.k, self._w, self._fo = _byte_weights(unit)
+        self.dfa = dfa
+        self.k, self._w, self._fo, final = unit_automaton(unit, dfa)
+        self.k_unit = _byte_weights(unit)[0]
+        self._final = tuple(int(x) for x in final)
         lexer = gc.lexer
         self._lazy = hasattr(lexer, "expand")
         if self._lazy:
@@ -115,7 +142,8 @@ class GrammarCompletion:
             targets.append(("i", u, c))
             tsets.append(s)
         self._targets = targets
-        self._D = self._lexer_distances(np.array(tsets, dtype=bool).reshape(len(tsets), self.n_q))
+        self._limits = limits or getattr(gc, "limits", None) or DEFAULT_LIMITS
+        self._lexer_distances(np.array(tsets, dtype=bool).reshape(len(tsets), self.n_q))
         self._F: dict[int, np.ndarray] = {}
         self._sym_cost = self._symbol_costs()
         self._suffix: dict[tuple[int, int], tuple] = {}
@@ -123,7 +151,6 @@ class GrammarCompletion:
         self._C: dict = {}  # ParserState -> {terminal: vec}
         self._Hb: dict = {}  # ParserState -> {class: vec}
         self._V: dict = {}  # ParserState -> ndarray [n_q, k]
-        self._zero = tuple([0] * self.k)
         self._inf = tuple([INF] * self.k)
 
     # ------------------------------------------------------------------ min-plus helpers
@@ -131,13 +158,21 @@ class GrammarCompletion:
         k = self.k
         if k == 1:
             return (min(a[0] + b[0], INF),)
-        return tuple(min(min(a[i * k + j] + b[j * k + o] for j in range(k)), INF) for i in range(k) for o in range(k))
+        if k == 2:
+            return tuple(min(min(a[i * k + j] + b[j * k + o] for j in range(k)), INF)
+                         for i in range(k) for o in range(k))
+        A = np.array(a, dtype=np.int64).reshape(k, k)
+        B = np.array(b, dtype=np.int64).reshape(k, k)
+        return tuple(np.minimum((A[:, :, None] + B[None, :, :]).min(axis=1), INF).ravel().tolist())
 
     def _mv(self, a: tuple, v: tuple) -> tuple:
         k = self.k
         if k == 1:
             return (min(a[0] + v[0], INF),)
-        return tuple(min(min(a[i * k + j] + v[j] for j in range(k)), INF) for i in range(k))
+        if k == 2:
+            return tuple(min(min(a[i * k + j] + v[j] for j in range(k)), INF) for i in range(k))
+        A = np.array(a, dtype=np.int64).reshape(k, k)
+        return tuple(np.minimum((A + np.array(v, dtype=np.int64)[None, :]).min(axis=1), INF).tolist())
 
     @staticmethod
     def _vmin(a: tuple, b: tuple) -> tuple:
@@ -160,36 +195,43 @@ class GrammarCompletion:
             self._class_rows.append(np.asarray(row, dtype=bool).copy())
         return c
 
-    def _lexer_distances(self, tsets: np.ndarray) -> np.ndarray:
-        """D[target, q, f_in, f_out]: least cost from lexer state q to an end of the target's lexeme."""
-        k, n_q = self.k, self.n_q
-        D = np.full((tsets.shape[0], n_q, k, k), INF, dtype=np.int64)
-        for f in range(k):
-            D[:, :, f, f] = np.where(tsets, 0, INF)
-        # byte columns with equal transitions and weights relax together
+    def _lexer_distances(self, tsets: np.ndarray) -> None:
+        """Least costs from each lexer state to an end of each target's lexeme, by unit states:
+        ``self._Drow[t, q]`` (-1: q cannot reach t's end) indexes ``self._Dblk[row, f_in, f_out]``.
+
+        Raises LimitExceededError when the rows need more than ``max_completion_table_entries``.
+        """
+        # byte columns with equal transitions, weights and unit moves are one class
         keys: dict[bytes, int] = {}
         for b in range(256):
             key = self._delta[:, b].tobytes() + self._w[:, b].tobytes() + self._fo[:, b].tobytes()
             keys.setdefault(key, b)
-        reps = list(keys.values())
-        while True:
-            changed = False
-            for b in reps:
-                nxt = self._delta[:, b]
-                ok = nxt >= 0
-                if not ok.any():
-                    continue
-                src = np.flatnonzero(ok)
-                dst = nxt[ok]
-                for fin in range(k):
-                    cand = D[:, dst, self._fo[fin, b], :] + self._w[fin, b]
-                    cur = D[:, src, fin, :]
-                    better = cand < cur
-                    if better.any():
-                        D[:, src, fin, :] = np.minimum(cur, cand)
-                        changed = True
-            if not changed:
-                return np.minimum(D, INF)
+        reps = np.array(list(keys.values()), dtype=np.int64)
+        delta = np.ascontiguousarray(self._delta)
+        tsets = np.ascontiguousarray(tsets)
+        row, n_rows = lexer_relevance_kernel(delta, reps, tsets)
+        entries = int(n_rows) * self.k * self.k
+        cap = self._limits.max_completion_table_entries
+        if entries > cap:
+            what = f" x a {self.dfa.n_states}-state DFA" if self.dfa is not None else ""
+            raise LimitExceededError(
+                "max_completion_table_entries", cap,
+                f"shortest-completion tables of a grammar with {len(self._targets)} lexeme targets, "
+                f"{self.n_q} lexer states{what} need {entries} entries",
+            )
+        self._Drow = row
+        self._Dblk = lexer_distances_kernel(
+            delta, reps, np.ascontiguousarray(self._w[:, reps]), np.ascontiguousarray(self._fo[:, reps]),
+            tsets, row, int(n_rows), INF,
+        )
+        self._Dinf = np.full((self.k, self.k), INF, dtype=np.int64)
+        # per target: the lexer states with a row, and their rows (for the V tables)
+        self._Dby_t = [(np.flatnonzero(r >= 0), r[r >= 0]) for r in row]
+
+    def _d_at(self, q: int) -> np.ndarray:
+        """int64[T, k, k]: the distances of every target from lexer state q."""
+        r = self._Drow[:, q]
+        return np.where((r >= 0)[:, None, None], self._Dblk[np.maximum(r, 0)], INF)
 
     def _first(self, c: int) -> np.ndarray:
         """F[target, f_in, f_out]: cheapest lexeme of each target from the lexer start whose first
@@ -200,9 +242,9 @@ class GrammarCompletion:
             F = np.full((len(self._targets), k, k), INF, dtype=np.int64)
             start = self._delta[self._start]
             for b in np.flatnonzero((start >= 0) & ~self._class_rows[c]).tolist():
-                q2 = start[b]
-                for fin in range(k):
-                    F[:, fin, :] = np.minimum(F[:, fin, :], self._D[:, q2, self._fo[fin, b], :] + self._w[fin, b])
+                d_q2 = self._d_at(start[b])  # [T, k, k]
+                # F[:, fin, :] = min(F[:, fin, :], d_q2[:, fo[fin, b], :] + w[fin, b]) for every fin
+                F = np.minimum(F, d_q2[:, self._fo[:, b], :] + self._w[:, b][None, :, None])
             F = self._F[c] = np.minimum(F, INF)
         return F
 
@@ -213,7 +255,8 @@ class GrammarCompletion:
         k = self.k
         cost: dict[int, tuple] = {}
         for t in range(self.n_terms):
-            cost[t] = tuple(int(x) for x in self._D[t, self._start].reshape(-1))
+            r = self._Drow[t, self._start]
+            cost[t] = tuple(int(x) for x in (self._Dblk[r] if r >= 0 else self._Dinf).reshape(-1))
         inf = tuple([INF] * (k * k))
         for r, lhs in enumerate(parser.rule_lhs):
             cost.setdefault(-(lhs + 1), inf)
@@ -276,7 +319,7 @@ class GrammarCompletion:
                 lhs = -(parser.rule_lhs[pr] + 1)
                 suf = self._suffix_cost(pr, pdot + 1)
                 if lhs == n_nt_sym:
-                    best = self._vmin(best, self._mv(suf, self._zero))
+                    best = self._vmin(best, self._mv(suf, self._final))
                 elif po is None:
                     internal.append((sym, suf, lhs))
                 else:
@@ -320,7 +363,7 @@ class GrammarCompletion:
 
     def _hb_step(self, state, c: int, tab: dict) -> tuple:
         F = self._first(c)
-        best = self._zero if state.can_finish else self._inf
+        best = self._final if state.can_finish else self._inf
         for t, vec in self._c_table(state).items():
             best = self._vmin(best, self._mv(tuple(int(x) for x in F[t].reshape(-1)), vec))
         for i, (u, c2) in enumerate(self._ign_targets):
@@ -354,10 +397,9 @@ class GrammarCompletion:
             for i, (u, c2) in enumerate(self._ign_targets):
                 exits[self.n_terms + i] = self._hb(state, c2)
             V = np.full((self.n_q, k), INF, dtype=np.int64)
-            for fo in range(k):
-                live = exits[:, fo] < INF
-                if live.any():
-                    V = np.minimum(V, (self._D[live, :, :, fo] + exits[live, None, None, fo]).min(axis=0))
+            for t in np.flatnonzero((exits < INF).any(axis=1)).tolist():
+                qs, rows = self._Dby_t[t]
+                V[qs] = np.minimum(V[qs], (self._Dblk[rows] + exits[t][None, None, :]).min(axis=2))
             V = self._V[state] = np.minimum(V, INF)
         return V
 
@@ -384,13 +426,19 @@ class GrammarCompletion:
     def cost(self, state, in_word: int = 0) -> int:
         """Least cost (in ``unit``) of a byte string taking ``state`` to acceptance; ``INF`` if none.
 
-        ``in_word``: for words, whether the text so far ends in a non-space byte.
+        ``in_word``: the unit automaton's state before the completion -- for words, whether the
+        text so far ends in a non-space byte; with a DFA, ``dfa_state * k_unit + that flag``
+        (:meth:`flag`).
         """
-        f = in_word if self.k == 2 else 0
+        f = in_word if self.k > 1 else 0
         best = INF
         for th in state:
             best = min(best, self.thread_cost(th)[f])
         return best
+
+    def flag(self, dfa_state: int = 0, in_word: int = 0) -> int:
+        """The unit automaton's state for DFA state ``dfa_state`` and the unit's flag ``in_word``."""
+        return dfa_state * self.k_unit + (in_word if self.k_unit > 1 else 0)
 
     def witness(self, state, *, prefer: np.ndarray | None = None, max_len: int = 4096) -> bytes | None:
         """A least-cost completion (bytes unit: a shortest one), ``None`` if the state is dead.
@@ -399,8 +447,8 @@ class GrammarCompletion:
         bytes in ``prefer`` (bool[256]) when one of them does. So the witness of the state after a
         prefix of a witness is the rest of that witness.
         """
-        if self.unit != "bytes":
-            raise ValueError("witness() is defined for the bytes unit")
+        if self.unit != "bytes" or self.dfa is not None:
+            raise ValueError("witness() is defined for the bytes unit without a DFA")
         gc = self.gc
         c = self.cost(state)
         if c >= INF:
@@ -444,6 +492,8 @@ class GrammarCompletion:
         best = np.full(len(tokens), INF, dtype=np.int64)
         exact = np.zeros(len(tokens), dtype=bool)
         fa = np.zeros(len(tokens), dtype=np.int64) if (flag_after is None or self.k == 1) else np.asarray(flag_after, np.int64)
+        if self.k > 1 and flag_after is None and self.dfa is not None:
+            raise ValueError("token_costs over a DFA product needs flag_after (the unit state after each token)")
         for th in state:
             ps, q, ws, bid = th
             q = self.lexer_state(q)
