@@ -50,14 +50,20 @@ Grammar and JSON-schema inner constraints (:class:`~constrain.grammar.compile.Gr
     * The whitespace bound ``Limits.max_consecutive_whitespace`` is not modelled in the shortest
       completion (see :mod:`constrain.grammar.completion`).
 
+Grammar x DFA intersections (:class:`~constrain.constraints.combine.LiveIntersectConstraint`,
+    e.g. a JSON schema whose text must mention a keyword)
+    As for grammars, with the shortest completion taken over the product of the unit and the DFA:
+    the completion must also take the DFA to acceptance (``max_chars`` of a JSON object that must
+    still write "waterproof" counts those ten characters). ``intersect(max_length(a, ...), b)``
+    builds exactly this (the bounds are pulled out of the intersection).
+
 Not supported
-    Lazy intersections (:class:`~constrain.constraints.combine.IntersectConstraint`) and other
-    constraints raise :class:`UnsupportedFeatureError`; bound the grammar first and intersect the
-    result (``intersect(max_length(grammar, ...), other)``: lazy, masks are ANDed, so only the
-    length part's completion is guaranteed). For DFA constraints the graph has one node per (DFA
-    state, flag, capped counts); more than ``Limits.max_dfa_states`` nodes raise
-    ``LimitExceededError``, and precomputation costs one trie walk per DFA state (large choice
-    automata are expensive: about a millisecond per state on a 49k vocabulary).
+    Lazy intersections (:class:`~constrain.constraints.combine.IntersectConstraint`: two grammars,
+    or an exact form over the limits) and other constraints raise :class:`UnsupportedFeatureError`.
+    For DFA constraints the graph has one node per (DFA state, flag, capped counts); more than
+    ``Limits.max_dfa_states`` nodes raise ``LimitExceededError``, and precomputation costs one trie
+    walk per DFA state (large choice automata are expensive: about a millisecond per state on a 49k
+    vocabulary).
 """
 
 from __future__ import annotations
@@ -143,13 +149,16 @@ class LengthConstraint(CompiledConstraint):
     """
 
     def __init__(self, inner: CompiledConstraint, bounds: LengthBounds, *, limits: Limits | None = None):
+        from constrain.constraints.combine import LiveIntersectConstraint
         from constrain.grammar.compile import GrammarConstraint
 
-        self._grammar = isinstance(inner, GrammarConstraint)
+        self._live = isinstance(inner, LiveIntersectConstraint)
+        self._grammar = isinstance(inner, GrammarConstraint) or self._live
         if not self._grammar and not is_dfa_based(inner):
             raise UnsupportedFeatureError(
                 f"length bounds on a {type(inner).__name__} (only DFA-based constraints -- regex, choice, "
-                "keywords, materialized intersections -- and grammar / JSON-schema constraints)",
+                "keywords, materialized intersections --, grammar / JSON-schema constraints, and their "
+                "exact intersections with DFA-based ones)",
                 source="length",
             )
         for name, v in vars(bounds).items():
@@ -186,7 +195,7 @@ class LengthConstraint(CompiledConstraint):
         init = self.initial_state()
         if not self._feasible(init[0], init[1], (0, 0, 0)):
             if self._grammar and self._completion is not None:
-                least = self._completion.cost(init[0], 0)
+                least = self._grammar_cost(init[0], 0)
                 raise InputError(
                     f"no output of {inner!r} satisfies {bounds}: its shortest output has {least} "
                     f"{self._gunit}" + (" (max_tokens is checked against bytes: every byte is at most one token)"
@@ -282,10 +291,18 @@ class LengthConstraint(CompiledConstraint):
             unit = ("bytes", "chars", "words")[bounded[0]]
         else:
             unit = "bytes"  # tokens, or several units: the bytes of one shortest witness bound them all
-        self._completion = GrammarCompletion(self.inner, unit) if bounded else None
+        if not bounded:
+            self._completion = None
+        elif self._live:  # the completion must also reach an accepting state of the DFA part
+            self._completion = GrammarCompletion(self.inner.grammar, unit, dfa=self.inner.completion.dfa,
+                                                 limits=self.limits)
+        else:
+            self._completion = GrammarCompletion(self.inner, unit, limits=self.limits)
         self._gunit = unit
 
     def _grammar_cost(self, s, f: int) -> int:
+        if self._live:
+            return self._completion.cost(s[0], self._completion.flag(s[1], f))
         return self._completion.cost(s, f)
 
     def _grammar_fits(self, counts, cost) -> bool:
@@ -375,7 +392,14 @@ class LengthConstraint(CompiledConstraint):
         chars = c + self._chars[allowed]
         words = w + self._words[f][allowed]
         flag_after = self._out[allowed] if self._use_words else np.zeros(allowed.size, dtype=np.int64)
-        cost = self._completion.token_costs(s, allowed, flag_after)
+        if self._live:
+            ends = token_ends(self.inner.automaton, s[1])[allowed].astype(np.int64)
+            cost = np.full(allowed.size, 1 << 40, dtype=np.int64)
+            text = ends >= 0  # EOS has no bytes: the matcher allows it from is_accepting
+            cost[text] = self._completion.token_costs(
+                s[0], allowed[text], ends[text] * self._completion.k_unit + flag_after[text])
+        else:
+            cost = self._completion.token_costs(s, allowed, flag_after)
         ok = cost < (1 << 40)
         for used, mx in zip((t + 1, chars, words), self._maxes):
             if mx is not None:

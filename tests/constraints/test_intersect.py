@@ -12,7 +12,12 @@ from hypothesis import strategies as st
 
 from constrain import compile_grammar, compile_regex
 from constrain.constraints.choice import compile_choice
-from constrain.constraints.combine import IntersectConstraint, intersect
+from constrain.constraints.combine import (
+    IntersectConstraint,
+    LazyIntersectionWarning,
+    LiveIntersectConstraint,
+    intersect,
+)
 from constrain.constraints.keywords import compile_keywords
 from constrain.dfa_constraint import DFAConstraint
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
@@ -85,10 +90,10 @@ word: /[a-z]+/
 """
 
 
-def test_grammar_and_keywords_lazy():
+def test_grammar_and_keywords():
     g = compile_grammar(GRAMMAR, VOCAB)
     c = intersect(g, compile_keywords(["dog"], ["cat"], vocab=VOCAB))
-    assert isinstance(c, IntersectConstraint)
+    assert isinstance(c, LiveIntersectConstraint)  # exact: see test_live_intersect.py
     rng = random.Random(5)
     ended_count = 0
     for _ in range(30):
@@ -101,12 +106,16 @@ def test_grammar_and_keywords_lazy():
     assert accepts_ids(c, random_segmentation(b"a dog barks", VOCAB, rng))
     assert not accepts_ids(c, random_segmentation(b"a dog  barks", VOCAB, rng))
     assert not accepts_ids(c, random_segmentation(b"a cat barks dog", VOCAB, rng))
-    # three parts, one a regex: flattened into one lazy product
+    # three parts, one a regex: flattened, the two DFA parts materialized into one
     c3 = intersect(c, compile_regex("[a-z ]{0,20}", VOCAB))
-    assert isinstance(c3, IntersectConstraint) and len(c3.parts) == 3
+    assert isinstance(c3, LiveIntersectConstraint) and len(c3.parts) == 2
     assert accepts_ids(c3, random_segmentation(b"dog", VOCAB, rng))
+    assert not accepts_ids(c3, random_segmentation(b"dog " + b"a" * 20, VOCAB, rng))
+    # never: the lazy product of all three
+    lazy = intersect(c, compile_regex("[a-z ]{0,20}", VOCAB), materialize="never")
+    assert type(lazy) is IntersectConstraint and len(lazy.parts) == 3
     with pytest.raises(UnsupportedFeatureError):
-        intersect(g, compile_regex("a", VOCAB), materialize="always")
+        intersect(g, compile_grammar(GRAMMAR, VOCAB), materialize="always")
 
 
 def test_forced_bytes():
@@ -131,7 +140,8 @@ def test_errors():
     kw = compile_keywords(["dog", "cow", "pig"], vocab=VOCAB)
     with pytest.raises(LimitExceededError):
         intersect(big, kw, materialize="always", limits=Limits(max_dfa_states=50))
-    assert isinstance(intersect(big, kw, limits=Limits(max_dfa_states=50)), IntersectConstraint)
+    with pytest.warns(LazyIntersectionWarning):
+        assert type(intersect(big, kw, limits=Limits(max_dfa_states=50))) is IntersectConstraint
     with pytest.raises(TypeError):
         intersect(big, "x")
 
