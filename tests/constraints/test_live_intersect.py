@@ -260,3 +260,48 @@ def test_generate_schema_with_keyword_within_budget(default_model):
     doc = json.loads(r.text)
     jsonschema.validate(doc, schema)
     assert "waterproof" in r.text and len(r.token_ids) <= 40
+
+
+SCHEMAS = [
+    PRODUCT,
+    {"type": "array", "items": {"type": "string", "maxLength": 8}, "minItems": 1, "maxItems": 3},
+    {"type": "object", "properties": {"tags": {"type": "array", "items": {"enum": ["dog", "cat", "ab"]}},
+                                      "note": {"type": "string"}}, "required": ["tags"]},
+]
+_SCHEMA_GRAMMARS: dict[int, object] = {}
+
+
+@given(st.integers(0, len(SCHEMAS) - 1),
+       st.lists(st.sampled_from(["dog", "ab", "proof", "12", "é"]), min_size=1, max_size=2, unique=True),
+       st.lists(st.sampled_from(["cat", "zz"]), max_size=1),
+       st.sampled_from(["max_chars", "max_tokens", None]), st.integers(0, 12),
+       st.randoms(use_true_random=False))
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_every_output_satisfies_schema_keywords_and_length(si, inc, exc, unit, extra, rng):
+    """Random schema x keyword set x length bound: every masked walk ends, and its output satisfies all three."""
+    g = _SCHEMA_GRAMMARS.get(si)
+    if g is None:
+        g = _SCHEMA_GRAMMARS[si] = compile_json_schema(SCHEMAS[si], VOCAB)
+    try:
+        live = intersect(g, compile_keywords(inc, exc, vocab=VOCAB))
+    except InputError:  # e.g. an enum-only array cannot mention "proof"
+        return
+    bound = None
+    c = live
+    if unit is not None:
+        bound = live.shortest_completion(live.initial_state()) + extra  # bytes: chars and tokens fit too
+        c = max_length(live, **{unit: bound})
+    prefer = {t for t in range(VOCAB.size) if VOCAB.token_bytes(t) and any(
+        VOCAB.token_bytes(t) in p.encode() for p in inc)}
+    for _ in range(2):
+        text, ids, ended = random_walk(c, rng, max_steps=150, eos_bias=0.3, prefer=prefer)
+        if not ended:
+            assert unit is None  # unbounded strings may grow for 150 steps; never stranded
+            continue
+        s = text.decode()
+        jsonschema.validate(json.loads(s), SCHEMAS[si])
+        assert all(p in s for p in inc) and not any(e in s for e in exc)
+        if unit == "max_chars":
+            assert len(s) <= bound
+        elif unit == "max_tokens":
+            assert len(ids) <= bound
