@@ -287,8 +287,13 @@ def multiple_of_suffix(k: int) -> list[str] | None:
 # that parses JSON numbers as floats (Python's json) reads 4e400 as inf (not an integer, above every
 # bound) and 1e-400 as 0.0 (not > 0). Values out there keep their plain decimal spelling.
 # Longest alternatives first: a regex engine's first match must be the whole exponent.
-_SMALL_EXP = r"[1-9](?:\.[0-9]+)?[eE]\-0*(?:32[0-3]|3[01][0-9]|[12][0-9]{2}|[1-9][0-9]|[5-9])"  # [1e-323, 1e-4)
-_LARGE_EXP = r"[1-9](?:\.[0-9]+)?[eE]\+?0*(?:30[0-7]|[12][0-9]{2}|[2-9][0-9]|1[6-9])"  # [1e16, 1e308)
+# At the edges a mantissa range keeps the value finite and non-zero: m e-324 reads as 4.9e-324 for
+# m >= 2.5 (below about 2.47 it reads as 0.0), and m e308 stays finite for m < 1.79 (the largest
+# double is 1.7976931348623157e308); json.dumps writes 5e-324 and 1e+308 so.
+_SMALL_EXP = (r"(?:(?:[3-9](?:\.[0-9]+)?|2\.[5-9][0-9]*)[eE]\-0*324"
+              r"|[1-9](?:\.[0-9]+)?[eE]\-0*(?:32[0-3]|3[01][0-9]|[12][0-9]{2}|[1-9][0-9]|[5-9]))")  # [2.5e-324, 1e-4)
+_LARGE_EXP = (r"(?:1(?:\.(?:[0-6][0-9]*|7[0-8][0-9]*))?[eE]\+?0*308"
+              r"|[1-9](?:\.[0-9]+)?[eE]\+?0*(?:30[0-7]|[12][0-9]{2}|[2-9][0-9]|1[6-9]))")  # [1e16, 1.79e308)
 _TINY, _HUGE = Decimal("1e-4"), Decimal("1e16")
 
 

@@ -223,8 +223,13 @@ def test_negative_zero_is_zero(schema):
         ({"type": "integer", "minimum": 0}, "9.5e307", True),
         # json.loads reads these as inf / 0.0, which the oracle (rightly, for the value it sees) rejects
         ({"type": "integer", "minimum": 0}, "4.8e046548", False),
-        # exponents stop at 307 (1.8e308 would be inf); larger values keep their plain digits
-        ({"type": "integer", "minimum": 0}, "1e308", False),
+        # exponents stop below 1.79e308 (1.8e308 would be inf); larger values keep their plain digits
+        ({"type": "integer", "minimum": 0}, "1e308", True),
+        ({"type": "integer", "minimum": 0}, "1e+308", True),  # json.dumps(1e308)
+        ({"type": "integer", "minimum": 0}, "1.8e308", False),
+        # and from 2.5e-324 up (json.dumps(5e-324) is the smallest double; 2e-324 reads as 0.0)
+        ({"type": "number", "exclusiveMinimum": 0}, "5e-324", True),
+        ({"type": "number", "exclusiveMinimum": 0}, "2e-324", False),
         ({"type": "integer", "minimum": 0}, "1" + "0" * 308, True),
         ({"type": "number", "exclusiveMinimum": 0}, "1e-300", True),
         ({"type": "number", "exclusiveMinimum": 0}, "1e-400", False),
