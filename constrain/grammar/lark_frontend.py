@@ -25,9 +25,15 @@ _LOCATION = re.compile(r"line (\d+),? col(?:umn)? (\d+)", re.IGNORECASE)
 @dataclass(frozen=True)
 class TerminalIR:
     name: str
-    regex: str
+    regex: str  # for a terminal given as an automaton: a description ("<automaton: ...>")
     ignore_case: bool
     dotall: bool
+    dfa: object = None  # a byte DFA (ByteDFA / SparseDFA) for a %declare'd terminal given as an automaton
+
+    @property
+    def pattern(self):
+        """What the lexer compiles: the regex, or the automaton."""
+        return self.dfa if self.dfa is not None else self.regex
 
 
 @dataclass(frozen=True)
@@ -127,15 +133,17 @@ def _LarkRules(text: str, **options):
     return _lark_rules_class()(text, **options)
 
 
-def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar") -> GrammarIR:
+def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", external: dict | None = None) -> GrammarIR:
     """Parse Lark grammar ``text`` with Lark and convert it to a :class:`GrammarIR`.
+
+    ``external`` maps the names of ``%declare``d terminals to byte DFAs (their exact languages).
 
     Raises
     ------
     GrammarSyntaxError
         Lark rejected the grammar (line and column in the message), or ``start`` derives nothing.
     UnsupportedFeatureError
-        A ``%declare``d terminal without a pattern, or regex flags other than ``i``/``s``.
+        A ``%declare``d terminal without an ``external`` automaton, or regex flags other than ``i``/``s``.
     """
     import lark
     from lark.exceptions import LarkError
@@ -157,10 +165,16 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar") -> G
         if name in term_index:
             return term_index[name]
         tdef = term_defs.get(name)
+        if tdef is None and external and name in external:
+            dfa = external[name]
+            term_index[name] = len(terminals)
+            terminals.append(TerminalIR(name, f"<automaton: {dfa.n_states} states>", False, False, dfa))
+            return term_index[name]
         if tdef is None:
             line, col = _locate(text, name)
             raise UnsupportedFeatureError(
-                f"terminal {name} without a definition (%declare)", source=source, line=line or 1, column=col
+                f"terminal {name} without a definition (%declare; pass its strings or automaton as "
+                f"compile_grammar(..., terminals={{{name!r}: ...}}))", source=source, line=line or 1, column=col
             )
         pattern = tdef.pattern
         flags = set(pattern.flags)

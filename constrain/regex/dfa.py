@@ -136,6 +136,38 @@ class _NFA:
                     cur = nxt
         return s, e
 
+    def embed_dfa(self, dfa) -> tuple[int, int]:
+        """Add a fragment equal to a byte DFA (:class:`ByteDFA` or a sparse one with CSR edges) and
+        return its (start, end) (mutates): one NFA state per DFA state, runs of bytes with the same
+        target as one range edge, an epsilon edge from each accepting state to the end."""
+        n = int(dfa.n_states)
+        if len(self.eps) + n + 1 > self.limits.max_nfa_states:
+            raise _nfa_limit(self.limits, self.what, len(self.eps) + n + 1)
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(n))
+        self.edges.extend([] for _ in range(n))
+        end = self.new_state()
+        if hasattr(dfa, "offsets"):  # sparse: CSR edge lists, bytes ascending within a state
+            offsets = np.asarray(dfa.offsets).tolist()
+            eb = np.asarray(dfa.edge_byte).tolist()
+            et = np.asarray(dfa.edge_target).tolist()
+            rows = ((eb[offsets[q]:offsets[q + 1]], et[offsets[q]:offsets[q + 1]]) for q in range(n))
+        else:
+            trans = np.asarray(dfa.transitions)
+            rows = ((np.flatnonzero(r >= 0).tolist(), r[r >= 0].tolist()) for r in trans)
+        for q, (bs, ts) in enumerate(rows):
+            out = self.edges[base + q]
+            i = 0
+            while i < len(bs):
+                j = i
+                while j + 1 < len(bs) and bs[j + 1] == bs[j] + 1 and ts[j + 1] == ts[i]:
+                    j += 1
+                out.append((bs[i], bs[j], base + ts[i]))
+                i = j + 1
+        for q in np.flatnonzero(np.asarray(dfa.accepting)).tolist():
+            self.eps[base + q].append(end)
+        return base + int(dfa.start), end
+
     def build(self, node, flags: ip.REFlags, specs) -> tuple[int, int]:
         """Add the fragment for an interegular AST node and return its (start, end) (mutates)."""
         if isinstance(node, ip.Pattern):
@@ -196,6 +228,13 @@ def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
     )
 
 
+def _fragment_size(p, flags: ip.REFlags, memo: dict) -> int:
+    """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end)."""
+    if isinstance(p, Parsed):
+        return _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+    return int(p.n_states) + 1
+
+
 def _build_nfa(
     parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str
 ) -> tuple[_NFA, int, list[int]]:
@@ -207,7 +246,7 @@ def _build_nfa(
     memo: dict = {}
     try:
         for p, flags in parsed:
-            total += 1 + _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+            total += 1 + _fragment_size(p, flags, memo)
     except RecursionError:
         raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
     if total > limits.max_nfa_states:
@@ -217,7 +256,7 @@ def _build_nfa(
     finals = []
     for p, flags in parsed:
         try:
-            a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
+            a, b = nfa.build(p.ast, flags | p.global_flags, p.specs) if isinstance(p, Parsed) else nfa.embed_dfa(p)
         except RecursionError:
             raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
         f = nfa.new_state()
@@ -479,6 +518,9 @@ def _parse_cached(pattern: str, limits: Limits) -> Parsed:
 def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> list:
     parsed = []
     for pattern, icase, dotall in entries:
+        if not isinstance(pattern, str):  # a prebuilt byte DFA (grammar terminals given as automata)
+            parsed.append((pattern, ip.REFlags(0)))
+            continue
         flags = ip.REFlags(0)
         if icase:
             flags |= ip.REFlags.I
@@ -494,7 +536,7 @@ def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     total = 1
     try:
         for p, flags in _entries_parsed([(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns], limits):
-            total += 1 + _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+            total += 1 + _fragment_size(p, flags, memo)
     except RecursionError:
         raise UnsupportedFeatureError("group nesting this deep in a lexer") from None
     return total
@@ -669,6 +711,8 @@ def _terminal_entries(patterns: list[Union[str, tuple[str, dict]]]) -> list[tupl
     entries = []
     for p in patterns:
         if isinstance(p, str):
+            entries.append((p, False, False))
+        elif hasattr(p, "n_states"):  # a byte DFA
             entries.append((p, False, False))
         else:
             pat, opts = p

@@ -99,7 +99,10 @@ from constrain.schema import json_string as js
 from constrain.schema import numbers as nm
 from constrain.schema.formats import FORMATS, KNOWN_FORMATS
 
-__all__ = ["compile_json_schema", "schema_to_lark"]
+__all__ = ["compile_json_schema", "schema_to_lark", "CATALOG_MIN_VALUES"]
+
+# An enum of more strings than this compiles (in compile_json_schema) as one catalog automaton.
+CATALOG_MIN_VALUES = 256
 
 
 ANNOTATIONS = frozenset({
@@ -190,9 +193,11 @@ class _Negated:
 
 class _Compiler:
     def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore",
-                 unknown_formats="ignore"):
+                 unknown_formats="ignore", catalogs=False):
         self.root = root
         self.limits = limits
+        self.catalogs = catalogs  # large string enums as %declare'd automata (compile_json_schema only)
+        self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
         if unknown_keywords not in ("ignore", "error"):
             raise ValueError("unknown_keywords must be 'ignore' or 'error'")
         self.unknown_keywords = unknown_keywords
@@ -334,6 +339,8 @@ class _Compiler:
         lines.append("")
         for name, rx in self.term_defs:
             lines.append(f"{name}: /{rx}/")
+        for name in self.external:
+            lines.append(f"%declare {name}")
         return "\n".join(lines) + "\n"
 
     # ------------------------------------------------------------------------------- references
@@ -398,11 +405,26 @@ class _Compiler:
         return self._validator
 
     def valid_against(self, value, sources) -> bool:
+        """Whether ``value`` is valid against every source schema (``jsonschema``). A source's
+        ``enum`` is checked by hashing (jsonschema scans it: quadratic over a 100k-value enum)."""
         v = self.validator()
         for schema, _ptr in sources:
+            if isinstance(schema, dict) and isinstance(schema.get("enum"), list):
+                keys, schema = self._enum_split(schema)
+                if _json_key(value) not in keys:
+                    return False
             if not v.evolve(schema=schema).is_valid(value):
                 return False
         return True
+
+    def _enum_split(self, schema: dict) -> tuple[set, dict]:
+        """(hash keys of ``schema['enum']``, ``schema`` without ``enum``), cached per schema object."""
+        cache = self.__dict__.setdefault("_enum_cache", {})
+        hit = cache.get(id(schema))
+        if hit is None or hit[0] is not schema:
+            hit = cache[id(schema)] = (schema, {_json_key(x) for x in schema["enum"]},
+                                       {k: x for k, x in schema.items() if k != "enum"})
+        return hit[1], hit[2]
 
     # ---------------------------------------------------------------------------------- nodes
     def node(self, schema, ptr: str) -> str | None:
@@ -702,7 +724,12 @@ class _Compiler:
             if not isinstance(schema["enum"], list):
                 raise SchemaError("'enum' must be an array", pointer=ptr + "/enum")
             if len(schema["enum"]) > self.limits.max_schema_enum_values:
-                raise _limit("max_schema_enum_values", self.limits.max_schema_enum_values, f"schema at {ptr}/enum: more than {self.limits.max_schema_enum_values} values")
+                all_str = all(isinstance(v, str) for v in schema["enum"])
+                if not (all_str and self.catalogs):
+                    hint = (" (compile_json_schema compiles an enum of strings of any size as a catalog "
+                            "automaton; schema_to_lark cannot)" if all_str else "")
+                    raise _limit("max_schema_enum_values", self.limits.max_schema_enum_values,
+                                 f"schema at {ptr}/enum: more than {self.limits.max_schema_enum_values} values{hint}")
             f.enum = list(schema["enum"])
         if "const" in schema:
             f.enum = [schema["const"]] if f.enum is None else [v for v in f.enum if _json_eq(v, schema["const"])]
@@ -845,6 +872,9 @@ class _Compiler:
             else:
                 others.append(v)
         alts = []
+        if self.catalogs and len(strings) > CATALOG_MIN_VALUES:
+            alts.append(self.catalog_terminal(strings, hint))
+            strings = []
         if strings:
             body = "|".join(dict.fromkeys(js.literal_body_regex(s) for s in strings))
             alts.append(self.terminal('"' + js.group(body) + '"' if len(strings) > 1 else '"' + body + '"', hint + "_str"))
@@ -859,6 +889,15 @@ class _Compiler:
         if not alts:
             return None
         return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
+
+    def catalog_terminal(self, strings: list[str], hint: str) -> str:
+        """A ``%declare``d terminal matching each string in the spelling every string here gets
+        (:func:`.json_string.spell_string`), built as one minimal automaton (mutates ``external``)."""
+        from constrain.constraints.choice import choice_dfa
+
+        name = f"CATALOG{len(self.external)}_{re.sub(r'[^A-Za-z0-9_]', '_', hint).upper()}"[:60]
+        self.external[name] = choice_dfa('"' + js.spell_string(v) + '"' for v in dict.fromkeys(strings))
+        return name
 
     def const_expr(self, v, hint: str) -> str:
         if v is None:
@@ -1882,6 +1921,21 @@ def _type_of(v) -> str:
     return "object"
 
 
+def _json_key(v):
+    """A hashable key with ``_json_key(a) == _json_key(b)`` iff ``_json_eq(a, b)``."""
+    if isinstance(v, bool):
+        return ("b", v)
+    if _is_num(v):
+        return ("n", v)  # Python's 1 == 1.0 and hash(1) == hash(1.0): JSON Schema's number equality
+    if isinstance(v, str):
+        return ("s", v)
+    if isinstance(v, list):
+        return ("l", tuple(_json_key(x) for x in v))
+    if isinstance(v, dict):
+        return ("d", frozenset((k, _json_key(x)) for k, x in v.items()))
+    return ("z", v)
+
+
 def _json_eq(a, b) -> bool:
     """JSON Schema equality (1 == 1.0, true != 1, objects unordered)."""
     if isinstance(a, bool) or isinstance(b, bool):
@@ -1939,7 +1993,7 @@ def load_schema(schema) -> Any:
     raise TypeError(f"schema must be a dict, bool, JSON string, path or pydantic model, not {type(schema).__name__}")
 
 
-def schema_to_lark(
+def _schema_grammar(
     schema,
     *,
     whitespace: str = "flexible",
@@ -1948,14 +2002,34 @@ def schema_to_lark(
     unknown_keywords: str = "ignore",
     unknown_formats: str = "ignore",
     limits: Limits = DEFAULT_LIMITS,
-) -> str:
+    catalogs: bool = False,
+) -> tuple[str, dict]:
+    """(Lark text, {declared catalog terminal: byte DFA}) of ``schema``; see :func:`schema_to_lark`."""
+    root = load_schema(schema)
+    if isinstance(root, dict):
+        root = copy.deepcopy(root)
+    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats,
+                  catalogs)
+    expr = c.node(root, "")
+    if expr is None or expr == "":
+        raise SchemaError("no value can satisfy this schema", pointer="")
+    return c.text(expr), c.external
+
+
+def schema_to_lark(schema, **options) -> str:
     """Lark grammar text for the JSON texts valid against ``schema`` (see the module docstring).
 
+    Options (keyword-only): ``whitespace="flexible"`` (with ``max_whitespace=2`` bytes between
+    tokens), ``"compact"`` or a regex; ``property_order="schema"`` or ``"any"``;
     ``unknown_keywords="ignore"`` (default) treats keywords JSON Schema does not define as the
-    annotations the spec says they are; ``"error"`` raises ``UnsupportedFeatureError`` on them.
+    annotations the spec says they are, ``"error"`` raises ``UnsupportedFeatureError`` on them;
     ``unknown_formats="ignore"`` (default) treats a ``format`` no draft defines (``"bar"``) as an
-    annotation, as 2020-12's format-annotation vocabulary does; ``"error"`` raises on it. Formats a
-    draft defines are enforced or raise either way.
+    annotation, as 2020-12's format-annotation vocabulary does, ``"error"`` raises on it (formats
+    a draft defines are enforced or raise either way); ``limits``.
+
+    An ``enum`` has at most ``Limits.max_schema_enum_values`` values here; :func:`compile_json_schema`
+    compiles an enum of more than ``CATALOG_MIN_VALUES`` strings (of any number) as a catalog
+    automaton instead, which has no Lark text.
 
     Raises
     ------
@@ -1966,20 +2040,15 @@ def schema_to_lark(
     LimitExceededError
         A ``Limits.max_schema_*`` bound or ``limits.max_repeat_count``.
     """
-    root = load_schema(schema)
-    if isinstance(root, dict):
-        root = copy.deepcopy(root)
-    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats)
-    expr = c.node(root, "")
-    if expr is None or expr == "":
-        raise SchemaError("no value can satisfy this schema", pointer="")
-    return c.text(expr)
+    return _schema_grammar(schema, **options)[0]
 
 
 def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **options):
-    """``compile_grammar(schema_to_lark(schema, **options), vocab)``: a constraint for ``schema``."""
+    """``compile_grammar(schema_to_lark(schema, **options), vocab)``: a constraint for ``schema``,
+    except that an ``enum`` of more than ``CATALOG_MIN_VALUES`` strings is one catalog automaton
+    (:func:`~constrain.constraints.choice.choice_dfa` over the values' spellings; 100k values
+    compile in seconds) and is not bounded by ``Limits.max_schema_enum_values``."""
     from constrain.grammar import compile_grammar
 
-    text = schema_to_lark(schema, limits=limits, **options)
-    return compile_grammar(text, vocab, limits=limits)
-
+    text, external = _schema_grammar(schema, limits=limits, catalogs=True, **options)
+    return compile_grammar(text, vocab, limits=limits, terminals=external)
