@@ -6,6 +6,11 @@ the canonical tokenizations of sample phrases are walked, timing ``fill_bitmask`
 are cross-checked against constrain at every step of the first pass (special tokens aside).
 
     .venv/bin/python bench/choice_bench.py [--sizes 1000 10000 100000] [--no-peers] [--out FILE]
+    .venv/bin/python bench/choice_bench.py --in-schema     # the catalog as a JSON-schema field
+
+``--in-schema`` compiles ``{"type": "object", "properties": {"product": {"enum": names}},
+"required": ["product"], "additionalProperties": false}`` instead (constrain: one catalog automaton
+in the grammar's lexer; llguidance: its JSON compiler) and walks ``json.dumps({"product": name})``.
 
 "constrain" is the engine as used (per-state mask cache, warm after a state's first visit);
 "constrain-nocache" clears the cache before every fill, timing the trie walk itself.
@@ -47,6 +52,18 @@ def product_names(n: int, seed: int = 0) -> list[str]:
     return sorted(out)
 
 
+IN_SCHEMA = False  # --in-schema: the catalog is the enum of a JSON-schema field
+
+
+def catalog_schema(phrases: list[str]) -> dict:
+    return {"type": "object", "properties": {"product": {"enum": phrases}}, "required": ["product"],
+            "additionalProperties": False}
+
+
+def sample_text(phrase: str) -> str:
+    return json.dumps({"product": phrase}, ensure_ascii=False) if IN_SCHEMA else phrase
+
+
 def _pct(xs, q):
     return float(np.percentile(np.asarray(xs), q)) if xs else float("nan")
 
@@ -57,6 +74,8 @@ class _Constrain:
         self.name = "constrain" if cache else "constrain-nocache"
 
     def compile(self, phrases):
+        if IN_SCHEMA:
+            return constrain.compile_json_schema(catalog_schema(phrases), self.vocab)
         return compile_choice(phrases, self.vocab)
 
     def allocate_bitmask(self):
@@ -72,6 +91,8 @@ class _LLG:
         self.engine = LLGuidanceEngine(tokenizer, vocab_size)
 
     def compile(self, phrases):
+        if IN_SCHEMA:
+            return self.engine.compile_json_schema(catalog_schema(phrases))
         return self.engine.compile_regex("(" + "|".join(map(re.escape, phrases)) + ")")
 
     def allocate_bitmask(self):
@@ -95,7 +116,7 @@ def run(sizes, use_peers: bool, samples: int, repeats: int) -> list[dict]:
         phrases = product_names(n)
         rng = random.Random(n)
         sample = rng.sample(phrases, min(samples, n))
-        seqs = [tokenizer.encode(p, add_special_tokens=False) + [vocab.eos_token_ids[0]] for p in sample]
+        seqs = [tokenizer.encode(sample_text(p), add_special_tokens=False) + [vocab.eos_token_ids[0]] for p in sample]
         reference: list[np.ndarray] = []
         for eng in engines:
             t0 = time.perf_counter()
@@ -106,8 +127,10 @@ def run(sizes, use_peers: bool, samples: int, repeats: int) -> list[dict]:
                 continue
             compile_s = time.perf_counter() - t0
             detail = ""
-            if eng.name.startswith("constrain"):
+            if eng.name.startswith("constrain") and hasattr(compiled, "dfa"):
                 detail = f"{type(compiled).__name__}, {compiled.dfa.n_states} states"
+            elif eng.name.startswith("constrain"):
+                detail = f"grammar, lexer {type(compiled.lexer).__name__} of {compiled.lexer.n_states} states"
             bm = eng.allocate_bitmask()
             fills, mismatches, rejected, step = [], 0, 0, 0
             for rep in range(repeats):
@@ -156,7 +179,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=50, help="phrases walked per size (default 50)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", type=Path, default=None, help="also write the rows as JSON here")
+    ap.add_argument("--in-schema", action="store_true", help="the catalog as the enum of a JSON-schema field")
     args = ap.parse_args()
+    global IN_SCHEMA
+    IN_SCHEMA = args.in_schema
     rows = run(args.sizes, not args.no_peers, args.samples, args.repeats)
     print_table(rows)
     if args.out:
