@@ -209,7 +209,11 @@ def main() -> None:
             margin = first_divergence_margin(model, ids[kind][i], base.token_ids, other.token_ids, compiled)
             identity["diverged"].append((kind, schemas[i][0], name, margin))
 
+    from constrain.speculative.drafters import Chain, ForcedDrafter, PromptLookupDrafter
+
     variants = {
+        "forced+lookup, no whitespace style": Speculative(
+            drafter=Chain([ForcedDrafter(learn_whitespace=False), PromptLookupDrafter()])),
         "forced": Speculative(drafter="forced"),
         f"layer_skip_{args.draft_layers}": Speculative(drafter="layer_skip", draft_layers=args.draft_layers),
     }

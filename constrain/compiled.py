@@ -91,6 +91,19 @@ class CompiledConstraint(ABC):
         """Bytes every valid continuation of ``state`` starts with (default: none known)."""
         return b""
 
+    def next_bytes(self, state: State, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
+        """The byte values (not in ``exclude``) that can continue ``state``, ascending; at most
+        ``stop_after`` of them. Default: one ``advance_bytes`` probe per byte value."""
+        out = []
+        for b in range(256):
+            if b in exclude:
+                continue
+            if self.advance_bytes(state, bytes((b,))) is not None:
+                out.append(b)
+                if len(out) >= stop_after:
+                    break
+        return out
+
     def advance_token(self, state: State, token_id: int) -> State | None:
         """The state after the text of ``token_id``; ``None`` if not allowed or not text."""
         if not 0 <= token_id < self.vocab.size:

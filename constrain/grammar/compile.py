@@ -633,8 +633,8 @@ class GrammarConstraint(CompiledConstraint):
             threads = nxt
         return threads if isinstance(threads, frozenset) else frozenset(threads)
 
-    def _next_byte(self, state: frozenset) -> tuple[int, frozenset] | None:
-        """The only byte that can continue ``state`` and the state after it; None if zero or several."""
+    def _candidate_bytes(self, state: frozenset) -> list[int]:
+        """Bytes with a lexer transition from some thread of ``state`` (a superset of the next bytes)."""
         candidates: set[int] = set()
         if self._lazy:
             for _, q, _, _ in state:
@@ -642,8 +642,22 @@ class GrammarConstraint(CompiledConstraint):
             self._lazy_sync()
         for _, q, _, _ in state:
             candidates.update(np.flatnonzero(self._transitions[q if q >= 0 else 0] >= 0).tolist())
+        return sorted(candidates)
+
+    def next_bytes(self, state: frozenset, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
+        """The byte values (not in ``exclude``) that can continue ``state``; at most ``stop_after``."""
+        out = []
+        for byte in self._candidate_bytes(state):
+            if byte not in exclude and self.advance_bytes(state, bytes((byte,))) is not None:
+                out.append(byte)
+                if len(out) >= stop_after:
+                    break
+        return out
+
+    def _next_byte(self, state: frozenset) -> tuple[int, frozenset] | None:
+        """The only byte that can continue ``state`` and the state after it; None if zero or several."""
         found: tuple[int, frozenset] | None = None
-        for byte in sorted(candidates):
+        for byte in self._candidate_bytes(state):
             nxt = self.advance_bytes(state, bytes((byte,)))
             if nxt is not None:
                 if found is not None:

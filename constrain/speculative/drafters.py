@@ -126,19 +126,85 @@ class ForcedDrafter(Drafter):
 
     name = "forced"
 
-    def __init__(self, confidence: float = 1.0):
+    def __init__(self, confidence: float = 1.0, learn_whitespace: bool = True, max_bytes: int = 64):
         self.confidence = confidence
+        self.learn_whitespace = learn_whitespace
+        self.max_bytes = max_bytes
 
     def extend(self, builder: DraftBuilder) -> None:
         m = builder.matcher
         if m.is_terminated():
             return
-        forced = m.constraint.forced_bytes(m.state)
+        forced = self._forced(builder) if self.learn_whitespace else m.constraint.forced_bytes(m.state)
         if not forced:
             return
         for t in _tokenize(builder, forced, drop_last=False):
             if not builder.add(t, self.name, self.confidence):
                 return
+
+    def _forced(self, builder: DraftBuilder) -> bytes:
+        """Forced bytes, continued across optional whitespace in the output's own style.
+
+        Where the constraint forces nothing only because whitespace may come next (flexible JSON
+        whitespace: ``,`` then ``\n  "key"`` or ``"key"``), the whitespace the output wrote after
+        the same byte last time (possibly none) is assumed; if exactly one non-whitespace byte can
+        follow it, it is drafted and forcing continues from there. A guess about style, never about
+        validity: every drafted byte keeps the output valid, and the verifier judges the tokens.
+        """
+        c, state = builder.matcher.constraint, builder.matcher.state
+        text = None
+        out = bytearray()
+        while len(out) < self.max_bytes:
+            f = c.forced_bytes(state)
+            if f:
+                nxt = c.advance_bytes(state, f)
+                if nxt is None:  # pragma: no cover - forced bytes always continue the state
+                    break
+                out += f
+                state = nxt
+                continue
+            if c.is_accepting(state):
+                break
+            if text is None:
+                vocab = builder.vocab
+                text = b"".join(vocab.token_bytes(t) or b"" for t in builder.ids[builder.prompt_len:] + builder.tokens)
+            ws = _style_whitespace(text + bytes(out))
+            if ws is None:
+                break
+            after_ws = c.advance_bytes(state, ws) if ws else state
+            if after_ws is None:
+                break
+            nb = c.next_bytes(after_ws, exclude=_WS_BYTES, stop_after=2)
+            if len(nb) != 1:
+                out += ws  # the style's whitespace, then the model chooses (": " before a value)
+                break
+            nxt = c.advance_bytes(after_ws, bytes(nb))
+            if nxt is None:  # pragma: no cover - next_bytes checked it
+                break
+            out += ws + bytes(nb)
+            state = nxt
+        return bytes(out[: self.max_bytes])
+
+
+_WS_BYTES = b" \t\n\r"
+
+
+def _style_whitespace(text: bytes) -> bytes | None:
+    """The whitespace ``text`` wrote after its last byte the previous time that byte occurred
+    (followed by a non-whitespace byte); None when ``text`` ends in whitespace or has no such
+    earlier occurrence."""
+    if not text or text[-1] in _WS_BYTES:
+        return None
+    last = text[-1]
+    i = text.rfind(bytes((last,)), 0, len(text) - 1)
+    while i >= 0:
+        j = i + 1
+        while j < len(text) - 1 and text[j] in _WS_BYTES:
+            j += 1
+        if j < len(text) and text[j] not in _WS_BYTES:
+            return text[i + 1:j]
+        i = text.rfind(bytes((last,)), 0, i)
+    return None
 
 
 class PromptLookupDrafter(Drafter):
