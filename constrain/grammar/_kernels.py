@@ -536,28 +536,53 @@ def grammar_fork_jobs_kernel(
 
 
 @numba.njit(cache=True, nogil=True)
+def _product_edges_pass(delta, reps, weight, f_next, inf, head, fill, src, wt, write: bool) -> None:
+    """One pass over the edges (q, f) -> (delta[q, rep], f_next[f, c]) of the lexer x unit graph:
+    count them per target node into ``head[v + 1]`` (``write=False``) or write their sources and
+    weights at ``fill[v]`` (``write=True``)."""
+    k = weight.shape[0]
+    for q in range(delta.shape[0]):
+        for c in range(reps.shape[0]):
+            q2 = delta[q, reps[c]]
+            if q2 < 0:
+                continue
+            for f in range(k):
+                if weight[f, c] >= inf:
+                    continue
+                v = q2 * k + f_next[f, c]
+                if write:
+                    src[fill[v]] = q * k + f
+                    wt[fill[v]] = weight[f, c]
+                    fill[v] += 1
+                else:
+                    head[v + 1] += 1
+
+
+@numba.njit(cache=True, nogil=True)
+def _reverse_product_graph(delta, reps, weight, f_next, inf):
+    """``(head, src, wt)``: the reversed lexer x unit graph in CSR form (node ``q * k + f``; the
+    edges into v are ``src[head[v]:head[v + 1]]`` with weights ``wt``)."""
+    n = delta.shape[0] * weight.shape[0]
+    head = np.zeros(n + 1, dtype=np.int64)
+    empty = np.empty(0, dtype=np.int64)
+    _product_edges_pass(delta, reps, weight, f_next, inf, head, empty, empty, empty, False)
+    for v in range(n):
+        head[v + 1] += head[v]
+    fill = head[:n].copy()
+    src = np.empty(head[n], dtype=np.int64)
+    wt = np.empty(head[n], dtype=np.int64)
+    _product_edges_pass(delta, reps, weight, f_next, inf, head, fill, src, wt, True)
+    return head, src, wt
+
+
+@numba.njit(cache=True, nogil=True)
 def lexer_relevance_kernel(delta: np.ndarray, reps: np.ndarray, targets: np.ndarray) -> tuple[np.ndarray, int]:
     """``(row[t, q], n_rows)``: a row index for each lexer state q from which a lexeme of target t
     can still end (backward reachability in the lexer DFA), -1 for the others."""
     n_q = delta.shape[0]
-    n_cls = reps.shape[0]
     n_t = targets.shape[0]
-    head = np.zeros(n_q + 1, dtype=np.int64)
-    for q in range(n_q):
-        for c in range(n_cls):
-            q2 = delta[q, reps[c]]
-            if q2 >= 0:
-                head[q2 + 1] += 1
-    for v in range(n_q):
-        head[v + 1] += head[v]
-    fill = head[:n_q].copy()
-    src = np.empty(head[n_q], dtype=np.int64)
-    for q in range(n_q):
-        for c in range(n_cls):
-            q2 = delta[q, reps[c]]
-            if q2 >= 0:
-                src[fill[q2]] = q
-                fill[q2] += 1
+    one = np.zeros((1, reps.shape[0]), dtype=np.int64)  # the lexer graph alone: a 1-state unit
+    head, src, _ = _reverse_product_graph(delta, reps, one, one, 1)
     row = np.full((n_t, n_q), -1, dtype=np.int64)
     stack = np.empty(n_q, dtype=np.int64)
     n_rows = 0
@@ -603,34 +628,9 @@ def lexer_distances_kernel(
     """
     n_q = delta.shape[0]
     k = weight.shape[0]
-    n_cls = reps.shape[0]
     n_t = targets.shape[0]
     n = n_q * k
-    head = np.zeros(n + 1, dtype=np.int64)
-    for q in range(n_q):
-        for c in range(n_cls):
-            q2 = delta[q, reps[c]]
-            if q2 < 0:
-                continue
-            for f in range(k):
-                if weight[f, c] < inf:
-                    head[q2 * k + f_next[f, c] + 1] += 1
-    for v in range(n):
-        head[v + 1] += head[v]
-    fill = head[:n].copy()
-    src = np.empty(head[n], dtype=np.int64)
-    wt = np.empty(head[n], dtype=np.int64)
-    for q in range(n_q):
-        for c in range(n_cls):
-            q2 = delta[q, reps[c]]
-            if q2 < 0:
-                continue
-            for f in range(k):
-                if weight[f, c] < inf:
-                    v = q2 * k + f_next[f, c]
-                    src[fill[v]] = q * k + f
-                    wt[fill[v]] = weight[f, c]
-                    fill[v] += 1
+    head, src, wt = _reverse_product_graph(delta, reps, weight, f_next, inf)
     out = np.full((n_rows, k, k), inf, dtype=np.int64)
     dist = np.empty(n, dtype=np.int64)
     done = np.empty(n, dtype=np.bool_)

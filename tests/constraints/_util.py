@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 from constrain.vocab.vocabulary import Vocabulary
 
 MULTI = [
@@ -61,3 +63,23 @@ def accepts_ids(constraint, ids: list[int]) -> bool:
         if not m.is_token_allowed(t) or not m.accept_token(t):
             return False
     return m.is_accepting()
+
+
+def mask_bits(constraint, state) -> np.ndarray:
+    """bool[V]: the non-EOS tokens ``constraint`` allows in ``state``."""
+    words = constraint.token_bits(state)
+    return np.unpackbits(words.view(np.uint8), bitorder="little")[: constraint.vocab.size].astype(bool)
+
+
+def assert_same_masks(a, b, ids: list[int]) -> tuple:
+    """Walk ``a`` and ``b`` along ``ids`` in lockstep, asserting equal masks and acceptance at every
+    step (the final state too); return the two final states."""
+    s_a, s_b = a.initial_state(), b.initial_state()
+    for t in list(ids) + [None]:
+        assert np.array_equal(mask_bits(a, s_a), mask_bits(b, s_b)), a.vocab.decode(ids)
+        assert a.is_accepting(s_a) == b.is_accepting(s_b)
+        if t is None:
+            break
+        s_a, s_b = a.advance_token(s_a, t), b.advance_token(s_b, t)
+        assert s_a is not None and s_b is not None
+    return s_a, s_b

@@ -7,7 +7,6 @@ import random
 import string
 
 import jsonschema
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +16,7 @@ from constrain.constraints.choice import compile_choice
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
 from constrain.schema.compile import CATALOG_MIN_VALUES
 from constrain.limits import Limits
-from tests.constraints._util import accepts_ids, random_walk, toy_vocab
+from tests.constraints._util import accepts_ids, assert_same_masks, random_walk, toy_vocab
 from tests.strategies import random_segmentation
 
 VOCAB = toy_vocab(["Acme", " Widget", "Wid", "get", "日本"])
@@ -29,24 +28,14 @@ def _regex_alternation(phrases: list[str]) -> str:
     return "ITEM: " + " | ".join(json.dumps(p) for p in phrases) + "\n"
 
 
-def bits(c, state) -> np.ndarray:
-    return np.unpackbits(c.token_bits(state).view(np.uint8), bitorder="little")[: VOCAB.size].astype(bool)
-
-
 @given(st.lists(st.sampled_from(CATALOG), min_size=1, max_size=6, unique=True), st.randoms(use_true_random=False))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 def test_declared_catalog_equals_the_literal_alternation(phrases, rng):
     """A %declare'd terminal given as strings has exactly the masks of the same terminal written as literals."""
     declared = compile_grammar(GRAMMAR, VOCAB, terminals={"ITEM": phrases})
     literal = compile_grammar(GRAMMAR.replace("%declare ITEM\n", _regex_alternation(phrases)), VOCAB)
-    text, ids, _ = random_walk(literal, rng, max_steps=40, eos_bias=0.3)
-    s_d, s_l = declared.initial_state(), literal.initial_state()
-    for t in ids + [None]:
-        assert np.array_equal(bits(declared, s_d), bits(literal, s_l))
-        assert declared.is_accepting(s_d) == literal.is_accepting(s_l)
-        if t is None:
-            break
-        s_d, s_l = declared.advance_token(s_d, t), literal.advance_token(s_l, t)
+    _, ids, _ = random_walk(literal, rng, max_steps=40, eos_bias=0.3)
+    assert_same_masks(declared, literal, ids)
 
 
 @pytest.mark.parametrize("value", [
@@ -110,13 +99,7 @@ def test_catalog_equals_the_regex_enum(rng=random.Random(7)):
     assert all(t.dfa is None for t in text.ir.terminals)
     for _ in range(6):
         _, ids, _ = random_walk(text, rng, max_steps=40, eos_bias=0.3)
-        s_c, s_t = cat.initial_state(), text.initial_state()
-        for t in ids + [None]:
-            assert np.array_equal(bits(cat, s_c), bits(text, s_t))
-            assert cat.is_accepting(s_c) == text.is_accepting(s_t)
-            if t is None:
-                break
-            s_c, s_t = cat.advance_token(s_c, t), text.advance_token(s_t, t)
+        assert_same_masks(cat, text, ids)
 
 
 def test_enum_limits():

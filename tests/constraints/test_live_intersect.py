@@ -7,7 +7,6 @@ import random
 import re
 
 import jsonschema
-import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,7 +23,7 @@ from constrain.constraints.length import LengthConstraint, max_length
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
 from constrain.grammar.completion import INF, GrammarCompletion
 from constrain.limits import Limits
-from tests.constraints._util import accepts_ids, random_walk, toy_vocab
+from tests.constraints._util import accepts_ids, assert_same_masks, mask_bits, random_walk, toy_vocab
 from tests.strategies import random_segmentation
 
 VOCAB = toy_vocab(["waterproof", "water", "proof", " dog", "dogs"])
@@ -47,8 +46,7 @@ def grammar(text: str):
     return g
 
 
-def bits(c, state) -> np.ndarray:
-    return np.unpackbits(c.token_bits(state).view(np.uint8), bitorder="little")[: VOCAB.size].astype(bool)
+bits = mask_bits
 
 
 @given(st.sampled_from(REGULAR),
@@ -71,14 +69,7 @@ def test_live_masks_equal_materialized_regex_product(pair, inc, exc, rng):
     prefer = {t for t in range(VOCAB.size) if VOCAB.token_bytes(t) and any(
         VOCAB.token_bytes(t) in p.encode() for p in inc)}
     _, ids, _ = random_walk(want, rng, max_steps=40, eos_bias=0.1, prefer=prefer)
-    s_l, s_w = live.initial_state(), want.initial_state()
-    for t in ids + [None]:
-        assert np.array_equal(bits(live, s_l), bits(want, s_w))
-        assert live.is_accepting(s_l) == want.is_accepting(s_w)
-        if t is None:
-            break
-        s_l, s_w = live.advance_token(s_l, t), want.advance_token(s_w, t)
-        assert s_l is not None and s_w is not None
+    s_l, s_w = assert_same_masks(live, want, ids)
     # a token the regex product refuses is refused by the live product too, in advance_token as well
     for t in rng.sample(range(1, VOCAB.size), 40):
         assert (live.advance_token(s_l, t) is None) == (want.advance_token(s_w, t) is None)
