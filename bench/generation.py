@@ -50,7 +50,9 @@ from constrain.decode import DecodeOptions, decode_batch  # noqa: E402
 from constrain.generate import encode_prompt  # noqa: E402
 
 PROMPT = "Generate a JSON object that matches the following JSON schema. Output only the JSON.\n{schema}"
-OUR_ENGINES = ("none", "constrain", "constrain-ff", "constrain-ffs", "constrain-ff-wide")
+OUR_ENGINES = ("none", "constrain", "constrain-ff", "constrain-ffs", "constrain-ff-wide", "none-matched")
+# none-matched: unconstrained, each row stopped at the number of tokens constrain-ff gave that row in
+# the same run (needs constrain-ff before it): the same work per row, so the batch is as ragged.
 HF_ENGINES = ("none-hf", "constrain-hf", "xgrammar-hf", "llguidance-hf")
 FAST_FORWARD = {"constrain-ff": "bytes", "constrain-ffs": "singleton", "constrain-ff-wide": "bytes"}
 # constrain-ff-wide: the loop before ragged steps were capped, every forced token fed at once.
@@ -173,7 +175,7 @@ class Engines:
     def compile(self, name: str, schema: dict):
         """``(compiled object, seconds)``: the engine's own compile of ``schema`` (first mask included)."""
         t0 = time.perf_counter()
-        if name in ("none", "none-hf"):
+        if name in ("none", "none-hf", "none-matched"):
             obj = None
         elif name.startswith("constrain"):
             from constrain.schema import compile_json_schema
@@ -210,13 +212,14 @@ class Engines:
         raise ValueError(name)
 
 
-def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=True):
+def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None):
     vocab = engines.vocab
     matchers = [AllowAll(vocab.size) if c is None else c.matcher() for c in compiled]
     options = DecodeOptions(max_new_tokens=max_new_tokens, fast_forward=FAST_FORWARD.get(name, False),
                             allow_incomplete=True, overlap=overlap, ragged_fill=RAGGED_FILL.get(name, 0.5))
     t0 = time.perf_counter()
-    results = decode_batch(engines.model, prompts, matchers, vocab, options, pad_token_id=vocab.eos_token_ids[0])
+    results = decode_batch(engines.model, prompts, matchers, vocab, options, pad_token_id=vocab.eos_token_ids[0],
+                           row_max_new_tokens=row_budgets)
     wall = time.perf_counter() - t0
     r0 = results[0]
     return {
@@ -270,9 +273,9 @@ def run_hf(engines: Engines, name, prompts, compiled, max_new_tokens):
     }
 
 
-def run(engines, name, prompts, compiled, max_new_tokens, overlap=True):
+def run(engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None):
     if name in OUR_ENGINES:
-        return run_ours(engines, name, prompts, compiled, max_new_tokens, overlap)
+        return run_ours(engines, name, prompts, compiled, max_new_tokens, overlap, row_budgets)
     return run_hf(engines, name, prompts, compiled, max_new_tokens)
 
 
@@ -398,7 +401,12 @@ def main() -> None:
                     c, secs = engines.compile(n, s)
                     compiled.append(c)
                     compile_s[n].append(secs)
-                r = run(engines, n, prompts[part], compiled, args.max_new_tokens)
+                budgets = None
+                if n == "none-matched":
+                    if not runs.get("constrain-ff"):
+                        raise SystemExit("none-matched needs constrain-ff earlier in the engine list")
+                    budgets = [max(1, t) for t in runs["constrain-ff"][-1]["tokens"]]
+                r = run(engines, n, prompts[part], compiled, args.max_new_tokens, row_budgets=budgets)
                 runs[n].append(r)
             done = ", ".join(f"{n} {sum(sum(r['tokens']) for r in runs[n]) / sum(r['wall_s'] for r in runs[n]):.1f}"
                              for n in batch_names)

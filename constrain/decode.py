@@ -312,8 +312,13 @@ def decode_batch(
     options: DecodeOptions,
     *,
     pad_token_id: int,
+    row_max_new_tokens: list[int] | None = None,
 ) -> list[GenerationResult]:
-    """Decode every row of the batch under its matcher (mutates the matchers); one result per row."""
+    """Decode every row of the batch under its matcher (mutates the matchers); one result per row.
+
+    ``row_max_new_tokens``: a token budget per row instead of ``options.max_new_tokens`` (a row that
+    reaches its budget leaves the batch like a finished one).
+    """
     import torch
 
     batch = len(prompt_ids)
@@ -321,6 +326,12 @@ def decode_batch(
         return []
     if len(matchers) != batch:
         raise ValueError(f"{len(matchers)} matchers for {batch} prompts")
+    if row_max_new_tokens is None:
+        budgets = [options.max_new_tokens] * batch
+    else:
+        budgets = [int(n) for n in row_max_new_tokens]
+        if len(budgets) != batch or min(budgets) < 1:
+            raise ValueError(f"row_max_new_tokens needs {batch} budgets of at least 1, got {row_max_new_tokens!r}")
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(options.seed) if options.seed is not None else None
     forward = BatchForward(model)
@@ -432,7 +443,7 @@ def decode_batch(
                     continue
                 out_ids[b].append(token)
                 queue[b] = [token]
-                budget = options.max_new_tokens - len(out_ids[b])
+                budget = budgets[b] - len(out_ids[b])
                 if options.fast_forward and budget > 0:
                     if options.fast_forward == "singleton":
                         forced = _singleton_forced(matcher, bitmask[b].copy(), vocab, budget)
@@ -442,7 +453,7 @@ def decode_batch(
                     out_ids[b].extend(forced)
                     forced_counts[b] += len(forced)
                     queue[b].extend(forced)
-                if len(out_ids[b]) >= options.max_new_tokens:
+                if len(out_ids[b]) >= budgets[b]:
                     finished[b] = True
             if all(finished):
                 break
@@ -479,7 +490,7 @@ def decode_batch(
     for b in range(batch):
         text = vocab.decode(out_ids[b]).decode("utf-8", errors="replace")
         if stop[b] == "max_new_tokens" and not matchers[b].is_accepting() and not options.allow_incomplete:
-            raise IncompleteGenerationError(text, options.max_new_tokens)
+            raise IncompleteGenerationError(text, budgets[b])
         results.append(
             GenerationResult(
                 text=text,

@@ -95,3 +95,20 @@ def test_finished_rows_leave_the_batch(setup):
     assert [r.token_ids for r in batched] == [r.token_ids for r in alone]
     assert len(batched[0].token_ids) == 3 < len(batched[1].token_ids)
     assert batched[0].steps == max(len(r.step_seconds) for r in batched)
+
+
+@pytest.mark.slow
+def test_per_row_budgets(setup):
+    """row_max_new_tokens: each row stops at its own budget, with the tokens greedy gives it anyway."""
+    model, vocab, constraints, prompts = setup
+    full = _decode(setup, [0, 2, 3], allow_incomplete=True)
+    budgets = [3, 7, 48]
+    cut = decode_batch(model, [prompts[i] for i in (0, 2, 3)], [constraints[i].matcher() for i in (0, 2, 3)],
+                       vocab, DecodeOptions(max_new_tokens=48, allow_incomplete=True),
+                       pad_token_id=vocab.eos_token_ids[0], row_max_new_tokens=budgets)
+    for r, f, n in zip(cut, full, budgets):
+        assert r.token_ids == f.token_ids[:n]
+    assert [r.stop_reason for r in cut[:2]] == ["max_new_tokens"] * 2
+    with pytest.raises(ValueError):
+        decode_batch(model, [prompts[0]], [constraints[0].matcher()], vocab, DecodeOptions(),
+                     pad_token_id=vocab.eos_token_ids[0], row_max_new_tokens=[0])
