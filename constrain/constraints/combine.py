@@ -144,8 +144,7 @@ class LiveIntersectConstraint(IntersectConstraint):
 
         super().__init__([grammar, automaton], limits=limits)
         self.grammar, self.automaton = grammar, automaton
-        dfa = automaton.dfa.to_byte_dfa() if isinstance(automaton, SparseDFAConstraint) else automaton.dfa
-        self.completion = GrammarCompletion(grammar, "bytes", dfa=dfa, limits=limits)
+        self.completion = GrammarCompletion(grammar, "bytes", dfa=automaton.dfa, limits=limits)
         if not self.is_live(self.initial_state()):
             raise InputError(f"the intersection of {grammar!r} and {getattr(automaton, 'source', automaton)!r} is empty")
 
@@ -275,7 +274,7 @@ def intersect(
             )
         return IntersectConstraint(parts, limits=limits)
     try:
-        automaton = _materialize(dfa_parts, vocab, limits) if dfa_parts else None
+        automaton = _materialize(dfa_parts, vocab, limits, quick=materialize == "auto") if dfa_parts else None
         if not others:
             return automaton
         if automaton is None:  # one grammar alone (cannot happen: intersect takes two parts)
@@ -293,14 +292,15 @@ def intersect(
         return IntersectConstraint(parts, limits=limits)
 
 
-def _materialize(parts: list[CompiledConstraint], vocab, limits: Limits) -> CompiledConstraint:
+def _materialize(parts: list[CompiledConstraint], vocab, limits: Limits, quick: bool) -> CompiledConstraint:
     """One DFA-based constraint equal to the intersection of ``parts`` (all DFA-based).
 
-    Raises InputError if it is empty and LimitExceededError if the product is too big.
+    Raises InputError if it is empty and LimitExceededError if the product is too big (``quick``:
+    at once when a part alone has more states than the limit, without trying the product).
     """
     if len(parts) == 1:
         return parts[0]
-    if any(p.dfa.n_states > limits.max_dfa_states for p in parts):
+    if quick and any(p.dfa.n_states > limits.max_dfa_states for p in parts):
         raise LimitExceededError("max_dfa_states", limits.max_dfa_states,
                                  "a part of the intersection has more DFA states than the limit")
     dfas = [p.dfa.to_byte_dfa() if isinstance(p, SparseDFAConstraint) else p.dfa for p in parts]

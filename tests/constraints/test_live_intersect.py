@@ -296,3 +296,21 @@ def test_every_output_satisfies_schema_keywords_and_length(si, inc, exc, unit, e
             assert len(s) <= bound
         elif unit == "max_tokens":
             assert len(ids) <= bound
+
+
+def test_big_catalog_part_is_refused_before_any_table_is_built():
+    """A choice automaton of many states makes k^2 too big: the limit is checked up front, then lazy."""
+    from constrain.constraints.choice import compile_choice
+
+    g = grammar(REGULAR[0][0])
+    rng = random.Random(0)
+    words = sorted({"".join(rng.choice("abcdefgh") for _ in range(rng.randint(3, 9))) for _ in range(500)})
+    ch = compile_choice(words, VOCAB)
+    assert ch.dfa.n_states ** 2 > 10_000
+    small = Limits(max_completion_table_entries=10_000)
+    with pytest.raises(LimitExceededError, match="max_completion_table_entries"):
+        intersect(g, ch, materialize="always", limits=small)
+    with pytest.warns(LazyIntersectionWarning):
+        assert type(intersect(g, ch, limits=small)) is IntersectConstraint
+    live = intersect(g, compile_choice(["dog", "cat"], VOCAB))  # a small sparse / dense choice: exact
+    assert isinstance(live, LiveIntersectConstraint) and live.advance_bytes(live.initial_state(), b"do") is not None
