@@ -13,7 +13,12 @@ Three forms, chosen by :func:`intersect`:
   :mod:`constrain.grammar.completion`). A token is allowed iff both parts allow it *and* some
   output of both still extends it, so a walk is never stranded either: a JSON object whose text
   must mention "waterproof" cannot close before the word has been written. Bounded by
-  ``Limits.max_completion_table_entries`` (lexeme targets x lexer states x DFA states²).
+  ``Limits.max_completion_table_entries`` (lexeme targets x lexer states x DFA states²). One
+  documented gap: a grammar's ``%ignore``d whitespace runs are bounded at run time by
+  ``Limits.max_consecutive_whitespace``, which the emptiness test does not model, so a DFA part
+  that can only be satisfied by a longer run of ignored whitespace (a keyword of 33+ spaces) is
+  not detected as dead. JSON schemas write their whitespace into the grammar, so this does not
+  arise there.
 * **Lazy** (:class:`IntersectConstraint`, any constraints, e.g. two grammars): the state is the tuple
   of the parts' states, the mask is the AND of the parts' masks (cached per state tuple, bounded by
   ``Limits.max_cached_masks``), accepting iff every part accepts. A token is allowed iff every part

@@ -6,13 +6,23 @@ state, the least cost of any byte string that takes the state to acceptance (``u
 whitespace bytes, which depends on whether the text so far ends inside a word), a witness string
 (bytes unit), and the cost after every token of the vocabulary at once (for length bounds).
 
+``GrammarCompletion(gc, unit, dfa=D)`` takes the product with a byte DFA ``D`` (a keywords or regex
+constraint): the unit automaton becomes ``D`` x unit, a completion must also take ``D`` to an
+accepting state, and a state's cost is finite iff grammar ∩ ``D`` still has an output extending it
+(the emptiness test that :class:`~constrain.constraints.combine.LiveIntersectConstraint` uses).
+Matrices are then k x k with k = (D's states) x (the unit's flags), multiplied with numpy; the
+lexer tables hold k x k entries per (target, relevant lexer state), bounded by
+``Limits.max_completion_table_entries``.
+
 How (exact, no search over bytes)
 ---------------------------------
 Costs are min-plus products. For words a cost is a 2x2 matrix ``M[f_in][f_out]`` (f = "the last
 byte was a non-space byte"); for bytes and chars a 1x1 one.
 
-1. **Lexer.** One backward fixpoint over the combined lexer DFA gives, per *target* and lexer state
-   ``q``, the least cost from ``q`` to a state where the target's lexeme may end: targets are the
+1. **Lexer.** One backward 0-1 search per target and final unit state over the combined lexer DFA
+   x unit automaton (numba, :func:`~constrain.grammar._kernels.lexer_distances_kernel`) gives, per
+   *target* and lexer state ``q``, the least cost from ``q`` to a state where the target's lexeme
+   may end (only for the ``q`` that can reach such a state at all): targets are the
    real terminals, and the pairs (ignored terminal, class of the bytes that may not follow it --
    lark's longest-match rule for ``%ignore``). Byte columns with the same transitions and weight are
    relaxed together.
