@@ -589,7 +589,18 @@ class _Compiler:
             per_branch = [self.normalize(sub, f"{ptr}/oneOf/{i}", depth + 1) for i, sub in enumerate(items)]
             # disjointness of the branches on their own (their sources exclude this schema, whose
             # oneOf would make the enum filtering of the signatures circular) implies it after merging
-            self.check_disjoint(per_branch, ptr + "/oneOf")
+            try:
+                self.check_disjoint(per_branch, ptr + "/oneOf")
+            except UnsupportedFeatureError:
+                # The siblings may make them disjoint: a discriminator the branches pin with 'const'
+                # but only this schema 'required's. Every (sibling alternative x branch i) against
+                # every (sibling alternative x branch j), so an instance matched through branch i
+                # fails every other branch j. Not when a merged alternative is an enum: its values
+                # would be filtered by this very oneOf (the circularity noted above).
+                merged = [[r.merged(b) for r in result for b in br] for br in per_branch]
+                if any(fl.enum is not None for br in merged for fl in br):
+                    raise
+                self.check_disjoint(merged, ptr + "/oneOf")
             new = []
             for r in result:
                 for br in per_branch:

@@ -89,6 +89,16 @@ CASES = {
             {"type": "object", "properties": {"kind": {"const": "b"}, "y": {"type": "string"}}, "required": ["kind"]},
         ]},
         [{"kind": "a", "x": 1}, {"kind": "b", "y": "s"}], [{"kind": "c"}, {"kind": "a", "x": "s"}, {}]),
+    # the branches pin "name" but only the parent requires it (schemas/function_call.json's shape)
+    "one_of_discriminator_required_by_parent": (
+        {"type": "object", "properties": {"name": {"enum": ["a", "b"]}, "args": {"type": "object"}},
+         "required": ["name", "args"], "additionalProperties": False,
+         "oneOf": [{"properties": {"name": {"const": "a"}, "args": {"properties": {"x": {"type": "integer"}},
+                                                                   "required": ["x"]}}},
+                   {"properties": {"name": {"const": "b"}, "args": {"properties": {"y": {"type": "string"}},
+                                                                   "required": ["y"]}}}]},
+        [{"name": "a", "args": {"x": 1}}, {"name": "b", "args": {"y": "s"}}, {"name": "a", "args": {"x": 1, "y": "s"}}],
+        [{"name": "a", "args": {"y": "s"}}, {"name": "b", "args": {"x": 1}}, {"name": "c", "args": {}}, {"args": {"x": 1}}]),
     "all_of_merge": (
         {"allOf": [{"type": "object", "properties": {"a": {"type": "integer"}}, "required": ["a"]},
                    {"properties": {"a": {"minimum": 3}, "b": {"type": "string"}}, "required": ["b"]}]},
