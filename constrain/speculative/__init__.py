@@ -68,7 +68,7 @@ class Speculative:
         ``"forced"``, ``"lookup+forced"``, ``"layer_skip"``), a :class:`Drafter`, or a sequence of
         drafters chained. Model drafters are wrapped so forced tokens come first.
     max_draft
-        Most tokens drafted per step.
+        Most tokens drafted per step (12: on SmolLM2 JSON generation 12-13% faster than 8, see docs/speculative.md).
     stop_threshold
         Adaptive draft length: stop drafting when the predicted chance of a rejection exceeds it
         (1.0 = always draft ``max_draft``); see :class:`DraftBuilder`.
@@ -77,7 +77,7 @@ class Speculative:
     """
 
     drafter: Any = None
-    max_draft: int = 8
+    max_draft: int = 12
     stop_threshold: float = 0.8
     draft_layers: int = 8
 
