@@ -91,6 +91,11 @@ class CompiledConstraint(ABC):
         """Bytes every valid continuation of ``state`` starts with (default: none known)."""
         return b""
 
+    def literals(self) -> tuple[bytes, ...]:
+        """Strings that outputs of this constraint are likely to contain verbatim (literal
+        terminals, JSON property names and enum values): a corpus for lookup drafters. Default: none."""
+        return ()
+
     def next_bytes(self, state: State, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``, ascending; at most
         ``stop_after`` of them. Default: one ``advance_bytes`` probe per byte value."""

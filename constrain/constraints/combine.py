@@ -119,6 +119,9 @@ class IntersectConstraint(CompiledConstraint):
             return b""
         return best
 
+    def literals(self) -> tuple[bytes, ...]:
+        return tuple(dict.fromkeys(lit for p in self.parts for lit in p.literals()))
+
     def clear_cache(self) -> None:
         self._mask_cache.clear()
         for p in self.parts:

@@ -418,6 +418,9 @@ class LengthConstraint(CompiledConstraint):
         # the inner constraint's forced bytes begin every complete continuation of the subset too
         return self.inner.forced_bytes(state[0])
 
+    def literals(self) -> tuple[bytes, ...]:
+        return self.inner.literals()
+
     def clear_cache(self) -> None:
         self._mask_cache.clear()
 

@@ -633,6 +633,13 @@ class GrammarConstraint(CompiledConstraint):
             threads = nxt
         return threads if isinstance(threads, frozenset) else frozenset(threads)
 
+    def literals(self) -> tuple[bytes, ...]:
+        """The grammar's literal terminals (case-sensitive ones, 2+ bytes), then ``literal_hints``
+        (set by the JSON-schema compiler: property names and string enum values, JSON-quoted)."""
+        own = [t.literal.encode("utf-8") for t in self.ir.terminals
+               if t.literal and not t.ignore_case and len(t.literal.encode("utf-8")) >= 2]
+        return tuple(dict.fromkeys(own + list(getattr(self, "literal_hints", ()))))
+
     def _candidate_bytes(self, state: frozenset) -> list[int]:
         """Bytes with a lexer transition from some thread of ``state`` (a superset of the next bytes)."""
         candidates: set[int] = set()

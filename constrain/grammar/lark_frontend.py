@@ -29,6 +29,7 @@ class TerminalIR:
     ignore_case: bool
     dotall: bool
     dfa: object = None  # a byte DFA (ByteDFA / SparseDFA) for a %declare'd terminal given as an automaton
+    literal: str | None = None  # the string of a literal terminal ("select"), None for a regex
 
     @property
     def pattern(self):
@@ -184,12 +185,14 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", exte
             raise UnsupportedFeatureError(
                 f"regex flag(s) {''.join(sorted(bad))} on terminal {name}", source=source, line=line or 1, column=col
             )
+        literal = None
         if type(pattern).__name__ == "PatternStr":
             regex = literal_to_regex(pattern.value)
+            literal = pattern.value
         else:
             regex = pattern.value
         term_index[name] = len(terminals)
-        terminals.append(TerminalIR(name, regex, "i" in flags, "s" in flags))
+        terminals.append(TerminalIR(name, regex, "i" in flags, "s" in flags, literal=literal))
         return term_index[name]
 
     nt_index: dict[str, int] = {}

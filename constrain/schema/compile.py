@@ -2062,4 +2062,34 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     from constrain.grammar import compile_grammar
 
     text, external = _schema_grammar(schema, limits=limits, catalogs=True, **options)
-    return compile_grammar(text, vocab, limits=limits, terminals=external)
+    g = compile_grammar(text, vocab, limits=limits, terminals=external)
+    g.literal_hints = schema_literals(load_schema(schema))
+    return g
+
+
+def schema_literals(schema, max_count: int = 2000, max_bytes: int = 65536) -> tuple[bytes, ...]:
+    """JSON-quoted property names and string ``enum``/``const`` values of ``schema``, in document
+    order, deduplicated and capped (a lookup corpus for speculative drafters; no semantics)."""
+    out: dict[bytes, None] = {}
+    size = 0
+    stack = [schema]
+    while stack and len(out) < max_count and size < max_bytes:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(reversed(node))
+            continue
+        if not isinstance(node, dict):
+            continue
+        found = list(node["properties"]) if isinstance(node.get("properties"), dict) else []
+        for v in ([node["const"]] if "const" in node else []) + (node["enum"] if isinstance(node.get("enum"), list) else []):
+            if isinstance(v, str):
+                found.append(v)
+        for s in found:
+            b = json.dumps(s, ensure_ascii=False).encode("utf-8", errors="replace")
+            if b not in out:
+                out[b] = None
+                size += len(b)
+        for k, v in node.items():
+            if k not in ("enum", "const", "default", "examples") and isinstance(v, (dict, list)):
+                stack.append(v)
+    return tuple(out)

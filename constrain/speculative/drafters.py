@@ -221,16 +221,21 @@ class PromptLookupDrafter(Drafter):
        separator, when the suffix ends in one) is tokenized and proposed. This catches copies whose
        token boundaries or punctuation differ from the prompt's: ``"name": "A`` continues like
        ``name Ada Lovelace; born`` does (``da Lovelace; born``), ``"born": "`` like ``born 1815-12-10``.
+       When no suffix occurs earlier in the context, the same search runs over the constraint's
+       own literals (``CompiledConstraint.literals()``: literal terminals, JSON property names and
+       string enum values; ``literals=False`` turns this off): ``{"sta`` continues as ``tus"``.
     Proposals are cut at the first token the constraint rejects (and by the draft length rule).
     """
 
     name = "lookup"
 
     def __init__(self, max_ngram: int = 3, min_ngram: int = 1, min_chars: int = 2, max_chars: int = 32,
-                 span_bytes: int = 48):
+                 span_bytes: int = 48, literals: bool = True):
         self.max_ngram, self.min_ngram = max_ngram, min_ngram
         self.min_chars, self.max_chars, self.span_bytes = min_chars, max_chars, span_bytes
+        self.literals = literals
         self._token_text: dict[int, bytes] = {}
+        self._corpus: tuple = (None, b"", b"", [])  # (constraint, raw, normalized, ends)
 
     def _token_proposal(self, ids: list[int], k: int, vocab: Vocabulary) -> tuple[int, list[int]]:
         arr = np.asarray(ids, dtype=np.int64)
@@ -281,20 +286,41 @@ class PromptLookupDrafter(Drafter):
     def _text_proposal(self, builder: DraftBuilder, k: int) -> tuple[int, list[int]]:
         text = self._text(builder.vocab, builder.context)
         norm, ends = self._normalize(text)
-        n = len(norm)
+        found = self._find(norm, ends, text, norm, len(norm) - 1)  # earlier in the context
+        if found is None and self.literals:  # else in the constraint's literals
+            _, raw_c, norm_c, ends_c = self._literal_corpus(builder)
+            if norm_c:
+                found = self._find(norm_c, ends_c, raw_c, norm, len(norm_c))
+        if not found or not found[1]:
+            return 0, []
+        return found[0], self._tokenize(builder, found[1])[:k]
+
+    def _find(self, hay_norm: bytes, hay_ends: list[int], hay_raw: bytes, src_norm: bytes, limit: int):
+        """(match length, original bytes after the match up to a NUL) for the longest suffix of
+        ``src_norm`` (``min_chars .. max_chars``) found in ``hay_norm[:limit]`` (most recent
+        occurrence); None when no suffix occurs."""
+        n = len(src_norm)
         for length in range(min(self.max_chars, n - 1), self.min_chars - 1, -1):
-            suffix = norm[n - length :]
+            suffix = src_norm[n - length :]
             if not suffix.strip():
                 continue
-            at = norm.rfind(suffix, 0, n - 1)
+            at = hay_norm.rfind(suffix, 0, limit)
             if at < 0:
                 continue
-            start = ends[at + length - 1]
-            follow = text[start : start + self.span_bytes].split(b"\x00", 1)[0]
-            if not follow:
-                return 0, []
-            return length, self._tokenize(builder, follow)[:k]
-        return 0, []
+            start = hay_ends[at + length - 1]
+            return length, hay_raw[start : start + self.span_bytes].split(b"\x00", 1)[0]
+        return None
+
+    def _literal_corpus(self, builder: DraftBuilder) -> tuple:
+        """The constraint's literals (``CompiledConstraint.literals``), NUL-separated, normalized
+        like the context; built once per constraint."""
+        c = builder.matcher.constraint
+        if self._corpus[0] is not c:
+            lits = c.literals()
+            raw = b"".join(lit + b"\x00" for lit in lits)
+            norm, ends = self._normalize(raw)
+            self._corpus = (c, raw, norm, ends)
+        return self._corpus
 
     def _tokenize(self, builder: DraftBuilder, data: bytes) -> list[int]:
         return _tokenize(builder, data, drop_last=True)

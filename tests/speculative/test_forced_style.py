@@ -48,3 +48,27 @@ def test_forced_across_the_outputs_whitespace():
     assert _drafted(compact) == b'"gamma":'
     # every drafted token was accepted by the draft's matcher copy: the draft is valid
     assert c.advance_bytes(c.initial_state(), pretty + _drafted(b)) is not None
+
+
+def test_lookup_drafts_from_the_constraints_literals():
+    """With nothing to copy from the context, prompt lookup completes a property name or enum value
+    from the schema's literals; the draft stays valid."""
+    from constrain.speculative.drafters import PromptLookupDrafter
+
+    schema = {"type": "object", "properties": {"status": {"enum": ["pending", "shipped"]}}, "required": ["status"]}
+    c = compile_json_schema(schema, VOCAB, property_order="any")
+    assert b'"status"' in c.literals() and b'"shipped"' in c.literals()
+    b = _builder(c, b'{"sta')
+    PromptLookupDrafter().extend(b)
+    assert _drafted(b).startswith(b"tus")  # (the proposal's last token is held back)
+    b2 = _builder(c, b'{"status": "sh')
+    PromptLookupDrafter().extend(b2)
+    assert _drafted(b2).startswith(b"ipped")
+    b3 = _builder(c, b'{"sta')
+    PromptLookupDrafter(literals=False).extend(b3)
+    assert b3.tokens == []  # the context alone has nothing to copy
+    # a grammar's literal terminals are literals too
+    from constrain import compile_grammar
+
+    g = compile_grammar('start: "SELECT " NAME " FROM " NAME\nNAME: /[a-z]+/\n', VOCAB)
+    assert set(g.literals()) == {b"SELECT ", b" FROM "}
