@@ -293,6 +293,8 @@ class LengthConstraint(CompiledConstraint):
             unit = "bytes"  # tokens, or several units: the bytes of one shortest witness bound them all
         if not bounded:
             self._completion = None
+        elif self._live and unit == "bytes":  # the live product's own tables answer exactly this
+            self._completion = self.inner.completion
         elif self._live:  # the completion must also reach an accepting state of the DFA part
             self._completion = GrammarCompletion(self.inner.grammar, unit, dfa=self.inner.completion.dfa,
                                                  limits=self.limits)
