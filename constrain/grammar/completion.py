@@ -112,18 +112,19 @@ class GrammarCompletion:
         self.unit = unit
         self.dfa = dfa
         self._limits = limits or getattr(gc, "limits", None) or DEFAULT_LIMITS
+        self.k_unit = _byte_weights(unit)[0]
         cap = self._limits.max_completion_table_entries
-        if dfa is not None and (int(dfa.n_states) * _byte_weights(unit)[0]) ** 2 > cap:
+        row = (int(dfa.n_states) * self.k_unit) ** 2 if dfa is not None else 0
+        if row > cap:
             # every table row is k x k: refuse before building anything of that size
             raise LimitExceededError(
                 "max_completion_table_entries", cap,
-                f"shortest-completion tables over a {dfa.n_states}-state DFA need k^2 = "
-                f"{(int(dfa.n_states) * _byte_weights(unit)[0]) ** 2} entries per lexer state",
+                f"shortest-completion tables over a {dfa.n_states}-state DFA need k^2 = {row} entries "
+                "per lexer state",
             )
         if dfa is not None and not hasattr(dfa, "transitions"):  # a sparse DFA: densify (small now)
             dfa = self.dfa = dfa.to_byte_dfa()
         self.k, self._w, self._fo, final = unit_automaton(unit, dfa)
-        self.k_unit = _byte_weights(unit)[0]
         self._final = tuple(int(x) for x in final)
         lexer = gc.lexer
         self._lazy = hasattr(lexer, "expand")

@@ -198,6 +198,7 @@ class _Compiler:
         self.limits = limits
         self.catalogs = catalogs  # large string enums as %declare'd automata (compile_json_schema only)
         self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
+        self._enum_cache: dict[int, tuple] = {}  # id(schema) -> (schema, enum hash keys, schema without enum)
         if unknown_keywords not in ("ignore", "error"):
             raise ValueError("unknown_keywords must be 'ignore' or 'error'")
         self.unknown_keywords = unknown_keywords
@@ -419,10 +420,9 @@ class _Compiler:
 
     def _enum_split(self, schema: dict) -> tuple[set, dict]:
         """(hash keys of ``schema['enum']``, ``schema`` without ``enum``), cached per schema object."""
-        cache = self.__dict__.setdefault("_enum_cache", {})
-        hit = cache.get(id(schema))
+        hit = self._enum_cache.get(id(schema))
         if hit is None or hit[0] is not schema:
-            hit = cache[id(schema)] = (schema, {_json_key(x) for x in schema["enum"]},
+            hit = self._enum_cache[id(schema)] = (schema, {_json_key(x) for x in schema["enum"]},
                                        {k: x for k, x in schema.items() if k != "enum"})
         return hit[1], hit[2]
 
