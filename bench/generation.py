@@ -50,11 +50,17 @@ from constrain.decode import DecodeOptions, decode_batch  # noqa: E402
 from constrain.generate import encode_prompt  # noqa: E402
 
 PROMPT = "Generate a JSON object that matches the following JSON schema. Output only the JSON.\n{schema}"
-OUR_ENGINES = ("none", "constrain", "constrain-ff", "constrain-ffs", "constrain-ff-wide", "none-matched")
+OUR_ENGINES = ("none", "constrain", "constrain-ff", "constrain-ffs", "constrain-ff-wide", "none-matched",
+               "none-static", "constrain-ff-static")
 # none-matched: unconstrained, each row stopped at the number of tokens constrain-ff gave that row in
 # the same run (needs constrain-ff before it): the same work per row, so the batch is as ragged.
 HF_ENGINES = ("none-hf", "constrain-hf", "xgrammar-hf", "llguidance-hf")
-FAST_FORWARD = {"constrain-ff": "bytes", "constrain-ffs": "singleton", "constrain-ff-wide": "bytes"}
+FAST_FORWARD = {"constrain-ff": "bytes", "constrain-ffs": "singleton", "constrain-ff-wide": "bytes",
+                "constrain-ff-static": "bytes"}
+# At batch sizes above 1, our loop decodes every prompt in one call with continuous batching
+# (max_batch_size = the batch size: a waiting prompt joins as soon as a row finishes); the -static
+# engines (and transformers' generate) decode the prompts in fixed chunks of the batch size instead.
+STATIC = {"none-static", "constrain-ff-static"}
 # constrain-ff-wide: the loop before ragged steps were capped, every forced token fed at once.
 RAGGED_FILL = {"constrain-ff-wide": 0.0}
 
@@ -175,7 +181,7 @@ class Engines:
     def compile(self, name: str, schema: dict):
         """``(compiled object, seconds)``: the engine's own compile of ``schema`` (first mask included)."""
         t0 = time.perf_counter()
-        if name in ("none", "none-hf", "none-matched"):
+        if name in ("none", "none-hf", "none-matched", "none-static"):
             obj = None
         elif name.startswith("constrain"):
             from constrain.schema import compile_json_schema
@@ -212,11 +218,13 @@ class Engines:
         raise ValueError(name)
 
 
-def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None):
+def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None,
+             max_batch_size=None):
     vocab = engines.vocab
     matchers = [AllowAll(vocab.size) if c is None else c.matcher() for c in compiled]
     options = DecodeOptions(max_new_tokens=max_new_tokens, fast_forward=FAST_FORWARD.get(name, False),
-                            allow_incomplete=True, overlap=overlap, ragged_fill=RAGGED_FILL.get(name, 0.5))
+                            allow_incomplete=True, overlap=overlap, ragged_fill=RAGGED_FILL.get(name, 0.5),
+                            max_batch_size=max_batch_size)
     t0 = time.perf_counter()
     results = decode_batch(engines.model, prompts, matchers, vocab, options, pad_token_id=vocab.eos_token_ids[0],
                            row_max_new_tokens=row_budgets)
@@ -225,7 +233,9 @@ def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=
     return {
         "wall_s": wall, "tokens": [len(r.token_ids) for r in results], "texts": [r.text for r in results],
         "token_ids": [r.token_ids for r in results], "forced": sum(r.forced_tokens for r in results),
-        "ttft_s": min(r.step_seconds[0] for r in results if r.step_seconds) if any(r.step_seconds for r in results) else wall,
+        # Per row, from the start of its prompt's forward pass (its admission) to its first token.
+        "ttft_s": (statistics.median(r.step_seconds[0] for r in results if r.step_seconds)
+                   if any(r.step_seconds for r in results) else wall),
         "mask_s": r0.mask_seconds, "mask_wait_s": r0.mask_wait_seconds, "forward_s": r0.forward_seconds,
         "steps": r0.steps,
     }
@@ -273,9 +283,9 @@ def run_hf(engines: Engines, name, prompts, compiled, max_new_tokens):
     }
 
 
-def run(engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None):
+def run(engines, name, prompts, compiled, max_new_tokens, overlap=True, row_budgets=None, max_batch_size=None):
     if name in OUR_ENGINES:
-        return run_ours(engines, name, prompts, compiled, max_new_tokens, overlap, row_budgets)
+        return run_ours(engines, name, prompts, compiled, max_new_tokens, overlap, row_budgets, max_batch_size)
     return run_hf(engines, name, prompts, compiled, max_new_tokens)
 
 
@@ -348,7 +358,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--schemas", type=int, default=50)
     ap.add_argument("--engines", default=",".join(OUR_ENGINES[:4] + HF_ENGINES))
-    ap.add_argument("--batch8-engines", default="none,constrain,constrain-ff,constrain-ff-wide,none-hf,constrain-hf,xgrammar-hf,llguidance-hf")
+    ap.add_argument("--batch8-engines", default="none,constrain,constrain-ff,none-matched,none-static,constrain-ff-static,"
+                    "none-hf,constrain-hf,xgrammar-hf,llguidance-hf")
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--maskbench", type=Path, default=ROOT.parent / "shared" / "data" / "maskbench")
     ap.add_argument("--batch-sizes", default="1,8")
@@ -393,24 +404,36 @@ def main() -> None:
         batch_names = names if size == 1 else b8_names
         runs = {n: [] for n in batch_names}
         compile_s = {n: [] for n in batch_names}
-        for start in range(0, len(prompts), size):
-            part = slice(start, start + size)
-            for n in batch_names:
-                compiled = []
-                for s in schemas[part]:
-                    c, secs = engines.compile(n, s)
-                    compiled.append(c)
-                    compile_s[n].append(secs)
-                budgets = None
-                if n == "none-matched":
-                    if not runs.get("constrain-ff"):
-                        raise SystemExit("none-matched needs constrain-ff earlier in the engine list")
-                    budgets = [max(1, t) for t in runs["constrain-ff"][-1]["tokens"]]
-                r = run(engines, n, prompts[part], compiled, args.max_new_tokens, row_budgets=budgets)
-                runs[n].append(r)
+        continuous = [n for n in batch_names if size > 1 and n in OUR_ENGINES and n not in STATIC]
+        chunked = [n for n in batch_names if n not in continuous]
+
+        def run_part(n, part, max_batch_size=None):
+            compiled = []
+            for s in schemas[part]:
+                c, secs = engines.compile(n, s)
+                compiled.append(c)
+                compile_s[n].append(secs)
+            budgets = None
+            if n == "none-matched":
+                if not runs.get("constrain-ff"):
+                    raise SystemExit("none-matched needs constrain-ff earlier in the engine list")
+                budgets = [max(1, t) for r in runs["constrain-ff"] for t in r["tokens"]][part]
+            runs[n].append(run(engines, n, prompts[part], compiled, args.max_new_tokens, row_budgets=budgets,
+                               max_batch_size=max_batch_size))
+
+        def progress(label):
             done = ", ".join(f"{n} {sum(sum(r['tokens']) for r in runs[n]) / sum(r['wall_s'] for r in runs[n]):.1f}"
-                             for n in batch_names)
-            print(f"batch {size}: {min(start + size, len(prompts))}/{len(prompts)} prompts; tok/s {done}", flush=True)
+                             for n in batch_names if runs[n])
+            print(f"batch {size}: {label}; tok/s {done}", flush=True)
+
+        if chunked:
+            for start in range(0, len(prompts), size):
+                for n in chunked:
+                    run_part(n, slice(start, start + size))
+                progress(f"{min(start + size, len(prompts))}/{len(prompts)} prompts in chunks")
+        for n in continuous:
+            run_part(n, slice(0, len(prompts)), max_batch_size=size)
+            progress(f"{n} over {len(prompts)} prompts, continuous batching")
         table = {}
         for n in batch_names:
             s = summarize(runs[n], schemas)

@@ -74,7 +74,7 @@ class DecodeOptions:
     overlap: bool = True
     allow_incomplete: bool = False
     ragged_fill: float = 0.5
-
+    max_batch_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.max_new_tokens < 1:
@@ -83,6 +83,8 @@ class DecodeOptions:
         if ff not in FAST_FORWARD_MODES:
             raise ValueError(f"fast_forward must be one of False, True, 'bytes', 'singleton'; got {self.fast_forward!r}")
         object.__setattr__(self, "fast_forward", ff)
+        if self.max_batch_size is not None and self.max_batch_size < 1:
+            raise ValueError(f"max_batch_size must be >= 1 (or None: every prompt at once), got {self.max_batch_size}")
         if not 0.0 <= self.ragged_fill <= 1.0:
             raise ValueError(f"ragged_fill must be in [0, 1], got {self.ragged_fill}")
         if self.opportunistic and self.temperature > 0 and (self.top_p < 1.0 or self.top_k > 0):
@@ -128,6 +130,82 @@ class BatchForward:
             return False
         select(index)
         return True
+
+    def _layers(self) -> list | None:
+        """The cache's per-layer ``keys``/``values`` holders, when every layer is a plain growing
+        ``[batch, heads, positions, dim]`` pair (transformers' ``DynamicLayer``); else None."""
+        layers = getattr(self.cache, "layers", None)
+        if not layers:
+            return None
+        for layer in layers:
+            keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+            if getattr(layer, "is_sliding", False) or keys is None or values is None:
+                return None
+            if getattr(keys, "ndim", 0) != 4 or getattr(values, "ndim", 0) != 4:
+                return None
+        return list(layers)
+
+    def can_append_rows(self) -> bool:
+        """Whether :meth:`append_rows` and :meth:`trim_left` work on this cache."""
+        return self._layers() is not None
+
+    def append_rows(self, other: Any) -> bool:
+        """Append the rows of the cache ``other`` below this cache's rows (mutates this cache).
+
+        The shorter side is left-padded with zero keys/values, which the caller masks out by
+        left-padding the attention mask the same way (:func:`_left_pad_cat`). False (nothing
+        changed) when either cache is not a plain per-layer cache of the same depth.
+        """
+        mine = self._layers()
+        theirs = BatchForward._layers_of(other)
+        if mine is None or theirs is None or len(mine) != len(theirs):
+            return False
+        for a, b in zip(mine, theirs):
+            a.keys = _left_pad_cat(a.keys, b.keys.to(a.keys.device), dim=-2)
+            a.values = _left_pad_cat(a.values, b.values.to(a.values.device), dim=-2)
+        return True
+
+    @staticmethod
+    def _layers_of(cache: Any) -> list | None:
+        holder = BatchForward.__new__(BatchForward)
+        holder.cache = cache
+        return holder._layers()
+
+    def trim_left(self, attention):
+        """Drop the leading cache columns no row attends to (left padding of rows that have left);
+        returns the attention mask trimmed the same way. Mutates the cache."""
+        layers = self._layers()
+        if layers is None or attention.shape[1] == 0:
+            return attention
+        used = attention.any(dim=0).nonzero()
+        drop = int(used[0]) if len(used) else 0
+        if drop == 0:
+            return attention
+        for layer in layers:
+            layer.keys = layer.keys[:, :, drop:].contiguous()
+            layer.values = layer.values[:, :, drop:].contiguous()
+        return attention[:, drop:]
+
+
+def _left_pad_cat(a, b, dim: int = 1):
+    """Concatenate ``a`` and ``b`` along the batch (first) dimension after left-padding the shorter
+    one with zeros along ``dim`` (the positions), so both rows' last positions line up."""
+    import torch
+
+    la, lb = a.shape[dim], b.shape[dim]
+    if la < lb:
+        a = _pad_front(a, lb - la, dim)
+    elif lb < la:
+        b = _pad_front(b, la - lb, dim)
+    return torch.cat([a, b], dim=0)
+
+
+def _pad_front(t, n: int, dim: int):
+    import torch
+
+    shape = list(t.shape)
+    shape[dim] = n
+    return torch.cat([torch.zeros(shape, dtype=t.dtype, device=t.device), t], dim=dim)
 
 
 def feed_width(lengths: list[int], min_fill: float) -> int:
@@ -318,6 +396,10 @@ def decode_batch(
 
     ``row_max_new_tokens``: a token budget per row instead of ``options.max_new_tokens`` (a row that
     reaches its budget leaves the batch like a finished one).
+
+    With ``options.max_batch_size`` below the number of prompts, at most that many rows are in the
+    model's batch at once; a waiting prompt is prefilled and joins the running batch as soon as a
+    row finishes (continuous batching), so the batch stays full while prompts wait.
     """
     import torch
 
@@ -332,6 +414,7 @@ def decode_batch(
         budgets = [int(n) for n in row_max_new_tokens]
         if len(budgets) != batch or min(budgets) < 1:
             raise ValueError(f"row_max_new_tokens needs {batch} budgets of at least 1, got {row_max_new_tokens!r}")
+    capacity = min(batch, options.max_batch_size or batch)
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(options.seed) if options.seed is not None else None
     forward = BatchForward(model)
@@ -347,10 +430,7 @@ def decode_batch(
     forced_counts = [0] * batch
     step_seconds: list[list[float]] = [[] for _ in range(batch)]
     n_real = [len(p) for p in prompt_ids]  # next position id of each row
-    mask_seconds = 0.0
-    mask_wait = 0.0
-    forward_seconds = 0.0
-    n_steps = 0
+    stats = {"mask": 0.0, "mask_wait": 0.0, "forward": 0.0, "steps": 0}
     start = time.perf_counter()
 
     def timed_fill(rows: list[int]) -> float:
@@ -359,116 +439,150 @@ def decode_batch(
         fill_bitmasks([matchers[b] if b in wanted else None for b in range(batch)], bitmask)
         return time.perf_counter() - t0
 
-    input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
-    live = list(range(batch))  # rows in the model's batch (and KV cache), in order; finished rows leave
+    def masks_then_forward(rows: list[int], choosing: list[int], run_forward, sync: bool):
+        """Fill the masks of the ``choosing`` rows (on the worker thread while ``run_forward``
+        runs, unless ``sync``); return the logits, or None when the masks finished every row of
+        the forward pass (``rows``), which is then skipped."""
+        future = None
+        if choosing and not options.opportunistic:
+            if sync or not options.overlap:
+                took = timed_fill(choosing)
+                stats["mask"] += took
+                stats["mask_wait"] += took
+                for b in choosing:
+                    if np.array_equal(bitmask[b].view(np.uint32), eos_words):
+                        matchers[b].accept_token(vocab.eos_token_ids[0])
+                        finished[b], stop[b] = True, "constraint_complete"
+                if all(finished[b] for b in rows):
+                    return None
+            else:
+                future = mask_pool().submit(timed_fill, list(choosing))
+        t_fwd = time.perf_counter()
+        logits = run_forward()
+        stats["forward"] += time.perf_counter() - t_fwd
+        stats["steps"] += 1
+        if future is not None:
+            t_wait = time.perf_counter()
+            stats["mask"] += future.result()
+            stats["mask_wait"] += time.perf_counter() - t_wait
+        return logits
+
+    def choose(b: int, logits, t_step: float) -> None:
+        """Pick row ``b``'s next token from its logits under its mask (filled unless opportunistic),
+        accept it and the tokens fast-forward forces after it; queue them to be fed."""
+        matcher = matchers[b]
+        token = -1
+        if options.opportunistic:
+            token = choose_token(logits.cpu(), options.temperature, 1.0, 0, generator)
+            if not matcher.is_token_allowed(token):
+                t0 = time.perf_counter()
+                matcher.fill_bitmask(bitmask, b)
+                stats["mask"] += time.perf_counter() - t0
+                stats["mask_wait"] += time.perf_counter() - t0
+                token = -1
+        only_end = False
+        if token < 0:
+            if not bitmask[b].any():
+                raise VocabularyError(
+                    f"no token of the vocabulary can continue the output {vocab.decode(out_ids[b])!r}: "
+                    "the constraint needs text this tokenizer cannot produce"
+                )
+            if np.array_equal(bitmask[b].view(np.uint32), eos_words):
+                token, only_end = vocab.eos_token_ids[0], True
+            else:
+                apply_bitmask(logits, bitmask_t[b].to(logits.device), vocab_size=vocab.size)
+                token = choose_token(logits.cpu(), options.temperature, options.top_p, options.top_k, generator)
+        if not matcher.accept_token(token):  # pragma: no cover - the mask makes this impossible
+            raise RuntimeError(f"internal: token {token} rejected by its own mask")
+        step_seconds[b].append(time.perf_counter() - t_step)
+        if vocab.is_eos(token):
+            # Where the mask allowed only EOS, the row ended because the constraint did, whether
+            # the mask was known before the forward pass or computed beside it.
+            finished[b], stop[b] = True, "constraint_complete" if only_end else "eos"
+            return
+        out_ids[b].append(token)
+        queue[b] = [token]
+        budget = budgets[b] - len(out_ids[b])
+        if options.fast_forward and budget > 0:
+            if options.fast_forward == "singleton":
+                forced = _singleton_forced(matcher, bitmask[b].copy(), vocab, budget)
+            else:
+                forced = matcher.forced_tokens()[:budget]
+                matcher.accept_tokens(forced)
+            out_ids[b].extend(forced)
+            forced_counts[b] += len(forced)
+            queue[b].extend(forced)
+        if len(out_ids[b]) >= budgets[b]:
+            finished[b] = True
+
+    def admit(rows: list[int]) -> Any:
+        """Prefill the prompts of ``rows`` in a forward pass of their own, choose their first tokens,
+        and return the rows' KV cache and attention mask (for :meth:`BatchForward.append_rows`)."""
+        t_step = time.perf_counter()
+        ids, att, pos = prompt_step_inputs([prompt_ids[b] for b in rows], pad_token_id)
+        prefill = BatchForward(model)
+        choosing = [b for b in rows if not finished[b]]
+        sync = all(matchers[b].is_accepting() for b in choosing)
+        logits = masks_then_forward(
+            rows, choosing, lambda: prefill(ids.to(device), att.to(device), pos.to(device), last_only=True), sync
+        )
+        if logits is not None:
+            for i, b in enumerate(rows):
+                if not finished[b]:
+                    choose(b, logits[i, -1].float(), t_step)
+        return prefill, att
+
+    waiting = list(range(batch))  # prompts not admitted yet, in order
+    live: list[int] = []  # rows in the model's batch (and KV cache), in order; finished rows leave
+    attention: Any = None  # attention mask of the live rows over the cache's columns
     queue: list[list[int]] = [[] for _ in range(batch)]  # accepted tokens not fed to the model yet
-    last_index = [0] * batch  # per row, the column of its last fed token in the step's input
-    keep_index: Any = None  # per live row, the position whose logits are needed (ragged steps)
-    last_only = True
+    refill = True  # whether prompts may join a running batch (the cache supports it)
 
     with torch.no_grad():
         while True:
-            active = [b for b in live if not finished[b]]
-            if not active:
-                break
-            t_step = time.perf_counter()
-            # Rows still draining fast-forwarded tokens choose nothing this step.
-            choosing = [b for b in active if not queue[b]]
-            future = None
-            rows_masked = False
-            if not options.opportunistic and choosing:
-                if all(matchers[b].is_accepting() for b in choosing) or not options.overlap:
-                    # Every row could end: know the masks first, so rows that can only end stop
-                    # here and a finished batch skips the forward pass.
-                    sync = timed_fill(choosing)
-                    mask_seconds += sync
-                    mask_wait += sync
-                    rows_masked = True
-                    for b in choosing:
-                        if np.array_equal(bitmask[b].view(np.uint32), eos_words):
-                            matchers[b].accept_token(vocab.eos_token_ids[0])
-                            finished[b], stop[b] = True, "constraint_complete"
-                    choosing = [b for b in choosing if not finished[b]]
-                    if not any(not finished[b] for b in live):
-                        break
-                else:
-                    future = mask_pool().submit(timed_fill, list(choosing))
-            t_fwd = time.perf_counter()
-            logits_all = forward(
-                input_ids.to(device), attention.to(device), positions.to(device), last_only=last_only,
-                keep=None if keep_index is None else keep_index.to(device),
-            )
-            forward_seconds += time.perf_counter() - t_fwd
-            n_steps += 1
-            if future is not None:
-                t_wait = time.perf_counter()
-                mask_seconds += future.result()
-                mask_wait += time.perf_counter() - t_wait
-                rows_masked = True
-            slot = {b: i for i, b in enumerate(live)}
-            for b in choosing:
-                i = slot[b]
-                if last_only or keep_index is not None:
-                    logits = logits_all[i, -1].float()
-                else:
-                    logits = logits_all[i, last_index[b]].float()
-                matcher = matchers[b]
-                token = -1
-                if options.opportunistic:
-                    token = choose_token(logits.cpu(), options.temperature, 1.0, 0, generator)
-                    if not matcher.is_token_allowed(token):
-                        t0 = time.perf_counter()
-                        matcher.fill_bitmask(bitmask, b)
-                        mask_seconds += time.perf_counter() - t0
-                        mask_wait += time.perf_counter() - t0
-                        token = -1
-                if token < 0:
-                    if not bitmask[b].any():
-                        raise VocabularyError(
-                            f"no token of the vocabulary can continue the output {vocab.decode(out_ids[b])!r}: "
-                            "the constraint needs text this tokenizer cannot produce"
-                        )
-                    if rows_masked and np.array_equal(bitmask[b].view(np.uint32), eos_words):
-                        token = vocab.eos_token_ids[0]
-                    else:
-                        apply_bitmask(logits, bitmask_t[b].to(logits.device), vocab_size=vocab.size)
-                        token = choose_token(
-                            logits.cpu(), options.temperature, options.top_p, options.top_k, generator
-                        )
-                if not matcher.accept_token(token):  # pragma: no cover - the mask makes this impossible
-                    raise RuntimeError(f"internal: token {token} rejected by its own mask")
-                step_seconds[b].append(time.perf_counter() - t_step)
-                if vocab.is_eos(token):
-                    finished[b], stop[b] = True, "eos"
-                    continue
-                out_ids[b].append(token)
-                queue[b] = [token]
-                budget = budgets[b] - len(out_ids[b])
-                if options.fast_forward and budget > 0:
-                    if options.fast_forward == "singleton":
-                        forced = _singleton_forced(matcher, bitmask[b].copy(), vocab, budget)
-                    else:
-                        forced = matcher.forced_tokens()[:budget]
-                        matcher.accept_tokens(forced)
-                    out_ids[b].extend(forced)
-                    forced_counts[b] += len(forced)
-                    queue[b].extend(forced)
-                if len(out_ids[b]) >= budgets[b]:
-                    finished[b] = True
-            if all(finished):
-                break
             # Finished rows leave the batch (and the KV cache): later steps cost only live rows.
             keep = [i for i, b in enumerate(live) if not finished[b]]
             if len(keep) < len(live):
-                index = torch.tensor(keep, dtype=torch.long)
-                if forward.select_rows(index.to(device)):
-                    attention = attention[index]
-                    live = [live[i] for i in keep]
+                if not keep:
+                    live, attention, forward.cache = [], None, None
+                    refill = True
+                else:
+                    index = torch.tensor(keep, dtype=torch.long)
+                    if forward.select_rows(index.to(device)):
+                        attention = attention[index]
+                        live = [live[i] for i in keep]
+                        attention = forward.trim_left(attention)
+            # Waiting prompts fill the free slots (all at once while the batch is empty).
+            while waiting and len(live) < capacity and (refill or not live):
+                rows, waiting = waiting[: capacity - len(live)], waiting[capacity - len(live) :]
+                prefill, att = admit(rows)
+                alive = [i for i, b in enumerate(rows) if not finished[b]]
+                if not alive:
+                    continue
+                if len(alive) < len(rows):
+                    index = torch.tensor(alive, dtype=torch.long)
+                    if prefill.select_rows(index.to(device)):
+                        att = att[index]
+                        rows = [rows[i] for i in alive]
+                if not live:
+                    forward.cache, attention, live = prefill.cache, att, rows
+                    refill = forward.can_append_rows()
+                elif forward.append_rows(prefill.cache):
+                    attention = _left_pad_cat(attention, att)
+                    live = live + rows
+                else:  # pragma: no cover - checked by can_append_rows
+                    raise RuntimeError("internal: the KV cache refused new rows")
+            if all(finished[b] for b in live):
+                if not waiting:
+                    break
+                live, attention, forward.cache = [], None, None  # a cache that kept finished rows
+                continue
             # Next step: ragged rows, right-padded; padding is masked out of attention.
             width = feed_width([len(queue[b]) for b in live], options.ragged_fill)
             input_ids = torch.full((len(live), width), pad_token_id, dtype=torch.long)
             new_attention = torch.zeros((len(live), width), dtype=torch.long)
             positions = torch.zeros((len(live), width), dtype=torch.long)
+            last_index = [0] * len(live)
             for i, b in enumerate(live):
                 feed, queue[b] = queue[b][:width], queue[b][width:]
                 if feed:
@@ -476,14 +590,32 @@ def decode_batch(
                     new_attention[i, : len(feed)] = 1
                     positions[i, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
                     n_real[b] += len(feed)
-                    last_index[b] = len(feed) - 1
-                else:
-                    last_index[b] = 0
+                    last_index[i] = len(feed) - 1
             attention = torch.cat([attention, new_attention], dim=1)
-            last_only = width == 1
             keep_index = None
-            if not last_only and forward.can_keep_last:
-                keep_index = torch.tensor([[last_index[b]] for b in live], dtype=torch.long)
+            if width > 1 and forward.can_keep_last:
+                keep_index = torch.tensor([[k] for k in last_index], dtype=torch.long)
+
+            t_step = time.perf_counter()
+            # Rows still draining fast-forwarded tokens choose nothing this step.
+            choosing = [b for b in live if not finished[b] and not queue[b]]
+            # Every row could end: know the masks first, so rows that can only end stop here and
+            # a finished batch skips the forward pass.
+            sync = bool(choosing) and all(matchers[b].is_accepting() for b in choosing)
+            step_input = (input_ids.to(device), attention.to(device), positions.to(device))
+            logits_all = masks_then_forward(
+                live, choosing,
+                lambda: forward(*step_input, last_only=width == 1,
+                                keep=None if keep_index is None else keep_index.to(device)),
+                sync,
+            )
+            if logits_all is None:
+                # No forward pass ran: the fed columns are not in the cache; every row is finished.
+                continue
+            for i, b in enumerate(live):
+                if b in choosing and not finished[b]:
+                    col = -1 if (width == 1 or keep_index is not None) else last_index[i]
+                    choose(b, logits_all[i, col].float(), t_step)
 
     seconds = time.perf_counter() - start
     results = []
@@ -498,12 +630,12 @@ def decode_batch(
                 prompt_tokens=len(prompt_ids[b]),
                 stop_reason=stop[b],
                 seconds=seconds,
-                mask_seconds=mask_seconds,
+                mask_seconds=stats["mask"],
                 step_seconds=step_seconds[b],
                 forced_tokens=forced_counts[b],
-                mask_wait_seconds=mask_wait,
-                forward_seconds=forward_seconds,
-                steps=n_steps,
+                mask_wait_seconds=stats["mask_wait"],
+                forward_seconds=stats["forward"],
+                steps=stats["steps"],
             )
         )
     return results

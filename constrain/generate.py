@@ -243,6 +243,7 @@ def generate_ids(
     fast_forward: bool | str = False,
     opportunistic: bool = False,
     overlap: bool = True,
+    max_batch_size: int | None = None,
     device_tables: bool = False,
     limits: Limits = DEFAULT_LIMITS,
     allow_incomplete: bool = False,
@@ -281,14 +282,21 @@ def generate_ids(
         opportunistic=opportunistic,
         overlap=overlap,
         allow_incomplete=allow_incomplete,
+        max_batch_size=max_batch_size,
     )
     prompt_ids = [encode_prompt(tokenizer, p, chat=chat, system=system) for p in prompts]
     if device_tables:
         tables = _device_tables_or_none(compiled, next(model.parameters()).device)
         if tables is not None:
-            results = decode_batch_on_device(
-                model, prompt_ids, tables, options, pad_token_id=_pad_token_id(tokenizer, vocab)
-            )
+            # Device tables decode a batch to its end; a max_batch_size is honoured in chunks.
+            step = max_batch_size or len(prompt_ids)
+            results = [
+                r
+                for i in range(0, len(prompt_ids), step)
+                for r in decode_batch_on_device(
+                    model, prompt_ids[i : i + step], tables, options, pad_token_id=_pad_token_id(tokenizer, vocab)
+                )
+            ]
             return results[0] if isinstance(prompt, str) else results
     results = decode_batch(
         model,
@@ -322,6 +330,7 @@ def generate(
     fast_forward: bool | str = False,
     opportunistic: bool = False,
     overlap: bool = True,
+    max_batch_size: int | None = None,
     device_tables: bool = False,
     sampling: str = "masked",
     num_samples: int | None = None,
@@ -367,6 +376,10 @@ def generate(
         (exact for greedy and plain temperature sampling; rejected with top_p/top_k).
     overlap : bool, default: True
         Compute the next masks on a worker thread while the forward pass runs.
+    max_batch_size : int, optional
+        With a list of prompts: keep at most this many rows in the model's batch; each waiting
+        prompt joins the running batch as soon as a row finishes (continuous batching). Default:
+        every prompt at once.
     sampling : "masked" or "aligned", default: "masked"
         "aligned" draws ``num_samples`` outputs with grammar-aligned sampling (ASAp), whose
         distribution converges to the model's distribution conditioned on the constraint (masked
@@ -412,6 +425,11 @@ def generate(
             schema=schema, schema_options=schema_options, constraint=constraint, start=start, limits=limits,
         )
         regex = grammar = schema = None
+    if max_batch_size is not None and (
+        speculative is not None or knowledge is not None or search is not None or sampling != "masked"
+    ):
+        raise ValueError("max_batch_size applies to masked decoding only, not with speculative/knowledge/search/"
+                         "aligned sampling")
     if speculative is not None:
         return _generate_speculative(
             model, tokenizer, prompt, speculative, regex=regex, grammar=grammar, schema=schema,
@@ -454,6 +472,7 @@ def generate(
         fast_forward=fast_forward,
         opportunistic=opportunistic,
         overlap=overlap,
+        max_batch_size=max_batch_size,
         device_tables=device_tables,
         limits=limits,
     )
