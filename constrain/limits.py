@@ -22,6 +22,10 @@ class Limits:
     max_nfa_states: int = 500_000
     # Upper bound of a counted repetition {n,m} that is expanded (a{1000} is 1000 copies).
     max_repeat_count: int = 10_000
+    # Upper bound of a repetition in a lazily built grammar lexer, where a repetition above 32 is a
+    # counter in the lexer state instead of copies (a JSON string's maxLength 65535 costs no more
+    # to compile than maxLength 50; each lexer state built holds its count).
+    max_counted_repeat: int = 1_000_000
     # Cached per-state bitmasks of one compiled constraint; each costs ceil(V/32)*4 bytes (6 KiB for V=49152).
     max_cached_masks: int = 20_000
     # BNF rules of one grammar after lark expands EBNF ([], ?, *, +, ~n..m, templates); ~1 KiB each.

@@ -833,7 +833,8 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
         _check_terminals_alone(ir, text, limits)
         raise
     except LimitExceededError as exc:
-        if exc.field != "max_dfa_states":
+        # Too big to build eagerly: states on demand, large repetitions as counters.
+        if exc.field not in ("max_dfa_states", "max_nfa_states", "max_repeat_count"):
             raise
         lexer = terminals_to_lazy_dfa(patterns, limits=limits)
         no_string, empty, non_ws_use = lazy_terminal_info(lexer)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Union
 
@@ -72,28 +72,41 @@ def _node_ranges(node, flags: ip.REFlags, specs) -> cs.Ranges:
     return cs.complement(ranges) if node.negated else ranges
 
 
-def _nfa_size(node, flags: ip.REFlags, specs, memo: dict) -> int:
-    """Return exactly how many states :meth:`_NFA.build` adds for ``node`` (without building it)."""
-    key = (id(node), flags)
+COUNTED_REPEAT_MIN = 32
+"""In a lazily built lexer, a repetition ``{n,m}`` whose bound exceeds this becomes a counter
+(the body once, the iteration count kept in the lexer state) instead of ``m`` copies of the body."""
+
+
+def _is_counted(node, counted: bool) -> bool:
+    """Whether :meth:`_NFA.build` builds this ``_Repeated`` node as a counted loop."""
+    return counted and max(node.min, node.max or 0) > COUNTED_REPEAT_MIN
+
+
+def _nfa_size(node, flags: ip.REFlags, specs, memo: dict, counted: bool = False) -> int:
+    """Return exactly how many states :meth:`_NFA.build` adds for ``node`` (without building it).
+
+    ``counted``: as built for a lazy lexer (large repetitions are counted loops: the body plus
+    three states; repetitions inside a counted body are expanded)."""
+    key = (id(node), flags, counted)
     got = memo.get(key)
     if got is not None:
         return got
     if isinstance(node, ip.Pattern):
         flags = ip._combine_flags(flags, node.added_flags, node.removed_flags)
-        sizes = [_nfa_size(o, flags, specs, memo) for o in node.options]
+        sizes = [_nfa_size(o, flags, specs, memo, counted) for o in node.options]
         n = sizes[0] if len(sizes) == 1 else 2 + sum(sizes)
     elif isinstance(node, ip._Concatenation):
-        n = sum(_nfa_size(p, flags, specs, memo) for p in node.parts) if node.parts else 1
+        n = sum(_nfa_size(p, flags, specs, memo, counted) for p in node.parts) if node.parts else 1
     elif isinstance(node, (ip._CharGroup, _DOT_TYPE)):
         n = _charset_size(_node_ranges(node, flags, specs))
     elif isinstance(node, _EMPTY_TYPE):
         n = 1
     elif isinstance(node, ip._Repeated):
-        b = _nfa_size(node.base, flags, specs, memo)
-        if node.max is None:
-            n = 2 + (node.min + 1) * b
+        if _is_counted(node, counted):
+            n = 3 + _nfa_size(node.base, flags, specs, memo, False)
         else:
-            n = 2 + node.max * b
+            b = _nfa_size(node.base, flags, specs, memo, counted)
+            n = 2 + (node.min + 1) * b if node.max is None else 2 + node.max * b
     else:
         raise InternalError(f"unexpected regex AST node {type(node).__name__}")
     memo[key] = n
@@ -103,11 +116,18 @@ def _nfa_size(node, flags: ip.REFlags, specs, memo: dict) -> int:
 class _NFA:
     """A Thompson NFA with epsilon edges and byte-range edges; built by mutation (``new_state``...)."""
 
-    def __init__(self, limits: Limits, what: str):
+    def __init__(self, limits: Limits, what: str, counted: bool = False):
         self.limits = limits
         self.what = what
         self.eps: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
+        # Counted loops (``counted``: large repetitions, see COUNTED_REPEAT_MIN). A configuration
+        # is (state, count): ``count`` is the number of completed iterations of the loop the state
+        # belongs to (0 outside loops). loop_of: state -> loop index (body states and the loop's
+        # back state); loops[i] = (body_start, back, exit, min, max or None).
+        self.counted = counted
+        self.loop_of: dict[int, int] = {}
+        self.loops: list[tuple[int, int, int, int, int | None]] = []
 
     def new_state(self) -> int:
         """Add a state and return its id (mutates); raise when ``max_nfa_states`` is exceeded."""
@@ -198,6 +218,8 @@ class _NFA:
         if isinstance(node, _EMPTY_TYPE):
             s = self.new_state()
             return s, s
+        if isinstance(node, ip._Repeated) and _is_counted(node, self.counted):
+            return self._counted_loop(node, flags, specs)
         if isinstance(node, ip._Repeated):
             s = self.new_state()
             cur = s
@@ -220,6 +242,31 @@ class _NFA:
             return s, e
         raise InternalError(f"unexpected regex AST node {type(node).__name__}")
 
+    def _counted_loop(self, node, flags: ip.REFlags, specs) -> tuple[int, int]:
+        """Add ``base{min,max}`` as one copy of the body with a counter (mutates): entry ``E``
+        (count 0) -> body; body end -> back state ``B`` (count + 1, saturating at ``min`` when
+        unbounded); ``B`` -> body while count < max, ``B`` -> exit ``F`` once count >= min."""
+        entry = self.new_state()
+        lo = len(self.eps)
+        was, self.counted = self.counted, False  # repetitions inside the body are expanded
+        try:
+            a, b = self.build(node.base, flags, specs)
+        finally:
+            self.counted = was
+        hi = len(self.eps)
+        back, exit_ = self.new_state(), self.new_state()
+        index = len(self.loops)
+        self.loops.append((a, back, exit_, int(node.min), None if node.max is None else int(node.max)))
+        for q in range(lo, hi):
+            self.loop_of[q] = index
+        self.loop_of[back] = index
+        self.eps[entry].append(a)
+        if node.min == 0:
+            self.eps[entry].append(exit_)
+        self.eps[b].append(back)
+        self.eps[back].extend((a, exit_))
+        return entry, exit_
+
 
 def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
     """Return the error for an NFA of ``n`` states."""
@@ -228,17 +275,18 @@ def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
     )
 
 
-def _fragment_size(p, flags: ip.REFlags, memo: dict) -> int:
+def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> int:
     """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end)."""
     if isinstance(p, Parsed):
-        return _nfa_size(p.ast, flags | p.global_flags, p.specs, memo)
+        return _nfa_size(p.ast, flags | p.global_flags, p.specs, memo, counted)
     return int(p.n_states) + 1
 
 
 def _build_nfa(
-    parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str
+    parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str, counted: bool = False
 ) -> tuple[_NFA, int, list[int]]:
-    """Return an NFA with one start state and one final state per pattern.
+    """Return an NFA with one start state and one final state per pattern (``counted``: large
+    repetitions as counted loops, for :class:`LazyLexerDFA` only).
 
     The exact size is computed first, so an oversized NFA fails before any of it is built.
     """
@@ -246,12 +294,12 @@ def _build_nfa(
     memo: dict = {}
     try:
         for p, flags in parsed:
-            total += 1 + _fragment_size(p, flags, memo)
+            total += 1 + _fragment_size(p, flags, memo, counted)
     except RecursionError:
         raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
     if total > limits.max_nfa_states:
         raise _nfa_limit(limits, what, total)
-    nfa = _NFA(limits, what)
+    nfa = _NFA(limits, what, counted)
     start = nfa.new_state()
     finals = []
     for p, flags in parsed:
@@ -794,13 +842,28 @@ class LazyLexerDFA:
     """
 
     def __init__(self, entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
-        parsed = _entries_parsed(entries, limits)
-        nfa, start, finals = _build_nfa(parsed, limits, what)
+        # Large repetitions are counted loops here (not expanded), up to max_counted_repeat.
+        bound = max(limits.max_repeat_count, limits.max_counted_repeat)
+        try:
+            parsed = _entries_parsed(entries, replace(limits, max_repeat_count=bound))
+        except LimitExceededError as exc:
+            if exc.field != "max_repeat_count":
+                raise
+            raise LimitExceededError(
+                "max_counted_repeat", limits.max_counted_repeat, f"{what}: a repetition bound is too large"
+            ) from None
+        nfa, start, finals = _build_nfa(parsed, limits, what, counted=True)
         self.limits = limits
         self.what = what
         self._nfa = nfa
         n_terms = len(entries)
         n_nfa = len(nfa.eps)
+        # A configuration (NFA state s, loop count c) is the int key c * n_nfa + s (c = 0 outside
+        # counted loops, so there the key is the state itself); DFA states are sets of keys.
+        self._n_nfa = n_nfa
+        self._loop_of = nfa.loop_of
+        self._loops = nfa.loops
+        self._back_loop = {loop[1]: i for i, loop in enumerate(nfa.loops)}
         # terminal of each NFA state: fragments are built one after the other, each ending in its final
         term_of = np.full(n_nfa, -1, dtype=np.int64)
         lo = 1
@@ -845,36 +908,75 @@ class LazyLexerDFA:
         self._state_of(start_set)
         self.start = 0
 
-    # -- NFA helpers
-    def _closure(self, s: int) -> frozenset[int]:
-        c = self._closures.get(s)
+    # -- NFA helpers (over configurations, see __init__)
+    def _eps_targets(self, key: int) -> list[int]:
+        """Configurations one epsilon edge away from ``key``: counts are kept inside a loop's body,
+        incremented on entering its back state (saturating at ``min`` when unbounded), reset to 0
+        elsewhere; a back state continues the body while count < max and exits once count >= min."""
+        n = self._n_nfa
+        x, cnt = key % n, key // n
+        loops, loop_of = self._loops, self._loop_of
+        out = []
+        bl = self._back_loop.get(x)
+        if bl is not None:
+            body, _back, exit_, lo, hi = loops[bl]
+            for y in self._nfa.eps[x]:
+                if y == exit_:
+                    if cnt >= lo:
+                        out.append(y)
+                elif hi is None or cnt < hi:
+                    out.append(cnt * n + y)
+            return out
+        lx = loop_of.get(x, -1)
+        for y in self._nfa.eps[x]:
+            ly = loop_of.get(y, -1)
+            if ly < 0:
+                out.append(y)
+            elif y == loops[ly][1]:  # a body end entering its back state: one more iteration
+                c2 = cnt + 1
+                if loops[ly][4] is None:
+                    c2 = min(c2, loops[ly][3])
+                out.append(c2 * n + y)
+            elif ly == lx:
+                out.append(cnt * n + y)
+            else:  # entering a loop's body from its entry state
+                out.append(y)
+        return out
+
+    def _closure(self, key: int) -> frozenset[int]:
+        c = self._closures.get(key)
         if c is not None:
             return c
-        eps, edges, coreach, fin = self._nfa.eps, self._nfa.edges, self._coreach, self._final_index
-        seen = {s}
-        stack = [s]
+        edges, coreach, fin, n = self._nfa.edges, self._coreach, self._final_index, self._n_nfa
+        seen = {key}
+        stack = [key]
         out = []
         while stack:
-            x = stack.pop()
+            k = stack.pop()
+            x = k % n
             if (edges[x] or x in fin) and coreach[x]:
-                out.append(x)
-            for y in eps[x]:
+                out.append(k)
+            for y in self._eps_targets(k):
                 if y not in seen:
                     seen.add(y)
                     stack.append(y)
-        c = self._closures[s] = frozenset(out)
+        c = self._closures[key] = frozenset(out)
         return c
 
-    def _move_list(self, s: int) -> list:
-        m = self._moves.get(s)
+    def _move_list(self, key: int) -> list:
+        m = self._moves.get(key)
         if m is None:
             m = []
             col = self._class_of_l
-            for lo, hi, t in self._nfa.edges[s]:
-                tc = self._closure(t)
+            n = self._n_nfa
+            x, cnt = key % n, key // n
+            lx = self._loop_of.get(x, -1)
+            for lo, hi, t in self._nfa.edges[x]:
+                t_key = cnt * n + t if lx >= 0 and self._loop_of.get(t, -1) == lx else t
+                tc = self._closure(t_key)
                 if tc:
                     m.append((col[lo], col[hi], tc))
-            self._moves[s] = m
+            self._moves[key] = m
         return m
 
     def _state_of(self, key: frozenset[int]) -> int:
@@ -899,8 +1001,9 @@ class LazyLexerDFA:
             live = np.zeros((self._cap, self.n_terms), dtype=bool)
             live[:d] = self._live[:d]
             self._live = live
-        term_of, fin = self._term_of, self._final_index
-        for s in key:
+        term_of, fin, n = self._term_of, self._final_index, self._n_nfa
+        for k in key:
+            s = k % n
             self._live[d, term_of[s]] = True
             i = fin.get(s)
             if i is not None:

@@ -1225,8 +1225,11 @@ class _Compiler:
                 return js.except_strings_regex(exclude)
             return self.string_dfa_regex(langs, min_len, max_len, exclude, ptr, only_string)
         if not langs:
-            if max_len is not None and max_len > self.limits.max_repeat_count:
-                raise _limit("max_repeat_count", self.limits.max_repeat_count, f"schema at {max_ptr}: maxLength {max_len}")
+            # A large maxLength becomes a counter of the (lazily built) lexer, not copies.
+            bound = max(min_len, max_len or 0)
+            if bound > self.limits.max_counted_repeat:
+                raise _limit("max_counted_repeat", self.limits.max_counted_repeat,
+                             f"schema at {max_ptr or min_ptr}: length bound {bound}")
             return js.repeat(js.ANY_CHAR, min_len, max_len)
         if len(langs) == 1:
             branches, p = langs[0]

@@ -65,3 +65,43 @@ def test_lazy_lexer_builds_only_visited_states():
     small = terminals_to_lazy_dfa(pats, limits=Limits(max_dfa_states=50))
     with pytest.raises(LimitExceededError):
         small.advance(small.start, b'"' + b"a" * 100)
+
+
+# Repetitions above COUNTED_REPEAT_MIN (32) are counters in the lazy lexer, copies in the eager one.
+COUNTED_LEXERS = [
+    [r'"[^"]{0,40}"', r"(?:ab|a){33,36}", r"x{34,}", r"(?:[0-9]{1,2}-){0,35}z"],
+    [r"a{0,33}b", r"a{35}", r"(?:a|aa){34,40}c?", r'"(?:[^"\\]|\\["\\n]){33,34}"'],
+    [r"(?:x{40}|y){0,3}", r"(?:(?:ab){0,34}c){1,2}", r"[a-c]{0,50}"],
+]
+CHUNKS = [b"a", b"ab", b"aa", b"b", b"c", b"x", b"y", b'"', b"\\n", b'\\"', b"1-", b"12-", b"z", b"q", b"\xc3\xa9"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    k=st.integers(0, len(COUNTED_LEXERS) - 1),
+    parts=st.lists(st.tuples(st.sampled_from(CHUNKS), st.integers(1, 45)), max_size=4),
+)
+def test_counted_repetitions_equal_expanded_ones(k, parts):
+    """Counters (lazy) and copies (eager) give the same accepting/live terminals at every byte,
+    on inputs made of runs that cross the repetition bounds."""
+    data = b"".join(chunk * n for chunk, n in parts)
+    eager = terminals_to_dfa(COUNTED_LEXERS[k])
+    lazy = terminals_to_lazy_dfa(COUNTED_LEXERS[k])
+    assert lazy._loops, "the lazy lexer should count, not expand"
+    assert _walk(lazy, data, True) == _walk(eager, data, False)
+
+
+def test_counted_lexer_is_small_where_copies_are_not():
+    pats = [r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,65535}"', r"[0-9]+"]
+    with pytest.raises(LimitExceededError, match="max_repeat_count"):
+        terminals_to_dfa(pats)
+    lazy = terminals_to_lazy_dfa(pats)
+    assert len(lazy._nfa.eps) < 100
+    q = lazy.advance(lazy.start, b'"' + b"x\\u00e9" * 2000)
+    assert q >= 0 and not lazy.accepting_terminals[q, 0] and lazy.accepting_terminals[lazy.advance(q, b'"'), 0]
+    # Each count is a state of its own: max_dfa_states bounds how long a string can get (documented).
+    end = terminals_to_lazy_dfa([r'"[a-z]{0,5000}"'])
+    q = end.advance(end.start, b'"' + b"x" * 5000)
+    assert q >= 0 and end.advance(q, b"x") == -1 and end.accepting_terminals[end.advance(q, b'"'), 0]
+    with pytest.raises(LimitExceededError, match="max_counted_repeat"):
+        terminals_to_lazy_dfa([r"a{0,2000000}"])

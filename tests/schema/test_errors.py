@@ -89,9 +89,12 @@ def test_contradiction_is_not_an_error_when_other_types_remain():
 
 
 def test_limits():
-    with pytest.raises(LimitExceededError, match="max_repeat_count"):
-        schema_to_lark({"type": "string", "maxLength": 100_000})
     from constrain import Limits
+
+    # A length bound is a lexer counter (not copies), bounded by max_counted_repeat.
+    assert "100000" in schema_to_lark({"type": "string", "maxLength": 100_000})
+    with pytest.raises(LimitExceededError, match="max_counted_repeat"):
+        schema_to_lark({"type": "string", "maxLength": 2_000_000})
 
     with pytest.raises(LimitExceededError, match="max_schema_enum_values"):
         schema_to_lark({"enum": [1, 2, 3, 4]}, limits=Limits(max_schema_enum_values=3))
