@@ -191,12 +191,21 @@ class _Negated:
         self.schema = schema
 
 
+class _NoFiniteDomain(UnsupportedFeatureError):
+    """uniqueItems whose items have no finite domain (the caller may enforce it at run time)."""
+
+
 class _Compiler:
     def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore",
-                 unknown_formats="ignore", catalogs=False):
+                 unknown_formats="ignore", catalogs=False, runtime_unique=False):
         self.root = root
         self.limits = limits
         self.catalogs = catalogs  # large string enums as %declare'd automata (compile_json_schema only)
+        # uniqueItems over strings left to constrain.schema.unique (compile_json_schema only):
+        # the pointers of the keywords handed over, and those every path reaches unconditionally.
+        self.runtime_unique = runtime_unique
+        self.unique_sites: dict[str, Any] = {}  # uniqueItems pointer -> constrain.schema.unique.UniqueSite
+        self._unconditional_unique: set[str] | None = None
         self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
         self._enum_cache: dict[int, tuple] = {}  # id(schema) -> (schema, enum hash keys, schema without enum)
         if unknown_keywords not in ("ignore", "error"):
@@ -1301,7 +1310,12 @@ class _Compiler:
             groups.append((prefix, rest))
         unique = [p for v, p, _o in kws.get("uniqueItems", []) if v is True]
         if unique and not (max_items is not None and max_items <= 1):  # 0 or 1 items: always unique
-            return self.array_unique(fl, hint, groups, min_items, max_items, unique[0])
+            try:
+                return self.array_unique(fl, hint, groups, min_items, max_items, unique[0])
+            except _NoFiniteDomain as exc:
+                if not self.unique_at_runtime(unique, groups, min_items):
+                    raise UnsupportedFeatureError(exc.message, pointer=exc.pointer) from None
+                # compiled without uniqueItems: constrain.schema.unique enforces it as items are written
         if "contains" in kws:
             return self.array_contains(fl, hint, groups, min_items, max_items)
         if max_items is not None and min_items > max_items:
@@ -1374,6 +1388,65 @@ class _Compiler:
                 alts.append(f"{self.struct('[')} {first} {after} {self.struct(']')}".replace("  ", " "))
         return self.rule(hint + "_array", alts)
 
+    def unique_at_runtime(self, u_ptrs: list[str], groups, min_items: int) -> bool:
+        """Whether ``uniqueItems`` (at ``u_ptrs``) can be left to the run-time check of
+        :mod:`constrain.schema.unique`: compile_json_schema only, every path to the keywords
+        unconditional, items given by ``items`` alone, every item a string (one code-point DFA,
+        whose completion counts tell at run time whether a prefix can still end in a value not
+        written yet), at least ``min_items`` distinct strings. Records the sites when it can."""
+        from constrain.schema.unique import UniqueSite, unconditional_unique_pointers
+
+        if not self.runtime_unique or any(prefix for prefix, _rest in groups):
+            return False
+        if self._unconditional_unique is None:
+            self._unconditional_unique = unconditional_unique_pointers(self.root, self.resolve)
+        if not set(u_ptrs) <= self._unconditional_unique:
+            return False
+        rest = [r for _prefix, r in groups if r is not None]
+        if not rest:
+            return False
+        flats = [_Flat(rest[0][1])]
+        for s_, p in rest:
+            flats = self.product(flats, self.normalize(s_, p, 1), p)
+        if len(flats) != 1 or set(flats[0].types) != {"string"} or flats[0].enum is not None or flats[0].nots:
+            return False
+        dfa = self.string_language(flats[0].kws, flats[0].ptr)
+        if dfa is None:
+            return False
+        site = UniqueSite(dfa)
+        if site.count0 != cpdfa.INFINITE and site.count0 < min_items:
+            return False  # fewer distinct strings than minItems: left to the compile-time error
+        for p in u_ptrs:
+            old = self.unique_sites.get(p)
+            if old is not None and (old.dfa.trans, old.dfa.labels) != (dfa.trans, dfa.labels):
+                return False  # one keyword over two item languages: the scanner could not tell which
+        for p in u_ptrs:
+            self.unique_sites.setdefault(p, site)
+        return True
+
+    def string_language(self, kws: dict, ptr: str):
+        """The minimized code-point DFA of the strings ``kws`` allows (lengths, patterns, formats),
+        or None when it is empty or a format is not enforced."""
+        min_len, max_len = 0, None
+        for v, _p, _o in kws.get("minLength", []):
+            min_len = max(min_len, int(v))
+        for v, _p, _o in kws.get("maxLength", []):
+            max_len = int(v) if max_len is None else min(max_len, int(v))
+        comps = []
+        for v, p, _o in kws.get("pattern", []):
+            comps.append(cpdfa.from_branches(js.search_branches(js.parse_pattern(v, p), p, v), self.limits))
+        for v, p, _o in kws.get("format", []):
+            if v not in FORMATS:
+                return None
+            ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
+            comps.append(cpdfa.from_branches(js.search_branches(ast, p, v), self.limits))
+        if min_len or max_len is not None:
+            comps.append(cpdfa.length(min_len, max_len, self.limits))
+        if not comps:
+            comps.append(cpdfa.length(0, None, self.limits))
+        prod = cpdfa.product(comps, lambda bits: all(b is True for b in bits), self.limits, f"string at {ptr}")
+        return cpdfa.minimize(prod, bool)
+
     def array_unique(self, fl: _Flat, hint: str, groups, min_items: int, max_items, u_ptr: str) -> str | None:
         """``uniqueItems: true`` over a finite item domain (enum/const/boolean/null items).
 
@@ -1382,12 +1455,14 @@ class _Compiler:
         ``Limits.max_schema_unique_items_values``). Values are compared as JSON Schema does
         (``1 == 1.0``, objects unordered); each value keeps all its spellings."""
         why = ("'uniqueItems' over items without a finite domain (supported: an 'items' schema whose "
-               "values are an enum/const, booleans or null, without prefixItems/contains)")
+               "values are an enum/const, booleans or null, without prefixItems/contains; or, with "
+               "compile_json_schema, strings of one item schema with at least minItems values, in an "
+               "array reached through properties/items/allOf/$ref only)")
         if "contains" in fl.kws or any(prefix for prefix, _rest in groups):
-            raise UnsupportedFeatureError(why, pointer=u_ptr)
+            raise _NoFiniteDomain(why, pointer=u_ptr)
         rest = [r for _prefix, r in groups if r is not None]
         if not rest:
-            raise UnsupportedFeatureError(why, pointer=u_ptr)
+            raise _NoFiniteDomain(why, pointer=u_ptr)
         flats = [_Flat(rest[0][1])]
         for s_, p in rest:
             flats = self.product(flats, self.normalize(s_, p, 1), p)
@@ -1398,7 +1473,7 @@ class _Compiler:
             elif set(f.types) <= {"boolean", "null"}:
                 cands = [v for v, t in ((True, "boolean"), (False, "boolean"), (None, "null")) if t in f.types]
             else:
-                raise UnsupportedFeatureError(why, pointer=u_ptr)
+                raise _NoFiniteDomain(why, pointer=u_ptr)
             excluded = [x for vals, _p in f.nots for x in vals]
             for v in cands:
                 if (_type_of(v) in f.types and self.valid_against(v, f.sources)
@@ -2017,17 +2092,19 @@ def _schema_grammar(
     unknown_formats: str = "ignore",
     limits: Limits = DEFAULT_LIMITS,
     catalogs: bool = False,
-) -> tuple[str, dict]:
-    """(Lark text, {declared catalog terminal: byte DFA}) of ``schema``; see :func:`schema_to_lark`."""
+) -> tuple[str, dict, "_Compiler"]:
+    """(Lark text, {declared catalog terminal: byte DFA}, the compiler) of ``schema``; see
+    :func:`schema_to_lark`. ``catalogs`` (compile_json_schema): large string enums as automata and
+    uniqueItems over strings left to the run-time check (``compiler.unique_sites``)."""
     root = load_schema(schema)
     if isinstance(root, dict):
         root = copy.deepcopy(root)
     c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats,
-                  catalogs)
+                  catalogs, runtime_unique=catalogs)
     expr = c.node(root, "")
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")
-    return c.text(expr), c.external
+    return c.text(expr), c.external, c
 
 
 def schema_to_lark(schema, **options) -> str:
@@ -2064,9 +2141,13 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     compile in seconds) and is not bounded by ``Limits.max_schema_enum_values``."""
     from constrain.grammar import compile_grammar
 
-    text, external = _schema_grammar(schema, limits=limits, catalogs=True, **options)
+    text, external, compiler = _schema_grammar(schema, limits=limits, catalogs=True, **options)
     g = compile_grammar(text, vocab, limits=limits, terminals=external)
     g.literal_hints = schema_literals(load_schema(schema))
+    if compiler.unique_sites:
+        from constrain.schema.unique import SchemaNavigator, UniqueItemsConstraint
+
+        return UniqueItemsConstraint(g, SchemaNavigator(compiler.root, compiler.resolve, compiler.unique_sites))
     return g
 
 

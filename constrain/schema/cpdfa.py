@@ -312,6 +312,143 @@ def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
     return DFA(trans, labels)
 
 
+INFINITE = -1
+_COUNT_CAP = 1 << 62
+
+
+def completion_counts(dfa: DFA) -> list[int]:
+    """Per state of a DFA from :func:`minimize` (every state live): how many strings it accepts
+    (:data:`INFINITE` when infinitely many, i.e. a cycle is reachable; capped at 2**62)."""
+    n = dfa.n_states
+    infinite = _reaches_cycle(dfa)
+    counts = [INFINITE if infinite[q] else -2 for q in range(n)]
+    for root in range(n):  # the rest is acyclic: memoized depth-first sums
+        if counts[root] != -2:
+            continue
+        work = [(root, False)]
+        while work:
+            q, done = work.pop()
+            if counts[q] != -2:
+                continue
+            if not done:
+                work.append((q, True))
+                work.extend((t, False) for _lo, _hi, t in dfa.trans[q] if counts[t] == -2)
+                continue
+            total = 1 if dfa.labels[q] else 0
+            for lo, hi, t in dfa.trans[q]:
+                total = min(_COUNT_CAP, total + (hi - lo + 1) * counts[t])
+            counts[q] = total
+    return counts
+
+
+def distance_to_finite(dfa: DFA, counts: list[int]) -> list[int]:
+    """Per state: the fewest code points after which a state with finitely many completions can
+    be reached (``-1``: never)."""
+    n = dfa.n_states
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for q, row in enumerate(dfa.trans):
+        for _lo, _hi, t in row:
+            preds[t].append(q)
+    dist = [-1] * n
+    frontier = [q for q in range(n) if counts[q] != INFINITE]
+    for q in frontier:
+        dist[q] = 0
+    d = 0
+    while frontier:
+        d += 1
+        nxt = []
+        for t in frontier:
+            for q in preds[t]:
+                if dist[q] < 0:
+                    dist[q] = d
+                    nxt.append(q)
+        frontier = nxt
+    return dist
+
+
+def infinite_after_every_prefix(dfa: DFA) -> bool:
+    """Whether, for a DFA from :func:`minimize` (every state live), every state reachable from the
+    start accepts infinitely many strings: each state can reach a cycle. Then a prefix can always
+    be completed to a string outside any given finite set."""
+    infinite = _reaches_cycle(dfa)
+    seen = {0}
+    todo = [0]
+    while todo:
+        v = todo.pop()
+        if not infinite[v]:
+            return False
+        for _lo, _hi, w in dfa.trans[v]:
+            if w not in seen:
+                seen.add(w)
+                todo.append(w)
+    return True
+
+
+def _reaches_cycle(dfa: DFA) -> list[bool]:
+    """Per state: whether a cycle is reachable from it (it accepts infinitely many strings, when
+    every state is live)."""
+    n = dfa.n_states
+    succ = [sorted({t for _lo, _hi, t in row}) for row in dfa.trans]
+    # states on a cycle: iterative Tarjan SCC
+    index = [-1] * n
+    low = [0] * n
+    on = [False] * n
+    cyclic = [False] * n
+    stack: list[int] = []
+    counter = 0
+    for root in range(n):
+        if index[root] >= 0:
+            continue
+        work = [(root, 0)]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on[root] = True
+        while work:
+            v, i = work[-1]
+            if i < len(succ[v]):
+                work[-1] = (v, i + 1)
+                w = succ[v][i]
+                if index[w] < 0:
+                    index[w] = low[w] = counter
+                    counter += 1
+                    stack.append(w)
+                    on[w] = True
+                    work.append((w, 0))
+                elif on[w]:
+                    low[v] = min(low[v], index[w])
+                continue
+            work.pop()
+            if work:
+                u = work[-1][0]
+                low[u] = min(low[u], low[v])
+            if low[v] == index[v]:
+                comp = []
+                while True:
+                    w = stack.pop()
+                    on[w] = False
+                    comp.append(w)
+                    if w == v:
+                        break
+                if len(comp) > 1 or v in succ[v]:
+                    for w in comp:
+                        cyclic[w] = True
+    # states that can reach a cyclic state: backward search from them
+    preds: list[list[int]] = [[] for _ in range(n)]
+    for v in range(n):
+        for w in succ[v]:
+            preds[w].append(v)
+    infinite = list(cyclic)
+    todo = [v for v in range(n) if cyclic[v]]
+    while todo:
+        w = todo.pop()
+        for v in preds[w]:
+            if not infinite[v]:
+                infinite[v] = True
+                todo.append(v)
+    return infinite
+
+
 # ----------------------------------------------------------------------------- DFA -> regex text
 def _union(alts: list[str]) -> str:
     alts = list(dict.fromkeys(alts))

@@ -1,0 +1,518 @@
+"""``uniqueItems: true`` over arrays of strings, enforced at run time.
+
+Arrays of pairwise distinct strings are not a context-free language, so the grammar cannot say
+it. :func:`~constrain.schema.compile.compile_json_schema` compiles such an array without the
+keyword and wraps the grammar in :class:`UniqueItemsConstraint`, which follows the JSON text as it
+is written (a small scanner whose state is part of the constraint state), keeps the decoded values
+of the items written so far in each such array, and refuses any token that would close an item
+equal to an earlier one. Values are compared decoded (``"\\u0041"`` equals ``"A"``), as JSON
+Schema does.
+
+Exactness needs two things:
+
+* every way the schema reaches the array's ``uniqueItems`` is *unconditional*: through
+  ``properties``, ``items``/``prefixItems``/``additionalItems``, ``allOf`` and ``$ref`` only (so the
+  scanner knows, from the keys and indices on the way, that the keyword applies there), not through
+  ``anyOf``/``oneOf``/``if``/``not``/``patternProperties``/``additionalProperties``/...
+  (:func:`unconditional_unique_pointers`); otherwise the compiler raises ``UnsupportedFeatureError``
+  naming the keyword, as before;
+* no output is stranded: a token is allowed only if the item being written can still end in a
+  value not written yet. The item strings' code-point DFA gives, per state, how many strings
+  complete it (:class:`UniqueSite`); a prefix ``p`` is live iff that count exceeds the number of
+  earlier items starting with ``p`` (a prefix ending inside a character, ``\\u00`` or a partial
+  UTF-8 sequence, is checked over the characters it can still become), and after a comma the
+  next item must have a fresh value at all. Where every count is infinite (no ``maxLength``, a
+  pattern that can always be extended) only the duplicate-closing tokens are ever refused.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Callable
+
+import numpy as np
+
+from constrain.compiled import CompiledConstraint, MaskCache
+from constrain.schema import cpdfa
+
+__all__ = ["UniqueItemsConstraint", "UniqueSite", "unconditional_unique_pointers", "SchemaNavigator"]
+
+# Keywords whose subschemas apply to the same instance, or to a child chosen by key / index alone.
+_UNCONDITIONAL = ("properties", "items", "prefixItems", "additionalItems", "allOf", "$ref")
+
+
+def _esc(key: str) -> str:
+    return key.replace("~", "~0").replace("/", "~1")
+
+
+def _subschemas(node: dict, ptr: str):
+    """``(subschema, pointer, unconditional)`` of every subschema keyword of ``node`` (not ``$ref``)."""
+    for k, v in node.items():
+        if k in ("enum", "const", "default", "examples", "$defs", "definitions"):
+            continue
+        if k in ("properties", "patternProperties", "dependentSchemas") and isinstance(v, dict):
+            for name, sub in v.items():
+                yield sub, f"{ptr}/{k}/{_esc(name)}", k == "properties"
+        elif k in ("items", "prefixItems", "allOf", "anyOf", "oneOf") and isinstance(v, list):
+            for i, sub in enumerate(v):
+                yield sub, f"{ptr}/{k}/{i}", k in _UNCONDITIONAL
+        elif isinstance(v, (dict, bool)) and k in (
+            "items", "additionalItems", "additionalProperties", "not", "if", "then", "else", "contains",
+            "propertyNames", "unevaluatedItems", "unevaluatedProperties",
+        ):
+            yield v, f"{ptr}/{k}", k in _UNCONDITIONAL
+
+
+def unconditional_unique_pointers(root: Any, resolve: Callable[[Any, str], tuple[Any, str]]) -> set[str]:
+    """Pointers of the ``uniqueItems`` keywords that every path from the root reaches through
+    unconditional keywords only (``resolve(ref, ptr) -> (schema, pointer)`` follows ``$ref``)."""
+    reached: dict[str, bool] = {}
+    seen: set[tuple[str, bool]] = set()
+    stack: list[tuple[Any, str, bool]] = [(root, "", True)]
+    while stack:
+        node, ptr, plain = stack.pop()
+        if (ptr, plain) in seen or not isinstance(node, dict):
+            continue
+        seen.add((ptr, plain))
+        if node.get("uniqueItems") is True:
+            key = ptr + "/uniqueItems"
+            reached[key] = reached.get(key, True) and plain
+        if "$ref" in node:
+            try:
+                target, tptr = resolve(node["$ref"], ptr + "/$ref")
+            except Exception:  # the compiler reports bad references itself
+                target = None
+            if target is not None:
+                stack.append((target, tptr, plain))
+        for sub, sptr, unconditional in _subschemas(node, ptr):
+            stack.append((sub, sptr, plain and unconditional))
+    return {p for p, ok in reached.items() if ok}
+
+
+class SchemaNavigator:
+    """Which schema nodes (by pointer) apply at a JSON location, following unconditional keywords.
+
+    A location's node set is closed under ``allOf`` and ``$ref``; a child's set is read off the
+    parent's ``properties`` (by key) or ``prefixItems``/``items``/``additionalItems`` (by index).
+    Results are memoized (the navigator is shared by every state of a constraint)."""
+
+    def __init__(self, root: Any, resolve: Callable[[Any, str], tuple[Any, str]], sites: dict):
+        self.root = root
+        self._resolve = resolve
+        self.sites = dict(sites)  # uniqueItems pointer -> UniqueSite, the arrays enforced here
+        self.unique = frozenset(sites)
+        self._nodes: dict[str, Any] = {"": root}
+        self._closure_memo: dict[frozenset, frozenset] = {}
+        self._key_memo: dict[tuple[frozenset, str], frozenset] = {}
+        self._index_memo: dict[tuple[frozenset, int], frozenset] = {}
+
+    def _add(self, out: set, node: Any, ptr: str) -> None:
+        stack = [(node, ptr)]
+        while stack:
+            node, ptr = stack.pop()
+            if ptr in out or not isinstance(node, dict):
+                continue
+            out.add(ptr)
+            self._nodes[ptr] = node
+            for i, sub in enumerate(node.get("allOf") or [] if isinstance(node.get("allOf"), list) else []):
+                stack.append((sub, f"{ptr}/allOf/{i}"))
+            if "$ref" in node:
+                try:
+                    target, tptr = self._resolve(node["$ref"], ptr + "/$ref")
+                except Exception:
+                    continue
+                stack.append((target, tptr))
+
+    def start(self) -> frozenset:
+        out: set = set()
+        self._add(out, self.root, "")
+        return frozenset(out)
+
+    def child_key(self, nodes: frozenset, key: str) -> frozenset:
+        memo = self._key_memo.get((nodes, key))
+        if memo is not None:
+            return memo
+        out: set = set()
+        for p in nodes:
+            props = self._nodes[p].get("properties")
+            if isinstance(props, dict) and key in props:
+                self._add(out, props[key], f"{p}/properties/{_esc(key)}")
+        res = self._key_memo[(nodes, key)] = frozenset(out)
+        return res
+
+    def child_index(self, nodes: frozenset, index: int) -> frozenset:
+        memo = self._index_memo.get((nodes, index))
+        if memo is not None:
+            return memo
+        out: set = set()
+        for p in nodes:
+            node = self._nodes[p]
+            prefix, prefix_key = node.get("prefixItems"), "prefixItems"
+            if not isinstance(prefix, list) and isinstance(node.get("items"), list):
+                prefix, prefix_key = node["items"], "items"
+            if isinstance(prefix, list) and index < len(prefix):
+                self._add(out, prefix[index], f"{p}/{prefix_key}/{index}")
+            elif prefix_key == "items" and isinstance(prefix, list):
+                if isinstance(node.get("additionalItems"), dict):
+                    self._add(out, node["additionalItems"], f"{p}/additionalItems")
+            elif isinstance(node.get("items"), dict):
+                self._add(out, node["items"], f"{p}/items")
+        res = self._index_memo[(nodes, index)] = frozenset(out)
+        return res
+
+    def site(self, nodes: frozenset):
+        """The :class:`UniqueSite` of an array at a location with these nodes, or None."""
+        for p in nodes:
+            got = self.sites.get(p + "/uniqueItems")
+            if got is not None:
+                return got
+        return None
+
+
+class UniqueSite:
+    """The item language of one enforced array: its code-point DFA, the number of strings that
+    complete each state (``cpdfa.INFINITE``: infinitely many) and the fewest code points to a state
+    with finitely many (``-1``: never). Compared by identity (part of scanner states)."""
+
+    def __init__(self, dfa):
+        self.dfa = dfa
+        self.counts = cpdfa.completion_counts(dfa)
+        self.to_finite = cpdfa.distance_to_finite(dfa, self.counts)
+        self.count0 = self.counts[0]
+        self.all_infinite = all(c == cpdfa.INFINITE for c in self.counts)
+
+    def state_of(self, text: str) -> int:
+        q = 0
+        for ch in text:
+            q = self.dfa.step(q, ord(ch))
+            if q < 0:
+                return -1
+        return q
+
+    def more_than(self, q: int, n: int) -> bool:
+        c = self.counts[q]
+        return c == cpdfa.INFINITE or c > n
+
+    def live_prefix(self, raw: bytes, seen: frozenset) -> bool:
+        """Whether an item whose raw (JSON-escaped) text so far is ``raw`` can still end in a value
+        of the language that is not in ``seen``."""
+        text, ranges = _split_partial(raw)
+        q = self.state_of(text)
+        if q < 0:
+            return False
+        after = [v for v in seen if len(v) > len(text) and v.startswith(text)]
+        if ranges is None:
+            return self.more_than(q, len(after) + (text in seen))
+        taken: dict[str, int] = {}
+        for v in after:
+            taken[v[len(text)]] = taken.get(v[len(text)], 0) + 1
+        for lo, hi, t in self.dfa.trans[q]:
+            for rlo, rhi in ranges:
+                a, b = max(lo, rlo), min(hi, rhi)
+                if a > b:
+                    continue
+                if self.counts[t] == cpdfa.INFINITE:
+                    return True
+                used = [c for c in taken if a <= ord(c) <= b]
+                if b - a + 1 > len(used):
+                    return True  # a character of the range starts no earlier item
+                if any(self.counts[t] > taken[c] for c in used):
+                    return True
+        return False
+
+
+_HEX = b"0123456789abcdefABCDEF"
+
+
+def _split_partial(raw: bytes) -> tuple[str, list[tuple[int, int]] | None]:
+    """Decode the complete characters of a JSON string body prefix; return them and, when the
+    prefix ends inside a character (a partial escape, a high surrogate waiting for its pair, a
+    partial UTF-8 sequence), the code-point ranges that character can still become (else None)."""
+    cut = len(raw)
+    tail_ranges = None
+    # a partial escape: '\', '\u', '\u' + 1..3 hex digits (never a complete one)
+    k = raw.rfind(b"\\")
+    if k >= 0 and (len(raw) - k) <= 5:
+        run = len(raw[:k]) - len(raw[:k].rstrip(b"\\"))
+        if run % 2 == 0:  # this backslash starts an escape
+            esc = raw[k + 1 :]
+            if esc == b"":
+                cut, tail_ranges = k, [(0, 0x10FFFF)]
+            elif esc[:1] == b"u" and len(esc) < 5 and all(c in _HEX for c in esc[1:]):
+                digits = esc[1:].decode()
+                span = 16 ** (4 - len(digits))
+                lo = int(digits, 16) * span if digits else 0
+                cut, tail_ranges = k, _bmp_ranges(lo, lo + span - 1)
+    if tail_ranges is None:
+        # a partial UTF-8 sequence: a lead byte and fewer continuation bytes than it announces
+        for back in (1, 2, 3):
+            if len(raw) < back:
+                break
+            b0 = raw[-back]
+            need = 2 if 0xC0 <= b0 < 0xE0 else 3 if 0xE0 <= b0 < 0xF0 else 4 if b0 >= 0xF0 else 0
+            if need and back < need:
+                head = raw[-back:]
+                value = head[0] & (0x7F >> need)
+                for c in head[1:]:
+                    value = (value << 6) | (c & 0x3F)
+                free = 6 * (need - back)
+                lo, hi = value << free, (value << free) | ((1 << free) - 1)
+                lo = max(lo, (0x80, 0x800, 0x10000)[need - 2])
+                hi = min(hi, 0x10FFFF)
+                cut, tail_ranges = len(raw) - back, [(lo, hi)] if lo <= hi else []
+                break
+            if b0 < 0x80 or b0 >= 0xC0:
+                break
+    text = json.loads(b'"' + raw[:cut] + b'"')
+    if text and 0xD800 <= ord(text[-1]) <= 0xDBFF:  # a high surrogate: the pair is not complete yet
+        high = ord(text[-1]) - 0xD800
+        low = (0, 0x3FF)
+        rest = raw[cut:]
+        if rest[:2] == b"\\u":  # the low surrogate's escape has begun: its digits narrow the range
+            digits = rest[2:].decode()
+            span = 16 ** (4 - len(digits))
+            a = int(digits, 16) * span if digits else 0
+            a, b = max(a, 0xDC00), min(a + span - 1, 0xDFFF)
+            low = (a - 0xDC00, b - 0xDC00) if a <= b else (1, 0)
+        base = 0x10000 + high * 0x400
+        return text[:-1], [(base + low[0], base + low[1])] if low[0] <= low[1] else []
+    return text, tail_ranges
+
+
+def _bmp_ranges(lo: int, hi: int) -> list[tuple[int, int]]:
+    """Code points a ``\\uXXXX`` escape in ``lo..hi`` can spell: BMP values outside the surrogates,
+    and, through a high surrogate and its pair, the supplementary planes."""
+    out = []
+    if lo < 0xD800:
+        out.append((lo, min(hi, 0xD7FF)))
+    if hi > 0xDFFF:
+        out.append((max(lo, 0xE000), hi))
+    a, b = max(lo, 0xD800), min(hi, 0xDBFF)
+    if a <= b:
+        out.append((0x10000 + (a - 0xD800) * 0x400, 0x10000 + (b - 0xD800) * 0x400 + 0x3FF))
+    return out
+
+
+# Scanner state: (stack, mode, buf). stack: tuple of frames
+#   object frame: ("o", nodes, key, after_colon)
+#   array frame:  ("a", nodes, index, site, seen, need_item)   site: UniqueSite or None;
+#                 seen: frozenset of the items' values; need_item: after a comma, before the item
+# mode: 0 outside strings; 1 in a key; 2 in a value; 3 / 4: the same after a backslash.
+# buf: the raw bytes of the current key, or of the current item of a unique array (else None).
+_START = ((), 0, None)
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _scan(nav: SchemaNavigator, state: tuple, data: bytes) -> tuple:
+    """The scanner state after ``data`` (raises _Duplicate when an item of a unique array closes
+    equal to an earlier one). The grammar guarantees the text is JSON, so the scanner only tracks
+    structure: containers, keys, indices and strings."""
+    stack, mode, buf = state
+    for b in data:
+        if mode:
+            if mode >= 3:  # the byte after a backslash: part of the string, whatever it is
+                mode -= 2
+                if buf is not None:
+                    buf += bytes((b,))
+                continue
+            if b == 0x5C:  # backslash
+                mode += 2
+                if buf is not None:
+                    buf += b"\\"
+                continue
+            if b != 0x22:  # '"'
+                if buf is not None:
+                    buf += bytes((b,))
+                continue
+            # a string closes
+            if mode == 1:  # a key: remember it for the value that follows
+                top = stack[-1]
+                stack = stack[:-1] + (("o", top[1], json.loads(b'"' + buf + b'"'), False),)
+            elif buf is not None:  # an item of a unique array
+                top = stack[-1]
+                value = json.loads(b'"' + buf + b'"')
+                if value in top[4]:
+                    raise _Duplicate
+                stack = stack[:-1] + (("a", top[1], top[2], top[3], top[4] | {value}, False),)
+            mode, buf = 0, None
+            continue
+        if b in b" \t\r\n":
+            continue
+        top = stack[-1] if stack else None
+        if b == 0x22:  # a string opens
+            if top is not None and top[0] == "o" and not top[3]:
+                mode, buf = 1, b""
+            elif top is not None and top[0] == "a" and top[3] is not None:
+                mode, buf = 2, b""
+                if top[5]:
+                    stack = stack[:-1] + (top[:5] + (False,),)
+            else:
+                mode, buf = 2, None
+        elif b == 0x7B or b == 0x5B:  # '{' or '['
+            nodes = _child_nodes(nav, top) if stack else nav.start()
+            if b == 0x7B:
+                stack = stack + (("o", nodes, None, False),)
+            else:
+                stack = stack + (("a", nodes, 0, nav.site(nodes), frozenset(), False),)
+        elif b == 0x7D or b == 0x5D:  # '}' or ']'
+            stack = stack[:-1]
+        elif b == 0x3A and top is not None and top[0] == "o":  # ':'
+            stack = stack[:-1] + (("o", top[1], top[2], True),)
+        elif b == 0x2C and top is not None:  # ','
+            if top[0] == "o":
+                stack = stack[:-1] + (("o", top[1], None, False),)
+            else:
+                stack = stack[:-1] + (("a", top[1], top[2] + 1, top[3], top[4], top[3] is not None),)
+    return stack, mode, buf
+
+
+def _live(state: tuple) -> bool:
+    """Whether the unique array being written (if any) can still be completed: the current item
+    can end in a fresh value, or, after a comma, a fresh value exists at all."""
+    stack, mode, buf = state
+    if not stack:
+        return True
+    top = stack[-1]
+    if top[0] != "a" or top[3] is None:
+        return True
+    site = top[3]
+    if site.all_infinite:
+        return True
+    if mode and buf is not None:
+        return site.live_prefix(buf, top[4])
+    if top[5]:
+        return site.more_than(0, len(top[4]))
+    return True
+
+
+def _child_nodes(nav: SchemaNavigator, top: tuple) -> frozenset:
+    if top[0] == "o":
+        return nav.child_key(top[1], top[2]) if top[2] is not None else frozenset()
+    return nav.child_index(top[1], top[2])
+
+
+class UniqueItemsConstraint(CompiledConstraint):
+    """A JSON-schema grammar constraint plus run-time ``uniqueItems`` over arrays of strings.
+
+    The state is ``(grammar state, scanner state)``; both are immutable values. The mask is the
+    grammar's, minus the tokens that would close an item equal to an earlier item of the same
+    array (only tokens containing a quote can close a string; they are simulated on the scanner).
+    Outside such arrays the grammar's cached mask is returned as is.
+    """
+
+    def __init__(self, inner: CompiledConstraint, navigator: SchemaNavigator):
+        self.inner = inner
+        self.nav = navigator
+        self.vocab = inner.vocab
+        self.limits = getattr(inner, "limits", None)
+        self.literal_hints = getattr(inner, "literal_hints", ())
+        self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
+        quotes = np.zeros(self.vocab.size, dtype=np.int64)
+        brackets = np.zeros(self.vocab.size, dtype=bool)
+        for t in range(self.vocab.size):
+            data = self.vocab.token_bytes(t)
+            if data:
+                quotes[t] = data.count(b'"')
+                brackets[t] = b"[" in data
+        commas = np.zeros(self.vocab.size, dtype=bool)
+        lengths = np.zeros(self.vocab.size, dtype=np.int64)
+        for t in range(self.vocab.size):
+            data = self.vocab.token_bytes(t)
+            if data:
+                commas[t] = b"," in data
+                lengths[t] = len(data)
+        self._quote_tokens = np.flatnonzero(quotes > 0)
+        self._quote_or_comma_tokens = np.flatnonzero((quotes > 0) | commas)
+        self._all_tokens = np.flatnonzero(lengths > 0)
+        self._max_token_bytes = int(lengths.max())
+        # Outside a unique array, a token must open one and write an item to matter.
+        self._multi_item_tokens = np.flatnonzero((quotes >= 1) & brackets)
+
+    def __repr__(self) -> str:
+        return f"UniqueItemsConstraint({self.inner!r}, {len(self.nav.unique)} arrays)"
+
+    # -- CompiledConstraint
+    def initial_state(self):
+        return (self.inner.initial_state(), _START)
+
+    def _scan(self, scan_state: tuple, data: bytes):
+        """The scanner state after ``data``, or None when it closes a repeated item or leaves an
+        item (or a pending one) that can no longer end in a value not written yet."""
+        try:
+            out = _scan(self.nav, scan_state, data)
+        except _Duplicate:
+            return None
+        return out if _live(out) else None
+
+    def advance_bytes(self, state, data: bytes):
+        g = self.inner.advance_bytes(state[0], data)
+        if g is None:
+            return None
+        s = self._scan(state[1], data)
+        return None if s is None else (g, s)
+
+    def advance_token(self, state, token_id: int):
+        g = self.inner.advance_token(state[0], token_id)
+        if g is None:
+            return None
+        s = self._scan(state[1], self.vocab.token_bytes(token_id))
+        return None if s is None else (g, s)
+
+    def is_accepting(self, state) -> bool:
+        return self.inner.is_accepting(state[0])
+
+    def token_bits(self, state) -> np.ndarray:
+        words = self.inner.token_bits(state[0])
+        candidates = self._candidates(state[1])
+        if candidates is None or not len(candidates):
+            return words
+        return self._mask_cache.get(state, lambda st: self._filtered(st, words, candidates))
+
+    def _candidates(self, scan_state: tuple):
+        """Token ids that may be refused in this scanner state (None: the grammar's mask stands).
+        Only a quote can close an item and only a comma can ask for another one; any token can
+        reach a prefix with too few completions, but only within a token's length of one."""
+        stack, mode, buf = scan_state
+        top = stack[-1] if stack else None
+        if top is None or top[0] != "a" or top[3] is None:
+            return self._multi_item_tokens
+        site = top[3]
+        if site.all_infinite:
+            return self._quote_tokens
+        if mode and buf is not None:
+            text, _ranges = _split_partial(buf)
+            q = site.state_of(text)
+            if q >= 0 and 0 <= site.to_finite[q] <= self._max_token_bytes:
+                return self._all_tokens
+        return self._quote_or_comma_tokens
+
+    def _filtered(self, state, words: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        """``words`` without the candidate tokens whose text closes a duplicate item (a copy)."""
+        allowed = candidates[(words[candidates >> 5] >> (candidates & 31).astype(np.uint32)) & 1 == 1]
+        out = words.copy()
+        for t in allowed.tolist():
+            if self._scan(state[1], self.vocab.token_bytes(t)) is None:
+                out[t >> 5] &= ~np.uint32(1 << (t & 31))
+        return out
+
+    def fill_token_bits(self, state, words: np.ndarray) -> None:
+        words |= self.token_bits(state)
+
+    def forced_bytes(self, state) -> bytes:
+        forced = self.inner.forced_bytes(state[0])
+        return forced if forced and self._scan(state[1], forced) is not None else b""
+
+    def literals(self) -> tuple[bytes, ...]:
+        return self.inner.literals()
+
+    def next_bytes(self, state, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
+        return self.inner.next_bytes(state[0], exclude, stop_after)
+
+    def clear_cache(self) -> None:
+        self._mask_cache.clear()
+        clear = getattr(self.inner, "clear_cache", None)
+        if clear is not None:
+            clear()
