@@ -44,7 +44,12 @@ assert nothing, validators ignore them, so ignoring them is exact (``unknown_key
 the default; ``"error"`` raises on them, to catch typos such as ``maxLenght``). Draft-03 keywords
 that did assert something (``divisibleBy``, ``disallow``, ``extends``) always raise.
 
-Raise ``UnsupportedFeatureError``: ``uniqueItems: true``, ``unevaluated*`` (unless
+``uniqueItems: true`` over a finite item domain is a grammar (a rule per used subset); over
+strings, :func:`compile_json_schema` leaves it to :mod:`constrain.schema.unique`, which checks it
+as the items are written (the array must be reached through ``properties``/``items``/``allOf``/
+``$ref`` only, its items one string schema).
+
+Raise ``UnsupportedFeatureError``: other ``uniqueItems: true``, ``unevaluated*`` (unless
 ``true``), ``$dynamicRef``/``$recursiveRef``, non-local ``$ref``, formats a draft defines that
 :mod:`.formats` lacks (unknown format names are annotations: ``unknown_formats="ignore"``, the
 default, or ``"error"``), and
