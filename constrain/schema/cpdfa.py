@@ -524,6 +524,44 @@ def _concat_part(x: str) -> str:
     return x
 
 
+def _rep_concat(a, b):
+    """atom{l1,h1} then atom{l2,h2} as one repetition (None when the atoms differ or are unknown)."""
+    if a is None or b is None:
+        return None
+    if a[0] is None:
+        return b
+    if b[0] is None:
+        return a
+    if a[0] != b[0]:
+        return None
+    return (a[0], a[1] + b[1], a[2] + b[2])
+
+
+def _rep_union(a, b):
+    """atom{l1,h1} | atom{l2,h2} as one repetition when the count ranges touch (else None)."""
+    if a is None or b is None:
+        return None
+    if a[0] is None and b[0] is None:
+        return a
+    atom = a[0] if a[0] is not None else b[0]
+    if a[0] is not None and b[0] is not None and a[0] != b[0]:
+        return None
+    lo, hi = min(a[1], b[1]), max(a[2], b[2])
+    first, second = sorted((a[1:], b[1:]))
+    if second[0] > first[1] + 1:
+        return None  # a gap between the two count ranges
+    return (atom, lo, hi)
+
+
+def _rep_text(rep) -> str:
+    atom, lo, hi = rep
+    if atom is None or hi == 0:
+        return ""
+    if (lo, hi) == (1, 1):
+        return atom
+    return js.repeat(atom, lo, hi)
+
+
 def _star(x: str) -> str:
     if x == "":
         return ""
@@ -550,6 +588,15 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
     for s in range(n):
         if dfa.labels[s]:
             edges[(s, F)] = ""
+    # reps[(p, q)] = (atom, lo, hi): the edge's language is atom{lo,hi} (atom None: the empty
+    # string). Kept through elimination where it stays exact, so a chain like C{1,255} is written
+    # as a counted repetition, not as 255 nested optional groups.
+    reps: dict[tuple[int, int], tuple] = {}
+    for key, rx in edges.items():
+        if rx == "":
+            reps[key] = (None, 0, 0)
+        elif _atomic(rx):
+            reps[key] = (rx, 1, 1)
     outs: dict[int, set] = {}
     ins: dict[int, set] = {}
     for a, b in edges:
@@ -567,18 +614,30 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
         succs = [q for q in outs.get(k, ()) if q != k]
         for p in preds:
             r1 = edges.pop((p, k))
+            rep1 = reps.pop((p, k), None)
             outs[p].discard(k)
             for q in succs:
-                new = _concat_part(r1) + mid + _concat_part(edges[(k, q)])
+                rep = _rep_concat(rep1, reps.get((k, q))) if loop is None else None
                 old = edges.get((p, q))
-                new = new if old is None else _union([old, new])
+                if rep is not None and old is not None:
+                    rep = _rep_union(reps.get((p, q)), rep)
+                if rep is not None:
+                    new = _rep_text(rep)
+                else:
+                    new = _concat_part(r1) + mid + _concat_part(edges[(k, q)])
+                    new = new if old is None else _union([old, new])
                 if len(new) > cap:
                     raise _limit("max_schema_regex_chars", cap, f"the regex of this {what} exceeds {cap} characters")
                 edges[(p, q)] = new
+                if rep is not None:
+                    reps[(p, q)] = rep
+                else:
+                    reps.pop((p, q), None)
                 outs.setdefault(p, set()).add(q)
                 ins.setdefault(q, set()).add(p)
         for q in succs:
             edges.pop((k, q), None)
+            reps.pop((k, q), None)
             ins[q].discard(k)
         ins.pop(k, None)
         outs.pop(k, None)

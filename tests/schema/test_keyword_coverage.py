@@ -8,6 +8,8 @@ import random
 import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from constrain.errors import LimitExceededError, UnsupportedFeatureError
 from constrain.limits import Limits
@@ -207,3 +209,35 @@ def test_length_restriction_against_oracle(seed):
         s = "".join(rnd.choice(_ALPHABET) for _ in range(rnd.randint(0, 6)))
         want = o(s) and lo <= len(s) and (hi is None or len(s) <= hi)
         assert bool(rx.fullmatch(js.spell_string(s))) == want, (p, lo, hi, s)
+
+
+@settings(max_examples=60, deadline=None)
+@given(p=st.sampled_from(_PATTERNS), lo=st.integers(0, 3), span=st.sampled_from([None, 0, 1, 5, 40]),
+       seed=st.integers(0, 2**16))
+def test_dfa_to_regex_with_counted_chains_against_oracle(p, lo, span, seed):
+    """to_regex writes chains of one atom as counted repetitions (C{1,255}, not 255 nested
+    groups); the regex must still match exactly the DFA's strings, long ones included."""
+    rnd = random.Random(seed)
+    hi = None if span is None else lo + span
+    lim = Limits()
+    comps = [cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), cpdfa.length(lo, hi, lim)]
+    dfa = cpdfa.minimize(cpdfa.product(comps, lambda bits: all(b is True for b in bits), lim), bool)
+    if dfa is None:
+        return
+    try:
+        rx = re.compile(cpdfa.to_regex(dfa, lim))
+    except LimitExceededError:  # some pattern x length products do not fit max_schema_regex_chars
+        return
+    oracle = _oracle(p)
+    for _ in range(150):
+        n = rnd.choice([rnd.randint(0, 6), rnd.randint(35, 50)])
+        s = "".join(rnd.choice(_ALPHABET) for _ in range(n))
+        want = oracle(s) and len(s) >= lo and (hi is None or len(s) <= hi)
+        assert bool(rx.fullmatch(js.spell_string(s))) == want, (p, lo, hi, s)
+
+
+def test_chains_become_counted_repetitions():
+    lim = Limits()
+    p = "^[a-z_]{1,255}$"
+    dfa = cpdfa.minimize(cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), bool)
+    assert cpdfa.to_regex(dfa, lim) == "[\\_a-z]{1,255}"
