@@ -349,6 +349,7 @@ class Options:
     progress: bool = True
     plots: bool = True
     files: list[str] | None = None  # explicit file list (overrides limit / sample)
+    report_only: bool = False  # no generation: report the schemas every engine has a result for
 
 
 def load_results(path: Path) -> list[dict]:
@@ -382,11 +383,13 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
     jsonl = out / "results.jsonl"
     wanted = set(files)
     done: dict[tuple[str, str], dict] = {}
-    if opts.resume:
+    if opts.resume or opts.report_only:
         for r in load_results(jsonl):
             if r.get("file") in wanted and r.get("engine") in opts.engines:
                 done[(r["file"], r["engine"])] = r
-    todo = [(f, e) for f in files for e in opts.engines if (f, e) not in done]
+    if opts.report_only:  # a partial run: only the schemas every engine was run on
+        files = [f for f in files if all((f, e) in done for e in opts.engines)]
+    todo = [] if opts.report_only else [(f, e) for f in files for e in opts.engines if (f, e) not in done]
     log(f"{len(files)} schemas x {len(opts.engines)} engines: {len(done)} pairs done, {len(todo)} to run")
 
     bar = None
@@ -397,7 +400,7 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
                    desc="jsonschemabench", dynamic_ncols=True, file=sys.stderr)
     t_start = time.time()
     runner = None
-    fh = jsonl.open("a" if opts.resume else "w", encoding="utf-8")
+    fh = jsonl.open("a" if opts.resume or opts.report_only else "w", encoding="utf-8")
     cached: dict[str, Any] = {}
     try:
         for f, e in todo:
@@ -431,7 +434,8 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
             runner.stop()
     records = [done[(f, e)] for f in files for e in opts.engines if (f, e) in done]
     meta = {"data_dir": str(data_dir), "schemas": len(files),
-            "sample": f"{opts.sample} {opts.limit}, seed {opts.seed}" if opts.limit else "all files",
+            "sample": (f"{opts.sample} {opts.limit}, seed {opts.seed}" if opts.limit else "all files")
+            + (f"; report only: the {len(files)} schemas every engine has run" if opts.report_only else ""),
             "model": getattr(opts.loader, "name", repr(opts.loader)), "engines": list(opts.engines),
             "max_new_tokens": opts.max_new_tokens, "timeout_s": opts.timeout_s,
             "elapsed_s": time.time() - t_start, "pairs_run": len(todo)}
@@ -467,6 +471,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--resume", action="store_true", help="skip (schema, engine) pairs already in --out")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
+    ap.add_argument("--report-only", action="store_true",
+                    help="generate nothing: write the report of --out's results for the schemas of the "
+                         "sample that every engine has a result for (a partial or interrupted run)")
 
 
 def run_from_args(args: argparse.Namespace) -> int:
@@ -492,7 +499,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     opts = Options(data_dir=args.data, out=args.out, engines=names, loader=ModelLoader(args.model),
                    limit=args.limit, sample=args.sample, seed=args.seed, max_new_tokens=args.max_new_tokens,
                    timeout_s=args.timeout_s, resume=args.resume, progress=not args.no_progress,
-                   plots=not args.no_plots)
+                   plots=not args.no_plots, report_only=args.report_only)
     _, text = run_jsonschemabench(opts)
     print(text)
     print(f"[jsonschemabench] wrote {args.out}", file=sys.stderr)

@@ -126,6 +126,22 @@ def test_resume_skips_done_pairs(first_run, tmp_path):
     assert len(load_results(out / "results.jsonl")) == 6
 
 
+def test_report_only_reports_the_schemas_every_engine_finished(first_run, tmp_path):
+    tmp, data, records, _ = first_run
+    out = tmp_path / "out"
+    out.mkdir()
+    lines = (tmp / "out" / "results.jsonl").read_text().splitlines()
+    dropped = json.loads(lines[1])  # one engine's result on one schema: that schema is incomplete
+    (out / "results.jsonl").write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    calls = tmp_path / "calls.txt"
+    got, text = run_jsonschemabench(_opts(tmp_path, data, out=out, report_only=True, loader=TinyModel(str(calls))))
+    assert not calls.exists()  # no model, no generation
+    assert {r["file"] for r in got} == {r["file"] for r in records} - {dropped["file"]}
+    assert all(r["file"] != dropped["file"] for r in got)
+    assert len(load_results(out / "results.jsonl")) == 5  # nothing appended
+    assert "report only" in json.loads((out / "run.json").read_text())["sample"]
+
+
 def test_time_limit_kills_the_worker_and_records_timeout(tmp_path):
     data = tmp_path / "data"
     data.mkdir()
