@@ -783,6 +783,10 @@ _EAGER_LEXER_NFA_STATES = 150_000
 whose NFA exceeds ``_EAGER_LEXER_NFA_STATES``, are built lazily (:class:`~constrain.regex.LazyLexerDFA`).
 The eager minimized DFA gives the fastest masks (a lazy lexer builds rows in Python during the
 first masks), so only lexers that do not fit go lazy."""
+_EAGER_LEXER_MAX_REPEAT = 128
+"""A lexer with a repetition bound above this is built lazily, with the repetition as a counter:
+minimizing the expanded DFA takes one refinement round per repeated position (a JSON string's
+``maxLength: 1024`` cost ~20 s of compile), while the lazy lexer builds only visited states."""
 
 
 def _check_terminal(ir: GrammarIR, text: str, name: str, no_string: bool, empty: bool) -> None:
@@ -821,13 +825,15 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
     states live for ``i``. A regex error is located by compiling the terminals one by one.
     """
     from constrain.regex import terminals_to_dfa, terminals_to_lazy_dfa
-    from constrain.regex.dfa import lazy_terminal_info, lexer_nfa_states
+    from constrain.regex.dfa import lazy_terminal_info, lexer_max_repeat, lexer_nfa_states
 
     patterns = [(t.pattern, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals]
     eager_limits = replace(limits, max_dfa_states=min(limits.max_dfa_states, _EAGER_LEXER_STATES))
     try:
         if lexer_nfa_states(patterns, limits) > _EAGER_LEXER_NFA_STATES:
             raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "large lexer NFA: build it lazily")
+        if lexer_max_repeat(patterns, limits) > _EAGER_LEXER_MAX_REPEAT:
+            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
         lexer = terminals_to_dfa(patterns, limits=eager_limits)
     except (RegexSyntaxError, UnsupportedFeatureError):
         _check_terminals_alone(ir, text, limits)

@@ -578,6 +578,34 @@ def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> li
     return parsed
 
 
+def _max_repeat_bound(node) -> int:
+    """The largest repetition bound (min, or max when bounded) anywhere in a regex AST."""
+    best = 0
+    stack = [node]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, ip.Pattern):
+            stack.extend(x.options)
+        elif isinstance(x, ip._Concatenation):
+            stack.extend(x.parts)
+        elif isinstance(x, ip._Repeated):
+            best = max(best, x.min, x.max or 0)
+            stack.append(x.base)
+    return best
+
+
+def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
+    """The largest repetition bound in the lexer of ``patterns`` (0 if none; embedded automata
+    count 0). Parsed with ``max_counted_repeat`` as the bound."""
+    bound = max(limits.max_repeat_count, limits.max_counted_repeat)
+    entries = [(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns]
+    best = 0
+    for p, _flags in _entries_parsed(entries, replace(limits, max_repeat_count=bound)):
+        if isinstance(p, Parsed):
+            best = max(best, _max_repeat_bound(p.ast))
+    return best
+
+
 def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
     """NFA states the lexer of ``patterns`` would have (computed without building it)."""
     memo: dict = {}

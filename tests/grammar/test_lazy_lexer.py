@@ -93,3 +93,16 @@ def test_lazy_lexer_enforces_max_length():
     assert full is not None and lazy.advance_bytes(full, b"a") is None
     assert lazy.is_accepting(lazy.advance_bytes(full, b'"}'))
     assert np.array_equal(lazy.compute_token_bits(full), eager.compute_token_bits(eager.advance_bytes(eager.initial_state(), b'{"s": "' + "é".encode() * 40)))
+
+
+def test_long_repetitions_are_counted_lazily_not_minimized():
+    """A repetition bound above _EAGER_LEXER_MAX_REPEAT goes straight to the lazy lexer, where it is
+    a counter: the eager minimization would need one refinement round per position (~20 s for a
+    maxLength of 1024); masks agree with the reference walk."""
+    schema = {"type": "object", "properties": {"d": {"type": "string", "maxLength": 1024}}, "required": ["d"]}
+    c = compile_grammar(schema_to_lark(schema), vocab())
+    assert c._lazy and c.lexer._loops
+    s = c.advance_bytes(c.initial_state(), b'{"d": "' + b"x" * 1023)
+    assert np.array_equal(c.compute_token_bits(s), c.reference_token_bits(s))
+    assert c.advance_bytes(s, b"yy") is None and c.advance_bytes(s, b'y"}') is not None
+    assert c.lexer.n_states < 15_000  # about ten states per position written, built on demand
