@@ -51,18 +51,20 @@ from constrain.generate import encode_prompt  # noqa: E402
 
 PROMPT = "Generate a JSON object that matches the following JSON schema. Output only the JSON.\n{schema}"
 OUR_ENGINES = ("none", "constrain", "constrain-ff", "constrain-ffs", "constrain-ff-wide", "none-matched",
-               "none-static", "constrain-ff-static")
+               "none-static", "constrain-ff-static", "constrain-ff-narrow", "constrain-ff-half")
 # none-matched: unconstrained, each row stopped at the number of tokens constrain-ff gave that row in
 # the same run (needs constrain-ff before it): the same work per row, so the batch is as ragged.
 HF_ENGINES = ("none-hf", "constrain-hf", "xgrammar-hf", "llguidance-hf")
 FAST_FORWARD = {"constrain-ff": "bytes", "constrain-ffs": "singleton", "constrain-ff-wide": "bytes",
-                "constrain-ff-static": "bytes"}
+                "constrain-ff-static": "bytes", "constrain-ff-narrow": "bytes", "constrain-ff-half": "bytes"}
 # At batch sizes above 1, our loop decodes every prompt in one call with continuous batching
 # (max_batch_size = the batch size: a waiting prompt joins as soon as a row finishes); the -static
 # engines (and transformers' generate) decode the prompts in fixed chunks of the batch size instead.
 STATIC = {"none-static", "constrain-ff-static"}
 # constrain-ff-wide: the loop before ragged steps were capped, every forced token fed at once.
-RAGGED_FILL = {"constrain-ff-wide": 0.0}
+RAGGED_FILL = {"constrain-ff-wide": 0.0, "constrain-ff-narrow": 1.0, "constrain-ff-half": 0.5}
+# constrain-ff-narrow: a step is only wider than one token when every row has that many queued;
+# constrain-ff-half: the fixed-batch default (0.5) with continuous batching; others: the default
 
 
 class AllowAll:
@@ -223,7 +225,7 @@ def run_ours(engines: Engines, name, prompts, compiled, max_new_tokens, overlap=
     vocab = engines.vocab
     matchers = [AllowAll(vocab.size) if c is None else c.matcher() for c in compiled]
     options = DecodeOptions(max_new_tokens=max_new_tokens, fast_forward=FAST_FORWARD.get(name, False),
-                            allow_incomplete=True, overlap=overlap, ragged_fill=RAGGED_FILL.get(name, 0.5),
+                            allow_incomplete=True, overlap=overlap, ragged_fill=RAGGED_FILL.get(name),
                             max_batch_size=max_batch_size)
     t0 = time.perf_counter()
     results = decode_batch(engines.model, prompts, matchers, vocab, options, pad_token_id=vocab.eos_token_ids[0],

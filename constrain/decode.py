@@ -73,7 +73,9 @@ class DecodeOptions:
     opportunistic: bool = False
     overlap: bool = True
     allow_incomplete: bool = False
-    ragged_fill: float = 0.5
+    # None: 0.5 for a batch decoded together, 1.0 with continuous batching (measured on CPU at
+    # batch 8: rows that join at different times make ragged steps that cost more than they save).
+    ragged_fill: float | None = None
     max_batch_size: int | None = None
 
     def __post_init__(self) -> None:
@@ -85,7 +87,7 @@ class DecodeOptions:
         object.__setattr__(self, "fast_forward", ff)
         if self.max_batch_size is not None and self.max_batch_size < 1:
             raise ValueError(f"max_batch_size must be >= 1 (or None: every prompt at once), got {self.max_batch_size}")
-        if not 0.0 <= self.ragged_fill <= 1.0:
+        if self.ragged_fill is not None and not 0.0 <= self.ragged_fill <= 1.0:
             raise ValueError(f"ragged_fill must be in [0, 1], got {self.ragged_fill}")
         if self.opportunistic and self.temperature > 0 and (self.top_p < 1.0 or self.top_k > 0):
             raise ValueError(
@@ -415,6 +417,9 @@ def decode_batch(
         if len(budgets) != batch or min(budgets) < 1:
             raise ValueError(f"row_max_new_tokens needs {batch} budgets of at least 1, got {row_max_new_tokens!r}")
     capacity = min(batch, options.max_batch_size or batch)
+    ragged_fill = options.ragged_fill
+    if ragged_fill is None:
+        ragged_fill = 1.0 if capacity < batch else 0.5
     device = next(model.parameters()).device
     generator = torch.Generator(device="cpu").manual_seed(options.seed) if options.seed is not None else None
     forward = BatchForward(model)
@@ -515,9 +520,13 @@ def decode_batch(
         if len(out_ids[b]) >= budgets[b]:
             finished[b] = True
 
-    def admit(rows: list[int]) -> Any:
+    def admit(rows: list[int], joining: bool) -> Any:
         """Prefill the prompts of ``rows`` in a forward pass of their own, choose their first tokens,
-        and return the rows' KV cache and attention mask (for :meth:`BatchForward.append_rows`)."""
+        and return the rows' KV cache and attention mask (for :meth:`BatchForward.append_rows`).
+
+        ``joining`` (rows that join a running batch): the tokens fast-forward forced after the
+        first one are fed here too, all but the last, so the rows join with one queued token like
+        the others instead of making the whole batch's next steps ragged."""
         t_step = time.perf_counter()
         ids, att, pos = prompt_step_inputs([prompt_ids[b] for b in rows], pad_token_id)
         prefill = BatchForward(model)
@@ -530,6 +539,24 @@ def decode_batch(
             for i, b in enumerate(rows):
                 if not finished[b]:
                     choose(b, logits[i, -1].float(), t_step)
+        width = max((len(queue[b]) - 1 for b in rows if not finished[b]), default=0)
+        if joining and width > 0:
+            ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
+            extra = torch.zeros((len(rows), width), dtype=torch.long)
+            pos = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, b in enumerate(rows):
+                feed = queue[b][:-1] if not finished[b] else []
+                if feed:
+                    ids[i, : len(feed)] = torch.tensor(feed, dtype=torch.long)
+                    extra[i, : len(feed)] = 1
+                    pos[i, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
+                    n_real[b] += len(feed)
+                    queue[b] = queue[b][-1:]
+            att = torch.cat([att, extra], dim=1)
+            t_fwd = time.perf_counter()
+            prefill(ids.to(device), att.to(device), pos.to(device), last_only=True)
+            stats["forward"] += time.perf_counter() - t_fwd
+            stats["steps"] += 1
         return prefill, att
 
     waiting = list(range(batch))  # prompts not admitted yet, in order
@@ -555,7 +582,7 @@ def decode_batch(
             # Waiting prompts fill the free slots (all at once while the batch is empty).
             while waiting and len(live) < capacity and (refill or not live):
                 rows, waiting = waiting[: capacity - len(live)], waiting[capacity - len(live) :]
-                prefill, att = admit(rows)
+                prefill, att = admit(rows, joining=bool(live))
                 alive = [i for i, b in enumerate(rows) if not finished[b]]
                 if not alive:
                     continue
@@ -578,7 +605,7 @@ def decode_batch(
                 live, attention, forward.cache = [], None, None  # a cache that kept finished rows
                 continue
             # Next step: ragged rows, right-padded; padding is masked out of attention.
-            width = feed_width([len(queue[b]) for b in live], options.ragged_fill)
+            width = feed_width([len(queue[b]) for b in live], ragged_fill)
             input_ids = torch.full((len(live), width), pad_token_id, dtype=torch.long)
             new_attention = torch.zeros((len(live), width), dtype=torch.long)
             positions = torch.zeros((len(live), width), dtype=torch.long)
