@@ -9,6 +9,7 @@ import jsonschema
 import lark
 from lark.exceptions import LarkError
 
+from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
 from constrain.schema import schema_to_lark
 
 
@@ -53,3 +54,39 @@ def check_table(schema, valid, invalid, oracle=True, **opts):
         for s in spellings(inst, opts.get("whitespace") == "compact"):
             assert not lark_accepts(text, s), f"invalid instance accepted: {s}\n{text}"
     return text
+
+
+def segment_tokens(vocab, data: bytes, rnd=None, max_len: int = 6) -> list[int]:
+    """Token ids spelling ``data``: greedy longest tokens, or (``rnd``) random tokens of at most
+    ``max_len`` bytes (the vocabulary must hold every single byte)."""
+    if rnd is None:
+        out, pos = [], 0
+        while pos < len(data):
+            tid, n = vocab.trie.longest_token_prefix(data[pos:])
+            out.append(tid)
+            pos += n
+        return out
+    by_bytes = {vocab.token_bytes(i): i for i in range(vocab.size) if vocab.token_bytes(i)}
+    out, pos = [], 0
+    while pos < len(data):
+        n = rnd.choice([k for k in range(1, min(max_len, len(data) - pos) + 1) if data[pos:pos + k] in by_bytes])
+        out.append(by_bytes[data[pos:pos + n]])
+        pos += n
+    return out
+
+
+def run_tokens(constraint, tokens, eos: int = 0) -> str:
+    """'accept' / 'prefix' / 'reject'; checks that the mask agrees with accept_token at every step
+    and that EOS is allowed exactly where the output may end."""
+    m = constraint.matcher()
+    bm = allocate_bitmask(1, m.vocab_size)
+    for t in tokens:
+        m.fill_bitmask(bm, 0)
+        allowed = set(allowed_token_ids(bm[0], m.vocab_size).tolist())
+        ok = m.accept_token(t)
+        assert ok == (t in allowed), f"mask says {t in allowed}, accept_token says {ok} for {constraint.vocab.token_bytes(t)!r}"
+        if not ok:
+            return "reject"
+    m.fill_bitmask(bm, 0)
+    assert (eos in set(allowed_token_ids(bm[0], m.vocab_size).tolist())) == m.is_accepting()
+    return "accept" if m.is_accepting() else "prefix"

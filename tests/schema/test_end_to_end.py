@@ -9,11 +9,11 @@ import random
 import numpy as np
 import pytest
 
-from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
+from constrain.kernels.bitmask import allocate_bitmask
 from constrain.schema import compile_json_schema
 from constrain.vocab.vocabulary import Vocabulary
 
-from ._util import lark_accepts, grammar
+from ._util import grammar, lark_accepts, run_tokens, segment_tokens
 
 EOS = 0
 MULTI = ['{"', '":', '",', '": ', '"}', ', "', '["', '"]', "null", "true", "false", "name", "age", "12", "0.", "-1",
@@ -26,37 +26,11 @@ def toy_vocab() -> Vocabulary:
 
 
 def _segment(vocab, data: bytes, rnd=None) -> list[int]:
-    if rnd is None:
-        out, pos = [], 0
-        while pos < len(data):
-            tid, n = vocab.trie.longest_token_prefix(data[pos:])
-            out.append(tid)
-            pos += n
-        return out
-    by_bytes = {vocab.token_bytes(i): i for i in range(1, vocab.size)}
-    out, pos = [], 0
-    while pos < len(data):
-        n = rnd.choice([k for k in range(1, min(6, len(data) - pos) + 1) if data[pos:pos + k] in by_bytes])
-        out.append(by_bytes[data[pos:pos + n]])
-        pos += n
-    return out
+    return segment_tokens(vocab, data, rnd)
 
 
 def _run(constraint, tokens) -> str:
-    """'accept' / 'prefix' / 'reject'; checks the mask agrees with accept_token at every step."""
-    m = constraint.matcher()
-    bm = allocate_bitmask(1, m.vocab_size)
-    for t in tokens:
-        m.fill_bitmask(bm, 0)
-        allowed = set(allowed_token_ids(bm[0], m.vocab_size).tolist())
-        ok = m.accept_token(t)
-        assert ok == (t in allowed), f"mask says {t in allowed}, accept_token says {ok}"
-        if not ok:
-            return "reject"
-    m.fill_bitmask(bm, 0)
-    eos_allowed = EOS in set(allowed_token_ids(bm[0], m.vocab_size).tolist())
-    assert eos_allowed == m.is_accepting()
-    return "accept" if m.is_accepting() else "prefix"
+    return run_tokens(constraint, tokens, EOS)
 
 
 CASES = [

@@ -25,6 +25,8 @@ from constrain.schema import compile_json_schema, schema_to_lark
 from constrain.schema.unique import UniqueItemsConstraint
 from constrain.vocab.vocabulary import Vocabulary
 
+from ._util import run_tokens, segment_tokens
+
 EOS = 0
 MULTI = ['{"', '":', '",', '": ', '"}', ', "', '["', '"]', '", "', '"a"', '"a",', '["a","a"]', '["b", "b"]', "ab",
          "tags", "kids", "labels", "\\u0041", "null", "  "]
@@ -69,27 +71,11 @@ def toy_vocab() -> Vocabulary:
 
 
 def _segment(vocab: Vocabulary, data: bytes, rnd: random.Random) -> list[int]:
-    by_bytes = {vocab.token_bytes(i): i for i in range(1, vocab.size)}
-    out, pos = [], 0
-    while pos < len(data):
-        n = rnd.choice([k for k in range(1, min(10, len(data) - pos) + 1) if data[pos:pos + k] in by_bytes])
-        out.append(by_bytes[data[pos:pos + n]])
-        pos += n
-    return out
+    return segment_tokens(vocab, data, rnd, max_len=10)
 
 
 def _run(constraint, tokens) -> str:
-    """'accept' / 'prefix' / 'reject'; the mask must agree with accept_token at every step."""
-    m = constraint.matcher()
-    bm = allocate_bitmask(1, m.vocab_size)
-    for t in tokens:
-        m.fill_bitmask(bm, 0)
-        allowed = set(allowed_token_ids(bm[0], m.vocab_size).tolist())
-        ok = m.accept_token(t)
-        assert ok == (t in allowed), f"mask says {t in allowed}, accept_token says {ok} for {m.constraint.vocab.token_bytes(t)!r}"
-        if not ok:
-            return "reject"
-    return "accept" if m.is_accepting() else "prefix"
+    return run_tokens(constraint, tokens, EOS)
 
 
 @pytest.mark.parametrize("case", range(len(CASES)))
