@@ -75,7 +75,8 @@ Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \
 ``,`` ``:`` and inside brackets (none before the first or after the last token of the document);
 ``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
 ``(?:R)`` at the same places). Properties come in schema order (``property_order="schema"``) with
-optional ones skippable, then additional properties; keys outside ``properties`` may repeat (a CFG
+optional ones skippable; additional properties may come anywhere between them (after them all
+when ``minProperties``/``maxProperties`` count members); keys outside ``properties`` may repeat (a CFG
 cannot forbid duplicate keys; ``json.loads`` keeps the last value). Numbers under a bound use plain
 decimals, plus the exponent forms ``json.dumps`` writes (``1e-07``, ``1e+16``) where every number of
 that form lies inside the bounds. The document has no whitespace before or after the top value.
@@ -1817,6 +1818,13 @@ class _Compiler:
         memo: dict = {}
         if counting and n * (cap + 1) > self.limits.max_schema_rules:
             raise _limit("max_schema_rules", self.limits.max_schema_rules, f"schema at {hint}: min/maxProperties with {n} properties")
+        # Without min/maxProperties, additional properties may come anywhere between the declared
+        # ones (which keep schema order): a gap of ", addl" pairs before each declared pair. The
+        # gap belongs to the next pair written, and a first additional pair only starts NE(0),
+        # so every text has one derivation.
+        gap = None
+        if addl_pair and not counting and n:
+            gap = self.rule(hint + "_gap", [self.repeat_seq(f"{comma} {addl_pair}", 0, None, hint + "_gap")])
 
         def S(i: int, c: int) -> str | None:
             """Members from entry i on, c (>=1, capped) already emitted."""
@@ -1838,7 +1846,7 @@ class _Compiler:
             if max_p is None or c + 1 <= max_p:
                 nxt = S(i + 1, nc)
                 if nxt is not None:
-                    opts.append(f"{comma} {pair} {nxt}".strip())
+                    opts.append(f"{gap or ''} {comma} {pair} {nxt}".strip())
             if not req:
                 nxt = S(i + 1, c)
                 if nxt is not None:
@@ -1856,7 +1864,7 @@ class _Compiler:
             if i == n:
                 lo = max(1, min_p) if counting else 1
                 r = None
-                if addl_pair and (max_p is None or max_p >= lo):
+                if addl_pair and gap is None and (max_p is None or max_p >= lo):
                     rest = self.repeat_seq(f"{comma} {addl_pair}", lo - 1, None if max_p is None else max_p - 1, hint + "_more")
                     r = None if rest is None else f"{addl_pair} {rest}".strip()
                 ne_memo[i] = r
@@ -1871,6 +1879,10 @@ class _Compiler:
                 nxt = NE(i + 1)
                 if nxt is not None:
                     opts.append(nxt)
+            if i == 0 and gap is not None:  # an additional pair first, then everything from entry 0
+                nxt = S(0, 1)
+                if nxt is not None:
+                    opts.append(f"{addl_pair} {nxt}".strip())
             r = self.rule(f"{hint}_first{i}", opts)
             ne_memo[i] = r
             return r

@@ -241,3 +241,24 @@ def test_chains_become_counted_repetitions():
     p = "^[a-z_]{1,255}$"
     dfa = cpdfa.minimize(cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), bool)
     assert cpdfa.to_regex(dfa, lim) == "[\\_a-z]{1,255}"
+
+
+def test_additional_properties_may_come_between_declared_ones():
+    """Declared properties keep schema order; undeclared (additional) ones may come anywhere
+    between them ('{"$schema": ..., "colors": ...}' was refused: MaskBench's lefthook schema)."""
+    schema = {"type": "object", "properties": {"a": {"type": "boolean"}, "b": {"type": "integer"}},
+              "required": ["b"], "additionalProperties": {"type": "string"}}
+    text = check_table(
+        schema,
+        valid=[{"x": "1", "b": 2}, {"x": "1", "a": True, "y": "2", "b": 3, "z": "4"}, {"b": 1}, {"a": False, "b": 1, "q": ""}],
+        invalid=[{"x": 1, "b": 2}, {"x": "1"}, {"x": "1", "a": 1, "b": 2}, {"a": True, "x": "1", "b": "2"}],
+    )
+    # unambiguous: lark's Earley parser finds one derivation for an interleaved object
+    import lark
+
+    tree = lark.Lark(text, parser="earley", lexer="dynamic_complete", ambiguity="explicit").parse(
+        '{"x": "1", "a": true, "y": "2", "b": 3, "z": "4"}')
+    assert not list(tree.find_data("_ambig"))
+    # with min/maxProperties, additional properties still come after the declared ones
+    counted = dict(schema, maxProperties=3)
+    check_table(counted, valid=[{"a": True, "b": 1, "x": "1"}], invalid=[{"a": True, "b": 1, "x": "1", "y": "2"}])
