@@ -133,23 +133,9 @@ class BatchForward:
         select(index)
         return True
 
-    def _layers(self) -> list | None:
-        """The cache's per-layer ``keys``/``values`` holders, when every layer is a plain growing
-        ``[batch, heads, positions, dim]`` pair (transformers' ``DynamicLayer``); else None."""
-        layers = getattr(self.cache, "layers", None)
-        if not layers:
-            return None
-        for layer in layers:
-            keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
-            if getattr(layer, "is_sliding", False) or keys is None or values is None:
-                return None
-            if getattr(keys, "ndim", 0) != 4 or getattr(values, "ndim", 0) != 4:
-                return None
-        return list(layers)
-
     def can_append_rows(self) -> bool:
         """Whether :meth:`append_rows` and :meth:`trim_left` work on this cache."""
-        return self._layers() is not None
+        return _cache_layers(self.cache) is not None
 
     def append_rows(self, other: Any) -> bool:
         """Append the rows of the cache ``other`` below this cache's rows (mutates this cache).
@@ -158,8 +144,8 @@ class BatchForward:
         left-padding the attention mask the same way (:func:`_left_pad_cat`). False (nothing
         changed) when either cache is not a plain per-layer cache of the same depth.
         """
-        mine = self._layers()
-        theirs = BatchForward._layers_of(other)
+        mine = _cache_layers(self.cache)
+        theirs = _cache_layers(other)
         if mine is None or theirs is None or len(mine) != len(theirs):
             return False
         for a, b in zip(mine, theirs):
@@ -167,16 +153,10 @@ class BatchForward:
             a.values = _left_pad_cat(a.values, b.values.to(a.values.device), dim=-2)
         return True
 
-    @staticmethod
-    def _layers_of(cache: Any) -> list | None:
-        holder = BatchForward.__new__(BatchForward)
-        holder.cache = cache
-        return holder._layers()
-
     def trim_left(self, attention):
         """Drop the leading cache columns no row attends to (left padding of rows that have left);
         returns the attention mask trimmed the same way. Mutates the cache."""
-        layers = self._layers()
+        layers = _cache_layers(self.cache)
         if layers is None or attention.shape[1] == 0:
             return attention
         used = attention.any(dim=0).nonzero()
@@ -187,6 +167,21 @@ class BatchForward:
             layer.keys = layer.keys[:, :, drop:].contiguous()
             layer.values = layer.values[:, :, drop:].contiguous()
         return attention[:, drop:]
+
+
+def _cache_layers(cache: Any) -> list | None:
+    """A KV cache's per-layer ``keys``/``values`` holders, when every layer is a plain growing
+    ``[batch, heads, positions, dim]`` pair (transformers' ``DynamicLayer``); else None."""
+    layers = getattr(cache, "layers", None)
+    if not layers:
+        return None
+    for layer in layers:
+        keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+        if getattr(layer, "is_sliding", False) or keys is None or values is None:
+            return None
+        if getattr(keys, "ndim", 0) != 4 or getattr(values, "ndim", 0) != 4:
+            return None
+    return list(layers)
 
 
 def _left_pad_cat(a, b, dim: int = 1):

@@ -1188,7 +1188,10 @@ class _Compiler:
             return None
         return self.terminal('"' + body + '"', hint + "_str")
 
-    def string_body(self, kws: dict, ptr: str, only_string: bool, exclude=None) -> str | None:
+    def string_keywords(self, kws: dict, only_string: bool):
+        """``(min_len, max_len, min_ptr, max_ptr, langs)`` of a string's keywords, ``langs`` the
+        search languages of its patterns and enforced formats (unknown formats are recorded as
+        annotations); None when the lengths contradict each other (raises if only strings remain)."""
         min_len, max_len = 0, None
         min_ptr = max_ptr = None
         for v, p, _o in kws.get("minLength", []):
@@ -1228,6 +1231,13 @@ class _Compiler:
         for br, p, src in langs:
             uniq.setdefault(src, (br, p))
         langs = list(uniq.values())
+        return min_len, max_len, min_ptr, max_ptr, langs
+
+    def string_body(self, kws: dict, ptr: str, only_string: bool, exclude=None) -> str | None:
+        parsed = self.string_keywords(kws, only_string)
+        if parsed is None:
+            return None
+        min_len, max_len, min_ptr, max_ptr, langs = parsed
         if exclude:
             body = self.string_body(kws, ptr, only_string)
             if body is None:
@@ -1264,20 +1274,25 @@ class _Compiler:
         """Strings in every pattern/format search language, of ``min_len..max_len`` code points and
         not in ``exclude``: the product of the code-point DFAs (:mod:`.cpdfa`) written back as a
         regex (bounded by ``Limits.max_dfa_states`` and ``Limits.max_schema_regex_chars``)."""
+        dfa = self.string_dfa(langs, min_len, max_len, exclude, ptr)
+        if dfa is None:
+            if only_string and not exclude:
+                raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=ptr)
+            return None
+        return cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
+
+    def string_dfa(self, langs, min_len: int, max_len, exclude, ptr: str):
+        """The minimized code-point DFA (:mod:`.cpdfa`) of the strings in every search language of
+        ``langs``, of ``min_len..max_len`` code points and not in ``exclude``; None when empty."""
         comps = [cpdfa.from_branches(br, self.limits) for br, _p in langs]
-        if min_len or max_len is not None:
+        if min_len or max_len is not None or not comps:
             comps.append(cpdfa.length(min_len, max_len, self.limits))
         k = len(comps)
         if exclude:
             comps.append(cpdfa.names(exclude))
         prod = cpdfa.product(comps, lambda bits: all(b is True for b in bits[:k]) and not (exclude and bits[k] is True),
                              self.limits, f"string at {ptr}")
-        dfa = cpdfa.minimize(prod, bool)
-        if dfa is None:
-            if only_string and not exclude:
-                raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=ptr)
-            return None
-        return cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
+        return cpdfa.minimize(prod, bool)
 
     # --------------------------------------------------------------------------------- arrays
     def array_expr(self, fl: _Flat, hint: str) -> str | None:
@@ -1431,27 +1446,13 @@ class _Compiler:
         return True
 
     def string_language(self, kws: dict, ptr: str):
-        """The minimized code-point DFA of the strings ``kws`` allows (lengths, patterns, formats),
-        or None when it is empty or a format is not enforced."""
-        min_len, max_len = 0, None
-        for v, _p, _o in kws.get("minLength", []):
-            min_len = max(min_len, int(v))
-        for v, _p, _o in kws.get("maxLength", []):
-            max_len = int(v) if max_len is None else min(max_len, int(v))
-        comps = []
-        for v, p, _o in kws.get("pattern", []):
-            comps.append(cpdfa.from_branches(js.search_branches(js.parse_pattern(v, p), p, v), self.limits))
-        for v, p, _o in kws.get("format", []):
-            if v not in FORMATS:
-                return None
-            ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
-            comps.append(cpdfa.from_branches(js.search_branches(ast, p, v), self.limits))
-        if min_len or max_len is not None:
-            comps.append(cpdfa.length(min_len, max_len, self.limits))
-        if not comps:
-            comps.append(cpdfa.length(0, None, self.limits))
-        prod = cpdfa.product(comps, lambda bits: all(b is True for b in bits), self.limits, f"string at {ptr}")
-        return cpdfa.minimize(prod, bool)
+        """The minimized code-point DFA of the strings ``kws`` allows (lengths, patterns, enforced
+        formats), or None when it is empty."""
+        parsed = self.string_keywords(kws, only_string=False)
+        if parsed is None:
+            return None
+        min_len, max_len, _min_ptr, _max_ptr, langs = parsed
+        return self.string_dfa(langs, min_len, max_len, None, ptr)
 
     def array_unique(self, fl: _Flat, hint: str, groups, min_items: int, max_items, u_ptr: str) -> str | None:
         """``uniqueItems: true`` over a finite item domain (enum/const/boolean/null items).

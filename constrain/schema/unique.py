@@ -412,16 +412,13 @@ class UniqueItemsConstraint(CompiledConstraint):
         self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
         quotes = np.zeros(self.vocab.size, dtype=np.int64)
         brackets = np.zeros(self.vocab.size, dtype=bool)
-        for t in range(self.vocab.size):
-            data = self.vocab.token_bytes(t)
-            if data:
-                quotes[t] = data.count(b'"')
-                brackets[t] = b"[" in data
         commas = np.zeros(self.vocab.size, dtype=bool)
         lengths = np.zeros(self.vocab.size, dtype=np.int64)
         for t in range(self.vocab.size):
             data = self.vocab.token_bytes(t)
             if data:
+                quotes[t] = data.count(b'"')
+                brackets[t] = b"[" in data
                 commas[t] = b"," in data
                 lengths[t] = len(data)
         self._quote_tokens = np.flatnonzero(quotes > 0)
