@@ -366,24 +366,6 @@ def distance_to_finite(dfa: DFA, counts: list[int]) -> list[int]:
     return dist
 
 
-def infinite_after_every_prefix(dfa: DFA) -> bool:
-    """Whether, for a DFA from :func:`minimize` (every state live), every state reachable from the
-    start accepts infinitely many strings: each state can reach a cycle. Then a prefix can always
-    be completed to a string outside any given finite set."""
-    infinite = _reaches_cycle(dfa)
-    seen = {0}
-    todo = [0]
-    while todo:
-        v = todo.pop()
-        if not infinite[v]:
-            return False
-        for _lo, _hi, w in dfa.trans[v]:
-            if w not in seen:
-                seen.add(w)
-                todo.append(w)
-    return True
-
-
 def _reaches_cycle(dfa: DFA) -> list[bool]:
     """Per state: whether a cycle is reachable from it (it accepts infinitely many strings, when
     every state is live)."""
