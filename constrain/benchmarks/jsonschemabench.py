@@ -31,6 +31,7 @@ import importlib.util
 import json
 import multiprocessing as mp
 import os
+import re
 import sys
 import time
 import traceback
@@ -350,6 +351,31 @@ class Options:
     plots: bool = True
     files: list[str] | None = None  # explicit file list (overrides limit / sample)
     report_only: bool = False  # no generation: report the schemas every engine has a result for
+    shard: tuple[int, int] | None = None  # (k, n): run only the files at positions i with i % n == k
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``; :class:`ValueError` with the reason otherwise."""
+    m = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    if not m:
+        raise ValueError(f"--shard wants K/N (e.g. 0/2), got {text!r}")
+    k, n = int(m.group(1)), int(m.group(2))
+    if n < 1 or not 0 <= k < n:
+        raise ValueError(f"--shard {text}: K must be in 0..N-1 and N at least 1")
+    return k, n
+
+
+def _append_line(path: Path, record: dict) -> None:
+    """Append one JSON line with a single ``write`` on an ``O_APPEND`` descriptor, so that shards of
+    one run writing the same ``results.jsonl`` from separate processes never interleave lines."""
+    data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def load_results(path: Path) -> list[dict]:
@@ -390,17 +416,22 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
     if opts.report_only:  # a partial run: only the schemas every engine was run on
         files = [f for f in files if all((f, e) in done for e in opts.engines)]
     todo = [] if opts.report_only else [(f, e) for f in files for e in opts.engines if (f, e) not in done]
+    if opts.shard is not None:
+        k, n = opts.shard
+        position = {f: i for i, f in enumerate(files)}
+        todo = [(f, e) for f, e in todo if position[f] % n == k]
     log(f"{len(files)} schemas x {len(opts.engines)} engines: {len(done)} pairs done, {len(todo)} to run")
 
     bar = None
     if opts.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(files) * len(opts.engines), initial=len(done), unit="pair",
+        bar = tqdm(total=len(done) + len(todo), initial=len(done), unit="pair",
                    desc="jsonschemabench", dynamic_ncols=True, file=sys.stderr)
     t_start = time.time()
     runner = None
-    fh = jsonl.open("a" if opts.resume or opts.report_only else "w", encoding="utf-8")
+    if not (opts.resume or opts.report_only):
+        jsonl.write_text("", encoding="utf-8")
     cached: dict[str, Any] = {}
     try:
         for f, e in todo:
@@ -419,26 +450,29 @@ def run_jsonschemabench(opts: Options, log: Callable[[str], None] | None = None)
             if not alive:
                 runner = None
             done[(f, e)] = res
-            fh.write(json.dumps(res, ensure_ascii=False) + "\n")
-            fh.flush()
+            _append_line(jsonl, res)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix_str(" ".join(
                     f"{n}:{sum(1 for (_, en), r in done.items() if en == n and r['status'] == 'valid')}"
                     for n in opts.engines))
     finally:
-        fh.close()
         if bar is not None:
             bar.close()
         if runner is not None:
             runner.stop()
+    if opts.shard is not None:  # the other shards' pairs too: the last shard to end reports them all
+        for r in load_results(jsonl):
+            if r.get("file") in wanted and r.get("engine") in opts.engines:
+                done.setdefault((r["file"], r["engine"]), r)
     records = [done[(f, e)] for f in files for e in opts.engines if (f, e) in done]
     meta = {"data_dir": str(data_dir), "schemas": len(files),
             "sample": (f"{opts.sample} {opts.limit}, seed {opts.seed}" if opts.limit else "all files")
             + (f"; report only: the {len(files)} schemas every engine has run" if opts.report_only else ""),
             "model": getattr(opts.loader, "name", repr(opts.loader)), "engines": list(opts.engines),
             "max_new_tokens": opts.max_new_tokens, "timeout_s": opts.timeout_s,
-            "elapsed_s": time.time() - t_start, "pairs_run": len(todo)}
+            "elapsed_s": time.time() - t_start, "pairs_run": len(todo),
+            **({"shard": f"{opts.shard[0]}/{opts.shard[1]}"} if opts.shard else {})}
     text = report.write_report(records, out, meta, engines=list(opts.engines), plots=opts.plots)
     (out / "run.json").write_text(json.dumps({**meta, "file_list": files}, indent=1), encoding="utf-8")
     return records, text
@@ -469,6 +503,10 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--out", type=Path, default=Path("jsonschemabench-results"),
                     help="output folder (default ./jsonschemabench-results)")
     ap.add_argument("--resume", action="store_true", help="skip (schema, engine) pairs already in --out")
+    ap.add_argument("--shard", default=None, metavar="K/N",
+                    help="run only every N-th schema of the sample, starting at the K-th (0-based), appending "
+                         "to the same --out; run K=0..N-1 side by side (one per core) with --resume, the "
+                         "last one to end writes the report of all (or use --report-only)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bar")
     ap.add_argument("--no-plots", action="store_true", help="skip the matplotlib plots")
     ap.add_argument("--report-only", action="store_true",
@@ -486,6 +524,11 @@ def run_from_args(args: argparse.Namespace) -> int:
         return 2
     names = [e.strip() for e in args.engines.split(",") if e.strip()]
     try:
+        shard = parse_shard(args.shard) if args.shard else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    try:
         skipped = missing_engines(names)
     except ValueError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -499,7 +542,7 @@ def run_from_args(args: argparse.Namespace) -> int:
     opts = Options(data_dir=args.data, out=args.out, engines=names, loader=ModelLoader(args.model),
                    limit=args.limit, sample=args.sample, seed=args.seed, max_new_tokens=args.max_new_tokens,
                    timeout_s=args.timeout_s, resume=args.resume, progress=not args.no_progress,
-                   plots=not args.no_plots, report_only=args.report_only)
+                   plots=not args.no_plots, report_only=args.report_only, shard=shard)
     _, text = run_jsonschemabench(opts)
     print(text)
     print(f"[jsonschemabench] wrote {args.out}", file=sys.stderr)

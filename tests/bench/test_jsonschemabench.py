@@ -242,3 +242,36 @@ def test_constrain_fit_closes_every_document_inside_the_budget(tmp_path):
         assert rec["output_tokens"] <= 16
         jsonschema.validate(json.loads(rec["output"]), SCHEMAS[name])
     assert by["Bad_type---c.json"]["status"] == "compile_error"
+
+
+def test_parse_shard():
+    from constrain.benchmarks.jsonschemabench import parse_shard
+
+    assert parse_shard("0/2") == (0, 2) and parse_shard(" 1 / 3 ") == (1, 3)
+    for bad in ("2/2", "1", "a/b", "0/0", "-1/2"):
+        with pytest.raises(ValueError, match="--shard"):
+            parse_shard(bad)
+
+
+def test_shards_split_the_schemas_and_the_last_reports_all(first_run, tmp_path):
+    _, data, records, _ = first_run
+    out = tmp_path / "out"
+    files = sorted({r["file"] for r in records})
+    got0, _ = run_jsonschemabench(_opts(tmp_path, data, out=out, resume=True, shard=(0, 2), files=files))
+    ran0 = {r["file"] for r in load_results(out / "results.jsonl")}
+    assert ran0 == set(files[0::2])  # shard 0 runs the files at even positions only
+    assert {r["file"] for r in got0} == ran0
+    got1, text = run_jsonschemabench(_opts(tmp_path, data, out=out, resume=True, shard=(1, 2), files=files))
+    lines = load_results(out / "results.jsonl")
+    assert len(lines) == 6 and len({(r["file"], r["engine"]) for r in lines}) == 6  # no pair twice
+    assert {r["file"] for r in got1} == set(files)  # the shard that ends last reports every schema
+    assert json.loads((out / "run.json").read_text())["shard"] == "1/2"
+    assert all(f in text for f in ("Toy_enum", "Toy_object"))
+
+
+def test_cli_rejects_a_bad_shard(tmp_path, capsys):
+    from constrain.benchmarks.jsonschemabench import main
+
+    data = _write_folder(tmp_path / "data")
+    assert main(["--data", str(data), "--engines", "none", "--shard", "3/2", "--out", str(tmp_path / "o")]) == 2
+    assert "--shard" in capsys.readouterr().err
