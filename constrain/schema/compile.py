@@ -129,6 +129,8 @@ VALIDATION = frozenset({
 })
 LEGACY_ASSERTIONS = frozenset({"divisibleBy", "disallow", "extends"})
 """Draft-03 keywords with validation semantics: never ignored, always raised."""
+# keywords that combine subschemas (normalize() expands them; a finite enum next to them short-cuts)
+_COMBINATORS = frozenset({"allOf", "anyOf", "oneOf", "not", "if", "$ref", "dependentSchemas", "dependencies"})
 _ALL_TYPES = frozenset({"null", "boolean", "object", "array", "string", "int", "frac"})
 _TYPE_SETS = {
     "null": {"null"}, "boolean": {"boolean"}, "object": {"object"}, "array": {"array"},
@@ -550,6 +552,15 @@ class _Compiler:
         if not isinstance(schema, dict):
             raise SchemaError("a schema must be an object or a boolean", pointer=ptr)
         self.check_keywords(schema, ptr)
+        if set(schema) & _COMBINATORS:
+            finite = self.finite_candidates(schema, ptr, depth)
+            if finite is not None:
+                # A finite value set (an enum/const here or in an allOf member) next to combinators:
+                # the candidates filtered by jsonschema against this whole schema, whatever the
+                # combinators say ('not' of a 'oneOf', a 'multipleOf', ...): exact, nothing to negate.
+                f = _Flat(ptr, sources=[(schema, ptr)])
+                f.enum = finite
+                return [f]
         base = self.flat_of(schema, ptr)
         result = [base]
         if "$ref" in schema:
@@ -602,6 +613,7 @@ class _Compiler:
             if not isinstance(items, list) or not items:
                 raise SchemaError("'oneOf' must be a non-empty array", pointer=ptr + "/oneOf")
             per_branch = [self.normalize(sub, f"{ptr}/oneOf/{i}", depth + 1) for i, sub in enumerate(items)]
+            per_branch = self.split_finite_overlaps(items, per_branch, ptr + "/oneOf")
             # disjointness of the branches on their own (their sources exclude this schema, whose
             # oneOf would make the enum filtering of the signatures circular) implies it after merging
             try:
@@ -624,6 +636,70 @@ class _Compiler:
                 raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives, f"schema at {ptr or '/'}: too many alternatives")
             result = new
         return result
+
+    def finite_candidates(self, schema: dict, ptr: str, depth: int) -> list | None:
+        """A finite superset of the values valid against ``schema``: the smallest ``enum``/``const``
+        of the schema itself or of an ``allOf`` member (through ``allOf`` and ``$ref``); None if none."""
+        best = None
+        todo = [(schema, ptr, depth)]
+        seen = set()
+        while todo:
+            node, p, d = todo.pop()
+            if not isinstance(node, dict) or id(node) in seen:
+                continue
+            seen.add(id(node))
+            if d > self.limits.max_schema_ref_depth:
+                raise _limit("max_schema_ref_depth", self.limits.max_schema_ref_depth,
+                             f"schema at {p or '/'}: $ref/allOf nesting is deeper than {self.limits.max_schema_ref_depth}")
+            if "enum" in node or "const" in node:
+                vals = self.flat_of({k: node[k] for k in ("enum", "const") if k in node}, p).enum
+                if best is None or len(vals) < len(best):
+                    best = vals
+            if isinstance(node.get("allOf"), list):
+                todo.extend((sub, f"{p}/allOf/{i}", d + 1) for i, sub in enumerate(node["allOf"]))
+            if isinstance(node.get("$ref"), str):
+                t_schema, t_ptr = self.resolve(node["$ref"], p + "/$ref")
+                todo.append((t_schema, t_ptr, d + 1))
+        return best
+
+    def split_finite_overlaps(self, items: list, per_branch: list[list[_Flat]], ptr: str) -> list[list[_Flat]]:
+        """``oneOf`` branches made disjoint where one side is finite, exactly.
+
+        A value of a finite alternative (enum/const) that is also valid against another branch
+        (``jsonschema`` on that branch's schema) matches two branches, so no branch may produce it:
+        it is dropped from the finite alternative and excluded from the other branch's infinite
+        alternatives. Afterwards every finite alternative is disjoint from the other branches; the
+        flats given are not changed (new ones are returned)."""
+        out = [list(br) for br in per_branch]
+        extra: dict[int, list] = {}
+        for i, br in enumerate(per_branch):
+            for a, fl in enumerate(br):
+                if fl.enum is None:
+                    continue
+                excluded = [x for vals, _p in fl.nots for x in vals]
+                keep = []
+                for v in fl.enum:
+                    if (_type_of(v) not in fl.types or any(_json_eq(v, x) for x in excluded)
+                            or not self.valid_against(v, fl.sources)):
+                        continue
+                    hits = [j for j, sub in enumerate(items)
+                            if j != i and self.valid_against(v, [(sub, f"{ptr}/{j}")])]
+                    if not hits:
+                        keep.append(v)
+                    for j in hits:
+                        extra.setdefault(j, []).append(v)
+                new = fl.merged(_Flat(fl.ptr))
+                new.enum = keep
+                out[i][a] = new
+        for j, vals in extra.items():
+            fresh = []
+            for g in out[j]:
+                if g.enum is None:
+                    g = g.merged(_Flat(g.ptr))
+                    g.nots.append((vals, f"{ptr}/{j}"))
+                fresh.append(g)
+            out[j] = fresh
+        return out
 
     def negate(self, sub, ptr: str, depth: int) -> list[_Flat]:
         """DNF of the values *not* valid against ``sub`` (De Morgan over keyword groups).
@@ -771,13 +847,12 @@ class _Compiler:
     def check_disjoint(self, branches: list[list[_Flat]], ptr: str):
         sigs = []
         for i, br in enumerate(branches):
-            for fl in br:
-                sigs.append((i, fl, self.signature(fl)))
+            sigs.extend((i, fl, self.signature(fl)) for fl in br if fl.enum is None)
         for a in range(len(sigs)):
             for b in range(a + 1, len(sigs)):
                 i, fa, sa = sigs[a]
                 j, fb, sb = sigs[b]
-                if i == j:
+                if i == j:  # (finite alternatives are left out: split_finite_overlaps made them disjoint)
                     continue
                 if not self.sig_disjoint(sa, sb):
                     raise UnsupportedFeatureError(
@@ -785,11 +860,7 @@ class _Compiler:
                         pointer=ptr)
 
     def signature(self, fl: _Flat):
-        types = set(fl.types)
-        values = None
-        if fl.enum is not None:
-            values = [v for v in fl.enum if self.valid_against(v, fl.sources)]
-            types = {_type_of(v) for v in values}
+        types = set(fl.types)  # (an infinite alternative: finite ones are split_finite_overlaps')
         discr = {}
         if "object" in types:
             required = set()
@@ -814,41 +885,39 @@ class _Compiler:
             for req, _p, _o in fl.kws.get("required", []):
                 if isinstance(req, list):
                     required |= {r for r in req if isinstance(r, str)}
-            owners = {id(o): o for kw in ("properties", "additionalProperties", "patternProperties")
-                      for _v, _p, o in fl.kws.get(kw, [])}
-            for o in owners.values():
-                if o.get("additionalProperties") is False and not o.get("patternProperties"):
+            # closed: one (names, patterns, pointer) group per schema without additional properties;
+            # a key is allowed when every group allows it (declared, or matched by one of its patterns)
+            for _v, optr, o in fl.kws.get("additionalProperties", []):
+                if o.get("additionalProperties") is False:
                     names = set(o.get("properties", {})) if isinstance(o.get("properties"), dict) else set()
-                    closed = names if closed is None else closed & names
-        return types, values, discr, required, closed
+                    pats = tuple(o["patternProperties"]) if isinstance(o.get("patternProperties"), dict) else ()
+                    closed = (closed or []) + [(names, pats, optr)]
+        return types, discr, required, closed
+
+    @staticmethod
+    def closed_refuses(closed, keys) -> bool:
+        """Whether an object with every key of ``keys`` is impossible under ``closed`` groups."""
+        if not closed:
+            return False
+        for k in keys:
+            for names, pats, optr in closed:
+                if k not in names and not any(_pattern_matches(pt, k, optr) for pt in pats):
+                    return True
+        return False
 
     @staticmethod
     def sig_disjoint(sa, sb) -> bool:
-        ta, va, da, ra, ca = sa
-        tb, vb, db, rb, cb = sb
+        ta, da, ra, ca = sa
+        tb, db, rb, cb = sb
         common = ta & tb
         if not common:
-            return True
-        if va is not None and vb is not None:
-            return not any(_json_eq(x, y) for x in va for y in vb)
-        if va is not None or vb is not None:
-            vals, other_types, other_discr = (va, tb, db) if va is not None else (vb, ta, da)
-            # finite side: every value must be excluded by the other side's type or discriminator
-            for v in vals:
-                t = _type_of(v)
-                if t not in other_types:
-                    continue
-                if t == "object" and any(k in v and not any(_json_eq(v[k], w) for w in ws) or k not in v
-                                         for k, ws in other_discr.items()):
-                    continue
-                return False
             return True
         if common == {"object"}:
             for k in set(da) & set(db):
                 if not any(_json_eq(x, y) for x in da[k] for y in db[k]):
                     return True
             # a property one side requires that the other side's closed object cannot have
-            if (cb is not None and ra - cb) or (ca is not None and rb - ca):
+            if _Compiler.closed_refuses(cb, ra) or _Compiler.closed_refuses(ca, rb):
                 return True
         return False
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from constrain.errors import UnsupportedFeatureError
+
 from ._util import check_table, grammar, lark_accepts
 
 CASES = {
@@ -274,3 +276,54 @@ def test_not_of_recursive_schema_terminates():
     ref = {"$defs": {"a": {"type": "object", "properties": {"x": {"type": "integer"}}, "required": ["x"]}},
            "properties": {"p": {"not": {"$ref": "#/$defs/a"}}, "q": {"$ref": "#/$defs/a"}}}
     check_table(ref, [{"p": {}, "q": {"x": 1}}, {"p": {"x": "s"}}], [{"p": {"x": 1}}, {"q": {}}])
+
+
+def test_one_of_closed_by_pattern_properties_is_disjoint():
+    # "ios" is required by branch 0; branch 1 allows only keys matching its pattern, and "ios" does not
+    schema = {"oneOf": [
+        {"type": "object", "properties": {"ios": {"type": "string"}}, "required": ["ios"], "additionalProperties": False},
+        {"type": "object", "patternProperties": {"^[0-9]+x$": {"type": "string"}}, "additionalProperties": False,
+         "minProperties": 1},
+    ]}
+    check_table(schema, [{"ios": "a"}, {"2x": "b"}, {"2x": "b", "3x": "c"}], [{"ios": "a", "2x": "b"}, {}, {"x": "c"}])
+
+
+def test_one_of_with_a_pattern_branch_that_admits_a_key_still_raises():
+    # "ref" matches the pattern of the second branch: {"ref": "x"} matches both branches, not provably disjoint
+    schema = {"oneOf": [
+        {"type": "object", "properties": {"ref": {"type": "string"}}, "required": ["ref"], "additionalProperties": False},
+        {"type": "object", "patternProperties": {"^[a-z]{3}$": {"type": "string"}}, "additionalProperties": False},
+    ]}
+    with pytest.raises(UnsupportedFeatureError, match="oneOf"):
+        grammar(schema)
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # enum values that also match the string branch match two branches: neither branch may produce them
+    ({"oneOf": [{"enum": ["red", "blue", "#fff", 3]}, {"type": "string", "pattern": "^#"}]},
+     ["red", "blue", 3, "#000", "#ffff"], ["#fff", "green", 4]),
+    # every enum value matches the other branch: oneOf = strings other than those values
+    ({"oneOf": [{"enum": ["home", "temp"], "type": "string"}, {"type": "string"}]},
+     ["x", "", "homes", "Home"], ["home", "temp", 1]),
+    # a finite value shared by two finite branches is valid in neither
+    ({"oneOf": [{"enum": [1, 2, 3]}, {"enum": [3, 4]}, {"type": "boolean"}]},
+     [1, 2, 4, True, False], [3, 5, None]),
+    # three branches: every enum value also matches one of the two others
+    ({"oneOf": [{"enum": ["a", "b", 5]}, {"type": "string", "maxLength": 1}, {"type": "integer", "minimum": 5}]},
+     ["c", "z", "", 6], ["a", "b", 5, "zz", 4]),
+])
+def test_one_of_with_a_finite_branch_is_exact(schema, valid, invalid):
+    check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # MaskBench Synthesized---draft2019_09_valid_oneOf_id21: 'not' of an overlapping oneOf beside an enum
+    ({"allOf": [{"enum": [{"bar": 2, "baz": 3, "foo": 1}, {"foo": 1, "bar": 2}]},
+                {"not": {"oneOf": [{"required": ["foo", "bar"]}, {"required": ["foo", "baz"]}], "type": "object"}}]},
+     [{"bar": 2, "baz": 3, "foo": 1}], [{"foo": 1, "bar": 2}, {"bar": 2, "baz": 3, "foo": 1, "qux": 4}]),
+    # 'not' of a multipleOf (not negatable as a grammar) beside a const, through a $ref
+    ({"$defs": {"c": {"const": 10}}, "allOf": [{"$ref": "#/$defs/c"}], "not": {"multipleOf": 4}}, [10], [8, 12]),
+    ({"$defs": {"c": {"enum": [8, 10]}}, "allOf": [{"$ref": "#/$defs/c"}], "not": {"multipleOf": 4}}, [10], [8, 12]),
+])
+def test_finite_allof_member_makes_the_whole_schema_a_filtered_enum(schema, valid, invalid):
+    check_table(schema, valid, invalid)
