@@ -14,7 +14,7 @@ and every pattern that matches it; other keys are split into regions by which pa
 product of code-point DFAs in :mod:`.cpdfa`, at most ``Limits.max_schema_key_regions``, each with
 the conjunction of its patterns' schemas or ``additionalProperties``; not with ``propertyNames``),
 ``propertyNames`` (``pattern``/``minLength``/``maxLength``/``format``/
-``enum``/``const``), ``minProperties``/``maxProperties``, ``dependentRequired``/``dependentSchemas``
+``enum``/``const``, also through ``$ref``/``allOf``), ``minProperties``/``maxProperties``, ``dependentRequired``/``dependentSchemas``
 (and both forms of draft-7 ``dependencies``), ``items``, ``prefixItems`` (and draft-7 array
 ``items`` + ``additionalItems``), ``minItems``/``maxItems``, ``uniqueItems: false``, ``uniqueItems:
 true`` (with ``maxItems`` <= 1, or items of a finite domain: enum/const/boolean/null, one rule per
@@ -1742,7 +1742,10 @@ class _Compiler:
 
         # property names constraint
         pn_kws = {}
-        for v, p, _o in kws.get("propertyNames", []):
+        # (the keywords of each propertyNames schema, $ref targets and allOf members included: a conjunction)
+        pn_todo = [(v, p, 0) for v, p, _o in kws.get("propertyNames", [])]
+        while pn_todo:
+            v, p, d = pn_todo.pop(0)
             if v is True or v == {}:
                 continue
             if v is False:
@@ -1750,8 +1753,18 @@ class _Compiler:
                 continue
             if not isinstance(v, dict):
                 raise SchemaError("'propertyNames' must be a schema", pointer=p)
+            if d > self.limits.max_schema_ref_depth:
+                raise _limit("max_schema_ref_depth", self.limits.max_schema_ref_depth,
+                             f"schema at {p}: $ref/allOf nesting in 'propertyNames' deeper than {self.limits.max_schema_ref_depth}")
             for k2, v2 in v.items():
                 if k2 in ANNOTATIONS or k2.startswith("x-") or k2 == "type" and v2 == "string":
+                    continue
+                if k2 == "$ref":
+                    t_schema, t_ptr = self.resolve(v2, f"{p}/$ref")
+                    pn_todo.append((t_schema, t_ptr, d + 1))
+                    continue
+                if k2 == "allOf" and isinstance(v2, list) and v2:
+                    pn_todo.extend((sub, f"{p}/allOf/{i}", d + 1) for i, sub in enumerate(v2))
                     continue
                 if k2 in ("pattern", "minLength", "maxLength", "format"):
                     pn_kws.setdefault(k2, []).append((v2, f"{p}/{k2}", v))

@@ -171,6 +171,12 @@ CASES = {
                            [{}, {"b": 1}, {"a": 1, "b": 2}, {"a": 1, "b": 2, "c": 3}, {"c": 1}], [{"a": 1}, {"a": 1, "c": 2}]),
     "property_names": ({"type": "object", "propertyNames": {"maxLength": 2}}, [{}, {"ab": 1}], [{"abc": 1}]),
     "property_names_enum": ({"type": "object", "propertyNames": {"enum": ["x", "y"]}}, [{}, {"x": 1}, {"y": 2}], [{"z": 1}]),
+    # MaskBench Github_hard---o12460's shape: the names through a $ref, values from a catch-all pattern
+    "property_names_ref": (
+        {"$defs": {"name": {"type": "string", "enum": ["p10", "p50"]}, "short": {"maxLength": 3}},
+         "type": "object", "propertyNames": {"$ref": "#/$defs/name", "allOf": [{"$ref": "#/$defs/short"}]},
+         "patternProperties": {".*": {"type": "number"}}, "additionalProperties": False},
+        [{}, {"p10": 1}, {"p50": 2.5, "p10": 0}], [{"p30": 1}, {"p10": "x"}]),
     "pattern_properties": ({"type": "object", "patternProperties": {"^s_": {"type": "string"}}, "additionalProperties": False},
                            [{}, {"s_a": "x"}], [{"s_a": 1}, {"t": "x"}]),
     "draft7_tuple_items": ({"$schema": "http://json-schema.org/draft-07/schema#", "items": [{"type": "string"}],
