@@ -1251,11 +1251,34 @@ class _Compiler:
 
     # ------------------------------------------------------------------------------- strings
     def string_expr(self, fl: _Flat, hint: str, exclude=(), ex_ptr: str = "") -> str | None:
-        body = self.string_body(fl.kws, ex_ptr or fl.ptr, only_string=set(fl.types) == {"string"} and len(fl.sources) == 1,
-                                exclude=list(exclude) or None)
+        only = set(fl.types) == {"string"} and len(fl.sources) == 1
+        try:
+            body = self.string_body(fl.kws, ex_ptr or fl.ptr, only_string=only, exclude=list(exclude) or None)
+        except LimitExceededError as e:
+            if not (self.catalogs and e.field == "max_schema_regex_chars"):
+                raise
+            # a pattern x length language whose regex is too long: its automaton is the terminal
+            return self.string_automaton(fl.kws, ex_ptr or fl.ptr, only, list(exclude), hint)
         if body is None:
             return None
         return self.terminal('"' + body + '"', hint + "_str")
+
+    def string_automaton(self, kws: dict, ptr: str, only_string: bool, exclude: list, hint: str) -> str | None:
+        """A ``%declare``d terminal for the strings of ``kws`` (minus ``exclude``), given as the byte
+        automaton of their code-point DFA (:func:`.cpdfa.to_byte_dfa`; mutates ``external``)."""
+        parsed = self.string_keywords(kws, only_string)
+        if parsed is None:
+            return None
+        min_len, max_len, min_ptr, max_ptr, langs = parsed
+        where = max_ptr or min_ptr or (langs[-1][1] if langs else ptr)
+        dfa = self.string_dfa(langs, min_len, max_len, [x for x in exclude if isinstance(x, str)] or None, where)
+        if dfa is None:
+            if only_string and not exclude:
+                raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=where)
+            return None
+        name = f"STRING{len(self.external)}_{re.sub(r'[^A-Za-z0-9_]', '_', hint).upper()}"[:60]
+        self.external[name] = cpdfa.to_byte_dfa(dfa)
+        return name
 
     def string_keywords(self, kws: dict, only_string: bool):
         """``(min_len, max_len, min_ptr, max_ptr, langs)`` of a string's keywords, ``langs`` the

@@ -12,7 +12,10 @@ syntax, so they go through DFAs over decoded code points:
   of the components' acceptance (intersection, complement and difference are all labellings);
 * :func:`minimize` and :func:`to_regex` -- Moore partition refinement, then state elimination to
   a regex in which every edge is an :func:`.json_string.escaped_class` (one spelling per code point,
-  so the regex is exact on decoded strings).
+  so the regex is exact on decoded strings);
+* :func:`to_byte_dfa` -- the same language as a byte automaton over the quoted spellings, for the
+  languages whose regex would be too long (a pattern under a length bound): each code-point edge
+  becomes the UTF-8 / escape byte sequences of its spellings, shared between states.
 
 Transitions are lists of disjoint inclusive code-point intervals ``(lo, hi, target)`` over
 ``json_string.ALL`` (surrogates excluded); a missing interval goes to an implicit dead state.
@@ -29,7 +32,7 @@ from constrain.errors import LimitExceededError
 from constrain.limits import Limits
 from constrain.schema import json_string as js
 
-__all__ = ["DFA", "from_branches", "names", "length", "product", "minimize", "to_regex"]
+__all__ = ["DFA", "from_branches", "length", "minimize", "names", "product", "to_byte_dfa", "to_regex"]
 
 _ALL_SEGMENTS = js.ALL
 
@@ -624,3 +627,92 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
         ins.pop(k, None)
         outs.pop(k, None)
     return edges.get((S, F))
+
+
+# ------------------------------------------------------------------------------ byte automata
+_ESCAPED = tuple(cp for cp in range(0x20)) + (0x22, 0x5C)  # code points spelled with a backslash
+
+
+def _utf8_sequences(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
+    """UTF-8 encodings of the code points ``lo..hi`` (no surrogates) as sequences of byte ranges:
+    each sequence is the cross product of its ranges (split where the encoding length changes
+    or a continuation byte would not span its full range)."""
+    for bound in (0x7F, 0x7FF, 0xFFFF):
+        if lo <= bound < hi:
+            return _utf8_sequences(lo, bound) + _utf8_sequences(bound + 1, hi)
+    if hi <= 0x7F:
+        return [((lo, hi),)]
+    n = 2 if hi <= 0x7FF else 3 if hi <= 0xFFFF else 4
+    for i in range(1, n):
+        m = (1 << (6 * i)) - 1
+        if lo & ~m != hi & ~m:
+            if lo & m:
+                return _utf8_sequences(lo, lo | m) + _utf8_sequences((lo | m) + 1, hi)
+            if hi & m != m:
+                return _utf8_sequences(lo, (hi & ~m) - 1) + _utf8_sequences(hi & ~m, hi)
+    a, b = chr(lo).encode("utf-8"), chr(hi).encode("utf-8")
+    return [tuple(zip(a, b))]
+
+
+def _spelled(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
+    """Byte-range sequences spelling exactly the code points ``lo..hi`` (json_string.spell)."""
+    out = []
+    for cp in _ESCAPED:
+        if lo <= cp <= hi:
+            out.append(tuple((b, b) for b in js.spell(cp).encode("ascii")))
+    raw = js.subtract(js.intersect(((lo, hi),), _ALL_SEGMENTS), tuple((cp, cp) for cp in _ESCAPED))
+    for a, b in raw:
+        out.extend(_utf8_sequences(a, b))
+    return out
+
+
+def to_byte_dfa(dfa: DFA):
+    """A :class:`~constrain.constraints.sparse_dfa.SparseDFA` over ``"`` + spelled body + ``"`` for
+    a DFA with boolean labels: exactly the JSON strings (one spelling per code point, as in
+    :func:`to_regex`) whose decoded value the DFA accepts.
+
+    Byte states: 0 before the opening quote, 1 after the closing one (accepting), ``2 + s`` at the
+    start of a code point in state ``s``, then the states inside a multi-byte spelling; those are
+    shared (the same remaining byte ranges to the same target are one state), so a state costs
+    a few byte states and at most a few hundred edges."""
+    import numpy as np
+
+    from constrain.constraints.sparse_dfa import SparseDFA
+
+    n = dfa.n_states
+    edges: list[dict[int, int]] = [{0x22: 2}, {}] + [{} for _ in range(n)]
+    memo: dict[tuple, int] = {}
+
+    def fill(idx: int, items: list) -> None:
+        points = sorted({seq[0][0] for seq, _t in items} | {seq[0][1] + 1 for seq, _t in items})
+        for a, b in zip(points, points[1:]):
+            sub = [(seq[1:], t) for seq, t in items if seq[0][0] <= a and b - 1 <= seq[0][1]]
+            if not sub:
+                continue
+            ends = [t for rest, t in sub if not rest]
+            if ends:  # the spelling code is prefix-free: a complete code point has no continuation
+                assert len(sub) == 1, "overlapping spellings"
+                child = 2 + ends[0]
+            else:
+                key = tuple(sorted(sub))
+                child = memo.get(key)
+                if child is None:
+                    child = memo[key] = len(edges)
+                    edges.append({})
+                    fill(child, list(key))
+            row = edges[idx]
+            for byte in range(a, b):
+                row[byte] = child
+
+    for s in range(n):
+        fill(2 + s, [(seq, t) for lo, hi, t in dfa.trans[s] for seq in _spelled(lo, hi)])
+        if dfa.labels[s]:
+            edges[2 + s][0x22] = 1
+    counts = np.fromiter((len(r) for r in edges), dtype=np.int64, count=len(edges))
+    offsets = np.zeros(len(edges) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    edge_byte = np.fromiter((b for r in edges for b in sorted(r)), dtype=np.uint8, count=int(offsets[-1]))
+    edge_target = np.fromiter((r[b] for r in edges for b in sorted(r)), dtype=np.int32, count=int(offsets[-1]))
+    accepting = np.zeros(len(edges), dtype=bool)
+    accepting[1] = True
+    return SparseDFA(offsets=offsets, edge_byte=edge_byte, edge_target=edge_target, accepting=accepting)

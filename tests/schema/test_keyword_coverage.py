@@ -236,6 +236,39 @@ def test_dfa_to_regex_with_counted_chains_against_oracle(p, lo, span, seed):
         assert bool(rx.fullmatch(js.spell_string(s))) == want, (p, lo, hi, s)
 
 
+_WIDE_ALPHABET = _ALPHABET + "\x00\x1f\t/~\u07ff\u0800\uffff\U00010000\U0010ffff\ud7ff\ue000"
+
+
+@settings(max_examples=80, deadline=None)
+@given(p=st.sampled_from([*_PATTERNS, "^[\\x00-\\x7f]*$", "[\\u0800-\\uffff]", "^[^\\x00-\\x1f\"]*$"]),
+       lo=st.integers(0, 3), span=st.sampled_from([None, 0, 2, 30]), seed=st.integers(0, 2**16))
+def test_byte_dfa_of_a_code_point_dfa_against_oracle(p, lo, span, seed):
+    """to_byte_dfa spells each code point as json_string.spell does (UTF-8, short escapes,
+    \\u00XX) between quotes: it accepts exactly the spellings of the strings the DFA accepts,
+    and nothing else (other escapes, a missing quote, a truncated UTF-8 sequence)."""
+    rnd = random.Random(seed)
+    hi = None if span is None else lo + span
+    lim = Limits()
+    comps = [cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), cpdfa.length(lo, hi, lim)]
+    dfa = cpdfa.minimize(cpdfa.product(comps, lambda bits: all(b is True for b in bits), lim), bool)
+    if dfa is None:
+        return
+    bd = cpdfa.to_byte_dfa(dfa)
+    oracle = _oracle(p)
+    for _ in range(120):
+        n = rnd.choice([rnd.randint(0, 5), rnd.randint(25, 40)])
+        s = "".join(rnd.choice(_WIDE_ALPHABET) for _ in range(n))
+        want = oracle(s) and len(s) >= lo and (hi is None or len(s) <= hi)
+        data = ('"' + js.spell_string(s) + '"').encode("utf-8")
+        assert bd.matches(data) == want, (p, lo, hi, s)
+        if want:  # other spellings of the same value, and broken texts, are refused
+            assert not bd.matches(data[:-1]) and not bd.matches(data[1:])
+            assert not bd.matches(data[:-1] + b"\\u0041\"")  # "A" has one spelling: A
+            if any(ord(c) > 0x7F for c in s):
+                cut = data.rindex(next(c for c in reversed(s) if ord(c) > 0x7F).encode("utf-8")) + 1
+                assert not bd.matches(data[:cut] + b'"')
+
+
 def test_chains_become_counted_repetitions():
     lim = Limits()
     p = "^[a-z_]{1,255}$"
@@ -262,3 +295,23 @@ def test_additional_properties_may_come_between_declared_ones():
     # with min/maxProperties, additional properties still come after the declared ones
     counted = dict(schema, maxProperties=3)
     check_table(counted, valid=[{"a": True, "b": 1, "x": "1"}], invalid=[{"a": True, "b": 1, "x": "1", "y": "2"}])
+
+
+def test_pattern_under_a_length_bound_too_long_for_a_regex_is_an_automaton_terminal():
+    """MaskBench github-funding's username: a pattern with an optional separator under maxLength
+    39 has a small DFA but a regex over max_schema_regex_chars. compile_json_schema gives the
+    lexer the automaton itself; schema_to_lark (text only) still raises the limit."""
+    schema = {"type": "object", "properties": {"u": {"type": "string", "maxLength": 39,
+                                                     "pattern": "^[a-zA-Z0-9](-?[a-zA-Z0-9])*$"}},
+              "required": ["u"], "additionalProperties": False}
+    lim = Limits(max_schema_regex_chars=2000)
+    with pytest.raises(LimitExceededError) as info:
+        schema_to_lark(schema, limits=lim)
+    assert info.value.field == "max_schema_regex_chars"
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab, limits=lim)
+    rnd = random.Random(7)
+    for u in ["a", "a-b", "A" * 39, "a-" * 19 + "b", "x9-Y8-z7"]:
+        assert _run(c, _segment(vocab, json.dumps({"u": u}).encode(), rnd)) == "accept", u
+    for u in ["", "-a", "a-", "a--b", "A" * 40, "a-" * 19 + "bc", "é"]:
+        assert _run(c, _segment(vocab, json.dumps({"u": u}, ensure_ascii=False).encode(), rnd)) != "accept", u
