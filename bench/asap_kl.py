@@ -217,7 +217,7 @@ def main():
     out = {"toy": toy(args.samples, args.toy_seeds)}
     tp = out["toy"]["points"]
     print(f"toy (G_sk, 17 strings; median of {args.toy_seeds} seeds) KL(empirical of first N ‖ Q):")
-    print(f"  (exact Q: P(L)=0.3009, Q(00000)=0.134; masked sampling's exact KL(Q_GCD ‖ Q)=0.544)")
+    print("  (exact Q: P(L)=0.3009, Q(00000)=0.134; masked sampling's exact KL(Q_GCD ‖ Q)=0.544)")
     for n in REPORT_AT:
         print(
             f"  N={n:5d}  asap {at(tp, out['toy']['curves']['asap'], n):.4f}  "

@@ -61,6 +61,7 @@ class Limits:
     # regex and one merged value schema each; up to 2**patterns);
     max_schema_key_regions: int = 64
     # characters of one regex built from a code-point DFA (pattern intersections, key regions);
+    # compile_json_schema turns a string language over it into a byte-automaton terminal instead.
     max_schema_regex_chars: int = 200_000
     # Entries (int64, 8 bytes each) of the shortest-completion tables of one grammar (length bounds,
     # grammar x keywords intersections): lexeme targets x lexer states x k^2, where k is 1 for

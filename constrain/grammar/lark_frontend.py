@@ -146,7 +146,6 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", exte
     UnsupportedFeatureError
         A ``%declare``d terminal without an ``external`` automaton, or regex flags other than ``i``/``s``.
     """
-    import lark
     from lark.exceptions import LarkError
 
     try:

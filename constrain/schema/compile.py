@@ -22,11 +22,13 @@ subset of used values, at most ``Limits.max_schema_unique_items_values`` values)
 ``minLength``/``maxLength`` with patterns/formats and several patterns/formats on one string
 (rewritten on the pattern AST where it has one variable-length part, else the product of
 code-point DFAs written back as a regex, bounded by ``Limits.max_dfa_states`` and
-``Limits.max_schema_regex_chars``), ``pattern``,
+``Limits.max_schema_regex_chars``; over that bound :func:`compile_json_schema` hands the lexer the
+DFA itself as a byte-automaton terminal), ``pattern``,
 ``format`` (see :mod:`constrain.schema.formats`), ``minimum``/``maximum``/``exclusiveMinimum``/
 ``exclusiveMaximum`` (and draft-4 boolean exclusives), ``multipleOf`` (integers: finite ranges of at
 most ``Limits.max_schema_enum_values`` multiples, or divisors of 10**4 with any bounds; numbers: ``10**-k``),
-``anyOf``, ``oneOf`` (branches provably disjoint: by type, by finite value sets, by a required
+``anyOf``, ``oneOf`` (a finite branch's values that match another branch are removed from both;
+infinite branches provably disjoint: by type, by a required
 ``const``/``enum`` discriminator, or by a key one branch requires and the other's closed object
 forbids), ``allOf`` and ``$ref`` with sibling keywords (merged, see :meth:`_Compiler.normalize`),
 ``not`` (De Morgan over ``type``, ``enum``/``const``, ``required``, ``properties``, length and
@@ -1746,7 +1748,6 @@ class _Compiler:
             for d in [key, *sorted(deps)]:
                 if d not in names:
                     names.append(d)
-        pattern_groups = [(g, pats) for g in groups for pats in [g[1]] if pats]
 
         def schema_for(name):
             conj = []

@@ -11,11 +11,13 @@ Schema does.
 Exactness needs two things:
 
 * every way the schema reaches the array's ``uniqueItems`` is *unconditional*: through
-  ``properties``, ``items``/``prefixItems``/``additionalItems``, ``allOf`` and ``$ref`` only (so the
-  scanner knows, from the keys and indices on the way, that the keyword applies there), not through
-  ``anyOf``/``oneOf``/``if``/``not``/``patternProperties``/``additionalProperties``/...
-  (:func:`unconditional_unique_pointers`); otherwise the compiler raises ``UnsupportedFeatureError``
-  naming the keyword, as before;
+  ``properties``, ``items``/``prefixItems``/``additionalItems``, ``allOf`` and ``$ref``, a
+  ``patternProperties`` pattern that matches every key, and the one ``anyOf``/``oneOf`` branch
+  that admits arrays (or objects, on the way to a property) when every other branch's ``type``
+  excludes them -- so the scanner knows, from the keys, indices and container kinds on the way,
+  that the keyword applies there -- not through ``if``/``not``/``additionalProperties``/other
+  patterns/... (:func:`unconditional_unique_pointers`); otherwise the compiler raises
+  ``UnsupportedFeatureError`` naming the keyword, as before;
 * no output is stranded: a token is allowed only if the item being written can still end in a
   value not written yet. The item strings' code-point DFA gives, per state, how many strings
   complete it (:class:`UniqueSite`); a prefix ``p`` is live iff that count exceeds the number of
@@ -35,7 +37,8 @@ import numpy as np
 from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.schema import cpdfa
 
-__all__ = ["UniqueItemsConstraint", "UniqueSite", "unconditional_unique_pointers", "SchemaNavigator"]
+__all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "matches_every_key",
+           "unconditional_unique_pointers"]
 
 # Keywords whose subschemas apply to the same instance, or to a child chosen by key / index alone.
 _UNCONDITIONAL = ("properties", "items", "prefixItems", "additionalItems", "allOf", "$ref")
@@ -43,6 +46,90 @@ _UNCONDITIONAL = ("properties", "items", "prefixItems", "additionalItems", "allO
 
 def _esc(key: str) -> str:
     return key.replace("~", "~0").replace("/", "~1")
+
+
+_TYPE_NAMES = {"array": {"array"}, "object": {"object"}, "string": {"string"}, "boolean": {"boolean"},
+               "null": {"null"}, "number": {"number"}, "integer": {"number"}}
+_ALL = frozenset({"array", "object", "string", "boolean", "null", "number"})
+
+
+def _value_type(v) -> str:
+    if isinstance(v, dict):
+        return "object"
+    if isinstance(v, list):
+        return "array"
+    if isinstance(v, str):
+        return "string"
+    if isinstance(v, bool):
+        return "boolean"
+    return "null" if v is None else "number"
+
+
+def _types(node: Any, ptr: str, resolve: Callable, depth: int = 0) -> frozenset:
+    """A superset of the JSON types of the values valid against ``node``, read from ``type``,
+    ``enum``/``const`` and what ``$ref``/``allOf`` add (a narrowing keyword is definitive)."""
+    if node is False:
+        return frozenset()
+    if not isinstance(node, dict) or depth > 32:
+        return _ALL
+    out = set(_ALL)
+    t = node.get("type")
+    names = [t] if isinstance(t, str) else t if isinstance(t, list) else None
+    if names is not None:
+        out &= set().union(*(_TYPE_NAMES.get(x, _ALL) for x in names)) if names else set()
+    if "const" in node:
+        out &= {_value_type(node["const"])}
+    if isinstance(node.get("enum"), list):
+        out &= {_value_type(v) for v in node["enum"]}
+    if isinstance(node.get("$ref"), str):
+        try:
+            target, tptr = resolve(node["$ref"], ptr + "/$ref")
+        except Exception:  # the compiler reports bad references itself
+            target = None
+        if target is not None:
+            out &= _types(target, tptr, resolve, depth + 1)
+    if isinstance(node.get("allOf"), list):
+        for i, sub in enumerate(node["allOf"]):
+            out &= _types(sub, f"{ptr}/allOf/{i}", resolve, depth + 1)
+    return frozenset(out)
+
+
+def _determined_branches(node: dict, ptr: str, resolve: Callable):
+    """``(branch, pointer, kind)`` for each ``anyOf``/``oneOf`` branch that is the only one admitting
+    ``kind`` ("array" or "object"): an instance of that kind here is valid only through it."""
+    for kw in ("anyOf", "oneOf"):
+        branches = node.get(kw)
+        if not isinstance(branches, list):
+            continue
+        types = [_types(b, f"{ptr}/{kw}/{i}", resolve) for i, b in enumerate(branches)]
+        for kind in ("array", "object"):
+            hits = [i for i, t in enumerate(types) if kind in t]
+            if len(hits) == 1:
+                yield branches[hits[0]], f"{ptr}/{kw}/{hits[0]}", kind
+
+
+_UNIVERSAL_MEMO: dict[str, bool] = {}
+
+
+def matches_every_key(pattern: Any) -> bool:
+    """Whether the ECMA ``pattern`` (unanchored search) matches every string (``".*"``, ``""``):
+    its patternProperties schema then applies to every key, like ``properties`` to one."""
+    if not isinstance(pattern, str):
+        return False
+    hit = _UNIVERSAL_MEMO.get(pattern)
+    if hit is None:
+        from constrain.limits import DEFAULT_LIMITS
+        from constrain.schema import json_string as js
+
+        try:
+            dfa = cpdfa.from_branches(js.search_branches(js.parse_pattern(pattern), "", pattern), DEFAULT_LIMITS)
+            dfa = cpdfa.minimize(dfa, bool)
+        except Exception:  # unsupported or too large: the compiler reports it; not universal here
+            dfa = None
+        hit = (dfa is not None and dfa.n_states == 1 and bool(dfa.labels[0])
+               and [(lo, hi) for lo, hi, _t in dfa.trans[0]] == list(js.ALL))
+        _UNIVERSAL_MEMO[pattern] = hit
+    return hit
 
 
 def _subschemas(node: dict, ptr: str):
@@ -66,15 +153,18 @@ def _subschemas(node: dict, ptr: str):
 def unconditional_unique_pointers(root: Any, resolve: Callable[[Any, str], tuple[Any, str]]) -> set[str]:
     """Pointers of the ``uniqueItems`` keywords that every path from the root reaches through
     unconditional keywords only (``resolve(ref, ptr) -> (schema, pointer)`` follows ``$ref``)."""
+    # A visit is (node, pointer, plain, kind): plain while every keyword on the way is followed
+    # by SchemaNavigator too; kind "array"/"object" when the node applies only to instances of
+    # that kind (a determined anyOf/oneOf branch), None when it applies whatever the instance.
     reached: dict[str, bool] = {}
-    seen: set[tuple[str, bool]] = set()
-    stack: list[tuple[Any, str, bool]] = [(root, "", True)]
+    seen: set[tuple] = set()
+    stack: list[tuple[Any, str, bool, str | None]] = [(root, "", True, None)]
     while stack:
-        node, ptr, plain = stack.pop()
-        if (ptr, plain) in seen or not isinstance(node, dict):
+        node, ptr, plain, kind = stack.pop()
+        if (ptr, plain, kind) in seen or not isinstance(node, dict):
             continue
-        seen.add((ptr, plain))
-        if node.get("uniqueItems") is True:
+        seen.add((ptr, plain, kind))
+        if node.get("uniqueItems") is True and kind != "object":  # (on an object: no effect)
             key = ptr + "/uniqueItems"
             reached[key] = reached.get(key, True) and plain
         if "$ref" in node:
@@ -83,17 +173,39 @@ def unconditional_unique_pointers(root: Any, resolve: Callable[[Any, str], tuple
             except Exception:  # the compiler reports bad references itself
                 target = None
             if target is not None:
-                stack.append((target, tptr, plain))
+                stack.append((target, tptr, plain, kind))
+        determined = {}
+        if plain:
+            for sub, sptr, k in _determined_branches(node, ptr, resolve):
+                if kind in (None, k):
+                    determined.setdefault(sptr, []).append((sub, k))
+        for sptr, subs in determined.items():
+            for sub, k in subs:
+                stack.append((sub, sptr, True, k))
+        pats = node.get("patternProperties") if isinstance(node.get("patternProperties"), dict) else {}
         for sub, sptr, unconditional in _subschemas(node, ptr):
-            stack.append((sub, sptr, plain and unconditional))
+            if sptr in determined:
+                continue
+            keyword = sptr[len(ptr):].split("/")[1]
+            if keyword == "properties":
+                unconditional = kind in (None, "object")
+            elif keyword in ("items", "prefixItems", "additionalItems"):
+                unconditional = kind in (None, "array")
+            elif keyword == "patternProperties":
+                name = sptr[len(ptr) + len("/patternProperties/"):].replace("~1", "/").replace("~0", "~")
+                unconditional = kind in (None, "object") and name in pats and matches_every_key(name)
+            # a child value applies whatever it is; an allOf member applies where its parent does
+            stack.append((sub, sptr, plain and unconditional, kind if keyword == "allOf" else None))
     return {p for p, ok in reached.items() if ok}
 
 
 class SchemaNavigator:
     """Which schema nodes (by pointer) apply at a JSON location, following unconditional keywords.
 
-    A location's node set is closed under ``allOf`` and ``$ref``; a child's set is read off the
-    parent's ``properties`` (by key) or ``prefixItems``/``items``/``additionalItems`` (by index).
+    A location's node set holds ``(pointer, kind)`` pairs, closed under ``allOf``, ``$ref`` and the
+    determined ``anyOf``/``oneOf`` branches (kind "array"/"object": the branch applies only to an
+    instance of that kind); a child's set is read off the parent's ``properties`` (by key) and
+    every-key ``patternProperties``, or ``prefixItems``/``items``/``additionalItems`` (by index).
     Results are memoized (the navigator is shared by every state of a constraint)."""
 
     def __init__(self, root: Any, resolve: Callable[[Any, str], tuple[Any, str]], sites: dict):
@@ -106,22 +218,27 @@ class SchemaNavigator:
         self._key_memo: dict[tuple[frozenset, str], frozenset] = {}
         self._index_memo: dict[tuple[frozenset, int], frozenset] = {}
 
-    def _add(self, out: set, node: Any, ptr: str) -> None:
-        stack = [(node, ptr)]
+    def _add(self, out: set, node: Any, ptr: str, kind: str | None = None) -> None:
+        """Add ``(pointer, kind)`` for ``node`` and what applies with it (allOf, $ref, determined
+        anyOf/oneOf branches): kind None applies to any instance, "array"/"object" only to one."""
+        stack = [(node, ptr, kind)]
         while stack:
-            node, ptr = stack.pop()
-            if ptr in out or not isinstance(node, dict):
+            node, ptr, kind = stack.pop()
+            if (ptr, kind) in out or not isinstance(node, dict):
                 continue
-            out.add(ptr)
+            out.add((ptr, kind))
             self._nodes[ptr] = node
             for i, sub in enumerate(node.get("allOf") or [] if isinstance(node.get("allOf"), list) else []):
-                stack.append((sub, f"{ptr}/allOf/{i}"))
+                stack.append((sub, f"{ptr}/allOf/{i}", kind))
+            for sub, sptr, k in _determined_branches(node, ptr, self._resolve):
+                if kind in (None, k):
+                    stack.append((sub, sptr, k))
             if "$ref" in node:
                 try:
                     target, tptr = self._resolve(node["$ref"], ptr + "/$ref")
                 except Exception:
                     continue
-                stack.append((target, tptr))
+                stack.append((target, tptr, kind))
 
     def start(self) -> frozenset:
         out: set = set()
@@ -133,10 +250,18 @@ class SchemaNavigator:
         if memo is not None:
             return memo
         out: set = set()
-        for p in nodes:
-            props = self._nodes[p].get("properties")
+        for p, kind in nodes:
+            if kind == "array":
+                continue
+            node = self._nodes[p]
+            props = node.get("properties")
             if isinstance(props, dict) and key in props:
                 self._add(out, props[key], f"{p}/properties/{_esc(key)}")
+            pats = node.get("patternProperties")
+            if isinstance(pats, dict):
+                for pat, sub in pats.items():
+                    if matches_every_key(pat):
+                        self._add(out, sub, f"{p}/patternProperties/{_esc(pat)}")
         res = self._key_memo[(nodes, key)] = frozenset(out)
         return res
 
@@ -145,7 +270,9 @@ class SchemaNavigator:
         if memo is not None:
             return memo
         out: set = set()
-        for p in nodes:
+        for p, kind in nodes:
+            if kind == "object":
+                continue
             node = self._nodes[p]
             prefix, prefix_key = node.get("prefixItems"), "prefixItems"
             if not isinstance(prefix, list) and isinstance(node.get("items"), list):
@@ -162,8 +289,8 @@ class SchemaNavigator:
 
     def site(self, nodes: frozenset):
         """The :class:`UniqueSite` of an array at a location with these nodes, or None."""
-        for p in nodes:
-            got = self.sites.get(p + "/uniqueItems")
+        for p, kind in nodes:
+            got = self.sites.get(p + "/uniqueItems") if kind != "object" else None
             if got is not None:
                 return got
         return None

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from constrain import compile_grammar, compile_regex, intersect
 from constrain.constraints.choice import compile_choice
-from constrain.constraints.length import LengthConstraint, length_bounds, max_length, min_length
+from constrain.constraints.length import LengthConstraint, max_length, min_length
 from constrain.errors import InputError, LimitExceededError, UnsupportedFeatureError
 from constrain.limits import Limits
 from tests.constraints._util import accepts_ids, random_walk, toy_vocab

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
-from constrain.schema import compile as sc
 from constrain.schema import schema_to_lark
 
 UNSUPPORTED = [

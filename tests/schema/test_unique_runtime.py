@@ -47,6 +47,15 @@ TOP = {"type": "array", "items": {"type": "string", "format": "email"}, "uniqueI
 FEW = {"type": "array", "items": {"type": "string", "pattern": "^(A|B|AB)$"}, "uniqueItems": True, "maxItems": 5}
 SHORT = {"type": "object", "properties": {"t": {"type": "array", "uniqueItems": True,
                                                 "items": {"type": "string", "maxLength": 1, "minLength": 1}}}}
+# the array is the only oneOf branch that admits arrays (MaskBench github-funding's shape)
+ONE_OF = {"type": "object", "properties": {"g": {"oneOf": [
+    {"type": "string", "maxLength": 3},
+    {"type": "array", "items": {"type": "string"}, "uniqueItems": True, "minItems": 1}]}}, "additionalProperties": False}
+# a catch-all pattern, then the only oneOf branch admitting objects (MaskBench ci's variables)
+PATTERN = {"type": "object", "additionalProperties": False, "patternProperties": {".*": {"oneOf": [
+    {"type": ["string", "number"]},
+    {"type": "object", "properties": {"options": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
+     "additionalProperties": False}]}}}
 
 CASES = [
     (TAGS, ['{"tags": []}', '{"tags": ["a", "b", "ab"]}', '{"tags": ["A", "a"]}', '{"tags": ["a\\"", "a"]}'],
@@ -61,6 +70,9 @@ CASES = [
      ['["A", "B", "AB", "', '["A", "AB", "A', '["AB", "A", "B",', '["B", "\\u0042', '["A", "\\u0041']),
     (SHORT, ['{"t": ["a", "b", "\u00e9", "\\n", "\u00e8"]}'], ['{"t": ["a", "b", "a"]}', '{"t": ["\u00e9", "\u00e9"]}',
                                                                   '{"t": ["\\n", "\\n"]}']),
+    (ONE_OF, ['{"g": "ab"}', '{"g": ["a", "b"]}', '{}'], ['{"g": ["a", "a"]}', '{"g": ["b", "a", "b"]}', '{"g": []}']),
+    (PATTERN, ['{"x": "s", "y": {"options": ["a", "b"]}}', '{"ab": 1, "": {"options": []}}', '{}'],
+     ['{"x": {"options": ["a", "a"]}}', '{"x": 1, "y": {"options": ["b", "\\u0062"]}}']),
 ]
 
 
@@ -134,20 +146,32 @@ def test_masked_walks_end_valid_and_never_stall(case, seed):
 
 def test_arrays_under_conditions_or_bounded_strings_still_raise():
     vocab = toy_vocab()
-    under_anyof = {"anyOf": [{"type": "array", "items": {"type": "string"}, "uniqueItems": True}, {"type": "null"}]}
+    # two anyOf branches admit arrays: which one an array matches is not known while it is written
+    under_anyof = {"anyOf": [{"type": "array", "items": {"type": "string"}, "uniqueItems": True},
+                             {"type": "array", "maxItems": 1}]}
     with pytest.raises(UnsupportedFeatureError) as info:
         compile_json_schema(under_anyof, vocab)
     assert info.value.pointer == "/anyOf/0/uniqueItems"
+    # a pattern that does not match every key: the scanner would need the key's pattern match
+    some_keys = {"type": "object", "patternProperties": {"^a": {"type": "array", "items": {"type": "string"},
+                                                                 "uniqueItems": True}}}
+    with pytest.raises(UnsupportedFeatureError):
+        compile_json_schema(some_keys, vocab)
+    # the branch admitting objects leads to the array; a branch with no 'type' admits objects too
+    untyped = {"oneOf": [{"required": ["x"]}, {"type": "object", "properties": {
+        "t": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}]}
+    with pytest.raises(UnsupportedFeatureError):
+        compile_json_schema(untyped, vocab)
     # fewer distinct strings than minItems: not handed over
     too_few = {"type": "array", "items": {"type": "string", "pattern": "^[ab]$"}, "uniqueItems": True, "minItems": 3}
     with pytest.raises(UnsupportedFeatureError) as info:
         compile_json_schema(too_few, vocab)
     assert info.value.pointer == "/uniqueItems"
-    # the same array reached once unconditionally and once under oneOf: the keyword applies only
-    # conditionally on one path, so it is not handed over
+    # the same array reached once unconditionally and once under an undetermined anyOf: the keyword
+    # applies only conditionally on one path, so it is not handed over
     shared = {"$defs": {"t": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
               "type": "object", "properties": {"a": {"$ref": "#/$defs/t"},
-                                               "b": {"oneOf": [{"$ref": "#/$defs/t"}, {"type": "null"}]}}}
+                                               "b": {"anyOf": [{"$ref": "#/$defs/t"}, {"type": "array"}]}}}
     with pytest.raises(UnsupportedFeatureError):
         compile_json_schema(shared, vocab)
     # Lark text cannot say it: schema_to_lark keeps refusing
