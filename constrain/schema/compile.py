@@ -85,8 +85,12 @@ that form lies inside the bounds. The document has no whitespace before or after
 ``format`` is enforced (as with a ``FormatChecker``), although 2020-12 makes it an annotation.
 A ``$ref`` with siblings is merged with them (2020-12); drafts <= 7 ignored such siblings, so
 there the grammar can only be stricter. ``property_order="any"`` lets
-the declared properties come in any order, each at most once (2**n subsets: at most
-``Limits.max_schema_any_order_properties`` properties).
+the declared properties come in any order, each at most once: in Lark text as 2**n subsets (at most
+``Limits.max_schema_any_order_properties`` properties); in :func:`compile_json_schema` as a grammar
+that counts members (linear; only properties a ``dependentRequired`` names are tracked as a subset)
+while :class:`~constrain.schema.distinct_keys.DistinctKeysConstraint` refuses repeated keys at run
+time -- where the additional keys' language is every other string (or there are none); otherwise
+the subset form.
 """
 
 from __future__ import annotations
@@ -214,6 +218,10 @@ class _Compiler:
         # uniqueItems over strings left to constrain.schema.unique (compile_json_schema only):
         # the pointers of the keywords handed over, and those every path reaches unconditionally.
         self.runtime_unique = runtime_unique
+        # property_order="any" with duplicate keys refused at run time (constrain.schema.distinct_keys):
+        # linear counting grammars instead of 2**n subsets; distinct_keys: whether one was emitted
+        self.runtime_keys = runtime_unique
+        self.distinct_keys = False
         self.unique_sites: dict[str, Any] = {}  # uniqueItems pointer -> constrain.schema.unique.UniqueSite
         self._unconditional_unique: set[str] | None = None
         self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
@@ -1828,8 +1836,9 @@ class _Compiler:
                     return None
                 continue
             entries.append((name, self.pair(_key_rx(name), val, name), req))
-        # additional keys
+        # additional keys (addl_infinite: their key language is every string but the declared names)
         addl_pair = None
+        addl_infinite = False
         if not pn_false:
             extra_names = [e for e in names]
             addl_conj = []
@@ -1854,6 +1863,11 @@ class _Compiler:
                     key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
                     if key_rx is not None:
                         addl_pair = self.rule(hint + "_additional_pair", [self.pair('"' + key_rx + '"', val, hint + "_additional")])
+                        addl_infinite = not pn_kws
+        if self.property_order == "any" and self.runtime_keys and (addl_pair is None or addl_infinite):
+            # duplicate keys are refused at run time (constrain.schema.distinct_keys): counting is exact
+            self.distinct_keys = True
+            return self.object_any_counted(entries, addl_pair, min_p, max_p, dep_req, hint)
         if addl_pair is not None and min_p >= 2:
             # {"x": 1, "x": 2} would count twice but has one property after parsing
             raise UnsupportedFeatureError("'minProperties' >= 2 together with additional properties (a grammar "
@@ -2009,17 +2023,123 @@ class _Compiler:
                          f"schema at {hint}: property_order='any' with {n} properties")
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
 
-    def object_with_dependencies(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
-        if len(entries) > self.limits.max_schema_any_order_properties + 4:
+    def object_any_counted(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
+        """Declared properties in any order, each at most once, in a grammar linear in their
+        number: the grammar counts members (required ones, optional ones, additional ones) and
+        tracks as a subset only the properties a dependency names, and the duplicate keys a
+        counting grammar would allow are refused at run time by
+        :class:`~constrain.schema.distinct_keys.DistinctKeysConstraint`, which makes the counts
+        exact. A comma is allowed only where a fresh member can follow (a required or optional
+        property not written yet, or an additional one: their key language is infinite here)."""
+        comma = self.struct(",")
+        dep_req = dep_req or {}
+        names = {e[0] for e in entries}
+        rel_names = {k for k in dep_req if k in names} | {d for k, ds in dep_req.items() if k in names for d in ds}
+        rel = [e for e in entries if e[0] in rel_names]
+        req = [e for e in entries if e[2] and e[0] not in rel_names]
+        opt = [e for e in entries if not e[2] and e[0] not in rel_names]
+        if len(rel) > self.limits.max_schema_any_order_properties + 4:
             raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
-                         f"schema at {hint}: 'dependentRequired' with {len(entries)} properties")
+                         f"schema at {hint}: 'dependentRequired' over {len(rel)} properties")
+        if max_p is not None and min_p > max_p:
+            return None
+        if any(d not in names for k, ds in dep_req.items() if k in names for d in ds):
+            # a dependency on a property that cannot be present: its key cannot be either
+            missing = {k for k, ds in dep_req.items() if k in names and any(d not in names for d in ds)}
+            if any(e[2] for e in entries if e[0] in missing):
+                return None
+            entries = [e for e in entries if e[0] not in missing]
+            return self.object_any_counted(entries, addl_pair, min_p, max_p,
+                                           {k: ds for k, ds in dep_req.items() if k not in missing}, hint)
+        r, n_o = len(req), len(opt)
+        req_rule = self.rule(hint + "_req", [e[1] for e in req]) if req else None
+        opt_rule = self.rule(hint + "_opt", [e[1] for e in opt]) if opt else None
+        counting = min_p > 0 or max_p is not None
+        cap = (max_p + 1 if max_p is not None else min_p) if counting else 0
+        rel_index = {e[0]: i for i, e in enumerate(rel)}
+        memo: dict = {}
+
+        def final(mask: int, i: int) -> bool:
+            if i < r or any(e[2] and not mask >> j & 1 for j, e in enumerate(rel)):
+                return False
+            present = {e[0] for j, e in enumerate(rel) if mask >> j & 1}
+            return all(set(dep_req[k]) <= present for k in present if k in dep_req)
+
+        def state(mask: int, i: int, o: int, c: int) -> str | None:
+            """Members after the first: mask of the tracked ones, i required, o optional, c (capped) in all."""
+            key = (mask, i, o, c)
+            if key in memo:
+                return memo[key]
+            memo[key] = None
+            if len(memo) > self.limits.max_schema_rules:
+                raise _limit("max_schema_rules", self.limits.max_schema_rules,
+                             f"schema at {hint}: property_order='any' counting states")
+            alts = []
+            if final(mask, i) and c >= min_p:
+                alts.append("")
+            if max_p is None or c < max_p:
+                c1 = min(c + 1, cap) if counting else 0
+                for j, e in enumerate(rel):
+                    if not mask >> j & 1:
+                        nxt = state(mask | 1 << j, i, o, c1)
+                        if nxt is not None:
+                            alts.append(f"{comma} {e[1]} {nxt}".strip())
+                if i < r:
+                    nxt = state(mask, i + 1, o, c1)
+                    if nxt is not None:
+                        alts.append(f"{comma} {req_rule} {nxt}".strip())
+                if o < n_o:
+                    nxt = state(mask, i, o + 1, c1)
+                    if nxt is not None:
+                        alts.append(f"{comma} {opt_rule} {nxt}".strip())
+                if addl_pair is not None:
+                    nxt = state(mask, i, o, c1) if counting and c1 != c else None
+                    if counting and c1 != c:
+                        if nxt is not None:
+                            alts.append(f"{comma} {addl_pair} {nxt}".strip())
+                    else:  # the count no longer matters (or is not kept): a loop
+                        loop = self.new_rule(f"{hint}_any_{mask}_{i}_{o}_{c}")
+                        memo[key] = loop
+                        alts.append(f"{comma} {addl_pair} {loop}")
+                        self.rules[loop] = alts
+                        return loop
+            res = self.rule(f"{hint}_any_{mask}_{i}_{o}_{c}", alts)
+            memo[key] = res
+            return res
+
+        first = []
+        c1 = min(1, cap) if counting else 0
+        for j, e in enumerate(rel):
+            first.append((e[1], state(1 << j, 0, 0, c1)))
+        if r:
+            first.append((req_rule, state(0, 1, 0, c1)))
+        if n_o:
+            first.append((opt_rule, state(0, 0, 1, c1)))
+        if addl_pair is not None and (max_p is None or max_p >= 1):
+            first.append((addl_pair, state(0, 0, 0, c1)))
+        alts = []
+        if final(0, 0) and min_p == 0:
+            alts.append(self.empty_container("{", "}"))
+        body = [f"{head} {rest}".strip() for head, rest in first if rest is not None]
+        if body:
+            inner = self.rule(hint + "_members", body)
+            alts.append(f"{self.struct('{')} {inner} {self.struct('}')}")
+        return self.rule(hint + "_object", alts)
+
+    def object_with_dependencies(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
+        names = {e[0] for e in entries}
+        relevant = {k for k in dep_req if k in names} | {d for k, deps in dep_req.items() if k in names for d in deps}
+        if len(relevant) > self.limits.max_schema_any_order_properties + 4:
+            raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
+                         f"schema at {hint}: 'dependentRequired' over {len(relevant)} properties")
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req)
 
     def _subset_object(self, entries, addl_pair, min_p, max_p, hint, dep_req) -> str | None:
         """Objects whose declared properties are tracked as a subset (any order, or dependencies).
 
-        With ``dep_req`` the declared properties stay in schema order (walk i = next index);
-        otherwise any order. Additional pairs come after the declared ones.
+        With ``dep_req`` the declared properties stay in schema order (walk i = next index) and
+        only the properties a dependency names are tracked (2**those states, not 2**all);
+        otherwise any order, every property tracked. Additional pairs come after the declared ones.
         """
         n = len(entries)
         comma = self.struct(",")
@@ -2028,21 +2148,30 @@ class _Compiler:
         any_order = dep_req is None
         if max_p is not None and min_p > max_p:
             return None
+        if any_order:
+            tracked = frozenset(range(n))
+        else:
+            rel = set(dep_req) | {d for deps in dep_req.values() for d in deps}
+            tracked = frozenset(i for i, nm in enumerate(names) if nm in rel)
+        counting = min_p > 0 or max_p is not None
+        cap = (max_p + 1 if max_p is not None else min_p) if counting else 0
         memo: dict = {}
 
-        def ok_final(mask: int, extra: int) -> bool:
-            if not required <= {i for i in range(n) if mask >> i & 1}:
+        def ok_final(mask: int, i: int) -> bool:
+            if any_order:
+                if not required <= {j for j in range(n) if mask >> j & 1}:
+                    return False
+            elif any(j in required for j in range(i, n)):  # (skipped ones were refused on the way)
                 return False
             if dep_req:
-                present = {names[i] for i in range(n) if mask >> i & 1}
+                present = {names[j] for j in range(n) if mask >> j & 1}
                 for key, deps in dep_req.items():
                     if key in present and not deps <= present:
                         return False
             return True
 
-        def tail(mask: int, started: bool) -> str | None:
-            cnt = bin(mask).count("1")
-            if not ok_final(mask, 0):
+        def tail(mask: int, i: int, started: bool, cnt: int) -> str | None:
+            if not ok_final(mask, i):
                 return None
             lo = max(0, min_p - cnt)
             hi = None if max_p is None else max_p - cnt
@@ -2057,16 +2186,18 @@ class _Compiler:
             rest = self.repeat_seq(f"{comma} {addl_pair}", lo - 1, None if hi is None else hi - 1, hint + "_more")
             return None if rest is None else f"{addl_pair} {rest}".strip()
 
-        def state(mask: int, i: int, started: bool) -> str | None:
-            key = (mask, i, started)
+        def state(mask: int, i: int, started: bool, cnt: int) -> str | None:
+            key = (mask, i, started, cnt)
             if key in memo:
                 return memo[key]
             memo[key] = None
+            if len(memo) > self.limits.max_schema_rules:
+                raise _limit("max_schema_rules", self.limits.max_schema_rules,
+                             f"schema at {hint}: objects tracked by subsets of their properties")
             opts = []
-            t = tail(mask, started)
+            t = tail(mask, i, started, cnt)
             if t is not None:
                 opts.append(t)
-            cnt = bin(mask).count("1")
             cand = [j for j in range(n) if not mask >> j & 1] if any_order else list(range(i, n))
             for j in cand:
                 if max_p is not None and cnt + 1 > max_p:
@@ -2075,18 +2206,18 @@ class _Compiler:
                     # skipping entries i..j-1: skipped required ones make it impossible
                     if any(s in required for s in range(i, j)):
                         break
-                nxt = state(mask | 1 << j, j + 1, True)
+                nxt = state(mask | (1 << j if j in tracked else 0), j + 1, True, min(cnt + 1, cap) if counting else 0)
                 if nxt is not None:
                     lead = f"{comma} " if started else ""
                     opts.append(f"{lead}{entries[j][1]} {nxt}".strip())
-            r = self.rule(f"{hint}_s{mask}_{i}_{int(started)}", opts)
+            r = self.rule(f"{hint}_s{mask}_{i}_{int(started)}_{cnt}", opts)
             memo[key] = r
             return r
 
         alts = []
         if min_p == 0 and not required:
             alts.append(self.empty_container("{", "}"))
-        body = state(0, 0, False)
+        body = state(0, 0, False, 0)
         if body:
             alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
         return self.rule(hint + "_object", alts)
@@ -2268,11 +2399,16 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     text, external, compiler = _schema_grammar(schema, limits=limits, catalogs=True, **options)
     g = compile_grammar(text, vocab, limits=limits, terminals=external)
     g.literal_hints = schema_literals(load_schema(schema))
+    out = g
     if compiler.unique_sites:
         from constrain.schema.unique import SchemaNavigator, UniqueItemsConstraint
 
-        return UniqueItemsConstraint(g, SchemaNavigator(compiler.root, compiler.resolve, compiler.unique_sites))
-    return g
+        out = UniqueItemsConstraint(out, SchemaNavigator(compiler.root, compiler.resolve, compiler.unique_sites))
+    if compiler.distinct_keys:
+        from constrain.schema.distinct_keys import DistinctKeysConstraint
+
+        out = DistinctKeysConstraint(out)
+    return out
 
 
 def schema_literals(schema, max_count: int = 2000, max_bytes: int = 65536) -> tuple[bytes, ...]:

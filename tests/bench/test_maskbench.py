@@ -339,3 +339,20 @@ def test_real_engine_in_worker_process(data_dir, smollm2_tokenizer):
                        tokenizer=smollm2_tokenizer, timeout_s=60)
     assert res["llguidance"]["Github_easy---o1.json"]["status"] == "passing"
     assert res["llguidance"]["BFCL_simple_7.json"]["status"] == "compile_error"
+
+
+def test_constrain_any_order_engine_accepts_instances_out_of_schema_order(tmp_path, smollm2_tokenizer):
+    """constrain keeps schema order (its default); constrain-any runs property_order="any", so a
+    valid instance whose keys come in another order passes there and is a validation error in
+    schema order. A repeated key stays invalid for both."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "string"}},
+              "required": ["a", "b"], "additionalProperties": False}
+    tests = [{"valid": True, "data": {"b": "x", "a": 1}}, {"valid": True, "data": {"a": 2, "b": ""}},
+             {"valid": False, "data": {"b": 1, "a": 1}}]
+    (tmp_path / "Toy---order.json").write_text(json.dumps({"schema": schema, "tests": tests}))
+    opts = mb.Options(data_dir=tmp_path, out=None, isolate=False, progress=False,
+                      engines={n: mb.BuiltinFactory(n) for n in ("constrain", "constrain-any")})
+    results, report = mb.run_maskbench(opts, smollm2_tokenizer)
+    assert results["constrain"]["Toy---order.json"]["status"] == "validation_error"
+    assert results["constrain-any"]["Toy---order.json"]["status"] == "passing"
+    assert "| constrain-any | 1 |" in report

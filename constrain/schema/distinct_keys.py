@@ -1,0 +1,249 @@
+"""Distinct keys in every JSON object, enforced at run time (``property_order="any"``).
+
+Declared properties in any order, each at most once, is a permutation language: as a grammar it
+needs a rule per subset of the properties (2**n). :func:`~constrain.schema.compile.compile_json_schema`
+with ``property_order="any"`` writes instead a grammar that *counts* members (how many required,
+optional and additional ones were written, see ``_Compiler.object_any_counted``) -- linear in the
+number of properties -- and wraps it in :class:`DistinctKeysConstraint`, which refuses any token
+that would close a key equal to an earlier key of the same object. With no key written twice the
+counts are exact: all required properties are there exactly when the required count is reached.
+
+The wrapper follows the JSON text with a small scanner (containers, keys, strings; its state is an
+immutable value, part of the constraint state) and keeps the decoded keys of every open object
+(``"\\u0041"`` equals ``"A"``). It also keeps the output from stranding: a token may not leave a key
+whose every completion the grammar allows was written before (in a closed object, ``"na`` once
+``"name"`` is there). That is checked on the grammar itself: from the state after the token, the
+allowed next bytes are followed only while the key so far is still a prefix of an earlier key,
+so the search is bounded by the length of the keys written (and by ``_MAX_SEARCH`` steps, past
+which the key is taken as live). A comma is never stranded: the counting grammar allows one only
+where a member with a fresh key can follow.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from constrain.compiled import CompiledConstraint, MaskCache
+from constrain.schema.unique import _split_partial as split_partial_string
+
+__all__ = ["DistinctKeysConstraint"]
+
+_MAX_SEARCH = 4096  # grammar steps of one liveness search
+
+# Scanner state: (stack, mode, buf). stack: ("o", seen keys, expecting a key) / ("a",) frames;
+# mode: 0 outside strings, 1 in a key, 2 in a value, 3 / 4 the same after a backslash;
+# buf: the raw bytes of the key being written (else None).
+_START = ((), 0, None)
+
+
+class _Duplicate(Exception):
+    pass
+
+
+def _scan(state: tuple, data: bytes) -> tuple:
+    """The scanner state after ``data`` (raises _Duplicate when a key closes equal to an earlier
+    key of its object). The grammar guarantees JSON, so only structure is tracked."""
+    stack, mode, buf = state
+    for b in data:
+        if mode:
+            if mode >= 3:
+                mode -= 2
+                if buf is not None:
+                    buf += bytes((b,))
+                continue
+            if b == 0x5C:
+                mode += 2
+                if buf is not None:
+                    buf += b"\\"
+                continue
+            if b != 0x22:
+                if buf is not None:
+                    buf += bytes((b,))
+                continue
+            if mode == 1:  # a key closes
+                key = json.loads(b'"' + buf + b'"')
+                top = stack[-1]
+                if key in top[1]:
+                    raise _Duplicate
+                stack = stack[:-1] + (("o", top[1] | {key}, False),)
+            mode, buf = 0, None
+            continue
+        if b in b" \t\r\n":
+            continue
+        top = stack[-1] if stack else None
+        if b == 0x22:
+            if top is not None and top[0] == "o" and top[2]:
+                mode, buf = 1, b""
+            else:
+                mode, buf = 2, None
+        elif b == 0x7B:
+            stack = stack + (("o", frozenset(), True),)
+        elif b == 0x5B:
+            stack = stack + (("a",),)
+        elif b == 0x7D or b == 0x5D:
+            stack = stack[:-1]
+        elif b == 0x2C and top is not None and top[0] == "o":
+            stack = stack[:-1] + (("o", top[1], True),)
+    return stack, mode, buf
+
+
+def _needs_search(state: tuple) -> bool:
+    """Whether the key being written is a prefix of an earlier key of its object (only then can
+    it be stranded)."""
+    stack, mode, buf = state
+    if mode not in (1, 3) or not stack or not stack[-1][1]:
+        return False
+    text, _partial = split_partial_string(buf)
+    return any(k.startswith(text) for k in stack[-1][1])
+
+
+class DistinctKeysConstraint(CompiledConstraint):
+    """A JSON grammar constraint whose objects may not repeat a key (see the module docstring).
+
+    The state is ``(inner state, scanner state)``, both immutable. The mask is the inner one minus
+    the tokens that close a repeated key or strand the key being written; it differs from the
+    inner mask only while some open object has keys, and only on tokens with a quote or, inside
+    a key, on tokens that continue an earlier key."""
+
+    def __init__(self, inner: CompiledConstraint):
+        self.inner = inner
+        self.vocab = inner.vocab
+        self.limits = getattr(inner, "limits", None)
+        self.literal_hints = getattr(inner, "literal_hints", ())
+        self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
+        quotes = np.zeros(self.vocab.size, dtype=bool)
+        self._by_bytes: dict[bytes, list[int]] = {}
+        for t in range(self.vocab.size):
+            data = self.vocab.token_bytes(t)
+            if data:
+                quotes[t] = b'"' in data
+                self._by_bytes.setdefault(data, []).append(t)
+        self._quote_tokens = np.flatnonzero(quotes)
+
+    def __repr__(self) -> str:
+        return f"DistinctKeysConstraint({self.inner!r})"
+
+    # -- scanning
+    def _step(self, inner_state, scan_state: tuple, data: bytes, inner_after=None):
+        """The scanner state after ``data``, or None when it repeats or strands a key.
+        ``inner_after``: the inner state after ``data`` (computed when the key must be searched)."""
+        try:
+            out = _scan(scan_state, data)
+        except _Duplicate:
+            return None
+        if _needs_search(out):
+            if inner_after is None:
+                inner_after = self.inner.advance_bytes(inner_state, data)
+            if inner_after is None or not self._fresh_completion(inner_after, out):
+                return None
+        return out
+
+    def _fresh_completion(self, inner_state, scan_state: tuple) -> bool:
+        """Whether the grammar lets the key being written end as a key its object does not have."""
+        stack, _mode, buf = scan_state
+        seen = stack[-1][1]
+        todo = [(inner_state, buf)]
+        steps = 0
+        while todo:
+            g, raw = todo.pop()
+            for b in self.inner.next_bytes(g):
+                steps += 1
+                if steps > _MAX_SEARCH:
+                    return True  # bounded: taken as live
+                escaped = (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
+                if b == 0x22 and not escaped:
+                    if json.loads(b'"' + raw + b'"') not in seen:
+                        return True
+                    continue
+                raw2 = raw + bytes((b,))
+                text, _partial = split_partial_string(raw2)
+                if not any(k.startswith(text) for k in seen):
+                    return True  # no earlier key goes this way: whatever ends it is fresh
+                g2 = self.inner.advance_bytes(g, bytes((b,)))
+                if g2 is not None:
+                    todo.append((g2, raw2))
+        return False
+
+    # -- CompiledConstraint
+    def initial_state(self):
+        return (self.inner.initial_state(), _START)
+
+    def advance_bytes(self, state, data: bytes):
+        g = self.inner.advance_bytes(state[0], data)
+        if g is None:
+            return None
+        s = self._step(state[0], state[1], data, g)
+        return None if s is None else (g, s)
+
+    def advance_token(self, state, token_id: int):
+        g = self.inner.advance_token(state[0], token_id)
+        if g is None:
+            return None
+        s = self._step(state[0], state[1], self.vocab.token_bytes(token_id), g)
+        return None if s is None else (g, s)
+
+    def is_accepting(self, state) -> bool:
+        return self.inner.is_accepting(state[0])
+
+    def _candidates(self, scan_state: tuple) -> np.ndarray | None:
+        """Token ids the scanner may refuse here (None: the inner mask stands)."""
+        stack, mode, buf = scan_state
+        if not any(f[0] == "o" and f[1] for f in stack):
+            return None
+        extra: list[int] = []
+        if mode in (1, 3) and stack[-1][1]:
+            # inside a key: tokens without a quote matter only if they continue an earlier key
+            for k in stack[-1][1]:
+                spelled = json.dumps(k, ensure_ascii=False).encode("utf-8")[1:-1]
+                if spelled.startswith(buf):
+                    rest = spelled[len(buf):]
+                    for i in range(1, len(rest) + 1):
+                        extra.extend(self._by_bytes.get(rest[:i], ()))
+        if not extra:
+            return self._quote_tokens
+        return np.union1d(self._quote_tokens, np.asarray(extra, dtype=np.int64))
+
+    def token_bits(self, state) -> np.ndarray:
+        words = self.inner.token_bits(state[0])
+        candidates = self._candidates(state[1])
+        if candidates is None or not len(candidates):
+            return words
+        return self._mask_cache.get(state, lambda st: self._filtered(st, words, candidates))
+
+    def _filtered(self, state, words: np.ndarray, candidates: np.ndarray) -> np.ndarray:
+        allowed = candidates[(words[candidates >> 5] >> (candidates & 31).astype(np.uint32)) & 1 == 1]
+        out = words.copy()
+        for t in allowed.tolist():
+            data = self.vocab.token_bytes(t)
+            try:
+                after = _scan(state[1], data)
+            except _Duplicate:
+                after = None
+            if after is not None and _needs_search(after):
+                g = self.inner.advance_token(state[0], t)
+                if g is None or not self._fresh_completion(g, after):
+                    after = None
+            if after is None:
+                out[t >> 5] &= ~np.uint32(1 << (t & 31))
+        return out
+
+    def fill_token_bits(self, state, words: np.ndarray) -> None:
+        words |= self.token_bits(state)
+
+    def forced_bytes(self, state) -> bytes:
+        forced = self.inner.forced_bytes(state[0])
+        return forced if forced and self._step(state[0], state[1], forced) is not None else b""
+
+    def literals(self) -> tuple[bytes, ...]:
+        return self.inner.literals()
+
+    def next_bytes(self, state, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
+        return self.inner.next_bytes(state[0], exclude, stop_after)
+
+    def clear_cache(self) -> None:
+        self._mask_cache.clear()
+        clear = getattr(self.inner, "clear_cache", None)
+        if clear is not None:
+            clear()

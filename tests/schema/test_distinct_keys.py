@@ -1,0 +1,175 @@
+"""``property_order="any"`` with distinct keys enforced at run time (constrain.schema.distinct_keys).
+
+The grammar counts members (linear in the number of properties, not 2**n subsets); the wrapper
+refuses a token that closes a key its object already has, and one that leaves a key no fresh key
+can complete. Checked against ``jsonschema``: every order of a valid document's keys is accepted
+under random tokenizations (the mask agreeing with ``accept_token`` at every step), repeated keys
+and missing required ones are refused, and masked random walks that favour repeating keys never
+stall and end in valid documents.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+
+import jsonschema
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from constrain.errors import LimitExceededError
+from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
+from constrain.limits import Limits
+from constrain.schema import compile_json_schema, schema_to_lark
+from constrain.schema.distinct_keys import DistinctKeysConstraint
+from constrain.vocab.vocabulary import Vocabulary
+
+from ._util import run_tokens, segment_tokens
+
+EOS = 0
+MULTI = ['{"', '":', '",', '": ', '"}', ', "', '"a"', '"a":', '"ab"', '"b": ', "name", '"name": ', "true", "false",
+         "null", "  ", '", "', '1, "']
+
+CLOSED = {"type": "object", "properties": {"a": {"type": "integer"}, "ab": {"type": "string"}, "b": {"type": "boolean"},
+                                           "name": {"type": "string", "maxLength": 3}, "nab": {"type": "null"}},
+          "required": ["b", "a"], "additionalProperties": False}
+OPEN = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "boolean"}},
+        "required": ["b"], "additionalProperties": {"type": "integer"}}
+COUNTED = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+           "minProperties": 2, "maxProperties": 3, "additionalProperties": {"type": "null"}}
+DEPENDENT = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"},
+                                              "c": {"type": "integer"}, "d": {"type": "integer"}},
+             "dependentRequired": {"d": ["a"]}, "additionalProperties": False}
+NESTED = {"type": "object", "properties": {"x": {"type": "object", "properties": {"a": {"type": "integer"},
+                                                                                  "b": {"type": "integer"}},
+                                                 "required": ["a"], "additionalProperties": False},
+                                           "a": {"type": "array", "items": {"$ref": "#/properties/x"}}},
+          "required": ["x"], "additionalProperties": False}
+
+CASES = [
+    (CLOSED, [{"a": 1, "b": True}, {"name": "ab", "b": False, "nab": None, "a": 2, "ab": ""}],
+     ['{"a": 1, "a": 2, "b": true}', '{"b": true}', '{"a": 1, "b": true, "c": 1}', '{"b": true, "a": 1, "b": true}',
+      '{"name": "", "a": 1, "b": true, "name"', '{"a": 1, "b": false, "ab": "", "name": "", "nab": null,']),
+    (OPEN, [{"b": True}, {"z": 1, "b": False, "a": 3, "y": 2}],
+     ['{"b": true, "z": 1, "z": 2}', '{"z": 1, "b": true, "b": false}', '{"a": 1}', '{"b": true, "\\u007a": 1, "z": 1}']),
+    (COUNTED, [{"a": 1, "b": 2}, {"x": None, "a": 1}, {"x": None, "y": None, "b": 1}],
+     ['{"a": 1}', '{"x": null, "x": null}', '{"a": 1, "b": 2, "x": null, "y": null}']),
+    (DEPENDENT, [{}, {"d": 1, "a": 2}, {"a": 1, "c": 3, "d": 0}, {"b": 1}],
+     ['{"d": 1}', '{"d": 1, "b": 2}', '{"a": 1, "a": 1}']),
+    (NESTED, [{"x": {"b": 1, "a": 2}, "a": [{"a": 1}, {"b": 2, "a": 3}]}, {"a": [], "x": {"a": 1}}],
+     ['{"x": {"a": 1, "a": 2}}', '{"x": {"a": 1}, "a": [{"a": 1, "b": 1, "b": 2}]}', '{"x": {"b": 1}}']),
+]
+
+
+@functools.lru_cache(maxsize=None)
+def toy_vocab() -> Vocabulary:
+    return Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [t.encode() for t in MULTI],
+                                  eos_token_ids=[EOS])
+
+
+@functools.lru_cache(maxsize=None)
+def compiled(case: int):
+    return compile_json_schema(CASES[case][0], toy_vocab(), property_order="any")
+
+
+def _shuffled(doc, rnd: random.Random):
+    if isinstance(doc, dict):
+        items = list(doc.items())
+        rnd.shuffle(items)
+        return {k: _shuffled(v, rnd) for k, v in items}
+    if isinstance(doc, list):
+        return [_shuffled(v, rnd) for v in doc]
+    return doc
+
+
+@pytest.mark.parametrize("case", range(len(CASES)))
+@pytest.mark.parametrize("seed", range(3))
+def test_any_order_accepted_repeats_and_missing_keys_refused(case, seed):
+    schema, valid, invalid = CASES[case]
+    c = compiled(case)
+    assert isinstance(c, DistinctKeysConstraint)
+    vocab = toy_vocab()
+    rnd = random.Random(seed)
+    for doc in valid:
+        for _ in range(3):
+            text = json.dumps(_shuffled(doc, rnd))
+            jsonschema.validate(json.loads(text), schema)
+            assert run_tokens(c, segment_tokens(vocab, text.encode(), rnd, max_len=10), EOS) == "accept", text
+    for text in invalid:
+        assert run_tokens(c, segment_tokens(vocab, text.encode(), rnd, max_len=10), EOS) != "accept", text
+
+
+@settings(max_examples=60, deadline=None)
+@given(case=st.integers(0, len(CASES) - 1), seed=st.integers(0, 2**32 - 1))
+def test_masked_walks_never_stall_and_end_valid(case, seed):
+    """Walks that favour tokens writing keys already there ('"a":', 'name', ...) are steered to
+    fresh keys, never left with an empty mask, and end in documents jsonschema accepts."""
+    schema = CASES[case][0]
+    c = compiled(case)
+    vocab = toy_vocab()
+    rnd = random.Random(seed)
+    favoured = {b'"a"', b'"a":', b'"ab"', b'"b": ', b"name", b'"name": ', b'", "', b", ", b'{"', b'"', b"a", b"b",
+                b"n", b":", b"1", b"true", b"null", b"}", b"]", b"[", b","}
+    m = c.matcher()
+    bm = allocate_bitmask(1, vocab.size)
+    out = b""
+    for _ in range(400):
+        m.fill_bitmask(bm, 0)
+        allowed = allowed_token_ids(bm[0], vocab.size).tolist()
+        assert allowed, f"stalled after {out!r}"
+        if EOS in allowed and (len(allowed) == 1 or rnd.random() < 0.3 or len(out) > 200):
+            break
+        nice = [t for t in allowed if t != EOS and vocab.token_bytes(t) in favoured]
+        pool = nice if nice and rnd.random() < 0.9 else [t for t in allowed if t != EOS]
+        if len(out) > 200:
+            pool = [t for t in allowed if t != EOS and vocab.token_bytes(t)[:1] in (b"}", b"]", b'"')] or pool
+        t = rnd.choice(pool)
+        assert m.accept_token(t)
+        out += vocab.token_bytes(t)
+    else:
+        return  # a long walk: it never stalled, which was checked at every step
+    if m.is_accepting():
+        doc = json.loads(out)
+        jsonschema.validate(doc, schema)
+        text = out.decode()
+        # no key was written twice (json.loads would have kept only the last one)
+        pairs = json.loads(text, object_pairs_hook=lambda kv: [k for k, _v in kv])
+
+        def _dups(x):
+            if isinstance(x, list) and x and all(isinstance(k, str) for k in x):
+                assert len(set(x)) == len(x), text
+
+        _dups(pairs)
+
+
+def test_counting_grammar_is_linear_where_subsets_are_exponential():
+    props = {f"p{i:02d}": {"type": "integer"} for i in range(40)}
+    schema = {"type": "object", "properties": props, "required": ["p00", "p17", "p39"], "additionalProperties": False}
+    with pytest.raises(LimitExceededError) as info:
+        schema_to_lark(schema, property_order="any")  # Lark text alone: 2**n subsets, refused
+    assert info.value.field == "max_schema_any_order_properties"
+    c = compile_json_schema(schema, toy_vocab(), property_order="any")
+    rnd = random.Random(3)
+    doc = {k: i for i, k in enumerate(reversed(list(props)))}
+    text = json.dumps(doc)
+    assert run_tokens(c, segment_tokens(toy_vocab(), text.encode(), rnd), EOS) == "accept"
+    missing = json.dumps({k: v for k, v in doc.items() if k != "p17"})
+    assert run_tokens(c, segment_tokens(toy_vocab(), missing.encode(), rnd), EOS) != "accept"
+
+
+def test_dependencies_tracked_in_any_order_are_bounded():
+    props = {f"p{i}": {} for i in range(20)}
+    deps = {f"p{i}": [f"p{i + 1}"] for i in range(0, 18, 2)}  # 18 properties a dependency names
+    schema = {"type": "object", "properties": props, "dependentRequired": deps}
+    with pytest.raises(LimitExceededError):
+        compile_json_schema(schema, toy_vocab(), property_order="any", limits=Limits(max_schema_any_order_properties=8))
+
+
+def test_schema_order_is_unchanged_by_default():
+    c = compile_json_schema(CLOSED, toy_vocab())
+    assert not isinstance(c, DistinctKeysConstraint)
+    rnd = random.Random(0)
+    assert run_tokens(c, segment_tokens(toy_vocab(), b'{"a": 1, "b": true}', rnd), EOS) == "accept"
+    assert run_tokens(c, segment_tokens(toy_vocab(), b'{"b": true, "a": 1}', rnd), EOS) != "accept"
