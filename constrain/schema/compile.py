@@ -456,6 +456,8 @@ class _Compiler:
     # ---------------------------------------------------------------------------------- nodes
     def node(self, schema, ptr: str) -> str | None:
         """Grammar expression for the values valid against ``schema`` (None: no value)."""
+        if isinstance(schema, _Negated) and isinstance(schema.schema, _Negated):
+            return self.node(schema.schema.schema, ptr)  # not (not S) = S, at S's own pointer
         if isinstance(schema, _Negated):
             key = "!not:" + ptr
             if key in self.memo:
@@ -635,9 +637,14 @@ class _Compiler:
                 # fails every other branch j. Not when a merged alternative is an enum: its values
                 # would be filtered by this very oneOf (the circularity noted above).
                 merged = [[r.merged(b) for r in result for b in br] for br in per_branch]
-                if any(fl.enum is not None for br in merged for fl in br):
-                    raise
-                self.check_disjoint(merged, ptr + "/oneOf")
+                try:
+                    if any(fl.enum is not None for br in merged for fl in br):
+                        raise
+                    self.check_disjoint(merged, ptr + "/oneOf")
+                except UnsupportedFeatureError as overlap:
+                    # Branches that may overlap: exactly one holds, i.e. the union over i of
+                    # (branch i and not every other branch), exact where the others are negatable.
+                    per_branch = self.exclusive_branches(items, per_branch, ptr + "/oneOf", depth, overlap)
             new = []
             for r in result:
                 for br in per_branch:
@@ -646,6 +653,31 @@ class _Compiler:
                 raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives, f"schema at {ptr or '/'}: too many alternatives")
             result = new
         return result
+
+    def exclusive_branches(self, items: list, per_branch: list[list[_Flat]], ptr: str, depth: int,
+                           overlap: UnsupportedFeatureError) -> list[list[_Flat]]:
+        """``oneOf`` branches made disjoint by negation: branch i becomes branch i and ``not`` every
+        other branch (:meth:`negate`). Raises ``overlap`` (the error naming the overlapping branches)
+        when a branch is not negatable, noting why."""
+        out = []
+        for i, br in enumerate(per_branch):
+            # merged in branch order, so the properties the branches declare keep the oneOf's order
+            acc = [_Flat(ptr)]
+            for j, other in enumerate(items):
+                if not acc:
+                    break
+                if j == i:
+                    acc = self.product(acc, br, ptr)
+                    continue
+                try:
+                    neg = self.negate(other, f"{ptr}/{j}", depth + 1)
+                except UnsupportedFeatureError as e:
+                    raise UnsupportedFeatureError(
+                        f"{overlap.message.rstrip('.')}; excluding branch {j} from the others needs its negation: "
+                        f"{e.message} (at {e.pointer})", pointer=overlap.pointer) from None
+                acc = self.product(acc, neg, ptr)
+            out.append(acc)
+        return out
 
     def finite_candidates(self, schema: dict, ptr: str, depth: int) -> list | None:
         """A finite superset of the values valid against ``schema``: the smallest ``enum``/``const``
@@ -715,12 +747,15 @@ class _Compiler:
         """DNF of the values *not* valid against ``sub`` (De Morgan over keyword groups).
 
         Negatable: ``type``, ``enum``/``const`` (an exclusion applied at emission), ``required``,
-        ``properties`` (without ``additionalProperties``/``patternProperties``), ``minLength``/
+        ``properties`` (without ``additionalProperties``/``patternProperties``), ``items`` (a schema:
+        an array containing a non-matching element), ``minLength``/
         ``maxLength``, ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``,
-        ``anyOf``/``allOf``/``not``/``$ref`` of negatable schemas. Anything else raises.
+        ``anyOf``/``allOf``/``oneOf``/``not``/``$ref`` of negatable schemas. Anything else raises.
         """
         if depth > self.limits.max_schema_ref_depth:
             raise _limit("max_schema_ref_depth", self.limits.max_schema_ref_depth, f"schema at {ptr or '/'}: 'not' nesting is deeper than {self.limits.max_schema_ref_depth}")
+        if isinstance(sub, _Negated):  # not (not S) = S
+            return self.normalize(sub.schema, ptr, depth + 1)
         if sub is True:
             return []
         if sub is False:
@@ -769,6 +804,10 @@ class _Compiler:
                     f = flat({"object"}, kp, properties={name: _Negated(psub)})
                     f.add("required", [name], f"{ptr}/required", {"required": [name]})
                     out.append(f)
+            elif k == "items" and not isinstance(v, list) and "prefixItems" not in sub:
+                # an array with an element that is not valid against the items schema
+                if v is not True and v != {}:
+                    out.append(flat({"array"}, kp, contains=_Negated(v)))
             elif k in ("minLength", "maxLength"):
                 n = _nonneg_int(v, kp, k)
                 if k == "minLength":
@@ -796,6 +835,18 @@ class _Compiler:
                     raise SchemaError("'allOf' must be a non-empty array", pointer=kp)
                 for i, b in enumerate(v):
                     out.extend(self.negate(b, f"{kp}/{i}", depth + 1))
+            elif k == "oneOf":
+                # not exactly one: none of the branches, or two of them (or more) at once
+                if not isinstance(v, list) or not v:
+                    raise SchemaError("'oneOf' must be a non-empty array", pointer=kp)
+                acc = [_Flat(ptr)]
+                for i, b in enumerate(v):
+                    acc = self.product(acc, self.negate(b, f"{kp}/{i}", depth + 1), kp)
+                out.extend(acc)
+                pos = [self.normalize(b, f"{kp}/{i}", depth + 1) for i, b in enumerate(v)]
+                for i in range(len(v)):
+                    for j in range(i + 1, len(v)):
+                        out.extend(self.product(pos[i], pos[j], kp))
             elif k == "not":
                 out.extend(self.normalize(v, kp, depth + 1))
             elif k == "$ref":

@@ -333,3 +333,36 @@ def test_one_of_with_a_finite_branch_is_exact(schema, valid, invalid):
 ])
 def test_finite_allof_member_makes_the_whole_schema_a_filtered_enum(schema, valid, invalid):
     check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # overlapping branches: exactly one holds = branch i and not the other (negation)
+    ({"type": "object", "oneOf": [{"required": ["a"]}, {"required": ["b"]}]},
+     [{"a": 1}, {"b": 1}, {"a": 1, "c": 2}], [{"a": 1, "b": 2}, {}, {"c": 1}]),
+    # MaskBench o80681's shape: an object that has both keys matches both branches unless a value fails one
+    ({"type": "object", "oneOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]},
+                                  {"properties": {"b": {"type": "integer"}}, "required": ["b"]}]},
+     [{"a": 1}, {"b": 2}, {"a": 1, "b": "x"}, {"a": "x", "b": 2}], [{"a": 1, "b": 2}, {"a": "x"}, {}]),
+    # string xor (at most 3 code points): long strings, or anything that is not a string
+    ({"oneOf": [{"type": "string"}, {"maxLength": 3}]}, ["abcd", 1, None, [1], {}], ["abc", ""]),
+    # not (exactly one): none of the branches, or both
+    ({"type": "integer", "not": {"oneOf": [{"minimum": 5}, {"maximum": 10}]}}, [5, 7, 10], [4, 11, -3, 100]),
+    # not items: an array with an element the items schema refuses
+    ({"type": "array", "not": {"items": {"type": "integer"}}}, [["a"], [1, "a"], [None, 2]], [[], [1, 2]]),
+    # both at once (MaskBench o71454's shape): a folder has 'item', an item has 'request'
+    ({"$defs": {"item": {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"]},
+                "group": {"type": "object", "properties": {"item": {"type": "array", "items": {"$ref": "#/$defs/item"}}},
+                          "required": ["item"]}},
+      "type": "array", "items": {"oneOf": [{"$ref": "#/$defs/item"}, {"$ref": "#/$defs/group"}]}},
+     [[{"request": "r"}], [{"item": []}, {"request": "s"}], [{"request": "r", "item": [1]}]],
+     [[{"request": "r", "item": []}], [{}], [{"item": [{}]}]]),
+])
+def test_one_of_with_overlapping_branches_is_exact_by_negation(schema, valid, invalid):
+    check_table(schema, valid, invalid)
+
+
+def test_one_of_overlap_with_a_branch_that_cannot_be_negated_names_both():
+    schema = {"oneOf": [{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": "b$"}]}
+    with pytest.raises(UnsupportedFeatureError) as info:
+        grammar(schema)
+    assert info.value.pointer == "/oneOf" and "may both match" in str(info.value) and "pattern" in str(info.value)
