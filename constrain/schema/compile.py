@@ -1322,6 +1322,8 @@ class _Compiler:
             return self.string_automaton(fl.kws, ex_ptr or fl.ptr, only, list(exclude), hint)
         if body is None:
             return None
+        if self.catalogs and _regex_depth(body) > _MAX_REGEX_DEPTH:
+            return self.string_automaton(fl.kws, ex_ptr or fl.ptr, only, list(exclude), hint)
         return self.terminal('"' + body + '"', hint + "_str")
 
     def string_automaton(self, kws: dict, ptr: str, only_string: bool, exclude: list, hint: str) -> str | None:
@@ -1337,6 +1339,11 @@ class _Compiler:
             if only_string and not exclude:
                 raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=where)
             return None
+        return self.dfa_terminal(dfa, hint)
+
+    def dfa_terminal(self, dfa, hint: str) -> str:
+        """A ``%declare``d terminal: the quoted JSON strings a code-point DFA accepts, as a byte
+        automaton (:func:`.cpdfa.to_byte_dfa`; mutates ``external``)."""
         name = f"STRING{len(self.external)}_{re.sub(r'[^A-Za-z0-9_]', '_', hint).upper()}"[:60]
         self.external[name] = cpdfa.to_byte_dfa(dfa)
         return name
@@ -1974,8 +1981,19 @@ class _Compiler:
             dfa = cpdfa.minimize(prod, lambda lab, region=region: lab == region)
             if dfa is None:
                 continue
-            rx = cpdfa.to_regex(dfa, self.limits, f"key region of {groups[0][3]}/patternProperties")
+            try:
+                rx = cpdfa.to_regex(dfa, self.limits, f"key region of {groups[0][3]}/patternProperties")
+            except LimitExceededError as e:
+                if not (self.catalogs and e.field == "max_schema_regex_chars"):
+                    raise
+                rx = ""  # (the automaton below)
             if rx is None:
+                continue
+            if self.catalogs and (rx == "" or _regex_depth(rx) > _MAX_REGEX_DEPTH):
+                # a regex too long or too deeply nested for the lexer's parser (the complement of
+                # a long counted chain): the key region's automaton is the key terminal
+                key = self.dfa_terminal(dfa, hint + "_key")
+                alts.append(f"{key} {self.struct(':')} {val}")
                 continue
             alts.append(self.pair('"' + rx + '"', val, hint + "_pattern"))
         return self.rule(hint + "_pattern_pair", alts) if alts else None
@@ -2285,6 +2303,38 @@ def _nonneg_int(v, p, kw) -> int:
     if not _is_int(v) or v < 0:
         raise SchemaError(f"{kw!r} must be a non-negative integer", pointer=p)
     return v
+
+
+# Group nesting past which a regex goes to the lexer as an automaton instead (the regex parser
+# recurses per group level; DFA-to-regex output of a complemented counted chain nests per position).
+_MAX_REGEX_DEPTH = 48
+
+
+def _regex_depth(rx: str) -> int:
+    """The deepest group nesting of a regex (escapes and character classes skipped)."""
+    depth = best = 0
+    i, n = 0, len(rx)
+    in_class = False
+    while i < n:
+        c = rx[i]
+        if c == "\\":
+            i += 2
+            continue
+        if in_class:
+            if c == "]":
+                in_class = False
+        elif c == "[":
+            in_class = True
+            if rx.startswith("]", i + 1) or rx.startswith("^]", i + 1):
+                i += 2 if rx[i + 1] == "]" else 3
+                continue
+        elif c == "(":
+            depth += 1
+            best = max(best, depth)
+        elif c == ")":
+            depth -= 1
+        i += 1
+    return best
 
 
 _PATTERN_CACHE: dict = {}

@@ -315,3 +315,30 @@ def test_pattern_under_a_length_bound_too_long_for_a_regex_is_an_automaton_termi
         assert _run(c, _segment(vocab, json.dumps({"u": u}).encode(), rnd)) == "accept", u
     for u in ["", "-a", "a-", "a--b", "A" * 40, "a-" * 19 + "bc", "é"]:
         assert _run(c, _segment(vocab, json.dumps({"u": u}, ensure_ascii=False).encode(), rnd)) != "accept", u
+
+
+def test_complement_of_a_long_counted_key_pattern_is_an_automaton_terminal():
+    """MaskBench o9962: the keys *not* matching ^[a-z]{1,200}$ (any other character somewhere, or
+    too long) written as a regex nest one group per position, deeper than the lexer's parser
+    takes; compile_json_schema hands the key region to the lexer as an automaton."""
+    schema = {"type": "object", "patternProperties": {"^[a-z]{1,200}$": {"type": "integer"}},
+              "additionalProperties": {"type": "string"}}
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab)
+    rnd = random.Random(5)
+    good = [{"ab": 1}, {"a" * 200: 2}, {"A": "x"}, {"a" * 201: "y"}, {"a-b": "z", "q": 3}, {"": "e"}]
+    bad = [{"ab": "x"}, {"A": 1}, {"a" * 201: 1}, {"a" * 200: "s"}]
+    for doc in good:
+        assert _run(c, _segment(vocab, json.dumps(doc).encode(), rnd)) == "accept", doc
+    for doc in bad:
+        assert _run(c, _segment(vocab, json.dumps(doc).encode(), rnd)) != "accept", doc
+
+
+def test_regex_depth():
+    from constrain.schema.compile import _regex_depth
+
+    assert _regex_depth("abc") == 0
+    assert _regex_depth("(a(b)c)(d)") == 2
+    assert _regex_depth("\\(\\(a\\)") == 0
+    assert _regex_depth("[(]([)]x)") == 1
+    assert _regex_depth("(?:[]()])") == 1
