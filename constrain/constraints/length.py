@@ -437,7 +437,7 @@ def length_bounds(
     min_words: int | None = None,
     max_words: int | None = None,
     limits: Limits | None = None,
-) -> LengthConstraint:
+) -> CompiledConstraint:
     """``constraint`` restricted to outputs within the given bounds (see the module docstring).
 
     Wrapping a :class:`LengthConstraint` again merges the bounds (the tighter one of each wins).
@@ -451,6 +451,15 @@ def length_bounds(
     LimitExceededError
         The completion graph exceeds ``limits.max_dfa_states`` nodes.
     """
+    rewrap = getattr(constraint, "rewrap", None)
+    if rewrap is not None:
+        # A run-time check over a grammar (uniqueItems over strings, property_order="any"): the
+        # bounds go on the grammar and the check stays on top. Still exact; the shortest
+        # completions the bound plans with may include a repeat the check refuses, so an output
+        # can need a few tokens more than planned (then it may not close within max_tokens).
+        return rewrap(length_bounds(constraint.inner, min_tokens=min_tokens, max_tokens=max_tokens,
+                                    min_chars=min_chars, max_chars=max_chars, min_words=min_words,
+                                    max_words=max_words, limits=limits))
     bounds = LengthBounds(min_tokens, max_tokens, min_chars, max_chars, min_words, max_words)
     if isinstance(constraint, LengthConstraint):
         bounds = constraint.bounds.merged(bounds)

@@ -125,6 +125,10 @@ class DistinctKeysConstraint(CompiledConstraint):
     def __repr__(self) -> str:
         return f"DistinctKeysConstraint({self.inner!r})"
 
+    def rewrap(self, inner: CompiledConstraint) -> DistinctKeysConstraint:
+        """The same check over another inner constraint (e.g. the grammar under length bounds)."""
+        return DistinctKeysConstraint(inner)
+
     # -- scanning
     def _step(self, inner_state, scan_state: tuple, data: bytes, inner_after=None):
         """The scanner state after ``data``, or None when it repeats or strands a key.

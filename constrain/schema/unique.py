@@ -558,6 +558,10 @@ class UniqueItemsConstraint(CompiledConstraint):
     def __repr__(self) -> str:
         return f"UniqueItemsConstraint({self.inner!r}, {len(self.nav.unique)} arrays)"
 
+    def rewrap(self, inner: CompiledConstraint) -> UniqueItemsConstraint:
+        """The same check over another inner constraint (e.g. the grammar under length bounds)."""
+        return UniqueItemsConstraint(inner, self.nav)
+
     # -- CompiledConstraint
     def initial_state(self):
         return (self.inner.initial_state(), _START)

@@ -173,3 +173,18 @@ def test_schema_order_is_unchanged_by_default():
     rnd = random.Random(0)
     assert run_tokens(c, segment_tokens(toy_vocab(), b'{"a": 1, "b": true}', rnd), EOS) == "accept"
     assert run_tokens(c, segment_tokens(toy_vocab(), b'{"b": true, "a": 1}', rnd), EOS) != "accept"
+
+
+def test_length_bounds_compose_with_distinct_keys():
+    import constrain
+
+    vocab = toy_vocab()
+    c = constrain.max_length(compiled(0), max_tokens=30)
+    assert isinstance(c, DistinctKeysConstraint)
+    rnd = random.Random(2)
+    text = json.dumps({"b": True, "a": 1})
+    assert run_tokens(c, segment_tokens(vocab, text.encode(), rnd, max_len=10), EOS) == "accept"
+    assert run_tokens(c, segment_tokens(vocab, b'{"a": 1, "a": 1, "b": true}', rnd), EOS) != "accept"
+    # 30 one-byte tokens cannot hold this document: the bound is on the grammar under the check
+    long = json.dumps({"b": True, "a": 1, "name": "abc", "ab": "xyzxyz", "nab": None})
+    assert run_tokens(c, [ch + 1 for ch in long.encode()], EOS) != "accept"  # token b+1 is byte b
