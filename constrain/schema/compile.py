@@ -2094,8 +2094,9 @@ class _Compiler:
 
     def object_any_counted(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
         """Declared properties in any order, each at most once, in a grammar linear in their
-        number: the grammar counts members (required ones, optional ones, additional ones) and
-        tracks as a subset only the properties a dependency names, and the duplicate keys a
+        number: the grammar counts members (optional ones, additional ones, and required ones when
+        there are many) and tracks as a subset the properties a dependency names (and the required
+        ones while that stays under ``_ANY_ORDER_TRACKED_STATES`` states), and the duplicate keys a
         counting grammar would allow are refused at run time by
         :class:`~constrain.schema.distinct_keys.DistinctKeysConstraint`, which makes the counts
         exact. A comma is allowed only where a fresh member can follow (a required or optional
@@ -2104,12 +2105,20 @@ class _Compiler:
         dep_req = dep_req or {}
         names = {e[0] for e in entries}
         rel_names = {k for k in dep_req if k in names} | {d for k, ds in dep_req.items() if k in names for d in ds}
+        if len(rel_names & names) > self.limits.max_schema_any_order_properties + 4:
+            raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
+                         f"schema at {hint}: 'dependentRequired' over {len(rel_names & names)} properties")
+        # Required properties are tracked one by one too while the states stay few (then the
+        # grammar itself knows which are missing, and a length bound plans with the right ones);
+        # past that they are counted like the optional ones.
+        n_req = sum(1 for e in entries if e[2] and e[0] not in rel_names)
+        n_opt = sum(1 for e in entries if not e[2] and e[0] not in rel_names)
+        counted_cap = ((max_p + 2) if max_p is not None else (min_p + 1)) if (min_p > 0 or max_p is not None) else 1
+        if 2 ** (len(rel_names & names) + n_req) * (n_opt + 1) * counted_cap <= _ANY_ORDER_TRACKED_STATES:
+            rel_names = rel_names | {e[0] for e in entries if e[2]}
         rel = [e for e in entries if e[0] in rel_names]
         req = [e for e in entries if e[2] and e[0] not in rel_names]
         opt = [e for e in entries if not e[2] and e[0] not in rel_names]
-        if len(rel) > self.limits.max_schema_any_order_properties + 4:
-            raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
-                         f"schema at {hint}: 'dependentRequired' over {len(rel)} properties")
         if max_p is not None and min_p > max_p:
             return None
         if any(d not in names for k, ds in dep_req.items() if k in names for d in ds):
@@ -2304,6 +2313,10 @@ def _nonneg_int(v, p, kw) -> int:
         raise SchemaError(f"{kw!r} must be a non-negative integer", pointer=p)
     return v
 
+
+# property_order="any" (compile_json_schema): required properties are tracked one by one (a
+# subset per state) while subsets x optional counts x member counts stay at most this many states.
+_ANY_ORDER_TRACKED_STATES = 4096
 
 # Group nesting past which a regex goes to the lexer as an automaton instead (the regex parser
 # recurses per group level; DFA-to-regex output of a complemented counted chain nests per position).

@@ -146,7 +146,9 @@ def test_masked_walks_never_stall_and_end_valid(case, seed):
 
 def test_counting_grammar_is_linear_where_subsets_are_exponential():
     props = {f"p{i:02d}": {"type": "integer"} for i in range(40)}
-    schema = {"type": "object", "properties": props, "required": ["p00", "p17", "p39"], "additionalProperties": False}
+    # 14 required: too many to track one by one (2**14 subsets), so they are counted as well
+    schema = {"type": "object", "properties": props, "required": [f"p{i:02d}" for i in range(0, 40, 3)],
+              "additionalProperties": False}
     with pytest.raises(LimitExceededError) as info:
         schema_to_lark(schema, property_order="any")  # Lark text alone: 2**n subsets, refused
     assert info.value.field == "max_schema_any_order_properties"
@@ -155,7 +157,7 @@ def test_counting_grammar_is_linear_where_subsets_are_exponential():
     doc = {k: i for i, k in enumerate(reversed(list(props)))}
     text = json.dumps(doc)
     assert run_tokens(c, segment_tokens(toy_vocab(), text.encode(), rnd), EOS) == "accept"
-    missing = json.dumps({k: v for k, v in doc.items() if k != "p17"})
+    missing = json.dumps({k: v for k, v in doc.items() if k != "p18"})
     assert run_tokens(c, segment_tokens(toy_vocab(), missing.encode(), rnd), EOS) != "accept"
 
 
@@ -188,3 +190,37 @@ def test_length_bounds_compose_with_distinct_keys():
     # 30 one-byte tokens cannot hold this document: the bound is on the grammar under the check
     long = json.dumps({"b": True, "a": 1, "name": "abc", "ab": "xyzxyz", "nab": None})
     assert run_tokens(c, [ch + 1 for ch in long.encode()], EOS) != "accept"  # token b+1 is byte b
+
+
+def test_few_required_properties_are_tracked_so_a_length_bound_plans_with_them():
+    """product.json's shape: with the required ones only counted, the grammar's shortest completion
+    after '{"p": 1, ' would repeat "p" (refused at run time), so a tight length bound would let the
+    output spend its budget on "d" and then leave nothing that fits. Tracked one by one, the plan
+    has "sku" in it: walks that favour "d" never meet an empty mask and end valid."""
+    import constrain
+
+    schema = {"type": "object", "properties": {"sku": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                                               "p": {"type": "integer"}, "d": {"type": "string"}},
+              "required": ["sku", "p"], "additionalProperties": False}
+    vocab = toy_vocab()
+    prefix = b'{"p": 1, '
+    budget = len(prefix) + len(b'"d":"",') + len(b'"p":1}')  # room for the repeat, not for "sku" after "d"
+    c = constrain.max_length(compile_json_schema(schema, vocab, property_order="any"), max_tokens=budget)
+    bm = allocate_bitmask(1, vocab.size)
+    for seed in range(20):
+        rnd = random.Random(seed)
+        m = c.matcher()
+        for ch in prefix:
+            assert m.accept_token(ch + 1)
+        out = prefix
+        while True:
+            m.fill_bitmask(bm, 0)
+            allowed = allowed_token_ids(bm[0], vocab.size).tolist()
+            assert allowed, f"stalled after {out!r}"
+            if allowed == [EOS]:
+                break
+            pool = [t for t in allowed if t != EOS and vocab.token_bytes(t) in (b'"', b"d", b":", b",", b'":')]
+            t = rnd.choice(pool if pool and rnd.random() < 0.8 else [t for t in allowed if t != EOS])
+            assert m.accept_token(t)
+            out += vocab.token_bytes(t)
+        jsonschema.validate(json.loads(out), schema)
