@@ -113,14 +113,16 @@ class DistinctKeysConstraint(CompiledConstraint):
         self.limits = getattr(inner, "limits", None)
         self.literal_hints = getattr(inner, "literal_hints", ())
         self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
-        quotes = np.zeros(self.vocab.size, dtype=bool)
+        quotes = np.zeros(self.vocab.size, dtype=np.int64)
         self._by_bytes: dict[bytes, list[int]] = {}
         for t in range(self.vocab.size):
             data = self.vocab.token_bytes(t)
             if data:
-                quotes[t] = b'"' in data
+                quotes[t] = data.count(b'"')
                 self._by_bytes.setdefault(data, []).append(t)
-        self._quote_tokens = np.flatnonzero(quotes)
+        self._quote_tokens = np.flatnonzero(quotes > 0)
+        # a token that could write two keys of one object by itself (four quotes or more)
+        self._multi_key_tokens = np.flatnonzero(quotes >= 4)
 
     def __repr__(self) -> str:
         return f"DistinctKeysConstraint({self.inner!r})"
@@ -195,7 +197,8 @@ class DistinctKeysConstraint(CompiledConstraint):
         """Token ids the scanner may refuse here (None: the inner mask stands)."""
         stack, mode, buf = scan_state
         if not any(f[0] == "o" and f[1] for f in stack):
-            return None
+            # no key written yet in any open object: only a token holding two keys can repeat one
+            return self._multi_key_tokens if len(self._multi_key_tokens) else None
         extra: list[int] = []
         if mode in (1, 3) and stack[-1][1]:
             # inside a key: tokens without a quote matter only if they continue an earlier key

@@ -224,3 +224,16 @@ def test_few_required_properties_are_tracked_so_a_length_bound_plans_with_them()
             assert m.accept_token(t)
             out += vocab.token_bytes(t)
         jsonschema.validate(json.loads(out), schema)
+
+
+def test_a_token_that_writes_a_key_twice_by_itself_is_masked():
+    vocab = Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [b'{"a":1,"a":2}', b'{"a":1,"b":2}'],
+                                   eos_token_ids=[EOS])
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    c = compile_json_schema(schema, vocab, property_order="any")
+    m = c.matcher()
+    bm = allocate_bitmask(1, vocab.size)
+    m.fill_bitmask(bm, 0)
+    allowed = set(allowed_token_ids(bm[0], vocab.size).tolist())
+    assert 257 not in allowed and 258 in allowed  # the repeat is masked, the other one is not
+    assert not m.accept_token(257) and m.accept_token(258)
