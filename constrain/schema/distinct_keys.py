@@ -31,6 +31,7 @@ from constrain.schema.unique import _split_partial as split_partial_string
 __all__ = ["DistinctKeysConstraint"]
 
 _MAX_SEARCH = 4096  # grammar steps of one liveness search
+_MAX_PLANS = 20_000  # cached per-scanner-state refusal plans
 
 # Scanner state: (stack, mode, buf). stack: ("o", seen keys, expecting a key) / ("a",) frames;
 # mode: 0 outside strings, 1 in a key, 2 in a value, 3 / 4 the same after a backslash;
@@ -113,6 +114,7 @@ class DistinctKeysConstraint(CompiledConstraint):
         self.limits = getattr(inner, "limits", None)
         self.literal_hints = getattr(inner, "literal_hints", ())
         self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
+        self._plans: dict = {}  # scanner state -> _plan
         quotes = np.zeros(self.vocab.size, dtype=np.int64)
         self._by_bytes: dict[bytes, list[int]] = {}
         for t in range(self.vocab.size):
@@ -214,25 +216,52 @@ class DistinctKeysConstraint(CompiledConstraint):
 
     def token_bits(self, state) -> np.ndarray:
         words = self.inner.token_bits(state[0])
-        candidates = self._candidates(state[1])
-        if candidates is None or not len(candidates):
+        plan = self._plan(state[1])
+        if plan is None:
             return words
-        return self._mask_cache.get(state, lambda st: self._filtered(st, words, candidates))
+        return self._mask_cache.get(state, lambda st: self._filtered(st, words, plan))
 
-    def _filtered(self, state, words: np.ndarray, candidates: np.ndarray) -> np.ndarray:
-        allowed = candidates[(words[candidates >> 5] >> (candidates & 31).astype(np.uint32)) & 1 == 1]
+    def _plan(self, scan_state: tuple):
+        """``(refused, to_search)`` for a scanner state, cached on it (the scanner state changes
+        only when a key, a container or a string starts or ends, not with every token):
+        ``refused`` the candidate tokens that repeat a key whatever the grammar allows (int64
+        array), ``to_search`` those that leave a key prefix of an earlier key (the grammar decides
+        whether a fresh key can still end it). None when no token can be refused."""
+        hit = self._plans.get(scan_state, False)
+        if hit is not False:
+            return hit
+        candidates = self._candidates(scan_state)
+        plan = None
+        if candidates is not None and len(candidates):
+            refused, to_search = [], []
+            for t in candidates.tolist():
+                try:
+                    after = _scan(scan_state, self.vocab.token_bytes(t))
+                    search = _needs_search(after)
+                except _Duplicate:
+                    refused.append(t)
+                    continue
+                except ValueError:  # not JSON here (an invalid escape): the grammar refuses it
+                    continue
+                if search:
+                    to_search.append((t, after))
+            if refused or to_search:
+                plan = (np.asarray(refused, dtype=np.int64), tuple(to_search))
+        if len(self._plans) >= _MAX_PLANS:
+            self._plans.pop(next(iter(self._plans)))
+        self._plans[scan_state] = plan
+        return plan
+
+    def _filtered(self, state, words: np.ndarray, plan) -> np.ndarray:
+        refused, to_search = plan
         out = words.copy()
-        for t in allowed.tolist():
-            data = self.vocab.token_bytes(t)
-            try:
-                after = _scan(state[1], data)
-            except _Duplicate:
-                after = None
-            if after is not None and _needs_search(after):
-                g = self.inner.advance_token(state[0], t)
-                if g is None or not self._fresh_completion(g, after):
-                    after = None
-            if after is None:
+        if len(refused):
+            np.bitwise_and.at(out, refused >> 5, ~(np.uint32(1) << (refused & 31).astype(np.uint32)))
+        for t, after in to_search:
+            if not (words[t >> 5] >> np.uint32(t & 31)) & 1:
+                continue
+            g = self.inner.advance_token(state[0], t)
+            if g is None or not self._fresh_completion(g, after):
                 out[t >> 5] &= ~np.uint32(1 << (t & 31))
         return out
 
@@ -251,6 +280,7 @@ class DistinctKeysConstraint(CompiledConstraint):
 
     def clear_cache(self) -> None:
         self._mask_cache.clear()
+        self._plans.clear()
         clear = getattr(self.inner, "clear_cache", None)
         if clear is not None:
             clear()
