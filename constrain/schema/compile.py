@@ -748,7 +748,9 @@ class _Compiler:
 
         Negatable: ``type``, ``enum``/``const`` (an exclusion applied at emission), ``required``,
         ``properties`` (without ``additionalProperties``/``patternProperties``), ``items`` (a schema:
-        an array containing a non-matching element), ``minLength``/
+        an array containing a non-matching element), ``additionalProperties: false`` next to
+        ``properties`` (an object with an undeclared key), ``minProperties``/``maxProperties``/
+        ``minItems``/``maxItems``, ``minLength``/
         ``maxLength``, ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``,
         ``anyOf``/``allOf``/``oneOf``/``not``/``$ref`` of negatable schemas. Anything else raises.
         """
@@ -796,18 +798,34 @@ class _Compiler:
             elif k == "properties":
                 if not isinstance(v, dict):
                     raise SchemaError("'properties' must be an object", pointer=kp)
-                if "additionalProperties" in sub or "patternProperties" in sub:
-                    raise UnsupportedFeatureError("'not' with 'properties' next to 'additionalProperties'/'patternProperties'", pointer=kp)
+                if "patternProperties" in sub:
+                    raise UnsupportedFeatureError("'not' with 'properties' next to 'patternProperties'", pointer=kp)
                 for name, psub in v.items():
                     if psub is True or psub == {}:
                         continue
                     f = flat({"object"}, kp, properties={name: _Negated(psub)})
                     f.add("required", [name], f"{ptr}/required", {"required": [name]})
                     out.append(f)
+            elif k == "additionalProperties" and v is False and "patternProperties" not in sub:
+                # an object with a key the schema does not declare: one member outside `properties`
+                declared = sub.get("properties") if isinstance(sub.get("properties"), dict) else {}
+                f = flat({"object"}, f"{ptr}/properties", properties={name: True for name in declared})
+                f.add("_outside", frozenset(declared), kp, {})
+                out.append(f)
+            elif k == "additionalProperties" and (v is True or v == {}):
+                pass  # never fails
             elif k == "items" and not isinstance(v, list) and "prefixItems" not in sub:
                 # an array with an element that is not valid against the items schema
                 if v is not True and v != {}:
                     out.append(flat({"array"}, kp, contains=_Negated(v)))
+            elif k in ("minProperties", "maxProperties", "minItems", "maxItems"):
+                n = _nonneg_int(v, kp, k)
+                kind = "object" if k.endswith("Properties") else "array"
+                if k.startswith("min"):
+                    if n > 0:
+                        out.append(flat({kind}, kp, **{"max" + k[3:]: n - 1}))
+                else:
+                    out.append(flat({kind}, kp, **{"min" + k[3:]: n + 1}))
             elif k in ("minLength", "maxLength"):
                 n = _nonneg_int(v, kp, k)
                 if k == "minLength":
@@ -1922,19 +1940,31 @@ class _Compiler:
                     if key_rx is not None:
                         addl_pair = self.rule(hint + "_additional_pair", [self.pair('"' + key_rx + '"', val, hint + "_additional")])
                         addl_infinite = not pn_kws
+        # 'not' of an object without additional properties: a member whose key is not in P must be there
+        # (several: one member each, or one for all; "a key not in P" follows from "a key not in Q" for P <= Q)
+        outside = kws.get("_outside", [])
+        sets = list(dict.fromkeys(p for p, _ptr, _o in outside))
+        sets = [p for p in sets if not any(p < q for q in sets)]
+        if len(sets) > 3:
+            raise _limit("max_schema_alternatives", 3, f"schema at {outside[0][1]}: 'not' of more than 3 objects "
+                         "without additional properties, merged")
+        inside = tuple(sets) or None
         if self.property_order == "any" and self.runtime_keys and (addl_pair is None or addl_infinite):
             # duplicate keys are refused at run time (constrain.schema.distinct_keys): counting is exact
             self.distinct_keys = True
-            return self.object_any_counted(entries, addl_pair, min_p, max_p, dep_req, hint)
+            return self.object_any_counted(entries, addl_pair, min_p, max_p, dep_req, hint, inside)
         if addl_pair is not None and min_p >= 2:
             # {"x": 1, "x": 2} would count twice but has one property after parsing
             raise UnsupportedFeatureError("'minProperties' >= 2 together with additional properties (a grammar "
                                           "cannot rule out duplicate keys)", pointer=min_p_ptr)
+        if inside is not None and (dep_req or self.property_order == "any" and len(entries) > 1):
+            raise UnsupportedFeatureError("'not' of an object without additional properties, next to "
+                                          "'dependentRequired' or with property_order='any' in Lark text", pointer=outside[0][1])
         if dep_req:
             return self.object_with_dependencies(entries, addl_pair, min_p, max_p, dep_req, hint)
         if self.property_order == "any" and len(entries) > 1:
             return self.object_any_order(entries, addl_pair, min_p, max_p, hint)
-        return self.object_schema_order(entries, addl_pair, min_p, max_p, hint)
+        return self.object_schema_order(entries, addl_pair, min_p, max_p, hint, inside)
 
     def pattern_pairs(self, groups, names, pn_kws, hint) -> str | None:
         """Pairs for the keys not in ``names`` when some object schema has ``patternProperties``.
@@ -1998,7 +2028,12 @@ class _Compiler:
             alts.append(self.pair('"' + rx + '"', val, hint + "_pattern"))
         return self.rule(hint + "_pattern_pair", alts) if alts else None
 
-    def object_schema_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
+    def object_schema_order(self, entries, addl_pair, min_p, max_p, hint, inside=None) -> str | None:
+        """Declared properties in schema order, additional ones between them (see the module
+        docstring). ``inside`` (name sets, from the negation of objects without additional
+        properties): for each set, at least one member's key must not be in it -- an entry named
+        outside it, or an additional pair (whose key is undeclared, and every name of the sets is
+        declared). f below: a bit per set, set once such a member was written."""
         n = len(entries)
         if max_p is not None and min_p > max_p:
             return None
@@ -2012,20 +2047,30 @@ class _Compiler:
         # ones (which keep schema order): a gap of ", addl" pairs before each declared pair. The
         # gap belongs to the next pair written, and a first additional pair only starts NE(0),
         # so every text has one derivation.
-        gap = None
+        gap = gap_plus = None
         if addl_pair and not counting and n:
             gap = self.rule(hint + "_gap", [self.repeat_seq(f"{comma} {addl_pair}", 0, None, hint + "_gap")])
+            if inside is not None:
+                gap_plus = self.rule(hint + "_gap1", [self.repeat_seq(f"{comma} {addl_pair}", 1, None, hint + "_gap1")])
 
-        def S(i: int, c: int) -> str | None:
-            """Members from entry i on, c (>=1, capped) already emitted."""
-            key = (i, c)
+        full = (1 << len(inside)) - 1 if inside else 0
+
+        def out_of(name) -> int:
+            return sum(1 << j for j, names in enumerate(inside or ()) if name not in names)
+
+        def S(i: int, c: int, f: int) -> str | None:
+            """Members from entry i on, c (>=1, capped) already emitted; f: the sets of ``inside``
+            a member outside of which was emitted (bits; ``full`` when all)."""
+            key = (i, c, f)
             if key in memo:
                 return memo[key]
             memo[key] = None
             if i == n:
                 lo = max(0, min_p - c) if counting else 0
                 hi = (max_p - c if max_p is not None else None)
-                if hi is not None and hi < 0:
+                if f != full:
+                    lo = max(lo, 1)
+                if hi is not None and hi < lo:
                     return None
                 r = self.repeat_seq(f"{comma} {addl_pair}" if addl_pair else None, lo, hi, hint + "_more")
                 memo[key] = r
@@ -2034,14 +2079,23 @@ class _Compiler:
             opts = []
             nc = min(c + 1, cap) if counting else 1
             if max_p is None or c + 1 <= max_p:
-                nxt = S(i + 1, nc)
-                if nxt is not None:
-                    opts.append(f"{gap or ''} {comma} {pair} {nxt}".strip())
+                if f == full or gap is None:
+                    nxt = S(i + 1, nc, f | out_of(name))
+                    if nxt is not None:
+                        opts.append(f"{gap or ''} {comma} {pair} {nxt}".strip())
+                else:  # the gap before this pair is what makes f: empty or not
+                    nxt = S(i + 1, nc, f | out_of(name))
+                    if nxt is not None:
+                        opts.append(f"{comma} {pair} {nxt}".strip())
+                    nxt = S(i + 1, nc, full)
+                    if nxt is not None:
+                        opts.append(f"{gap_plus} {comma} {pair} {nxt}".strip())
             if not req:
-                nxt = S(i + 1, c)
+                nxt = S(i + 1, c, f)
                 if nxt is not None:
                     opts.append(nxt)
-            r = self.rule(f"{hint}_p{i}_{c}" if counting else f"{hint}_p{i}", opts)
+            suffix = "" if f == full else f"_f{f}"
+            r = self.rule((f"{hint}_p{i}_{c}" if counting else f"{hint}_p{i}") + suffix, opts)
             memo[key] = r
             return r
 
@@ -2062,7 +2116,7 @@ class _Compiler:
             name, pair, req = entries[i]
             opts = []
             if max_p is None or max_p >= 1:
-                nxt = S(i + 1, 1)
+                nxt = S(i + 1, 1, out_of(name))
                 if nxt is not None:
                     opts.append(f"{pair} {nxt}".strip())
             if not req:
@@ -2070,7 +2124,7 @@ class _Compiler:
                 if nxt is not None:
                     opts.append(nxt)
             if i == 0 and gap is not None:  # an additional pair first, then everything from entry 0
-                nxt = S(0, 1)
+                nxt = S(0, 1, full)
                 if nxt is not None:
                     opts.append(f"{addl_pair} {nxt}".strip())
             r = self.rule(f"{hint}_first{i}", opts)
@@ -2078,7 +2132,7 @@ class _Compiler:
             return r
 
         alts = []
-        if min_p == 0 and not any(req for _, _, req in entries):
+        if min_p == 0 and not any(req for _, _, req in entries) and inside is None:
             alts.append(self.empty_container("{", "}"))
         body = NE(0)
         if body is not None:
@@ -2092,7 +2146,7 @@ class _Compiler:
                          f"schema at {hint}: property_order='any' with {n} properties")
         return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
 
-    def object_any_counted(self, entries, addl_pair, min_p, max_p, dep_req, hint) -> str | None:
+    def object_any_counted(self, entries, addl_pair, min_p, max_p, dep_req, hint, inside=None) -> str | None:
         """Declared properties in any order, each at most once, in a grammar linear in their
         number: the grammar counts members (optional ones, additional ones, and required ones when
         there are many) and tracks as a subset the properties a dependency names (and the required
@@ -2100,7 +2154,9 @@ class _Compiler:
         counting grammar would allow are refused at run time by
         :class:`~constrain.schema.distinct_keys.DistinctKeysConstraint`, which makes the counts
         exact. A comma is allowed only where a fresh member can follow (a required or optional
-        property not written yet, or an additional one: their key language is infinite here)."""
+        property not written yet, or an additional one: their key language is infinite here).
+        ``inside``: as for :meth:`object_schema_order` (bits in the state: the sets a member
+        outside of which was written)."""
         comma = self.struct(",")
         dep_req = dep_req or {}
         names = {e[0] for e in entries}
@@ -2128,10 +2184,25 @@ class _Compiler:
                 return None
             entries = [e for e in entries if e[0] not in missing]
             return self.object_any_counted(entries, addl_pair, min_p, max_p,
-                                           {k: ds for k, ds in dep_req.items() if k not in missing}, hint)
+                                           {k: ds for k, ds in dep_req.items() if k not in missing}, hint, inside)
         r, n_o = len(req), len(opt)
         req_rule = self.rule(hint + "_req", [e[1] for e in req]) if req else None
         opt_rule = self.rule(hint + "_opt", [e[1] for e in opt]) if opt else None
+
+        full = (1 << len(inside)) - 1 if inside else 0
+
+        def out_of(name) -> int:
+            return sum(1 << j for j, names in enumerate(inside or ()) if name not in names)
+
+        def split(group, tag):
+            """[(rule, bits)]: the group's members by the sets of ``inside`` they are outside of."""
+            by: dict[int, list] = {}
+            for e in group:
+                by.setdefault(out_of(e[0]), []).append(e[1])
+            return [(self.rule(f"{hint}_{tag}_o{m}", pairs), m) for m, pairs in sorted(by.items())]
+
+        req_split = split(req, "req") if inside else None
+        opt_split = split(opt, "opt") if inside else None
         counting = min_p > 0 or max_p is not None
         cap = (max_p + 1 if max_p is not None else min_p) if counting else 0
         rel_index = {e[0]: i for i, e in enumerate(rel)}
@@ -2143,9 +2214,10 @@ class _Compiler:
             present = {e[0] for j, e in enumerate(rel) if mask >> j & 1}
             return all(set(dep_req[k]) <= present for k in present if k in dep_req)
 
-        def state(mask: int, i: int, o: int, c: int) -> str | None:
-            """Members after the first: mask of the tracked ones, i required, o optional, c (capped) in all."""
-            key = (mask, i, o, c)
+        def state(mask: int, i: int, o: int, c: int, f: int) -> str | None:
+            """Members after the first: mask of the tracked ones, i required, o optional, c (capped)
+            in all; f: the sets of ``inside`` a member outside of which was written (``full``: all)."""
+            key = (mask, i, o, c, f)
             if key in memo:
                 return memo[key]
             memo[key] = None
@@ -2153,26 +2225,27 @@ class _Compiler:
                 raise _limit("max_schema_rules", self.limits.max_schema_rules,
                              f"schema at {hint}: property_order='any' counting states")
             alts = []
-            if final(mask, i) and c >= min_p:
+            if final(mask, i) and c >= min_p and f == full:
                 alts.append("")
             if max_p is None or c < max_p:
                 c1 = min(c + 1, cap) if counting else 0
                 for j, e in enumerate(rel):
                     if not mask >> j & 1:
-                        nxt = state(mask | 1 << j, i, o, c1)
+                        nxt = state(mask | 1 << j, i, o, c1, f | out_of(e[0]))
                         if nxt is not None:
                             alts.append(f"{comma} {e[1]} {nxt}".strip())
-                if i < r:
-                    nxt = state(mask, i + 1, o, c1)
-                    if nxt is not None:
-                        alts.append(f"{comma} {req_rule} {nxt}".strip())
-                if o < n_o:
-                    nxt = state(mask, i, o + 1, c1)
-                    if nxt is not None:
-                        alts.append(f"{comma} {opt_rule} {nxt}".strip())
+                for count_ok, group_rule, halves, step in ((i < r, req_rule, req_split, (1, 0)),
+                                                           (o < n_o, opt_rule, opt_split, (0, 1))):
+                    if not count_ok:
+                        continue
+                    heads = [(group_rule, full)] if f == full else [(h, f | m) for h, m in halves]
+                    for head, f2 in heads:
+                        nxt = state(mask, i + step[0], o + step[1], c1, f2) if head is not None else None
+                        if nxt is not None:
+                            alts.append(f"{comma} {head} {nxt}".strip())
                 if addl_pair is not None:
-                    nxt = state(mask, i, o, c1) if counting and c1 != c else None
-                    if counting and c1 != c:
+                    if (counting and c1 != c) or f != full:
+                        nxt = state(mask, i, o, c1, full)
                         if nxt is not None:
                             alts.append(f"{comma} {addl_pair} {nxt}".strip())
                     else:  # the count no longer matters (or is not kept): a loop
@@ -2181,22 +2254,26 @@ class _Compiler:
                         alts.append(f"{comma} {addl_pair} {loop}")
                         self.rules[loop] = alts
                         return loop
-            res = self.rule(f"{hint}_any_{mask}_{i}_{o}_{c}", alts)
+            res = self.rule(f"{hint}_any_{mask}_{i}_{o}_{c}" + ("" if f == full else f"_f{f}"), alts)
             memo[key] = res
             return res
 
         first = []
         c1 = min(1, cap) if counting else 0
         for j, e in enumerate(rel):
-            first.append((e[1], state(1 << j, 0, 0, c1)))
-        if r:
-            first.append((req_rule, state(0, 1, 0, c1)))
-        if n_o:
-            first.append((opt_rule, state(0, 0, 1, c1)))
+            first.append((e[1], state(1 << j, 0, 0, c1, out_of(e[0]))))
+        for count_ok, group_rule, halves, start in ((r > 0, req_rule, req_split, (1, 0)),
+                                                    (n_o > 0, opt_rule, opt_split, (0, 1))):
+            if not count_ok:
+                continue
+            heads = [(group_rule, full)] if not inside else halves
+            for head, f2 in heads:
+                if head is not None:
+                    first.append((head, state(0, start[0], start[1], c1, f2)))
         if addl_pair is not None and (max_p is None or max_p >= 1):
-            first.append((addl_pair, state(0, 0, 0, c1)))
+            first.append((addl_pair, state(0, 0, 0, c1, full)))
         alts = []
-        if final(0, 0) and min_p == 0:
+        if final(0, 0) and min_p == 0 and not inside:
             alts.append(self.empty_container("{", "}"))
         body = [f"{head} {rest}".strip() for head, rest in first if rest is not None]
         if body:

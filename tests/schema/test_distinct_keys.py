@@ -48,6 +48,11 @@ NESTED = {"type": "object", "properties": {"x": {"type": "object", "properties":
                                            "a": {"type": "array", "items": {"$ref": "#/properties/x"}}},
           "required": ["x"], "additionalProperties": False}
 
+# 'not' of objects without additional properties: at least one member outside the declared names
+NOT_CLOSED = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "oneOf": [{"properties": {"a": {}}, "additionalProperties": False},
+                        {"properties": {"b": {}}, "additionalProperties": False}]}
+
 CASES = [
     (CLOSED, [{"a": 1, "b": True}, {"name": "ab", "b": False, "nab": None, "a": 2, "ab": ""}],
      ['{"a": 1, "a": 2, "b": true}', '{"b": true}', '{"a": 1, "b": true, "c": 1}', '{"b": true, "a": 1, "b": true}',
@@ -58,6 +63,7 @@ CASES = [
      ['{"a": 1}', '{"x": null, "x": null}', '{"a": 1, "b": 2, "x": null, "y": null}']),
     (DEPENDENT, [{}, {"d": 1, "a": 2}, {"a": 1, "c": 3, "d": 0}, {"b": 1}],
      ['{"d": 1}', '{"d": 1, "b": 2}', '{"a": 1, "a": 1}']),
+    (NOT_CLOSED, [{"a": 1}, {"b": 2}], ['{}', '{"a": 1, "b": 1}', '{"b": 1, "a": 1}', '{"c": 1}']),
     (NESTED, [{"x": {"b": 1, "a": 2}, "a": [{"a": 1}, {"b": 2, "a": 3}]}, {"a": [], "x": {"a": 1}}],
      ['{"x": {"a": 1, "a": 2}}', '{"x": {"a": 1}, "a": [{"a": 1, "b": 1, "b": 2}]}', '{"x": {"b": 1}}']),
 ]

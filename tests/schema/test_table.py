@@ -366,3 +366,29 @@ def test_one_of_overlap_with_a_branch_that_cannot_be_negated_names_both():
     with pytest.raises(UnsupportedFeatureError) as info:
         grammar(schema)
     assert info.value.pointer == "/oneOf" and "may both match" in str(info.value) and "pattern" in str(info.value)
+
+
+CLOSED_ONE_OF = {"oneOf": [
+    {"type": "object", "properties": {"a": {"type": "integer"}}, "additionalProperties": False},
+    {"type": "object", "properties": {"b": {"type": "integer"}}, "additionalProperties": False},
+]}
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # not (an object with no key but "a"): an object with some other key
+    ({"type": "object", "not": {"properties": {"a": {}}, "additionalProperties": False}},
+     [{"b": 1}, {"a": 1, "b": 2}, {"b": 1, "a": 2}, {"x": None, "y": None}], [{}, {"a": 1}]),
+    # oneOf of closed objects, which {} matches twice: exactly one branch
+    (CLOSED_ONE_OF, [{"a": 1}, {"b": 2}], [{}, {"a": 1, "b": 1}, {"a": "x"}, {"c": 1}]),
+    # closed objects with required keys and a minProperties one ({"ref": ..} is only branch 1's)
+    ({"oneOf": [
+        {"type": "object", "properties": {"ios": {"type": "string"}, "android": {"type": "string"}},
+         "required": ["ios", "android"], "additionalProperties": False},
+        {"type": "object", "properties": {"ref": {"type": "string"}}, "required": ["ref"], "additionalProperties": False},
+        {"type": "object", "properties": {"en": {"type": "string"}, "ref": {"type": "string"}},
+         "additionalProperties": False, "minProperties": 1, "not": {"required": ["ref"]}}]},
+     [{"ios": "a", "android": "b"}, {"en": "x"}, {"ref": "y"}],
+     [{}, {"ios": "a"}, {"en": 1}, {"ios": "a", "android": "b", "en": "c"}, {"x": "y"}, {"ref": "y", "en": "x"}]),
+])
+def test_not_of_an_object_without_additional_properties(schema, valid, invalid):
+    check_table(schema, valid, invalid)
