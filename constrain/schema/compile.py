@@ -196,6 +196,16 @@ class _Flat:
         return out
 
 
+class _Complement:
+    """The strings *outside* a search language (``branches``: parsed pattern branches), as an entry
+    of a string's languages (from ``not`` of a pattern or an enforced format)."""
+
+    __slots__ = ("branches",)
+
+    def __init__(self, branches):
+        self.branches = branches
+
+
 class _Negated:
     """A subschema that stands for the values *not* valid against ``schema`` (built by 'not')."""
 
@@ -748,7 +758,8 @@ class _Compiler:
 
         Negatable: ``type``, ``enum``/``const`` (an exclusion applied at emission), ``required``,
         ``properties`` (without ``additionalProperties``/``patternProperties``), ``items`` (a schema:
-        an array containing a non-matching element), ``additionalProperties: false`` next to
+        an array containing a non-matching element), ``pattern``/``format`` (a string outside the
+        language: a complemented DFA), ``additionalProperties: false`` next to
         ``properties`` (an object with an undeclared key), ``minProperties``/``maxProperties``/
         ``minItems``/``maxItems``, ``minLength``/
         ``maxLength``, ``minimum``/``maximum``/``exclusiveMinimum``/``exclusiveMaximum``,
@@ -818,6 +829,12 @@ class _Compiler:
                 # an array with an element that is not valid against the items schema
                 if v is not True and v != {}:
                     out.append(flat({"array"}, kp, contains=_Negated(v)))
+            elif k in ("pattern", "format"):
+                if k == "format" and v not in FORMATS:
+                    if v in KNOWN_FORMATS or self.unknown_formats == "error":
+                        raise UnsupportedFeatureError(f"format {v!r}", pointer=kp)
+                    continue  # an annotation: every value passes it, so none fails it
+                out.append(flat({"string"}, kp, **{"_not_" + k: v}))
             elif k in ("minProperties", "maxProperties", "minItems", "maxItems"):
                 n = _nonneg_int(v, kp, k)
                 kind = "object" if k.endswith("Properties") else "array"
@@ -1405,6 +1422,16 @@ class _Compiler:
                 continue
             ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
             langs.append((js.search_branches(ast, p, v), p, "format:" + v))
+        # from 'not': strings outside a pattern's search language / an enforced format
+        for kw in ("_not_pattern", "_not_format"):
+            for v, p, _o in kws.get(kw, []):
+                if not isinstance(v, str):
+                    raise SchemaError(f"'{kw[5:]}' must be a string", pointer=p)
+                if kw == "_not_format":  # (an enforced one: negate() drops annotations)
+                    ast = js.parse_pattern("^(?:" + FORMATS[v] + ")$", p)
+                else:
+                    ast = js.parse_pattern(v, p)
+                langs.append((_Complement(js.search_branches(ast, p, v)), p, f"not-{kw[5:]}:{v}"))
         uniq = {}
         for br, p, src in langs:
             uniq.setdefault(src, (br, p))
@@ -1434,7 +1461,7 @@ class _Compiler:
                 raise _limit("max_counted_repeat", self.limits.max_counted_repeat,
                              f"schema at {max_ptr or min_ptr}: length bound {bound}")
             return js.repeat(js.ANY_CHAR, min_len, max_len)
-        if len(langs) == 1:
+        if len(langs) == 1 and not isinstance(langs[0][0], _Complement):
             branches, p = langs[0]
             try:
                 if min_len or max_len is not None:
@@ -1462,14 +1489,18 @@ class _Compiler:
     def string_dfa(self, langs, min_len: int, max_len, exclude, ptr: str):
         """The minimized code-point DFA (:mod:`.cpdfa`) of the strings in every search language of
         ``langs``, of ``min_len..max_len`` code points and not in ``exclude``; None when empty."""
-        comps = [cpdfa.from_branches(br, self.limits) for br, _p in langs]
+        comps = [cpdfa.from_branches(br.branches if isinstance(br, _Complement) else br, self.limits)
+                 for br, _p in langs]
+        wanted = [not isinstance(br, _Complement) for br, _p in langs]  # False: outside that language
         if min_len or max_len is not None or not comps:
             comps.append(cpdfa.length(min_len, max_len, self.limits))
+            wanted.append(True)
         k = len(comps)
         if exclude:
             comps.append(cpdfa.names(exclude))
-        prod = cpdfa.product(comps, lambda bits: all(b is True for b in bits[:k]) and not (exclude and bits[k] is True),
-                             self.limits, f"string at {ptr}")
+        prod = cpdfa.product(
+            comps, lambda bits: all((b is True) == w for b, w in zip(bits[:k], wanted))
+            and not (exclude and bits[k] is True), self.limits, f"string at {ptr}")
         return cpdfa.minimize(prod, bool)
 
     # --------------------------------------------------------------------------------- arrays

@@ -362,10 +362,17 @@ def test_one_of_with_overlapping_branches_is_exact_by_negation(schema, valid, in
 
 
 def test_one_of_overlap_with_a_branch_that_cannot_be_negated_names_both():
-    schema = {"oneOf": [{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": "b$"}]}
+    schema = {"oneOf": [{"type": "object", "propertyNames": {"maxLength": 1}},
+                        {"type": "object", "propertyNames": {"maxLength": 2}}]}
     with pytest.raises(UnsupportedFeatureError) as info:
         grammar(schema)
-    assert info.value.pointer == "/oneOf" and "may both match" in str(info.value) and "pattern" in str(info.value)
+    assert info.value.pointer == "/oneOf" and "may both match" in str(info.value)
+    assert "propertyNames" in str(info.value)
+
+
+def test_one_of_overlapping_patterns_is_exact():
+    schema = {"oneOf": [{"type": "string", "pattern": "^a"}, {"type": "string", "pattern": "b$"}]}
+    check_table(schema, ["a", "axx", "b", "xb"], ["ab", "axb", "x", 1])
 
 
 CLOSED_ONE_OF = {"oneOf": [
@@ -391,4 +398,31 @@ CLOSED_ONE_OF = {"oneOf": [
      [{}, {"ios": "a"}, {"en": 1}, {"ios": "a", "android": "b", "en": "c"}, {"x": "y"}, {"ref": "y", "en": "x"}]),
 ])
 def test_not_of_an_object_without_additional_properties(schema, valid, invalid):
+    check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # MaskBench o65418: a name that is not only punctuation and spaces
+    ({"type": "string", "minLength": 1, "not": {"pattern": "^[\\.\\,\\*\\\\\\-\\s\\{\\}\\(\\)]+$"}},
+     ["Ada", "a.", " x ", "(b)"], ["", ".", " , ", "{}", "-*-"]),
+    # unanchored: no "ab" anywhere; together with a positive pattern
+    ({"type": "string", "pattern": "^x", "not": {"pattern": "ab"}}, ["x", "xba", "xa b"], ["xab", "ab", "y"]),
+    # not a date; an unknown format is an annotation, so its negation rules nothing out... and nothing in
+    ({"type": "string", "not": {"format": "date"}}, ["2024-13-01", "x", ""], ["2024-01-31"]),
+    ({"not": {"type": "string", "format": "no-such-format"}}, [1, None, [], {}], ["a", ""]),
+    # inside a property: a value that is not a date
+    ({"type": "object", "not": {"properties": {"a": {"format": "date"}}}},
+     [{"a": "x"}, {"a": "2024-02-30"}], [{}, {"a": "2024-02-28"}, {"b": "x"}]),
+])
+def test_not_of_a_pattern_or_format_is_the_complement(schema, valid, invalid):
+    check_table(schema, valid, invalid)
+
+
+@pytest.mark.parametrize(("schema", "valid", "invalid"), [
+    # if a pattern then a length, else anything: exact now that a pattern can be negated
+    ({"type": "string", "if": {"pattern": "^a"}, "then": {"minLength": 3}}, ["abc", "b", ""], ["a", "ab"]),
+    # an array with at least one element matching a pattern (the others: its complement)
+    ({"type": "array", "items": {"type": "string"}, "contains": {"pattern": "x"}}, [["x"], ["a", "bx"]], [[], ["a"]]),
+])
+def test_conditions_on_patterns(schema, valid, invalid):
     check_table(schema, valid, invalid)
