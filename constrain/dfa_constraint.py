@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from constrain._nogc import without_gc
 from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.errors import InputError, VocabularyError
 from constrain.kernels.bitmask import bitmask_words
@@ -152,6 +153,7 @@ class DFAConstraint(CompiledConstraint):
         self._mask_cache.clear()
 
 
+@without_gc
 def compile_regex(
     pattern: str,
     vocab: Vocabulary,

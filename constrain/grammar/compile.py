@@ -65,6 +65,7 @@ from pathlib import Path
 
 import numpy as np
 
+from constrain._nogc import without_gc
 from constrain.compiled import CompiledConstraint, MaskCache
 from constrain.errors import (
     GrammarSyntaxError,
@@ -882,6 +883,7 @@ def _external_terminal(name: str, value, limits: Limits):
     return choice_dfa(phrases)
 
 
+@without_gc
 def compile_grammar(
     grammar: str | Path,
     vocab: Vocabulary,

@@ -113,6 +113,31 @@ def _nfa_size(node, flags: ip.REFlags, specs, memo: dict, counted: bool = False)
     return n
 
 
+_CHARSET_SHAPES: dict[tuple, tuple[int, list]] = {}
+
+
+def _charset_shape(ranges: tuple) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """``(states, edges)`` of the UTF-8 trie of one code point of ``ranges``: local state 0 is the
+    start, 1 the end; edges ``(src, lo, hi, dst)`` in the order :meth:`_NFA.charset` adds them."""
+    n = 2
+    edges: list[tuple[int, int, int, int]] = []
+    trie: dict[tuple[int, int, int], int] = {}
+    for seq in cs.utf8_sequences(ranges):
+        cur = 0
+        for k, (lo, hi) in enumerate(seq):
+            if k == len(seq) - 1:
+                edges.append((cur, lo, hi, 1))
+            else:
+                key = (cur, lo, hi)
+                nxt = trie.get(key)
+                if nxt is None:
+                    nxt = trie[key] = n
+                    n += 1
+                    edges.append((cur, lo, hi, nxt))
+                cur = nxt
+    return n, edges
+
+
 class _NFA:
     """A Thompson NFA with epsilon edges and byte-range edges; built by mutation (``new_state``...)."""
 
@@ -139,22 +164,24 @@ class _NFA:
         return n
 
     def charset(self, ranges: cs.Ranges) -> tuple[int, int]:
-        """Add a fragment matching one code point of ``ranges`` as UTF-8 (mutates)."""
-        s, e = self.new_state(), self.new_state()
-        trie: dict[tuple[int, int, int], int] = {}
-        for seq in cs.utf8_sequences(ranges):
-            cur = s
-            for k, (lo, hi) in enumerate(seq):
-                if k == len(seq) - 1:
-                    self.edges[cur].append((lo, hi, e))
-                else:
-                    key = (cur, lo, hi)
-                    nxt = trie.get(key)
-                    if nxt is None:
-                        nxt = trie[key] = self.new_state()
-                        self.edges[cur].append((lo, hi, nxt))
-                    cur = nxt
-        return s, e
+        """Add a fragment matching one code point of ``ranges`` as UTF-8 (mutates). The fragment's
+        shape depends on ``ranges`` only: built once (a trie of UTF-8 byte ranges, local states
+        0 = start, 1 = end) and copied with an offset."""
+        key = ranges if isinstance(ranges, tuple) else tuple(ranges)
+        shape = _CHARSET_SHAPES.get(key)
+        if shape is None:
+            shape = _CHARSET_SHAPES[key] = _charset_shape(key)
+            if len(_CHARSET_SHAPES) > 4096:
+                _CHARSET_SHAPES.pop(next(iter(_CHARSET_SHAPES)))
+        n_local, edges = shape
+        if len(self.eps) + n_local > self.limits.max_nfa_states:
+            raise _nfa_limit(self.limits, self.what, len(self.eps) + n_local)
+        base = len(self.eps)
+        self.eps.extend([] for _ in range(n_local))
+        self.edges.extend([] for _ in range(n_local))
+        for src, lo, hi, dst in edges:
+            self.edges[base + src].append((lo, hi, base + dst))
+        return base, base + 1
 
     def embed_dfa(self, dfa) -> tuple[int, int]:
         """Add a fragment equal to a byte DFA (:class:`ByteDFA` or a sparse one with CSR edges) and

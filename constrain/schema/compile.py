@@ -104,6 +104,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+from constrain._nogc import without_gc
 from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.schema import cpdfa
@@ -2236,7 +2237,6 @@ class _Compiler:
         opt_split = split(opt, "opt") if inside else None
         counting = min_p > 0 or max_p is not None
         cap = (max_p + 1 if max_p is not None else min_p) if counting else 0
-        rel_index = {e[0]: i for i, e in enumerate(rel)}
         memo: dict = {}
 
         def final(mask: int, i: int) -> bool:
@@ -2611,6 +2611,7 @@ def schema_to_lark(schema, **options) -> str:
     return _schema_grammar(schema, **options)[0]
 
 
+@without_gc
 def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **options):
     """``compile_grammar(schema_to_lark(schema, **options), vocab)``: a constraint for ``schema``,
     except that an ``enum`` of more than ``CATALOG_MIN_VALUES`` strings is one catalog automaton
