@@ -25,7 +25,8 @@ import json
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint, MaskCache
+from constrain.compiled import CompiledConstraint
+from constrain.schema.runtime_check import RuntimeCheckConstraint
 from constrain.schema.unique import _split_partial as split_partial_string
 
 __all__ = ["DistinctKeysConstraint"]
@@ -100,7 +101,7 @@ def _needs_search(state: tuple) -> bool:
     return any(k.startswith(text) for k in stack[-1][1])
 
 
-class DistinctKeysConstraint(CompiledConstraint):
+class DistinctKeysConstraint(RuntimeCheckConstraint):
     """A JSON grammar constraint whose objects may not repeat a key (see the module docstring).
 
     The state is ``(inner state, scanner state)``, both immutable. The mask is the inner one minus
@@ -108,12 +109,10 @@ class DistinctKeysConstraint(CompiledConstraint):
     inner mask only while some open object has keys, and only on tokens with a quote or, inside
     a key, on tokens that continue an earlier key."""
 
+    _scan_start = _START
+
     def __init__(self, inner: CompiledConstraint):
-        self.inner = inner
-        self.vocab = inner.vocab
-        self.limits = getattr(inner, "limits", None)
-        self.literal_hints = getattr(inner, "literal_hints", ())
-        self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
+        super().__init__(inner)
         self._plans: dict = {}  # scanner state -> _plan
         quotes = np.zeros(self.vocab.size, dtype=np.int64)
         self._by_bytes: dict[bytes, list[int]] = {}
@@ -173,27 +172,6 @@ class DistinctKeysConstraint(CompiledConstraint):
                 if g2 is not None:
                     todo.append((g2, raw2))
         return False
-
-    # -- CompiledConstraint
-    def initial_state(self):
-        return (self.inner.initial_state(), _START)
-
-    def advance_bytes(self, state, data: bytes):
-        g = self.inner.advance_bytes(state[0], data)
-        if g is None:
-            return None
-        s = self._step(state[0], state[1], data, g)
-        return None if s is None else (g, s)
-
-    def advance_token(self, state, token_id: int):
-        g = self.inner.advance_token(state[0], token_id)
-        if g is None:
-            return None
-        s = self._step(state[0], state[1], self.vocab.token_bytes(token_id), g)
-        return None if s is None else (g, s)
-
-    def is_accepting(self, state) -> bool:
-        return self.inner.is_accepting(state[0])
 
     def _candidates(self, scan_state: tuple) -> np.ndarray | None:
         """Token ids the scanner may refuse here (None: the inner mask stands)."""
@@ -265,22 +243,6 @@ class DistinctKeysConstraint(CompiledConstraint):
                 out[t >> 5] &= ~np.uint32(1 << (t & 31))
         return out
 
-    def fill_token_bits(self, state, words: np.ndarray) -> None:
-        words |= self.token_bits(state)
-
-    def forced_bytes(self, state) -> bytes:
-        forced = self.inner.forced_bytes(state[0])
-        return forced if forced and self._step(state[0], state[1], forced) is not None else b""
-
-    def literals(self) -> tuple[bytes, ...]:
-        return self.inner.literals()
-
-    def next_bytes(self, state, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
-        return self.inner.next_bytes(state[0], exclude, stop_after)
-
     def clear_cache(self) -> None:
-        self._mask_cache.clear()
+        super().clear_cache()
         self._plans.clear()
-        clear = getattr(self.inner, "clear_cache", None)
-        if clear is not None:
-            clear()

@@ -34,7 +34,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from constrain.compiled import CompiledConstraint, MaskCache
+from constrain.compiled import CompiledConstraint
+from constrain.schema.runtime_check import RuntimeCheckConstraint
 from constrain.schema import cpdfa
 
 __all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "matches_every_key",
@@ -521,7 +522,7 @@ def _child_nodes(nav: SchemaNavigator, top: tuple) -> frozenset:
     return nav.child_index(top[1], top[2])
 
 
-class UniqueItemsConstraint(CompiledConstraint):
+class UniqueItemsConstraint(RuntimeCheckConstraint):
     """A JSON-schema grammar constraint plus run-time ``uniqueItems`` over arrays of strings.
 
     The state is ``(grammar state, scanner state)``; both are immutable values. The mask is the
@@ -530,13 +531,11 @@ class UniqueItemsConstraint(CompiledConstraint):
     Outside such arrays the grammar's cached mask is returned as is.
     """
 
+    _scan_start = _START
+
     def __init__(self, inner: CompiledConstraint, navigator: SchemaNavigator):
-        self.inner = inner
+        super().__init__(inner)
         self.nav = navigator
-        self.vocab = inner.vocab
-        self.limits = getattr(inner, "limits", None)
-        self.literal_hints = getattr(inner, "literal_hints", ())
-        self._mask_cache = MaskCache(getattr(self.limits, "max_cached_masks", 20_000))
         quotes = np.zeros(self.vocab.size, dtype=np.int64)
         brackets = np.zeros(self.vocab.size, dtype=bool)
         commas = np.zeros(self.vocab.size, dtype=bool)
@@ -563,10 +562,7 @@ class UniqueItemsConstraint(CompiledConstraint):
         return UniqueItemsConstraint(inner, self.nav)
 
     # -- CompiledConstraint
-    def initial_state(self):
-        return (self.inner.initial_state(), _START)
-
-    def _scan(self, scan_state: tuple, data: bytes):
+    def _step(self, inner_state, scan_state: tuple, data: bytes, inner_after=None):
         """The scanner state after ``data``, or None when it closes a repeated item or leaves an
         item (or a pending one) that can no longer end in a value not written yet."""
         try:
@@ -574,23 +570,6 @@ class UniqueItemsConstraint(CompiledConstraint):
         except _Duplicate:
             return None
         return out if _live(out) else None
-
-    def advance_bytes(self, state, data: bytes):
-        g = self.inner.advance_bytes(state[0], data)
-        if g is None:
-            return None
-        s = self._scan(state[1], data)
-        return None if s is None else (g, s)
-
-    def advance_token(self, state, token_id: int):
-        g = self.inner.advance_token(state[0], token_id)
-        if g is None:
-            return None
-        s = self._scan(state[1], self.vocab.token_bytes(token_id))
-        return None if s is None else (g, s)
-
-    def is_accepting(self, state) -> bool:
-        return self.inner.is_accepting(state[0])
 
     def token_bits(self, state) -> np.ndarray:
         words = self.inner.token_bits(state[0])
@@ -622,25 +601,6 @@ class UniqueItemsConstraint(CompiledConstraint):
         allowed = candidates[(words[candidates >> 5] >> (candidates & 31).astype(np.uint32)) & 1 == 1]
         out = words.copy()
         for t in allowed.tolist():
-            if self._scan(state[1], self.vocab.token_bytes(t)) is None:
+            if self._step(state[0], state[1], self.vocab.token_bytes(t)) is None:
                 out[t >> 5] &= ~np.uint32(1 << (t & 31))
         return out
-
-    def fill_token_bits(self, state, words: np.ndarray) -> None:
-        words |= self.token_bits(state)
-
-    def forced_bytes(self, state) -> bytes:
-        forced = self.inner.forced_bytes(state[0])
-        return forced if forced and self._scan(state[1], forced) is not None else b""
-
-    def literals(self) -> tuple[bytes, ...]:
-        return self.inner.literals()
-
-    def next_bytes(self, state, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
-        return self.inner.next_bytes(state[0], exclude, stop_after)
-
-    def clear_cache(self) -> None:
-        self._mask_cache.clear()
-        clear = getattr(self.inner, "clear_cache", None)
-        if clear is not None:
-            clear()
