@@ -211,6 +211,12 @@ def test_length_restriction_against_oracle(seed):
         assert bool(rx.fullmatch(js.spell_string(s))) == want, (p, lo, hi, s)
 
 
+def _pattern_length_dfa(p: str, lo: int, hi: int | None, lim: Limits):
+    """The minimized code-point DFA of the strings pattern ``p`` finds, of lo..hi code points."""
+    comps = [cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), cpdfa.length(lo, hi, lim)]
+    return cpdfa.minimize(cpdfa.product(comps, lambda bits: all(b is True for b in bits), lim), bool)
+
+
 @settings(max_examples=60, deadline=None)
 @given(p=st.sampled_from(_PATTERNS), lo=st.integers(0, 3), span=st.sampled_from([None, 0, 1, 5, 40]),
        seed=st.integers(0, 2**16))
@@ -220,8 +226,7 @@ def test_dfa_to_regex_with_counted_chains_against_oracle(p, lo, span, seed):
     rnd = random.Random(seed)
     hi = None if span is None else lo + span
     lim = Limits()
-    comps = [cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), cpdfa.length(lo, hi, lim)]
-    dfa = cpdfa.minimize(cpdfa.product(comps, lambda bits: all(b is True for b in bits), lim), bool)
+    dfa = _pattern_length_dfa(p, lo, hi, lim)
     if dfa is None:
         return
     try:
@@ -249,8 +254,7 @@ def test_byte_dfa_of_a_code_point_dfa_against_oracle(p, lo, span, seed):
     rnd = random.Random(seed)
     hi = None if span is None else lo + span
     lim = Limits()
-    comps = [cpdfa.from_branches(js.search_branches(js.parse_pattern(p), "", p), lim), cpdfa.length(lo, hi, lim)]
-    dfa = cpdfa.minimize(cpdfa.product(comps, lambda bits: all(b is True for b in bits), lim), bool)
+    dfa = _pattern_length_dfa(p, lo, hi, lim)
     if dfa is None:
         return
     bd = cpdfa.to_byte_dfa(dfa)
