@@ -859,30 +859,24 @@ class _Compiler:
                 opposite = {"minimum": "exclusiveMaximum", "exclusiveMinimum": "maximum",
                             "maximum": "exclusiveMinimum", "exclusiveMaximum": "minimum"}[k]
                 out.append(flat({"int", "frac"}, kp, **{opposite: v}))
-            elif k == "anyOf":
+            elif k in ("anyOf", "oneOf"):
+                # none of the branches; for oneOf (not exactly one) also two of them (or more) at once
                 if not isinstance(v, list) or not v:
-                    raise SchemaError("'anyOf' must be a non-empty array", pointer=kp)
+                    raise SchemaError(f"{k!r} must be a non-empty array", pointer=kp)
                 acc = [_Flat(ptr)]
                 for i, b in enumerate(v):
                     acc = self.product(acc, self.negate(b, f"{kp}/{i}", depth + 1), kp)
                 out.extend(acc)
+                if k == "oneOf":
+                    pos = [self.normalize(b, f"{kp}/{i}", depth + 1) for i, b in enumerate(v)]
+                    for i in range(len(v)):
+                        for j in range(i + 1, len(v)):
+                            out.extend(self.product(pos[i], pos[j], kp))
             elif k == "allOf":
                 if not isinstance(v, list) or not v:
                     raise SchemaError("'allOf' must be a non-empty array", pointer=kp)
                 for i, b in enumerate(v):
                     out.extend(self.negate(b, f"{kp}/{i}", depth + 1))
-            elif k == "oneOf":
-                # not exactly one: none of the branches, or two of them (or more) at once
-                if not isinstance(v, list) or not v:
-                    raise SchemaError("'oneOf' must be a non-empty array", pointer=kp)
-                acc = [_Flat(ptr)]
-                for i, b in enumerate(v):
-                    acc = self.product(acc, self.negate(b, f"{kp}/{i}", depth + 1), kp)
-                out.extend(acc)
-                pos = [self.normalize(b, f"{kp}/{i}", depth + 1) for i, b in enumerate(v)]
-                for i in range(len(v)):
-                    for j in range(i + 1, len(v)):
-                        out.extend(self.product(pos[i], pos[j], kp))
             elif k == "not":
                 out.extend(self.normalize(v, kp, depth + 1))
             elif k == "$ref":

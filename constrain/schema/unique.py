@@ -55,15 +55,11 @@ _ALL = frozenset({"array", "object", "string", "boolean", "null", "number"})
 
 
 def _value_type(v) -> str:
-    if isinstance(v, dict):
-        return "object"
-    if isinstance(v, list):
-        return "array"
-    if isinstance(v, str):
-        return "string"
-    if isinstance(v, bool):
-        return "boolean"
-    return "null" if v is None else "number"
+    """The JSON type of a value, numbers as "number" (the compiler's ``_type_of`` splits them)."""
+    from constrain.schema.compile import _type_of
+
+    t = _type_of(v)
+    return "number" if t in ("int", "frac") else t
 
 
 def _types(node: Any, ptr: str, resolve: Callable, depth: int = 0) -> frozenset:
