@@ -40,14 +40,9 @@ _ALL_BUT_NEWLINE = cs.normalize([(0, 9), (11, cs.MAX_CODE_POINT)])
 # ------------------------------------------------------------------------------------------------
 
 
-@lru_cache(maxsize=4096)
 def _charset_size(ranges: cs.Ranges) -> int:
     """Return the number of NFA states :meth:`_NFA.charset` adds for ``ranges``."""
-    prefixes = set()
-    for seq in cs.utf8_sequences(ranges):
-        for k in range(1, len(seq)):
-            prefixes.add(seq[:k])
-    return 2 + len(prefixes)
+    return _charset_shape_cached(ranges if isinstance(ranges, tuple) else tuple(ranges))[0]
 
 
 @lru_cache(maxsize=4096)
@@ -66,10 +61,17 @@ def _node_ranges(node, flags: ip.REFlags, specs) -> cs.Ranges:
         spec = specs.get(ch)
         if spec is not None:
             return _resolve(spec, icase)
-    ranges = cs.normalize((ord(c), ord(c)) for c in node.chars)
+    return _group_ranges(node.chars, node.negated, icase)
+
+
+@lru_cache(maxsize=8192)
+def _group_ranges(chars: frozenset, negated: bool, icase: bool) -> cs.Ranges:
+    """The code points of a character group (literal characters, maybe negated), cached: schema
+    lexers repeat the same JSON-string classes in every terminal."""
+    ranges = cs.normalize((ord(c), ord(c)) for c in chars)
     if icase:
         ranges = cs.case_closure(ranges)
-    return cs.complement(ranges) if node.negated else ranges
+    return cs.complement(ranges) if negated else ranges
 
 
 COUNTED_REPEAT_MIN = 32
@@ -116,26 +118,55 @@ def _nfa_size(node, flags: ip.REFlags, specs, memo: dict, counted: bool = False)
 _CHARSET_SHAPES: dict[tuple, tuple[int, list]] = {}
 
 
+def _charset_shape_cached(key: tuple) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """:func:`_charset_shape` of ``key``, kept in a bounded process-wide table."""
+    shape = _CHARSET_SHAPES.get(key)
+    if shape is None:
+        shape = _CHARSET_SHAPES[key] = _charset_shape(key)
+        if len(_CHARSET_SHAPES) > 4096:
+            _CHARSET_SHAPES.pop(next(iter(_CHARSET_SHAPES)))
+    return shape
+
+
 def _charset_shape(ranges: tuple) -> tuple[int, list[tuple[int, int, int, int]]]:
-    """``(states, edges)`` of the UTF-8 trie of one code point of ``ranges``: local state 0 is the
-    start, 1 the end; edges ``(src, lo, hi, dst)`` in the order :meth:`_NFA.charset` adds them."""
-    n = 2
-    edges: list[tuple[int, int, int, int]] = []
-    trie: dict[tuple[int, int, int], int] = {}
+    """``(states, edges)`` of the minimal acyclic automaton of the UTF-8 encodings of one code
+    point of ``ranges``: local state 0 is the start, 1 the end; edges ``(src, lo, hi, dst)``.
+
+    Built as the trie of the byte-range sequences, then states with the same outgoing edges are
+    merged bottom-up (suffix sharing: "two continuation bytes 80-BF left" is one state whatever
+    the lead byte). Without the merge every lead-byte range keeps its own continuation states, and
+    the lexer's subset construction copies them once per place the class occurs (a JSON string
+    body is ~17 such states instead of 7), to be merged again only by minimization."""
+    trie: list[dict[tuple[int, int], int]] = [{}, {}]  # node -> {(lo, hi): child}; node 1 = end
     for seq in cs.utf8_sequences(ranges):
         cur = 0
         for k, (lo, hi) in enumerate(seq):
             if k == len(seq) - 1:
-                edges.append((cur, lo, hi, 1))
+                trie[cur][(lo, hi)] = 1
             else:
-                key = (cur, lo, hi)
-                nxt = trie.get(key)
+                nxt = trie[cur].get((lo, hi))
                 if nxt is None:
-                    nxt = trie[key] = n
-                    n += 1
-                    edges.append((cur, lo, hi, nxt))
+                    nxt = trie[cur][(lo, hi)] = len(trie)
+                    trie.append({})
                 cur = nxt
-    return n, edges
+    # children are created after their parents: signatures bottom-up in reverse creation order
+    rep = list(range(len(trie)))
+    by_sig: dict[tuple, int] = {}
+    for node in range(len(trie) - 1, 1, -1):
+        sig = tuple(sorted((lo, hi, rep[c]) for (lo, hi), c in trie[node].items()))
+        rep[node] = by_sig.setdefault(sig, node)
+    local = {0: 0, 1: 1}
+    edges: list[tuple[int, int, int, int]] = []
+    stack = [0]
+    while stack:
+        node = stack.pop()
+        for (lo, hi), c in sorted(trie[node].items()):
+            c = rep[c]
+            if c not in local:
+                local[c] = len(local)
+                stack.append(c)
+            edges.append((local[node], lo, hi, local[c]))
+    return len(local), edges
 
 
 class _NFA:
@@ -167,13 +198,7 @@ class _NFA:
         """Add a fragment matching one code point of ``ranges`` as UTF-8 (mutates). The fragment's
         shape depends on ``ranges`` only: built once (a trie of UTF-8 byte ranges, local states
         0 = start, 1 = end) and copied with an offset."""
-        key = ranges if isinstance(ranges, tuple) else tuple(ranges)
-        shape = _CHARSET_SHAPES.get(key)
-        if shape is None:
-            shape = _CHARSET_SHAPES[key] = _charset_shape(key)
-            if len(_CHARSET_SHAPES) > 4096:
-                _CHARSET_SHAPES.pop(next(iter(_CHARSET_SHAPES)))
-        n_local, edges = shape
+        n_local, edges = _charset_shape_cached(ranges if isinstance(ranges, tuple) else tuple(ranges))
         if len(self.eps) + n_local > self.limits.max_nfa_states:
             raise _nfa_limit(self.limits, self.what, len(self.eps) + n_local)
         base = len(self.eps)
@@ -302,11 +327,26 @@ def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
     )
 
 
+_FRAGMENT_SIZES: dict[tuple, tuple[Parsed, int]] = {}
+
+
 def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> int:
-    """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end)."""
-    if isinstance(p, Parsed):
-        return _nfa_size(p.ast, flags | p.global_flags, p.specs, memo, counted)
-    return int(p.n_states) + 1
+    """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end).
+
+    A parsed regex's size is kept per (parse, flags, counted) in a bounded process-wide table
+    (the parse itself is cached, and a lexer is sized before it is built): the entry holds the
+    ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
+    if not isinstance(p, Parsed):
+        return int(p.n_states) + 1
+    key = (id(p), flags, counted)
+    got = _FRAGMENT_SIZES.get(key)
+    if got is not None and got[0] is p:
+        return got[1]
+    n = _nfa_size(p.ast, flags | p.global_flags, p.specs, memo, counted)
+    _FRAGMENT_SIZES[key] = (p, n)
+    if len(_FRAGMENT_SIZES) > 8192:
+        _FRAGMENT_SIZES.pop(next(iter(_FRAGMENT_SIZES)))
+    return n
 
 
 def _build_nfa(
@@ -626,8 +666,14 @@ def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     count 0). Parsed with ``max_counted_repeat`` as the bound."""
     bound = max(limits.max_repeat_count, limits.max_counted_repeat)
     entries = [(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns]
+    try:  # the same trees as under the larger bound, and usually in the parse cache already
+        parsed = _entries_parsed(entries, limits)
+    except LimitExceededError as exc:
+        if exc.field != "max_repeat_count":
+            raise
+        parsed = _entries_parsed(entries, replace(limits, max_repeat_count=bound))
     best = 0
-    for p, _flags in _entries_parsed(entries, replace(limits, max_repeat_count=bound)):
+    for p, _flags in parsed:
         if isinstance(p, Parsed):
             best = max(best, _max_repeat_bound(p.ast))
     return best

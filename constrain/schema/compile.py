@@ -1961,7 +1961,17 @@ class _Compiler:
                 addl_pair = self.pattern_pairs(groups, names, pn_kws, hint)
             else:
                 val = self.conj(addl_conj, hint + "_additional")
-                if val is not None:
+                if val is not None and self.catalogs and extra_names and not pn_kws:
+                    # "any key but the declared names" as the names' complement automaton: its regex
+                    # repeats the string body once per trie node of the names, and the lexer's
+                    # subset construction multiplies those copies (thousands of states, merged
+                    # again only by minimization)
+                    dfa = self.string_dfa([], 0, None, extra_names, f"{fl.ptr}/additionalProperties")
+                    if dfa is not None:
+                        key = self.dfa_terminal(dfa, hint + "_additional_key")
+                        addl_pair = self.rule(hint + "_additional_pair", [f"{key} {self.struct(':')} {val}"])
+                        addl_infinite = True
+                elif val is not None:
                     key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
                     if key_rx is not None:
                         addl_pair = self.rule(hint + "_additional_pair", [self.pair('"' + key_rx + '"', val, hint + "_additional")])

@@ -200,3 +200,53 @@ def test_lexer_accepting_like_re(patterns, data):
                 prefix_state = lex.advance(0, s[:k].encode())
                 if expect[i]:
                     assert prefix_state >= 0 and lex.live_terminals[prefix_state, i]
+
+
+# --- the UTF-8 automaton of one character class (suffix-shared) -------------------------------
+
+_SCALARS = st.one_of(st.integers(0, 0x7F), st.integers(0x80, 0x7FF), st.integers(0x800, 0xFFFF),
+                     st.integers(0x10000, 0x10FFFF)).filter(lambda c: not 0xD800 <= c <= 0xDFFF)
+
+
+def _shape_accepts(shape, data: bytes) -> bool:
+    n, edges = shape
+    cur = {0}
+    for b in data:
+        cur = {d for s, lo, hi, d in edges if s in cur and lo <= b <= hi}
+    return 1 in cur
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.tuples(_SCALARS, _SCALARS), min_size=1, max_size=4), st.lists(_SCALARS, max_size=20),
+       st.lists(st.binary(min_size=1, max_size=4), max_size=10))
+def test_charset_shape_accepts_exactly_the_utf8_encodings(pairs, probes, junk):
+    from constrain.regex import _charset as cs
+    from constrain.regex.dfa import _charset_shape
+
+    ranges = cs.normalize((min(a, b), max(a, b)) for a, b in pairs)
+    shape = _charset_shape(tuple(ranges))
+    inside = lambda c: any(lo <= c <= hi for lo, hi in ranges)  # noqa: E731
+    for lo, hi in ranges:
+        probes += [lo, hi]
+    for c in probes:
+        if 0xD800 <= c <= 0xDFFF:
+            continue
+        assert _shape_accepts(shape, chr(c).encode("utf-8")) == inside(c), hex(c)
+    for data in junk:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            assert not _shape_accepts(shape, data)
+            continue
+        assert _shape_accepts(shape, data) == (len(text) == 1 and inside(ord(text)))
+
+
+def test_charset_shape_shares_continuation_states():
+    # the JSON string body class: one state per "k continuation bytes left" plus the four lead
+    # bytes with narrowed second bytes (E0, ED, F0, F4), not a copy per lead-byte range
+    from constrain.regex.dfa import _charset_shape
+
+    n, _edges = _charset_shape(((0x20, 0x21), (0x23, 0x5B), (0x5D, 0xD7FF), (0xE000, 0x10FFFF)))
+    # start, end; 1/2/3 continuation bytes left; the narrowed second bytes after E0, ED, F0, F4
+    # (the prefix trie has 20: a state per byte position of every lead-byte range)
+    assert n == 2 + 3 + 4

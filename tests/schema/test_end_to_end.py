@@ -48,6 +48,15 @@ CASES = [
      [[], ["red"], [12, None, "green"]], [["blue"], [1, 2, 3, 4], ["red", "red", "red", "red"]]),
     ({"anyOf": [{"type": "number", "minimum": -1.5, "maximum": 2}, {"type": "string", "pattern": "^a+$"}]},
      [-1.5, 0.25, 2, "aaa"], [2.5, "b", ""]),
+    # additional keys = every key but the declared names (compiled as the names' complement automaton)
+    ({"type": "object", "properties": {"name": {"type": "string"}, "na": {"type": "integer"}},
+      "additionalProperties": {"type": "integer"}},
+     [{}, {"name": "x", "n": 1}, {"nam": 2, "names": 3, "": 4, "na": 5}, {"é\"": 1, "nb": 2}],
+     [{"name": 1}, {"na": "x"}, {"nam": "x"}, {"": None}]),
+    # required names and no properties keyword at all (a first cut of the automaton raised IndexError)
+    ({"type": "object", "required": ["age"]},
+     [{"age": "x"}, {"age": 1, "ag": [2]}, {"ages": None, "age": {}}],
+     [{}, {"ag": "2"}, []]),
 ]
 
 
