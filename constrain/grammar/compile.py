@@ -442,6 +442,18 @@ class GrammarConstraint(CompiledConstraint):
         hit = self._lexeme_cache.get(key)
         if hit is not None:
             return hit
+        if self._lazy and q >= 0:
+            # Inside a counted loop (a string with a large maxLength) every position is a new
+            # lexer state, and each would cost a walk of most of the vocabulary. States whose
+            # counts read the next token's bytes alike share one walk, as long as the walk's
+            # lexeme ends lie outside the loop (then they are the same states, whatever the count).
+            q0 = self.lexer.horizon_representative(q, int(self._trie.max_depth))
+            if q0 != q:
+                self._lazy_sync()
+                entry = self._lexeme_entry(eid, q0, ws, b)
+                if not any(self.lexer.in_counted_loop(int(s_)) for s_ in entry[2].tolist() if s_ >= 0):
+                    self._lexeme_cache[key] = entry
+                    return entry
         self.walk_stats["lexeme_walks"] += 1
         trie = self._trie
         words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
@@ -915,8 +927,22 @@ def compile_grammar(
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
     text, source = read_grammar_text(grammar)
-    external = {name: _external_terminal(name, v, limits) for name, v in (terminals or {}).items()}
+    external = external_terminals(terminals, limits)
     ir = lark_to_ir(text, start=start, source=source, external=external)
+    return grammar_from_ir(ir, text, vocab, limits)
+
+
+def external_terminals(terminals: dict | None, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """``compile_grammar``'s ``terminals=`` entries as byte DFAs, by name."""
+    return {name: _external_terminal(name, v, limits) for name, v in (terminals or {}).items()}
+
+
+def grammar_from_ir(ir: GrammarIR, text: str, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> GrammarConstraint:
+    """The constraint of a grammar already in IR form (``text``: its Lark text, for error locations);
+    what :func:`compile_grammar` does after reading the text."""
+    if not isinstance(vocab, Vocabulary):
+        raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
+    source = ir.source
     if len(ir.rules) > limits.max_grammar_rules:
         raise LimitExceededError(
             "max_grammar_rules", limits.max_grammar_rules, f"{source}: {len(ir.rules)} rules after EBNF expansion"

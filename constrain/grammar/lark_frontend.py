@@ -134,6 +134,19 @@ def _LarkRules(text: str, **options):
     return _lark_rules_class()(text, **options)
 
 
+def productive_rules(raw_rules: list[tuple[int, tuple[int, ...]]]) -> tuple[tuple[int, tuple[int, ...]], ...]:
+    """The rules whose every symbol derives some string (IR symbol encoding), in their order."""
+    productive: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for lhs, rhs in raw_rules:
+            if lhs not in productive and all(s >= 0 or (-s - 1) in productive for s in rhs):
+                productive.add(lhs)
+                changed = True
+    return tuple((lhs, rhs) for lhs, rhs in raw_rules if all(s >= 0 or (-s - 1) in productive for s in rhs))
+
+
 def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", external: dict | None = None) -> GrammarIR:
     """Parse Lark grammar ``text`` with Lark and convert it to a :class:`GrammarIR`.
 
@@ -217,24 +230,13 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", exte
     if start not in nt_index:
         raise GrammarSyntaxError(f"start rule {start!r} is not defined", source=source, line=1, column=1)
 
-    # Keep only productive rules (every symbol derives some string).
-    productive: set[int] = set()
-    changed = True
-    while changed:
-        changed = False
-        for lhs, rhs in raw_rules:
-            if lhs not in productive and all(s >= 0 or (-s - 1) in productive for s in rhs):
-                productive.add(lhs)
-                changed = True
+    rules = productive_rules(raw_rules)
     start_id = nt_index[start]
-    if start_id not in productive:
+    if not any(lhs == start_id for lhs, _rhs in rules):
         line, col = _locate(text, start)
         raise GrammarSyntaxError(
             f"start rule {start!r} derives no finite string", source=source, line=line or 1, column=col or 1
         )
-    rules = tuple(
-        (lhs, rhs) for lhs, rhs in raw_rules if all(s >= 0 or (-s - 1) in productive for s in rhs)
-    )
     return GrammarIR(
         terminals=tuple(terminals),
         nonterminals=tuple(nonterminals),

@@ -989,6 +989,16 @@ class LazyLexerDFA:
                     stack.append(s)
         self._term_of = term_of.tolist()
         self._coreach = coreach.tolist()
+        # a loop whose body matches "" can count iterations without reading a byte
+        self._loop_nullable = []
+        for body, back, _exit, _lo, _hi in nfa.loops:
+            seen_e, stack_e = {body}, [body]
+            while stack_e:
+                for y in nfa.eps[stack_e.pop()]:
+                    if y not in seen_e:
+                        seen_e.add(y)
+                        stack_e.append(y)
+            self._loop_nullable.append(back in seen_e)
         self._final_index = {f: i for i, f in enumerate(finals)}
         self._finals = finals
         self.class_of, self.n_classes = _byte_classes(nfa)
@@ -1164,6 +1174,40 @@ class LazyLexerDFA:
             self.expand(state)
             state = int(self._trans[state, b])
         return state
+
+    def horizon_representative(self, q: int, horizon: int) -> int:
+        """A state that reads the next ``horizon`` bytes exactly as ``q`` does (may create it).
+
+        A counted loop's count only matters through ``count >= min`` (may exit) and ``count < max``
+        (may continue). A loop iteration reads at least one byte (loops with a nullable body are left
+        alone), so within ``horizon`` bytes a configuration with count ``c`` meets these tests for
+        ``c .. c + horizon + 1`` only: every count with the same outcomes there (far below ``min``,
+        or past ``min`` and far below ``max``) is replaced by the smallest one. Two such states accept
+        the same byte strings of up to ``horizon`` bytes, reach the same accepting/live sets on the
+        way, and reach *identical* states wherever no configuration is inside a counted loop (see
+        :meth:`in_counted_loop`). Returns ``q`` itself when nothing changes."""
+        n = self._n_nfa
+        m = horizon + 2
+        out = []
+        changed = False
+        for k in self._sets[q]:
+            x, c = k % n, k // n
+            li = self._loop_of.get(x, -1) if c else -1
+            if li >= 0 and not self._loop_nullable[li]:
+                _body, _back, _exit, lo, hi = self._loops[li]
+                if hi is not None:
+                    below, room = min(max(lo - c, 0), m), min(hi - c, m)
+                    c2 = 0 if below == m else (lo if below == 0 and room == m else c)
+                    if c2 != c:
+                        changed = True
+                        k = c2 * n + x
+            out.append(k)
+        return self._state_of(frozenset(out)) if changed else q
+
+    def in_counted_loop(self, q: int) -> bool:
+        """Whether some configuration of state ``q`` is inside a counted loop."""
+        loop_of, n = self._loop_of, self._n_nfa
+        return any((k % n) in loop_of for k in self._sets[q])
 
 
 def terminals_to_lazy_dfa(

@@ -2585,6 +2585,7 @@ def _schema_grammar(
     expr = c.node(root, "")
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")
+    c.start_expr = expr
     return c.text(expr), c.external, c
 
 
@@ -2622,9 +2623,18 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     (:func:`~constrain.constraints.choice.choice_dfa` over the values' spellings; 100k values
     compile in seconds) and is not bounded by ``Limits.max_schema_enum_values``."""
     from constrain.grammar import compile_grammar
+    from constrain.grammar.compile import external_terminals, grammar_from_ir
+    from constrain.grammar.ebnf import EBNFSubsetError, rules_to_ir
 
     text, external, compiler = _schema_grammar(schema, limits=limits, catalogs=True, **options)
-    g = compile_grammar(text, vocab, limits=limits, terminals=external)
+    try:  # the compiler's rules straight to BNF (Lark's reading of the same text is the fallback)
+        rules = {name: compiler.rules[name] for name in compiler.rule_order if compiler.rules[name]}
+        ir = rules_to_ir(compiler.start_expr, rules, compiler.term_defs, external_terminals(external, limits),
+                         max_expansions=limits.max_grammar_rules)
+    except EBNFSubsetError:
+        g = compile_grammar(text, vocab, limits=limits, terminals=external)
+    else:
+        g = grammar_from_ir(ir, text, vocab, limits)
     g.literal_hints = schema_literals(load_schema(schema))
     out = g
     if compiler.unique_sites:

@@ -106,3 +106,46 @@ def test_long_repetitions_are_counted_lazily_not_minimized():
     assert np.array_equal(c.compute_token_bits(s), c.reference_token_bits(s))
     assert c.advance_bytes(s, b"yy") is None and c.advance_bytes(s, b'y"}') is not None
     assert c.lexer.n_states < 15_000  # about ten states per position written, built on demand
+
+
+def _eager_and_lazy(text: str):
+    eager = compile_grammar(text, vocab())
+    saved = grammar_compile._EAGER_LEXER_STATES
+    grammar_compile._EAGER_LEXER_STATES = 1
+    try:
+        lazy = compile_grammar(text, vocab())
+    finally:
+        grammar_compile._EAGER_LEXER_STATES = saved
+    assert not eager._lazy and lazy._lazy and lazy.lexer._loops
+    return eager, lazy
+
+
+@pytest.mark.parametrize("text,prefix,unit,count", [
+    # lexeme ends outside the counted loop (after the closing quote): positions share walks
+    (schema_to_lark({"type": "array", "items": {"type": "string", "minLength": 45, "maxLength": 120}}),
+     b'["', "é".encode(), 121),
+    (schema_to_lark({"type": "array", "items": {"type": "string", "minLength": 45, "maxLength": 120}}),
+     b'["', b"ab", 61),
+    # a lexeme may end inside the loop (any digit): those walks are never shared
+    ('start: NUM ("," NUM)*\nNUM: /[0-9]{1,90}/\n', b"", b"7", 91),
+])
+def test_counted_loop_positions_share_walks_exactly(text, prefix, unit, count):
+    """Every position of a long counted repetition (below minLength, past it, near maxLength, past
+    it): the lazy engine, which lets positions whose counts read the next token alike share one
+    lexeme walk, gives the eager engine's mask, acceptance and forced bytes."""
+    eager, lazy = _eager_and_lazy(text)
+    se, sl = eager.advance_bytes(eager.initial_state(), prefix), lazy.advance_bytes(lazy.initial_state(), prefix)
+    walks = []
+    for i in range(count):
+        if se is None:
+            assert sl is None, f"position {i}: lazy accepts what eager rejects"
+            break
+        assert sl is not None, f"position {i}: lazy rejects what eager accepts"
+        before = lazy.walk_stats["lexeme_walks"]
+        assert np.array_equal(lazy.compute_token_bits(sl), eager.compute_token_bits(se)), f"position {i}"
+        walks.append(lazy.walk_stats["lexeme_walks"] - before)
+        assert lazy.is_accepting(sl) == eager.is_accepting(se)
+        assert lazy.forced_bytes(sl) == eager.forced_bytes(se)
+        se, sl = eager.advance_bytes(se, unit), lazy.advance_bytes(sl, unit)
+    if prefix:  # JSON strings: most positions reuse a walk already made
+        assert sum(1 for w in walks if w == 0) > len(walks) // 2, walks
