@@ -35,12 +35,19 @@ def grammar_walk_kernel(
     bnd_node: np.ndarray,  # int32 [cap] out: boundary trie nodes
     bnd_state: np.ndarray,  # int32 [cap] out: lexer state at the boundary
     bnd_ws: np.ndarray,  # int32 [cap] out: ignored-byte count at the boundary (capped at bound+1)
+    sub_bytes: np.ndarray,  # uint64 [n_nodes, 4]: bytes below each node (vocab.trie.subtree_byte_sets)
+    self_loop: np.ndarray,  # uint64 [n_q, 4]: bytes that lead each lexer state back to itself
 ) -> int:
     """Return the number of boundary points found (may exceed ``cap``: then rerun with more room).
 
     With a lazy lexer a transition may be unknown (``-2``): the point is then reported with
     ``bnd_state = -2 - state`` (the state whose row is missing) and its subtree skipped; the caller
     builds the rows and walks again.
+
+    Shortcut: at a node in a live state ``s`` where no expected terminal ends and whose terminals
+    are not all ignored whitespace, a subtree whose bytes all loop on ``s`` (a JSON string body
+    over ASCII text) keeps ``s`` on every path: all its tokens are allowed and it holds no boundary
+    point, so its tokens are set without walking it.
     """
     states = np.empty(max_depth + 1, dtype=np.int32)
     cap = bnd_node.shape[0]
@@ -75,12 +82,25 @@ def grammar_walk_kernel(
             for j in range(node_token_start[i], node_token_start[i + 1]):
                 t = token_ids[j]
                 out_words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
-            if accept_ok[s] and subtree_end[i] > i + 1:
+            end_i = subtree_end[i]
+            if accept_ok[s] and end_i > i + 1:
                 if nb < cap:
                     bnd_node[nb] = i
                     bnd_state[nb] = s
                     bnd_ws[nb] = ws if ws <= ws_bound else ws_bound + 1
                 nb += 1
+            elif end_i > i + 1 and not ws_only[s]:
+                inside = True
+                for w in range(4):
+                    if sub_bytes[i, w] & ~self_loop[s, w]:
+                        inside = False
+                        break
+                if inside:
+                    for j in range(node_token_start[i + 1], node_token_start[end_i]):
+                        t = token_ids[j]
+                        out_words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
+                    i = end_i
+                    continue
             i += 1
     return nb
 

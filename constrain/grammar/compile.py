@@ -83,6 +83,7 @@ from constrain.grammar._kernels import (
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
+from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex.dfa import LexerDFA
 from constrain.vocab.vocabulary import Vocabulary
@@ -124,6 +125,8 @@ class GrammarConstraint(CompiledConstraint):
         self._forced_cache: dict[frozenset, bytes] = {}
         trie = vocab.trie
         self._trie = trie
+        self._sub_bytes = subtree_byte_sets(trie)
+        self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
         self._root0 = np.zeros(1, dtype=np.int32)
@@ -185,10 +188,21 @@ class GrammarConstraint(CompiledConstraint):
             return
         self._transitions = lexer.transitions
         trans = self._transitions
-        for q in self._dirty:
-            if q < n_old:
-                self._rows[q] = trans[q].tolist()
+        dirty = [q for q in self._dirty if q < n_old]
+        for q in dirty:
+            self._rows[q] = trans[q].tolist()
         self._dirty = []
+        # self-loop sets: rows built since, and the new states (read by the walk kernel by state id)
+        loops = self._self_loop
+        if n > loops.shape[0]:
+            loops = np.concatenate([loops, np.zeros((n - loops.shape[0], 4), dtype=np.uint64)])
+        if dirty:
+            rows = np.asarray(dirty, dtype=np.int64)
+            sub = trans[rows]
+            loops[rows] = self_loop_byte_sets_of(sub, rows)
+        if n > n_old:
+            loops[n_old:n] = self_loop_byte_sets_of(trans[n_old:n], np.arange(n_old, n))
+        self._self_loop = np.ascontiguousarray(loops)
         if n == n_old:
             return
         n_terms = len(self.ir.terminals)
@@ -464,7 +478,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._transitions, self._live_tab[eid], self._acc_tab[eid], self._wsonly_tab[eid], ws, self._bound,
                 q if q >= 0 else 0, first_blocked, self._root0,
                 trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
-                trie.token_ids, trie.max_depth, words, bn, bs, bw,
+                trie.token_ids, trie.max_depth, words, bn, bs, bw, self._sub_bytes, self._self_loop,
             )
             if nb > bn.shape[0]:
                 self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
@@ -729,7 +743,9 @@ class GrammarConstraint(CompiledConstraint):
         return words
 
     def reference_token_bits(self, state: frozenset) -> np.ndarray:
-        """Run the trie walk per thread, returning to Python at every boundary point (uncached)."""
+        """Run the trie walk per thread, returning to Python at every boundary point (uncached).
+        It walks every node (the kernel's self-loop subtree shortcut is off): the slow reference
+        the tests hold the cached split walk to."""
         trie = self._trie
         words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
         work: dict[Thread, list[np.ndarray]] = {th: [self._root0] for th in state}
@@ -746,7 +762,8 @@ class GrammarConstraint(CompiledConstraint):
                     self._transitions, live_ok, accept_ok, ws_only, ws, self._bound,
                     q if q >= 0 else 0, first_blocked, roots,
                     trie.node_byte, node_depth, trie.subtree_end, trie.node_token_start,
-                    trie.token_ids, trie.max_depth, words, bn, bs, bw,
+                    trie.token_ids, trie.max_depth, words, bn, bs, bw, self._sub_bytes,
+                    np.zeros((self._transitions.shape[0], 4), dtype=np.uint64),  # no subtree shortcut here
                 )
                 if nb > bn.shape[0]:
                     self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))

@@ -9,9 +9,11 @@ byte invalid skips the whole subtree with one assignment. Tokens whose bytes end
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 
@@ -123,3 +125,51 @@ def _subtree_ends(depth: np.ndarray) -> np.ndarray:
             ends[stack.pop()] = i
         stack.append(i)
     return ends
+
+
+_SUBTREE_BYTES: "weakref.WeakKeyDictionary[TokenTrie, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
+def subtree_byte_sets(trie: TokenTrie) -> np.ndarray:
+    """``uint64[n_nodes, 4]``: the set of bytes that occur below each node (its strict subtree), as
+    a 256-bit set (byte ``b`` is bit ``b % 64`` of word ``b // 64``). Cached per trie.
+
+    A mask kernel in a lexer state that loops on itself over every byte of such a set can allow
+    the whole subtree without walking it."""
+    got = _SUBTREE_BYTES.get(trie)
+    if got is None:
+        got = _subtree_byte_sets(trie.node_byte, trie.subtree_end)
+        _SUBTREE_BYTES[trie] = got
+    return got
+
+
+@numba.njit(cache=True, nogil=True)
+def _subtree_byte_sets(node_byte: np.ndarray, subtree_end: np.ndarray) -> np.ndarray:
+    n = node_byte.shape[0]
+    out = np.zeros((n, 4), dtype=np.uint64)
+    for i in range(n - 1, -1, -1):  # children come after their parent: bottom-up
+        j = i + 1
+        end = subtree_end[i]
+        while j < end:
+            b = node_byte[j]
+            out[i, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+            for w in range(4):
+                out[i, w] |= out[j, w]
+            j = subtree_end[j]
+    return out
+
+
+def self_loop_byte_sets(transitions: np.ndarray) -> np.ndarray:
+    """``uint64[n_states, 4]``: per state of an ``int32[n, 256]`` byte table, the bytes that lead
+    back to the same state (same 256-bit layout as :func:`subtree_byte_sets`)."""
+    return self_loop_byte_sets_of(transitions, np.arange(transitions.shape[0]))
+
+
+def self_loop_byte_sets_of(rows: np.ndarray, states: np.ndarray) -> np.ndarray:
+    """:func:`self_loop_byte_sets` of some rows of a table: ``rows[k]`` is the row of ``states[k]``."""
+    n = rows.shape[0]
+    loops = rows == np.asarray(states, dtype=rows.dtype)[:, None]
+    packed = np.packbits(loops, axis=1, bitorder="little")  # uint8 [n, 32]: bit b%8 of byte b//8
+    if not n:
+        return np.zeros((0, 4), dtype=np.uint64)
+    return np.ascontiguousarray(packed).view("<u8").reshape(n, 4).astype(np.uint64)

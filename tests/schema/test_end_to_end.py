@@ -130,3 +130,28 @@ def test_smollm2_vocabulary(smollm2_tokenizer, smollm2_vocab):
                 break
         result = "accept" if ok and m.is_accepting() else "not accept"
         assert result == expected, inst
+
+
+def test_smollm2_masks_equal_the_reference_walk(smollm2_tokenizer, smollm2_vocab):
+    """Along real tokenizations (string bodies over ASCII and non-ASCII text, undeclared keys, a
+    counted maxLength string, enums), the cached split walk -- with the kernel's shortcut over
+    subtrees that loop on a string-body state -- equals the per-thread reference walk, which
+    visits every trie node."""
+    schema = {"type": "object", "properties": {
+        "title": {"type": "string", "maxLength": 300},
+        "note": {"type": "string"},
+        "kind": {"enum": ["alpha", "beta", "gamma delta"]},
+        "n": {"type": "integer"}},
+        "additionalProperties": {"type": "string"}}
+    docs = [{"title": "Héllo wörld, \"quoted\" and \\ backslash", "note": "plain ascii text here", "kind": "beta", "n": 12},
+            {"note": "日本語のテキスト", "extra_key": "value with spaces", "tit": "x"},
+            {"title": "x" * 40 + " end", "kind": "gamma delta", "zz": "", "n": -3}]
+    c = compile_json_schema(schema, smollm2_vocab)
+    for doc in docs:
+        state = c.initial_state()
+        for t in smollm2_tokenizer.encode(json.dumps(doc, ensure_ascii=False), add_special_tokens=False):
+            fast = c.compute_token_bits(state)
+            assert np.array_equal(fast, c.reference_token_bits(state)), (doc, smollm2_tokenizer.decode([t]))
+            assert fast[t >> 5] >> np.uint32(t & 31) & 1
+            state = c.advance_bytes(state, smollm2_vocab.token_bytes(t))
+        assert c.is_accepting(state)
