@@ -96,6 +96,11 @@ class CompiledConstraint(ABC):
         terminals, JSON property names and enum values): a corpus for lookup drafters. Default: none."""
         return ()
 
+    def candidate_bytes(self, state: State) -> list[int]:
+        """Byte values, ascending, that include every byte that can continue ``state`` (a cheap
+        superset for searches that probe bytes one by one). Default: all 256."""
+        return list(range(256))
+
     def next_bytes(self, state: State, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``, ascending; at most
         ``stop_after`` of them. Default: one ``advance_bytes`` probe per byte value."""

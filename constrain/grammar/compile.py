@@ -667,7 +667,7 @@ class GrammarConstraint(CompiledConstraint):
                if t.literal and not t.ignore_case and len(t.literal.encode("utf-8")) >= 2]
         return tuple(dict.fromkeys(own + list(getattr(self, "literal_hints", ()))))
 
-    def _candidate_bytes(self, state: frozenset) -> list[int]:
+    def candidate_bytes(self, state: frozenset) -> list[int]:
         """Bytes with a lexer transition from some thread of ``state`` (a superset of the next bytes)."""
         candidates: set[int] = set()
         if self._lazy:
@@ -681,7 +681,7 @@ class GrammarConstraint(CompiledConstraint):
     def next_bytes(self, state: frozenset, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``; at most ``stop_after``."""
         out = []
-        for byte in self._candidate_bytes(state):
+        for byte in self.candidate_bytes(state):
             if byte not in exclude and self.advance_bytes(state, bytes((byte,))) is not None:
                 out.append(byte)
                 if len(out) >= stop_after:
@@ -691,7 +691,7 @@ class GrammarConstraint(CompiledConstraint):
     def _next_byte(self, state: frozenset) -> tuple[int, frozenset] | None:
         """The only byte that can continue ``state`` and the state after it; None if zero or several."""
         found: tuple[int, frozenset] | None = None
-        for byte in self._candidate_bytes(state):
+        for byte in self.candidate_bytes(state):
             nxt = self.advance_bytes(state, bytes((byte,)))
             if nxt is not None:
                 if found is not None:

@@ -116,14 +116,38 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         self._plans: dict = {}  # scanner state -> _plan
         quotes = np.zeros(self.vocab.size, dtype=np.int64)
         self._by_bytes: dict[bytes, list[int]] = {}
+        # Quote tokens without a backslash, indexed by their parts around the quotes (see
+        # _candidates): before the first quote, between two quotes, after the last quote (by the
+        # parity of the quote count: the last quote opens a key only if that parity fits the mode)
+        self._by_leading: dict[bytes, list[int]] = {}
+        self._by_middle: dict[bytes, list[int]] = {}
+        self._by_trailing: tuple[dict, dict] = ({}, {})  # [quote count % 2][part after the last quote]
+        escaped = []
+        slashes = []  # no quote, a backslash: inside a key they may start an escape of an earlier key
         for t in range(self.vocab.size):
             data = self.vocab.token_bytes(t)
             if data:
                 quotes[t] = data.count(b'"')
                 self._by_bytes.setdefault(data, []).append(t)
+                if not quotes[t]:
+                    if b"\\" in data:
+                        slashes.append(t)
+                    continue
+                if b"\\" in data:
+                    escaped.append(t)
+                    continue
+                parts = data.split(b'"')
+                self._by_leading.setdefault(parts[0], []).append(t)
+                for mid in set(parts[1:-1]):
+                    self._by_middle.setdefault(mid, []).append(t)
+                self._by_trailing[int(quotes[t]) % 2].setdefault(parts[-1], []).append(t)
         self._quote_tokens = np.flatnonzero(quotes > 0)
-        # a token that could write two keys of one object by itself (four quotes or more)
-        self._multi_key_tokens = np.flatnonzero(quotes >= 4)
+        # a token that could close two keys by itself (three quotes or more: the end of the key
+        # being written, then a whole key), and quote tokens with a backslash (escapes): always
+        # scanned
+        self._multi_key_tokens = np.flatnonzero(quotes >= 3)
+        self._always = np.union1d(self._multi_key_tokens, np.asarray(escaped, dtype=np.int64))
+        self._slash_tokens = np.asarray(slashes, dtype=np.int64)
 
     def __repr__(self) -> str:
         return f"DistinctKeysConstraint({self.inner!r})"
@@ -153,32 +177,64 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         seen = stack[-1][1]
         todo = [(inner_state, buf)]
         steps = 0
+        inner = self.inner
         while todo:
             g, raw = todo.pop()
-            for b in self.inner.next_bytes(g):
+            escaped = (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
+            # bytes probed one at a time (not next_bytes, which probes them all): the first byte
+            # that ends or leaves the earlier keys settles it
+            for b in inner.candidate_bytes(g):
+                if b == 0x22 and not escaped and json.loads(b'"' + raw + b'"') in seen:
+                    continue  # closes an earlier key: a dead end whatever the grammar says
+                g2 = inner.advance_bytes(g, bytes((b,)))
+                if g2 is None:
+                    continue
                 steps += 1
                 if steps > _MAX_SEARCH:
                     return True  # bounded: taken as live
-                escaped = (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
                 if b == 0x22 and not escaped:
-                    if json.loads(b'"' + raw + b'"') not in seen:
-                        return True
-                    continue
+                    return True  # closes a key the object does not have
                 raw2 = raw + bytes((b,))
                 text, _partial = split_partial_string(raw2)
                 if not any(k.startswith(text) for k in seen):
                     return True  # no earlier key goes this way: whatever ends it is fresh
-                g2 = self.inner.advance_bytes(g, bytes((b,)))
-                if g2 is not None:
-                    todo.append((g2, raw2))
+                todo.append((g2, raw2))
         return False
 
     def _candidates(self, scan_state: tuple) -> np.ndarray | None:
-        """Token ids the scanner may refuse here (None: the inner mask stands)."""
+        """Token ids the scanner may refuse here (None: the inner mask stands): a superset of the
+        tokens that close a key equal to an earlier one or end inside a key that is a prefix of
+        an earlier one; :meth:`_plan` scans each exactly.
+
+        A key closed inside a token without a backslash is, byte for byte, the part between two of
+        its quotes, or (inside a key) the key so far plus the part before its first quote; a token
+        ends inside a key only if its last quote opens one: an odd number of quotes outside strings,
+        an even one inside a string, and the part after it is then the key so far. Tokens with
+        three quotes or more or with a backslash are always scanned."""
         stack, mode, buf = scan_state
         if not any(f[0] == "o" and f[1] for f in stack):
             # no key written yet in any open object: only a token holding two keys can repeat one
             return self._multi_key_tokens if len(self._multi_key_tokens) else None
+        if mode >= 3 or (buf is not None and b"\\" in buf):
+            return self._candidates_all(scan_state)
+        seen = [k.encode("utf-8") for f in stack if f[0] == "o" for k in f[1]]
+        trailing = self._by_trailing[1 if mode == 0 else 0]
+        found: list[int] = []
+        for e in seen:
+            found.extend(self._by_middle.get(e, ()))
+            for i in range(len(e) + 1):
+                found.extend(trailing.get(e[:i], ()))
+            if mode == 1 and e.startswith(buf):
+                found.extend(self._by_leading.get(e[len(buf):], ()))
+        return self._with_extra(scan_state, np.union1d(self._always, np.asarray(found, dtype=np.int64)))
+
+    def _candidates_all(self, scan_state: tuple) -> np.ndarray:
+        """Every quote token (and the key continuations): the candidates after a backslash."""
+        return self._with_extra(scan_state, self._quote_tokens)
+
+    def _with_extra(self, scan_state: tuple, base: np.ndarray) -> np.ndarray:
+        """``base`` plus, inside a key, the tokens without a quote that continue an earlier key."""
+        stack, mode, buf = scan_state
         extra: list[int] = []
         if mode in (1, 3) and stack[-1][1]:
             # inside a key: tokens without a quote matter only if they continue an earlier key
@@ -188,9 +244,11 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                     rest = spelled[len(buf):]
                     for i in range(1, len(rest) + 1):
                         extra.extend(self._by_bytes.get(rest[:i], ()))
+            if len(self._slash_tokens):
+                base = np.union1d(base, self._slash_tokens)
         if not extra:
-            return self._quote_tokens
-        return np.union1d(self._quote_tokens, np.asarray(extra, dtype=np.int64))
+            return base
+        return np.union1d(base, np.asarray(extra, dtype=np.int64))
 
     def token_bits(self, state) -> np.ndarray:
         words = self.inner.token_bits(state[0])

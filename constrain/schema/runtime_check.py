@@ -73,6 +73,9 @@ class RuntimeCheckConstraint(CompiledConstraint):
     def next_bytes(self, state, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         return self.inner.next_bytes(state[0], exclude, stop_after)
 
+    def candidate_bytes(self, state) -> list[int]:
+        return self.inner.candidate_bytes(state[0])
+
     def clear_cache(self) -> None:
         self._mask_cache.clear()
         clear = getattr(self.inner, "clear_cache", None)

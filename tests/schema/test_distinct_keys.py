@@ -243,3 +243,51 @@ def test_a_token_that_writes_a_key_twice_by_itself_is_masked():
     allowed = set(allowed_token_ids(bm[0], vocab.size).tolist())
     assert 257 not in allowed and 258 in allowed  # the repeat is masked, the other one is not
     assert not m.accept_token(257) and m.accept_token(258)
+
+
+def test_a_token_that_ends_a_key_and_writes_it_again_is_masked():
+    # three quotes: the end of the first key, then the same key whole (the candidates used to be
+    # the tokens with four quotes or more while no key was written yet)
+    vocab = Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [b'a":1,"a"', b'a":1,"b"'],
+                                   eos_token_ids=[EOS])
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}}
+    c = compile_json_schema(schema, vocab, property_order="any")
+    m = c.matcher()
+    assert m.accept_token(ord("{") + 1) and m.accept_token(ord('"') + 1)
+    bm = allocate_bitmask(1, vocab.size)
+    m.fill_bitmask(bm, 0)
+    allowed = set(allowed_token_ids(bm[0], vocab.size).tolist())
+    assert 257 not in allowed and 258 in allowed
+    assert not m.accept_token(257) and m.accept_token(258)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.sampled_from(["a", "ab", "b", "name", "nab", "x"]), min_size=1, max_size=3, unique=True),
+       st.sampled_from(["", "a", "n", "na"]), st.integers(0, 2))
+def test_candidates_cover_every_refusal(keys, prefix, mode):
+    """The indexed candidate set holds every token the full scan refuses, and every one that leaves
+    a key which may be stranded, in objects with keys written, inside and outside a key."""
+    from constrain.schema.distinct_keys import _Duplicate, _needs_search, _scan
+
+    vocab = Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [t.encode() for t in MULTI]
+                                   + [b'a":1,"a"', b'b", "', b'"x":', b'", "na'], eos_token_ids=[EOS])
+    c = compile_json_schema(OPEN, vocab, property_order="any")
+    body = ", ".join(f'"{k}": 1' for k in keys)
+    text = {0: "{" + body + ", ", 1: "{" + body + ', "' + prefix, 2: "{" + body + ', "zz": "v'}[mode]
+    state = c._scan_start
+    state = _scan(state, text.encode())
+    cands = set(c._candidates(state).tolist())
+    for t in range(1, vocab.size):
+        data = vocab.token_bytes(t)
+        try:
+            after = _scan(state, data)
+            search = _needs_search(after)
+        except _Duplicate:
+            assert t in cands, (text, data)
+            continue
+        except ValueError:  # not JSON (a raw control character in a key): the grammar refuses it
+            continue
+        # a key left open can be stranded only if its bytes so far start an earlier key's spelling
+        # (or hold an escape); other searches find a fresh completion at the first byte
+        if search and (b"\\" in after[2] or any(json.dumps(k).encode()[1:-1].startswith(after[2]) for k in keys)):
+            assert t in cands, (text, data)
