@@ -22,6 +22,7 @@ where a member with a fresh key can follow.
 from __future__ import annotations
 
 import json
+import weakref
 
 import numpy as np
 
@@ -101,6 +102,58 @@ def _needs_search(state: tuple) -> bool:
     return any(k.startswith(text) for k in stack[-1][1])
 
 
+class _TokenIndex:
+    """The vocabulary's tokens indexed for :meth:`DistinctKeysConstraint._candidates` (built once
+    per vocabulary: a pass over every token in Python costs tens of milliseconds per compile)."""
+
+    def __init__(self, vocab):
+        quotes = np.zeros(vocab.size, dtype=np.int64)
+        self.by_bytes: dict[bytes, list[int]] = {}
+        # Quote tokens without a backslash, indexed by their parts around the quotes (see
+        # _candidates): before the first quote, between two quotes, after the last quote (by the
+        # parity of the quote count: the last quote opens a key only if that parity fits the mode)
+        self.by_leading: dict[bytes, list[int]] = {}
+        self.by_middle: dict[bytes, list[int]] = {}
+        self.by_trailing: tuple[dict, dict] = ({}, {})  # [quote count % 2][part after the last quote]
+        escaped = []
+        slashes = []  # no quote, a backslash: inside a key they may start an escape of an earlier key
+        for t in range(vocab.size):
+            data = vocab.token_bytes(t)
+            if data:
+                quotes[t] = data.count(b'"')
+                self.by_bytes.setdefault(data, []).append(t)
+                if not quotes[t]:
+                    if b"\\" in data:
+                        slashes.append(t)
+                    continue
+                if b"\\" in data:
+                    escaped.append(t)
+                    continue
+                parts = data.split(b'"')
+                self.by_leading.setdefault(parts[0], []).append(t)
+                for mid in set(parts[1:-1]):
+                    self.by_middle.setdefault(mid, []).append(t)
+                self.by_trailing[int(quotes[t]) % 2].setdefault(parts[-1], []).append(t)
+        self.quote_tokens = np.flatnonzero(quotes > 0)
+        # a token that could close two keys by itself (three quotes or more: the end of the key
+        # being written, then a whole key), and quote tokens with a backslash (escapes): always
+        # scanned
+        self.multi_key_tokens = np.flatnonzero(quotes >= 3)
+        self.always = np.union1d(self.multi_key_tokens, np.asarray(escaped, dtype=np.int64))
+        self.slash_tokens = np.asarray(slashes, dtype=np.int64)
+
+
+_TOKEN_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _token_index(vocab) -> _TokenIndex:
+    """:class:`_TokenIndex` of ``vocab``, cached while the vocabulary lives."""
+    ix = _TOKEN_INDEXES.get(vocab)
+    if ix is None:
+        ix = _TOKEN_INDEXES[vocab] = _TokenIndex(vocab)
+    return ix
+
+
 class DistinctKeysConstraint(RuntimeCheckConstraint):
     """A JSON grammar constraint whose objects may not repeat a key (see the module docstring).
 
@@ -114,40 +167,11 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
     def __init__(self, inner: CompiledConstraint):
         super().__init__(inner)
         self._plans: dict = {}  # scanner state -> _plan
-        quotes = np.zeros(self.vocab.size, dtype=np.int64)
-        self._by_bytes: dict[bytes, list[int]] = {}
-        # Quote tokens without a backslash, indexed by their parts around the quotes (see
-        # _candidates): before the first quote, between two quotes, after the last quote (by the
-        # parity of the quote count: the last quote opens a key only if that parity fits the mode)
-        self._by_leading: dict[bytes, list[int]] = {}
-        self._by_middle: dict[bytes, list[int]] = {}
-        self._by_trailing: tuple[dict, dict] = ({}, {})  # [quote count % 2][part after the last quote]
-        escaped = []
-        slashes = []  # no quote, a backslash: inside a key they may start an escape of an earlier key
-        for t in range(self.vocab.size):
-            data = self.vocab.token_bytes(t)
-            if data:
-                quotes[t] = data.count(b'"')
-                self._by_bytes.setdefault(data, []).append(t)
-                if not quotes[t]:
-                    if b"\\" in data:
-                        slashes.append(t)
-                    continue
-                if b"\\" in data:
-                    escaped.append(t)
-                    continue
-                parts = data.split(b'"')
-                self._by_leading.setdefault(parts[0], []).append(t)
-                for mid in set(parts[1:-1]):
-                    self._by_middle.setdefault(mid, []).append(t)
-                self._by_trailing[int(quotes[t]) % 2].setdefault(parts[-1], []).append(t)
-        self._quote_tokens = np.flatnonzero(quotes > 0)
-        # a token that could close two keys by itself (three quotes or more: the end of the key
-        # being written, then a whole key), and quote tokens with a backslash (escapes): always
-        # scanned
-        self._multi_key_tokens = np.flatnonzero(quotes >= 3)
-        self._always = np.union1d(self._multi_key_tokens, np.asarray(escaped, dtype=np.int64))
-        self._slash_tokens = np.asarray(slashes, dtype=np.int64)
+        ix = _token_index(self.vocab)
+        self._by_bytes = ix.by_bytes
+        self._by_leading, self._by_middle, self._by_trailing = ix.by_leading, ix.by_middle, ix.by_trailing
+        self._quote_tokens, self._multi_key_tokens = ix.quote_tokens, ix.multi_key_tokens
+        self._always, self._slash_tokens = ix.always, ix.slash_tokens
 
     def __repr__(self) -> str:
         return f"DistinctKeysConstraint({self.inner!r})"
