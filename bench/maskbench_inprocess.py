@@ -1,0 +1,67 @@
+"""constrain alone on a slice of the MaskBench sample, in this process: a quick before/after check.
+
+Not a comparison with the peers (that is ``bench/maskbench.py``, all engines in one run): this
+measures constrain's own TTFM and TBM on every ``--every``-th file with test instances of the
+same stratified sample, without worker processes or time limits, so an optimisation can be
+checked in seconds. Run it on two checkouts (``PYTHONPATH=<checkout>``) for a before/after pair::
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/maskbench_inprocess.py ../shared/data/maskbench --every 4
+    OMP_NUM_THREADS=1 .venv/bin/python bench/maskbench_inprocess.py ../shared/data/maskbench --every 4 --any
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import maskbench as mb  # noqa: E402
+
+from constrain.benchmarks.sampling import list_files, sample_files  # noqa: E402
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("data_dir", nargs="?", type=Path, default=mb.DEFAULT_DATA)
+    ap.add_argument("--limit", type=int, default=300, help="stratified sample size (default 300, seed 0)")
+    ap.add_argument("--every", type=int, default=4, help="every k-th file with tests (default 4)")
+    ap.add_argument("--any", action="store_true", help='property_order="any"')
+    opts = ap.parse_args(argv)
+
+    from constrain.integrations.transformers import load_default_tokenizer
+
+    tok = load_default_tokenizer()
+    engine = mb.ConstrainEngine(tok, **({"property_order": "any"} if opts.any else {}))
+    mb._warmup(engine)
+    files = sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
+    with_tests = [f for f in files if json.loads((opts.data_dir / f).read_text(encoding="utf-8")).get("tests")]
+    chosen = with_tests[:: opts.every]
+    ttfm: list[float] = []
+    tbm: list[int] = []
+    statuses: dict[str, int] = {}
+    t0 = time.time()
+    for f in chosen:
+        res = mb.run_schema(engine, mb.load_task(opts.data_dir, f, tok))
+        statuses[res["status"]] = statuses.get(res["status"], 0) + 1
+        if "ttfm_ms" in res:
+            ttfm.append(res["ttfm_ms"])
+            tbm.extend(res["tbm_ns"])
+    us = np.asarray(tbm, dtype=np.float64) / 1e3
+
+    def pct(xs, qs):
+        return [round(float(np.percentile(xs, q)), 1) for q in qs] if len(xs) else []
+
+    print(f"{len(chosen)} files ({statuses}), {len(us)} masks, {time.time() - t0:.0f} s")
+    print("TTFM ms p25/p50/p75/p90/p99:", pct(ttfm, (25, 50, 75, 90, 99)))
+    print("TBM us p50/p75/p90/p95/p99/p99.9:", pct(us, (50, 75, 90, 95, 99, 99.9)))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
