@@ -30,9 +30,8 @@ SCHEMAS_LAZY["long_string"] = {
 }
 
 
-@functools.lru_cache(maxsize=None)
-def pair(name: str):
-    text = schema_to_lark(SCHEMAS_LAZY[name])
+def _eager_and_lazy(text: str):
+    """The grammar compiled with the eager lexer and with the lazy one (threshold forced down)."""
     eager = compile_grammar(text, vocab())
     saved = grammar_compile._EAGER_LEXER_STATES
     grammar_compile._EAGER_LEXER_STATES = 1
@@ -42,6 +41,11 @@ def pair(name: str):
         grammar_compile._EAGER_LEXER_STATES = saved
     assert not eager._lazy and lazy._lazy
     return eager, lazy
+
+
+@functools.lru_cache(maxsize=None)
+def pair(name: str):
+    return _eager_and_lazy(schema_to_lark(SCHEMAS_LAZY[name]))
 
 
 @settings(max_examples=60, deadline=None)
@@ -108,18 +112,6 @@ def test_long_repetitions_are_counted_lazily_not_minimized():
     assert c.lexer.n_states < 15_000  # about ten states per position written, built on demand
 
 
-def _eager_and_lazy(text: str):
-    eager = compile_grammar(text, vocab())
-    saved = grammar_compile._EAGER_LEXER_STATES
-    grammar_compile._EAGER_LEXER_STATES = 1
-    try:
-        lazy = compile_grammar(text, vocab())
-    finally:
-        grammar_compile._EAGER_LEXER_STATES = saved
-    assert not eager._lazy and lazy._lazy and lazy.lexer._loops
-    return eager, lazy
-
-
 @pytest.mark.parametrize("text,prefix,unit,count", [
     # lexeme ends outside the counted loop (after the closing quote): positions share walks
     (schema_to_lark({"type": "array", "items": {"type": "string", "minLength": 45, "maxLength": 120}}),
@@ -134,6 +126,7 @@ def test_counted_loop_positions_share_walks_exactly(text, prefix, unit, count):
     it): the lazy engine, which lets positions whose counts read the next token alike share one
     lexeme walk, gives the eager engine's mask, acceptance and forced bytes."""
     eager, lazy = _eager_and_lazy(text)
+    assert lazy.lexer._loops  # the repetition is a counted loop
     se, sl = eager.advance_bytes(eager.initial_state(), prefix), lazy.advance_bytes(lazy.initial_state(), prefix)
     walks = []
     for i in range(count):
