@@ -83,9 +83,9 @@ from constrain.grammar._kernels import (
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
-from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex.dfa import LexerDFA
+from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.vocab.vocabulary import Vocabulary
 
 _WS_BYTES = frozenset(b" \t\n\r\f\v")
@@ -198,8 +198,7 @@ class GrammarConstraint(CompiledConstraint):
             loops = np.concatenate([loops, np.zeros((n - loops.shape[0], 4), dtype=np.uint64)])
         if dirty:
             rows = np.asarray(dirty, dtype=np.int64)
-            sub = trans[rows]
-            loops[rows] = self_loop_byte_sets_of(sub, rows)
+            loops[rows] = self_loop_byte_sets_of(trans[rows], rows)
         if n > n_old:
             loops[n_old:n] = self_loop_byte_sets_of(trans[n_old:n], np.arange(n_old, n))
         self._self_loop = np.ascontiguousarray(loops)
