@@ -22,12 +22,11 @@ where a member with a fresh key can follow.
 from __future__ import annotations
 
 import json
-import weakref
 
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
-from constrain.schema.runtime_check import RuntimeCheckConstraint
+from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary
 from constrain.schema.unique import _split_partial as split_partial_string
 
 __all__ = ["DistinctKeysConstraint"]
@@ -104,7 +103,7 @@ def _needs_search(state: tuple) -> bool:
 
 class _TokenIndex:
     """The vocabulary's tokens indexed for :meth:`DistinctKeysConstraint._candidates` (built once
-    per vocabulary: a pass over every token in Python costs tens of milliseconds per compile)."""
+    per vocabulary, :func:`~constrain.schema.runtime_check.per_vocabulary`)."""
 
     def __init__(self, vocab):
         quotes = np.zeros(vocab.size, dtype=np.int64)
@@ -143,16 +142,6 @@ class _TokenIndex:
         self.slash_tokens = np.asarray(slashes, dtype=np.int64)
 
 
-_TOKEN_INDEXES: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
-
-def _token_index(vocab) -> _TokenIndex:
-    """:class:`_TokenIndex` of ``vocab``, cached while the vocabulary lives."""
-    ix = _TOKEN_INDEXES.get(vocab)
-    if ix is None:
-        ix = _TOKEN_INDEXES[vocab] = _TokenIndex(vocab)
-    return ix
-
 
 class DistinctKeysConstraint(RuntimeCheckConstraint):
     """A JSON grammar constraint whose objects may not repeat a key (see the module docstring).
@@ -167,11 +156,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
     def __init__(self, inner: CompiledConstraint):
         super().__init__(inner)
         self._plans: dict = {}  # scanner state -> _plan
-        ix = _token_index(self.vocab)
-        self._by_bytes = ix.by_bytes
-        self._by_leading, self._by_middle, self._by_trailing = ix.by_leading, ix.by_middle, ix.by_trailing
-        self._quote_tokens, self._multi_key_tokens = ix.quote_tokens, ix.multi_key_tokens
-        self._always, self._slash_tokens = ix.always, ix.slash_tokens
+        self._ix = per_vocabulary(self.vocab, _TokenIndex)
 
     def __repr__(self) -> str:
         return f"DistinctKeysConstraint({self.inner!r})"
@@ -236,25 +221,22 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         an even one inside a string, and the part after it is then the key so far. Tokens with
         three quotes or more or with a backslash are always scanned."""
         stack, mode, buf = scan_state
+        ix = self._ix
         if not any(f[0] == "o" and f[1] for f in stack):
             # no key written yet in any open object: only a token holding two keys can repeat one
-            return self._multi_key_tokens if len(self._multi_key_tokens) else None
+            return ix.multi_key_tokens if len(ix.multi_key_tokens) else None
         if mode >= 3 or (buf is not None and b"\\" in buf):
-            return self._candidates_all(scan_state)
+            return self._with_extra(scan_state, ix.quote_tokens)  # after a backslash: every quote token
         seen = [k.encode("utf-8") for f in stack if f[0] == "o" for k in f[1]]
-        trailing = self._by_trailing[1 if mode == 0 else 0]
+        trailing = ix.by_trailing[1 if mode == 0 else 0]
         found: list[int] = []
         for e in seen:
-            found.extend(self._by_middle.get(e, ()))
+            found.extend(ix.by_middle.get(e, ()))
             for i in range(len(e) + 1):
                 found.extend(trailing.get(e[:i], ()))
             if mode == 1 and e.startswith(buf):
-                found.extend(self._by_leading.get(e[len(buf):], ()))
-        return self._with_extra(scan_state, np.union1d(self._always, np.asarray(found, dtype=np.int64)))
-
-    def _candidates_all(self, scan_state: tuple) -> np.ndarray:
-        """Every quote token (and the key continuations): the candidates after a backslash."""
-        return self._with_extra(scan_state, self._quote_tokens)
+                found.extend(ix.by_leading.get(e[len(buf):], ()))
+        return self._with_extra(scan_state, np.union1d(ix.always, np.asarray(found, dtype=np.int64)))
 
     def _with_extra(self, scan_state: tuple, base: np.ndarray) -> np.ndarray:
         """``base`` plus, inside a key, the tokens without a quote that continue an earlier key."""
@@ -267,9 +249,9 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 if spelled.startswith(buf):
                     rest = spelled[len(buf):]
                     for i in range(1, len(rest) + 1):
-                        extra.extend(self._by_bytes.get(rest[:i], ()))
-            if len(self._slash_tokens):
-                base = np.union1d(base, self._slash_tokens)
+                        extra.extend(self._ix.by_bytes.get(rest[:i], ()))
+            if len(self._ix.slash_tokens):
+                base = np.union1d(base, self._ix.slash_tokens)
         if not extra:
             return base
         return np.union1d(base, np.asarray(extra, dtype=np.int64))

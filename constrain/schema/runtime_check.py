@@ -10,11 +10,31 @@ constraint's forced bytes.
 
 from __future__ import annotations
 
+import weakref
+from typing import Callable, TypeVar
+
 import numpy as np
 
 from constrain.compiled import CompiledConstraint, MaskCache
 
-__all__ = ["RuntimeCheckConstraint"]
+__all__ = ["RuntimeCheckConstraint", "per_vocabulary"]
+
+_T = TypeVar("_T")
+_PER_VOCABULARY: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def per_vocabulary(vocab, build: Callable[[object], _T]) -> _T:
+    """``build(vocab)``, computed once per (vocabulary, builder) while the vocabulary lives.
+
+    The checks' token tables come from a pass over every token in Python (tens of milliseconds for
+    a 49k vocabulary); a vocabulary is immutable, so they are built once, not per compile."""
+    tables = _PER_VOCABULARY.get(vocab)
+    if tables is None:
+        tables = _PER_VOCABULARY[vocab] = {}
+    got = tables.get(build)
+    if got is None:
+        got = tables[build] = build(vocab)
+    return got
 
 
 class RuntimeCheckConstraint(CompiledConstraint):

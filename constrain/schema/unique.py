@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
-from constrain.schema.runtime_check import RuntimeCheckConstraint
+from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary
 from constrain.schema import cpdfa
 
 __all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "matches_every_key",
@@ -518,6 +518,25 @@ def _child_nodes(nav: SchemaNavigator, top: tuple) -> frozenset:
     return nav.child_index(top[1], top[2])
 
 
+def _token_sets(vocab) -> tuple:
+    """(quote tokens, quote-or-comma tokens, all tokens, longest token in bytes, tokens with a quote
+    and a ``[``) of ``vocab`` -- outside a unique array, a token must open one and write an item to
+    matter. Built once per vocabulary (:func:`~constrain.schema.runtime_check.per_vocabulary`)."""
+    quotes = np.zeros(vocab.size, dtype=np.int64)
+    brackets = np.zeros(vocab.size, dtype=bool)
+    commas = np.zeros(vocab.size, dtype=bool)
+    lengths = np.zeros(vocab.size, dtype=np.int64)
+    for t in range(vocab.size):
+        data = vocab.token_bytes(t)
+        if data:
+            quotes[t] = data.count(b'"')
+            brackets[t] = b"[" in data
+            commas[t] = b"," in data
+            lengths[t] = len(data)
+    return (np.flatnonzero(quotes > 0), np.flatnonzero((quotes > 0) | commas), np.flatnonzero(lengths > 0),
+            int(lengths.max()), np.flatnonzero((quotes >= 1) & brackets))
+
+
 class UniqueItemsConstraint(RuntimeCheckConstraint):
     """A JSON-schema grammar constraint plus run-time ``uniqueItems`` over arrays of strings.
 
@@ -532,23 +551,9 @@ class UniqueItemsConstraint(RuntimeCheckConstraint):
     def __init__(self, inner: CompiledConstraint, navigator: SchemaNavigator):
         super().__init__(inner)
         self.nav = navigator
-        quotes = np.zeros(self.vocab.size, dtype=np.int64)
-        brackets = np.zeros(self.vocab.size, dtype=bool)
-        commas = np.zeros(self.vocab.size, dtype=bool)
-        lengths = np.zeros(self.vocab.size, dtype=np.int64)
-        for t in range(self.vocab.size):
-            data = self.vocab.token_bytes(t)
-            if data:
-                quotes[t] = data.count(b'"')
-                brackets[t] = b"[" in data
-                commas[t] = b"," in data
-                lengths[t] = len(data)
-        self._quote_tokens = np.flatnonzero(quotes > 0)
-        self._quote_or_comma_tokens = np.flatnonzero((quotes > 0) | commas)
-        self._all_tokens = np.flatnonzero(lengths > 0)
-        self._max_token_bytes = int(lengths.max())
-        # Outside a unique array, a token must open one and write an item to matter.
-        self._multi_item_tokens = np.flatnonzero((quotes >= 1) & brackets)
+        sets = per_vocabulary(self.vocab, _token_sets)
+        self._quote_tokens, self._quote_or_comma_tokens, self._all_tokens = sets[0], sets[1], sets[2]
+        self._max_token_bytes, self._multi_item_tokens = sets[3], sets[4]
 
     def __repr__(self) -> str:
         return f"UniqueItemsConstraint({self.inner!r}, {len(self.nav.unique)} arrays)"
