@@ -485,8 +485,17 @@ def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what:
 # ------------------------------------------------------------------------------------------------
 
 
-def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int) -> list[int]:
-    """Block of each state (and of the sink, last) in the coarsest label-respecting partition.
+_MOORE_ROUNDS = 24
+"""Moore rounds before :func:`_minimize` hands the partition to Hopcroft: Moore needs one round per
+distinguishable length (a ``maxLength: 1024`` string: a thousand rounds of a full-table pass),
+Hopcroft's ``O(k n log n)`` does not; most lexers converge in a few rounds, where numpy is faster."""
+
+
+def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
+                  max_rounds: int | None = None) -> tuple[list[int], bool]:
+    """Block of each state (and of the sink, last) in the coarsest label-respecting partition,
+    and whether it is final (False: ``max_rounds`` ran out first; the blocks then respect the
+    labels and the final partition refines them).
 
     Moore's refinement, vectorized: each round a state's signature is its block and the blocks of
     its successors per class; rounds stop when the number of blocks stops growing. Gives the same
@@ -501,7 +510,11 @@ def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: 
     block = np.array([lab_ids.setdefault(lab, len(lab_ids)) for lab in list(labels) + [()]], dtype=np.int64)
     n_blocks = len(lab_ids)
     sig = np.empty((n + 1, n_cls + 1), dtype=np.int64)
+    rounds = 0
     while True:
+        if max_rounds is not None and rounds >= max_rounds:
+            return block.tolist(), False
+        rounds += 1
         sig[:, 0] = block
         sig[:, 1:] = block[trans]
         rows = np.ascontiguousarray(sig).view(np.dtype((np.void, sig.dtype.itemsize * sig.shape[1]))).ravel()
@@ -509,28 +522,14 @@ def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: 
         new_n = int(new_block.max()) + 1
         block = new_block.astype(np.int64).ravel()
         if new_n == n_blocks:
-            return block.tolist()
+            return block.tolist(), True
         n_blocks = new_n
 
 
-def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int, *, hopcroft: bool = False) -> tuple[np.ndarray, list]:
-    """Return the minimal table (start 0, BFS order, no dead states) and the label of each state.
-
-    States with different ``labels`` are never merged; a state whose language is empty is merged
-    with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
-    itself is dead, one state with no transitions is returned. The partition comes from
-    :func:`_moore_blocks` (``hopcroft=True``: the Python Hopcroft loop, kept as the reference).
-    """
-    n = len(table)
-    sink = n
-    trans = [[t if t >= 0 else sink for t in row] for row in table]
-    trans.append([sink] * n_cls)
-    # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
-    all_labels = list(labels) + [()]
-    if not hopcroft:
-        return _renumber(trans, all_labels, labels, _moore_blocks(table, labels, n_cls), n, n_cls)
-
-    # inverse transitions per class: inv[k][t] = predecessors of t on class k
+def _hopcroft_refine(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
+    """Refine the partition ``block_of`` (of every state, the sink included) to the coarsest one
+    that is stable under the transitions: Hopcroft's algorithm, ``O(k n log n)``. Every block but
+    the largest starts as a splitter, which suffices for any starting partition."""
     inv: list[dict[int, list[int]]] = [dict() for _ in range(n_cls)]
     for s, row in enumerate(trans):
         for k, t in enumerate(row):
@@ -539,15 +538,11 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
                 inv[k][t] = [s]
             else:
                 lst.append(s)
-
-    groups: dict = {}
-    for s, lab in enumerate(all_labels):
-        groups.setdefault(lab, []).append(s)
-    blocks: list[set[int]] = [set(g) for g in groups.values()]
-    block_of = [0] * (n + 1)
-    for b, members in enumerate(blocks):
-        for s in members:
-            block_of[s] = b
+    ids: dict[int, int] = {}
+    block_of = [ids.setdefault(b, len(ids)) for b in block_of]
+    blocks: list[set[int]] = [set() for _ in ids]
+    for s, b in enumerate(block_of):
+        blocks[b].add(s)
     largest = max(range(len(blocks)), key=lambda b: len(blocks[b]))
     work = set(range(len(blocks))) - {largest}
     while work:
@@ -580,7 +575,31 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
                 for s in moved:
                     block_of[s] = nb
                 work.add(nb)
+    return block_of
 
+
+def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int, *, hopcroft: bool = False) -> tuple[np.ndarray, list]:
+    """Return the minimal table (start 0, BFS order, no dead states) and the label of each state.
+
+    States with different ``labels`` are never merged; a state whose language is empty is merged
+    with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
+    itself is dead, one state with no transitions is returned. The partition comes from
+    :func:`_moore_blocks`, handed to :func:`_hopcroft_refine` after ``_MOORE_ROUNDS`` rounds
+    (``hopcroft=True``: Hopcroft from the label partition alone, kept as the reference).
+    """
+    n = len(table)
+    sink = n
+    trans = [[t if t >= 0 else sink for t in row] for row in table]
+    trans.append([sink] * n_cls)
+    # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
+    all_labels = list(labels) + [()]
+    if hopcroft:
+        lab_ids: dict = {}
+        block_of = _hopcroft_refine(trans, [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels], n_cls)
+    else:
+        block_of, final = _moore_blocks(table, labels, n_cls, _MOORE_ROUNDS)
+        if not final:
+            block_of = _hopcroft_refine(trans, block_of, n_cls)
     return _renumber(trans, all_labels, labels, block_of, n, n_cls)
 
 

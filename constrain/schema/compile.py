@@ -83,8 +83,10 @@ cannot forbid duplicate keys; ``json.loads`` keeps the last value). Numbers unde
 decimals, plus the exponent forms ``json.dumps`` writes (``1e-07``, ``1e+16``) where every number of
 that form lies inside the bounds. The document has no whitespace before or after the top value.
 ``format`` is enforced (as with a ``FormatChecker``), although 2020-12 makes it an annotation.
-A ``$ref`` with siblings is merged with them (2020-12); drafts <= 7 ignored such siblings, so
-there the grammar can only be stricter. ``property_order="any"`` lets
+A ``$ref`` with siblings is merged with them (2019-09 on); under a ``$schema`` of drafts 4-7 the
+siblings are ignored, as those drafts' validators do, and so are keywords a draft does not have
+(``const`` under draft 4); draft 4 types "integer" by spelling (``1.0`` is not one). See
+``_Compiler.as_declared``. ``property_order="any"`` lets
 the declared properties come in any order, each at most once: in Lark text as 2**n subsets (at most
 ``Limits.max_schema_any_order_properties`` properties); in :func:`compile_json_schema` as a grammar
 that counts members (linear; only properties a ``dependentRequired`` names are tracked as a subset)
@@ -116,6 +118,10 @@ __all__ = ["compile_json_schema", "schema_to_lark", "CATALOG_MIN_VALUES"]
 
 # An enum of more strings than this compiles (in compile_json_schema) as one catalog automaton.
 CATALOG_MIN_VALUES = 256
+# A string language whose code-point DFA has more states compiles (in compile_json_schema) as a
+# byte automaton without trying its regex (state elimination over thousands of states is slow,
+# and its regex is past max_schema_regex_chars anyway).
+_REGEX_DFA_STATES = 2_000
 
 
 ANNOTATIONS = frozenset({
@@ -134,6 +140,18 @@ VALIDATION = frozenset({
     "unevaluatedProperties", "allOf", "anyOf", "oneOf", "not", "if", "then", "else", "$ref",
     "$dynamicRef", "$recursiveRef", "$recursiveAnchor",
 })
+_DRAFTS = {"Draft3Validator": 3, "Draft4Validator": 4, "Draft6Validator": 6, "Draft7Validator": 7,
+           "Draft201909Validator": 2019, "Draft202012Validator": 2020}
+"""The draft of a ``jsonschema`` validator class (the one ``validator_for`` picks for ``$schema``)."""
+_INTRODUCED = {
+    "const": 6, "contains": 6, "propertyNames": 6, "if": 7, "then": 7, "else": 7,
+    "dependentRequired": 2019, "dependentSchemas": 2019, "minContains": 2019, "maxContains": 2019,
+    "unevaluatedItems": 2019, "unevaluatedProperties": 2019, "$recursiveRef": 2019, "$recursiveAnchor": 2019,
+    "prefixItems": 2020, "$dynamicRef": 2020,
+}
+"""The draft that introduced each assertion keyword; an older draft's validator ignores it.
+(``dependencies``, ``additionalItems`` and the array form of ``items`` are kept in every draft:
+schemas without ``$schema`` use them as draft 7 meant them.)"""
 LEGACY_ASSERTIONS = frozenset({"divisibleBy", "disallow", "extends"})
 """Draft-03 keywords with validation semantics: never ignored, always raised."""
 # keywords that combine subschemas (normalize() expands them; a finite enum next to them short-cuts)
@@ -241,6 +259,9 @@ class _Compiler:
             raise ValueError("unknown_keywords must be 'ignore' or 'error'")
         self.unknown_keywords = unknown_keywords
         self.ignored_keywords: list[str] = []  # pointers of the unknown keywords that were ignored
+        self._ignored_seen: set[str] = set()
+        self._string_dfas: dict = {}  # string_dfa's memo
+        self._dfa_terminals: dict[int, tuple] = {}  # id(code-point DFA) -> (it, its terminal name)
         if unknown_formats not in ("ignore", "error"):
             raise ValueError("unknown_formats must be 'ignore' or 'error'")
         self.unknown_formats = unknown_formats
@@ -272,6 +293,18 @@ class _Compiler:
         self.memo: dict[str, str | None] = {}
         self.anchors: dict[str, str] = {}
         self._validator = None
+        # Drafts 3 and 4 (read off the validator class ``jsonschema`` picks for ``$schema``): they
+        # type "integer" by the JSON text (``1.0`` is a number there, from draft 6 on an integer)
+        # and their exclusiveMinimum/Maximum are booleans.
+        self.draft4 = not self.validator().TYPE_CHECKER.is_type(1.0, "integer")
+        self.draft = _DRAFTS.get(type(self.validator()).__name__, 2020)
+        if self.draft == 3:
+            raise UnsupportedFeatureError("draft-03 schemas ('$schema' draft-03): required, type and "
+                                          "extends mean other things there", pointer="/$schema")
+        # keywords the declared draft's validator does not read (drafts 4-7), and whether a $ref
+        # hides its siblings (drafts up to 7): as_declared() drops them
+        self.foreign = frozenset(k for k, since in _INTRODUCED.items() if self.draft < since)
+        self.ref_alone = self.draft <= 7
         self._scan_anchors(root, "")
 
     # ----------------------------------------------------------------------------- grammar output
@@ -489,6 +522,7 @@ class _Compiler:
             return None
         if not isinstance(schema, dict):
             raise SchemaError(f"a schema must be an object or a boolean, not {type(schema).__name__}", pointer=ptr)
+        schema = self.as_declared(schema, ptr)
         self.check_keywords(schema, ptr)
         # pure $ref: a named rule of the target (recursion-safe)
         if "$ref" in schema and not (set(schema) & VALIDATION - {"$ref"}):
@@ -538,6 +572,33 @@ class _Compiler:
         self.rules[name] = [f"{name} {self.struct(',')}"]
         return name
 
+    def as_declared(self, schema: dict, ptr: str) -> dict:
+        """``schema`` as the validator of its declared draft (``$schema``) reads it: up to draft 7
+        a ``$ref`` hides its siblings, and a draft ignores keywords introduced after it (``const``
+        under draft 4, ``if`` under draft 6, ``dependentRequired`` under draft 7). What is dropped
+        is recorded in ``ignored_keywords`` (``unknown_keywords="error"`` raises instead), so the
+        grammar accepts what that validator accepts -- merging a ``required`` next to a draft-7
+        ``$ref`` would refuse documents it calls valid."""
+        if self.ref_alone and "$ref" in schema and len(schema) > 1:
+            dropped = [k for k in schema if k != "$ref" and (k in VALIDATION or k in LEGACY_ASSERTIONS)]
+            why = f"next to '$ref' under draft {self.draft}"
+            view = {k: v for k, v in schema.items() if k == "$ref" or k not in dropped}
+        elif self.foreign and not self.foreign.isdisjoint(schema):
+            dropped = [k for k in schema if k in self.foreign]
+            why = f"under draft {self.draft}, which has no such keyword"
+            view = {k: v for k, v in schema.items() if k not in self.foreign}
+        else:
+            return schema
+        for k in dropped:
+            kp = f"{ptr}/{_esc_ptr(k)}"
+            if self.unknown_keywords == "error":
+                raise UnsupportedFeatureError(f"{k!r} {why} (its validator ignores it; unknown_keywords='error')",
+                                              pointer=kp)
+            if kp not in self._ignored_seen:
+                self._ignored_seen.add(kp)
+                self.ignored_keywords.append(kp)
+        return view
+
     def check_keywords(self, schema: dict, ptr: str):
         for k in schema:
             if k in VALIDATION or k in ANNOTATIONS or k.startswith("x-"):
@@ -574,6 +635,7 @@ class _Compiler:
             return []
         if not isinstance(schema, dict):
             raise SchemaError("a schema must be an object or a boolean", pointer=ptr)
+        schema = self.as_declared(schema, ptr)
         self.check_keywords(schema, ptr)
         if set(schema) & _COMBINATORS:
             finite = self.finite_candidates(schema, ptr, depth)
@@ -732,8 +794,8 @@ class _Compiler:
                 excluded = [x for vals, _p in fl.nots for x in vals]
                 keep = []
                 for v in fl.enum:
-                    if (_type_of(v) not in fl.types or any(_json_eq(v, x) for x in excluded)
-                            or not self.valid_against(v, fl.sources)):
+                    v = self.admitted(v, fl.sources) if _type_of(v) in fl.types else _NOT_ADMITTED
+                    if v is _NOT_ADMITTED or any(_json_eq(v, x) for x in excluded):
                         continue
                     hits = [j for j, sub in enumerate(items)
                             if j != i and self.valid_against(v, [(sub, f"{ptr}/{j}")])]
@@ -776,6 +838,7 @@ class _Compiler:
             return [_Flat(ptr)]
         if not isinstance(sub, dict):
             raise SchemaError("'not' must be a schema", pointer=ptr)
+        sub = self.as_declared(sub, ptr)
         self.check_keywords(sub, ptr)
         keys = [k for k in sub if k in VALIDATION]
         if not keys:
@@ -1017,9 +1080,9 @@ class _Compiler:
         hint = fl.ptr or "root"
         if fl.enum is not None:  # finite: jsonschema filters by every source, 'not' included
             excluded = [x for vals, _p in fl.nots for x in vals]
-            values = [v for v in fl.enum if _type_of(v) in fl.types and self.valid_against(v, fl.sources)
-                      and not any(_json_eq(v, x) for x in excluded)]
-            return self.enum_expr(values, hint)
+            values = [w for w in (self.admitted(v, fl.sources) for v in fl.enum if _type_of(v) in fl.types)
+                      if w is not _NOT_ADMITTED and not any(_json_eq(w, x) for x in excluded)]
+            return self.enum_expr(values, hint, fl.sources)
         types = set(fl.types)
         excluded = [v for vals, _p in fl.nots for v in vals]
         ex_ptr = fl.nots[0][1] if fl.nots else fl.ptr
@@ -1048,7 +1111,27 @@ class _Compiler:
         return alts[0] if len(alts) == 1 else "(" + " | ".join(alts) + ")"
 
     # enum / const
-    def enum_expr(self, values: list, hint: str) -> str | None:
+    def admitted(self, v, sources):
+        """The enum value ``v`` as it may be written under ``sources``, or ``_NOT_ADMITTED``: ``v``
+        if valid; under drafts 3/4 an integral float that is only valid as an integer (``2.0``
+        where "integer" goes by spelling; ``2`` equals it) comes back with its floats as ints."""
+        if self.valid_against(v, sources):
+            return v
+        if self.draft4 and _has_int(v):
+            w = _intify(v)
+            if self.valid_against(w, sources):
+                return w
+        return _NOT_ADMITTED
+
+    def float_forms_ok(self, v, sources) -> bool:
+        """Whether ``v`` may be written with its integral numbers as floats (``5.0``) and stay valid
+        against ``sources``: always from draft 6 on; under drafts 3/4 ``5.0`` is not an integer,
+        so the validator decides (``sources`` None: the value is not typed further)."""
+        if not self.draft4 or sources is None or not _has_int(v):
+            return True
+        return self.valid_against(_floatify(v), sources)
+
+    def enum_expr(self, values: list, hint: str, sources=None) -> str | None:
         strings, nums, others = [], [], []
         for v in values:
             if isinstance(v, str):
@@ -1067,10 +1150,10 @@ class _Compiler:
         if nums:
             spellings = []
             for v in nums:
-                spellings.extend(_number_spellings(v))
+                spellings.extend(_number_spellings(v, self.float_forms_ok(v, sources)))
             alts.append(self.terminal(js.group("|".join(_longest_first(spellings))), hint + "_num"))
         for v in others:
-            alts.append(self.const_expr(v, hint))
+            alts.append(self.const_expr(v, hint, self.float_forms_ok(v, sources)))
         alts = [a for a in dict.fromkeys(alts) if a is not None]
         if not alts:
             return None
@@ -1085,7 +1168,7 @@ class _Compiler:
         self.external[name] = choice_dfa('"' + js.spell_string(v) + '"' for v in dict.fromkeys(strings))
         return name
 
-    def const_expr(self, v, hint: str) -> str:
+    def const_expr(self, v, hint: str, float_forms: bool = True) -> str:
         if v is None:
             return self.lit_terminal("null", "NULL")
         if v is True:
@@ -1095,7 +1178,8 @@ class _Compiler:
         if isinstance(v, str):
             return self.terminal('"' + js.literal_body_regex(v) + '"', hint + "_str")
         if _is_num(v):
-            return self.terminal(js.group("|".join(_longest_first(_number_spellings(v)))), hint + "_num")
+            return self.terminal(js.group("|".join(_longest_first(_number_spellings(v, float_forms)))),
+                                 hint + ("_num" if float_forms else "_int"))
         if isinstance(v, list):
             if not v:
                 return self.empty_container("[", "]")
@@ -1103,7 +1187,7 @@ class _Compiler:
             for i, x in enumerate(v):
                 if i:
                     parts.append(self.struct(","))
-                parts.append(self.const_expr(x, hint))
+                parts.append(self.const_expr(x, hint, float_forms))
             parts.append(self.struct("]"))
             return "(" + " ".join(parts) + ")"
         if isinstance(v, dict):
@@ -1111,14 +1195,14 @@ class _Compiler:
                 return self.empty_container("{", "}")
             if 1 < len(v) <= self.limits.max_schema_any_order_properties:
                 # JSON objects are unordered: every key order, each key exactly once
-                entries = [(k, self.pair(_key_rx(k), self.const_expr(x, hint), k), True)
+                entries = [(k, self.pair(_key_rx(k), self.const_expr(x, hint, float_forms), k), True)
                            for k, x in v.items()]
-                return self._subset_object(entries, None, 0, None, hint + "_const", None)
+                return self._subset_object(entries, None, 0, None, hint + "_const", None, any_order=True)
             parts = [self.struct("{")]
             for i, (k, x) in enumerate(v.items()):
                 if i:
                     parts.append(self.struct(","))
-                parts.append(self.pair(_key_rx(k), self.const_expr(x, hint), k))
+                parts.append(self.pair(_key_rx(k), self.const_expr(x, hint, float_forms), k))
             parts.append(self.struct("}"))
             return "(" + " ".join(parts) + ")"
         raise SchemaError(f"not a JSON value: {v!r}")
@@ -1175,12 +1259,25 @@ class _Compiler:
     # ------------------------------------------------------------------------------- numbers
     def number_expr(self, fl: _Flat, hint: str, integer: bool, nonint: bool = False, exclude=(),
                     ex_ptr: str = "") -> str | None:
-        """Integers (``integer``), non-integers (``nonint``: only reachable through 'not') or all numbers."""
+        """Integers (``integer``), non-integers (``nonint``: only reachable through 'not') or all numbers.
+
+        Under drafts 3/4 (``draft4``) type "integer" is spelled without fraction or exponent:
+        ``1.0`` and ``1e+16`` are numbers there, not integers."""
+        if nonint and self.draft4:
+            raise UnsupportedFeatureError("'not' of type 'integer' under draft 4 (integers by spelling)",
+                                          pointer=ex_ptr or fl.ptr)
+        syntactic = integer and self.draft4
+        suffix = "" if syntactic else nm.INTEGRAL_SUFFIX
         lo, ls, hi, hs = None, False, None, False
         lo_ptr = hi_ptr = None
         for kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             for v, p, owner in fl.kws.get(kw, []):
+                if self.draft4 and kw.startswith("exclusive") and not isinstance(v, bool):
+                    raise SchemaError(f"{kw!r} must be a boolean in drafts 3 and 4 (numeric from draft 6 on)", pointer=p)
                 if isinstance(v, bool) and kw.startswith("exclusive"):
+                    if not self.draft4:  # a validator of draft 6+ would compare with True == 1
+                        raise SchemaError(f"boolean {kw!r} is draft 4 syntax: from draft 6 on it is a number "
+                                          "(declare '$schema' draft-04, or give the bound)", pointer=p)
                     base = "minimum" if kw == "exclusiveMinimum" else "maximum"
                     if base not in owner:
                         raise SchemaError(f"boolean {kw!r} without {base!r}", pointer=p)
@@ -1230,20 +1327,21 @@ class _Compiler:
                     start = h + 1
                 segs.append((start, ihi))
                 r = nm.int_ranges(segs)
-                rx = None if r is None else r + nm.INTEGRAL_SUFFIX
+                rx = None if r is None else r + suffix
             elif mult is not None:
                 k = int(mult[0])
-                rx = self.int_multiple(k, ilo, ihi, mult[1])
+                rx = self.int_multiple(k, ilo, ihi, mult[1], suffix)
             elif lo is None and hi is None:
-                rx = nm.INTEGER_ANY
+                rx = nm.INTEGER_ANY if not syntactic else nm.INTEGER_SPELLED
             else:
                 r = nm.int_range(ilo, ihi)
-                rx = None if r is None else r + nm.INTEGRAL_SUFFIX
+                rx = None if r is None else r + suffix
             if rx is None:
                 self.maybe_empty(fl, "integer", lo_ptr or hi_ptr or (mult[1] if mult else fl.ptr), lo, hi)
                 return None
-            if mult is None and not holes:
-                # floats from 1e16 on are integers, and json.dumps writes them as 1e+16
+            if mult is None and not syntactic and all(abs(h) < 10 ** 16 for h in holes):
+                # floats from 1e16 on are integers, and json.dumps writes them as 1e+16 (holes are
+                # excluded values: the exponent spellings are all >= 1e16 in magnitude)
                 exps = nm.exponent_forms(lo, hi, allow_small=False)
                 if exps:
                     rx = js.group("|".join(exps + [rx]))
@@ -1293,17 +1391,18 @@ class _Compiler:
         parts += [p for p in (fractional, None if ints is None else ints + nm.INTEGRAL_SUFFIX) if p is not None]
         return js.group("|".join(parts))
 
-    def int_multiple(self, k: int, lo, hi, ptr) -> str | None:
-        """Integers in [lo, hi] (None: unbounded) that are multiples of ``k``.
+    def int_multiple(self, k: int, lo, hi, ptr, suffix: str = nm.INTEGRAL_SUFFIX) -> str | None:
+        """Integers in [lo, hi] (None: unbounded) that are multiples of ``k``, each followed by
+        ``suffix`` (the ``.0`` spellings; empty where "integer" goes by spelling).
 
         Exact when the range is finite (at most self.limits.max_schema_enum_values multiples, enumerated) or ``k``
         divides 10**j for j <= 4 (the last j digits decide; the part of the range below 10**m is
         enumerated). Other moduli over unbounded ranges raise."""
         if k == 1:
             if lo is None and hi is None:
-                return nm.INTEGER_ANY
+                return nm.INTEGER_SPELLED + suffix
             r = nm.int_range(lo, hi)
-            return None if r is None else r + nm.INTEGRAL_SUFFIX
+            return None if r is None else r + suffix
 
         def positive(a: int, b: int | None) -> list[str]:
             """Regexes (longest first) of the multiples of k in [a, b], a >= 0."""
@@ -1332,7 +1431,7 @@ class _Compiler:
             parts.append(r"\-" + js.group("|".join(neg)))
         if not parts:
             return None
-        return (parts[0] if len(parts) == 1 else js.group("|".join(parts))) + nm.INTEGRAL_SUFFIX
+        return (parts[0] if len(parts) == 1 else js.group("|".join(parts))) + suffix
 
     def maybe_empty(self, fl: _Flat, what: str, ptr: str, lo, hi):
         """Raise when contradictory keywords leave a node that only allows this type empty."""
@@ -1344,7 +1443,8 @@ class _Compiler:
     def string_expr(self, fl: _Flat, hint: str, exclude=(), ex_ptr: str = "") -> str | None:
         only = set(fl.types) == {"string"} and len(fl.sources) == 1
         try:
-            body = self.string_body(fl.kws, ex_ptr or fl.ptr, only_string=only, exclude=list(exclude) or None)
+            body = self.string_body(fl.kws, ex_ptr or fl.ptr, only_string=only, exclude=list(exclude) or None,
+                                    automaton_ok=self.catalogs)
         except LimitExceededError as e:
             if not (self.catalogs and e.field == "max_schema_regex_chars"):
                 raise
@@ -1374,8 +1474,12 @@ class _Compiler:
     def dfa_terminal(self, dfa, hint: str) -> str:
         """A ``%declare``d terminal: the quoted JSON strings a code-point DFA accepts, as a byte
         automaton (:func:`.cpdfa.to_byte_dfa`; mutates ``external``)."""
+        hit = self._dfa_terminals.get(id(dfa))
+        if hit is not None and hit[0] is dfa:
+            return hit[1]  # the same (memoized) language: one terminal, one copy in the lexer
         name = f"STRING{len(self.external)}_{re.sub(r'[^A-Za-z0-9_]', '_', hint).upper()}"[:60]
         self.external[name] = cpdfa.to_byte_dfa(dfa)
+        self._dfa_terminals[id(dfa)] = (dfa, name)
         return name
 
     def string_keywords(self, kws: dict, only_string: bool):
@@ -1433,7 +1537,10 @@ class _Compiler:
         langs = list(uniq.values())
         return min_len, max_len, min_ptr, max_ptr, langs
 
-    def string_body(self, kws: dict, ptr: str, only_string: bool, exclude=None) -> str | None:
+    def string_body(self, kws: dict, ptr: str, only_string: bool, exclude=None, automaton_ok: bool = False) -> str | None:
+        """The regex of a string's body under ``kws`` (minus ``exclude``). ``automaton_ok``: the
+        caller falls back to :meth:`string_automaton` on ``max_schema_regex_chars``, raised here
+        early for a DFA over ``_REGEX_DFA_STATES`` states (its regex would be slow and huge)."""
         parsed = self.string_keywords(kws, only_string)
         if parsed is None:
             return None
@@ -1448,7 +1555,7 @@ class _Compiler:
                 return body
             if not langs and not min_len and max_len is None:
                 return js.except_strings_regex(exclude)
-            return self.string_dfa_regex(langs, min_len, max_len, exclude, ptr, only_string)
+            return self.string_dfa_regex(langs, min_len, max_len, exclude, ptr, only_string, automaton_ok)
         if not langs:
             # A large maxLength becomes a counter of the (lazily built) lexer, not copies.
             bound = max(min_len, max_len or 0)
@@ -1468,9 +1575,11 @@ class _Compiler:
                 if rx is None and only_string:
                     raise SchemaError("no string can satisfy this pattern/format and length", pointer=p)
                 return rx
-        return self.string_dfa_regex(langs, min_len, max_len, None, max_ptr or min_ptr or langs[-1][1], only_string)
+        return self.string_dfa_regex(langs, min_len, max_len, None, max_ptr or min_ptr or langs[-1][1], only_string,
+                                     automaton_ok)
 
-    def string_dfa_regex(self, langs, min_len: int, max_len, exclude, ptr: str, only_string: bool) -> str | None:
+    def string_dfa_regex(self, langs, min_len: int, max_len, exclude, ptr: str, only_string: bool,
+                         automaton_ok: bool = False) -> str | None:
         """Strings in every pattern/format search language, of ``min_len..max_len`` code points and
         not in ``exclude``: the product of the code-point DFAs (:mod:`.cpdfa`) written back as a
         regex (bounded by ``Limits.max_dfa_states`` and ``Limits.max_schema_regex_chars``)."""
@@ -1479,11 +1588,24 @@ class _Compiler:
             if only_string and not exclude:
                 raise SchemaError("no string can satisfy these patterns/formats and lengths", pointer=ptr)
             return None
+        if automaton_ok and dfa.n_states > _REGEX_DFA_STATES:
+            raise _limit("max_schema_regex_chars", self.limits.max_schema_regex_chars,
+                         f"string at {ptr}: a {dfa.n_states}-state automaton is compiled as one")
         return cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
 
     def string_dfa(self, langs, min_len: int, max_len, exclude, ptr: str):
         """The minimized code-point DFA (:mod:`.cpdfa`) of the strings in every search language of
-        ``langs``, of ``min_len..max_len`` code points and not in ``exclude``; None when empty."""
+        ``langs``, of ``min_len..max_len`` code points and not in ``exclude``; None when empty.
+        Memoized by the languages' parsed patterns (array items / properties repeating one
+        pattern x length pair share one DFA, and through :meth:`dfa_terminal` one terminal)."""
+        key = (tuple((repr(br), isinstance(br, _Complement)) for br, _p in langs), min_len, max_len,
+               tuple(exclude or ()))
+        if key in self._string_dfas:
+            return self._string_dfas[key]
+        dfa = self._string_dfas[key] = self._string_dfa(langs, min_len, max_len, exclude, ptr)
+        return dfa
+
+    def _string_dfa(self, langs, min_len: int, max_len, exclude, ptr: str):
         comps = [cpdfa.from_branches(br.branches if isinstance(br, _Complement) else br, self.limits)
                  for br, _p in langs]
         wanted = [not isinstance(br, _Complement) for br, _p in langs]  # False: outside that language
@@ -1678,6 +1800,7 @@ class _Compiler:
         for s_, p in rest:
             flats = self.product(flats, self.normalize(s_, p, 1), p)
         values: list = []
+        value_sources: list = []
         for f in flats:
             if f.enum is not None:
                 cands = f.enum
@@ -1687,9 +1810,11 @@ class _Compiler:
                 raise _NoFiniteDomain(why, pointer=u_ptr)
             excluded = [x for vals, _p in f.nots for x in vals]
             for v in cands:
-                if (_type_of(v) in f.types and self.valid_against(v, f.sources)
+                v = self.admitted(v, f.sources) if _type_of(v) in f.types else _NOT_ADMITTED
+                if (v is not _NOT_ADMITTED
                         and not any(_json_eq(v, x) for x in excluded) and not any(_json_eq(v, w) for w in values)):
                     values.append(v)
+                    value_sources.append(f.sources)
         n = len(values)
         lim = self.limits.max_schema_unique_items_values
         if n > lim:
@@ -1698,7 +1823,8 @@ class _Compiler:
         hi = n if max_items is None else min(max_items, n)
         if min_items > hi:
             return None
-        exprs = [self.const_expr(v, f"{hint}_u{i}") for i, v in enumerate(values)]
+        exprs = [self.const_expr(v, f"{hint}_u{i}", self.float_forms_ok(v, src))
+                 for i, (v, src) in enumerate(zip(values, value_sources))]
         comma = self.struct(",")
         memo: dict = {}
 
@@ -1938,7 +2064,7 @@ class _Compiler:
                     return None
                 continue
             entries.append((name, self.pair(_key_rx(name), val, name), req))
-        # additional keys (addl_infinite: their key language is every string but the declared names)
+        # additional keys (addl_infinite: infinitely many keys, so a fresh one can always follow a comma)
         addl_pair = None
         addl_infinite = False
         if not pn_false:
@@ -1958,7 +2084,7 @@ class _Compiler:
                         addl_key_alts.append(self.pair(_key_rx(n), c, n))
                 addl_pair = self.rule(hint + "_extra_pair", addl_key_alts) if addl_key_alts else None
             elif has_patterns:
-                addl_pair = self.pattern_pairs(groups, names, pn_kws, hint)
+                addl_pair, addl_infinite = self.pattern_pairs(groups, names, pn_kws, hint)
             else:
                 val = self.conj(addl_conj, hint + "_additional")
                 if val is not None and self.catalogs and extra_names and not pn_kws:
@@ -1996,14 +2122,15 @@ class _Compiler:
         if inside is not None and (dep_req or self.property_order == "any" and len(entries) > 1):
             raise UnsupportedFeatureError("'not' of an object without additional properties, next to "
                                           "'dependentRequired' or with property_order='any' in Lark text", pointer=outside[0][1])
+        if self.property_order == "any" and len(entries) > 1:
+            return self.object_any_order(entries, addl_pair, min_p, max_p, hint, dep_req)
         if dep_req:
             return self.object_with_dependencies(entries, addl_pair, min_p, max_p, dep_req, hint)
-        if self.property_order == "any" and len(entries) > 1:
-            return self.object_any_order(entries, addl_pair, min_p, max_p, hint)
         return self.object_schema_order(entries, addl_pair, min_p, max_p, hint, inside)
 
-    def pattern_pairs(self, groups, names, pn_kws, hint) -> str | None:
-        """Pairs for the keys not in ``names`` when some object schema has ``patternProperties``.
+    def pattern_pairs(self, groups, names, pn_kws, hint) -> tuple[str | None, bool]:
+        """Pairs for the keys not in ``names`` when some object schema has ``patternProperties``,
+        and whether their keys are infinitely many (then a fresh one can always follow a comma).
 
         Such a key must satisfy, for every merged object schema, the schemas of all its patterns
         that match the key (unanchored ECMA search), or its ``additionalProperties`` when none
@@ -2036,6 +2163,7 @@ class _Compiler:
             raise _limit("max_schema_key_regions", lim,
                          f"schema at {groups[0][3]}: patternProperties split the keys into {len(regions)} regions")
         alts = []
+        infinite = False
         for region in regions:
             conj = []
             for gi, (props, pats, addl, optr) in enumerate(groups):
@@ -2047,6 +2175,7 @@ class _Compiler:
             dfa = cpdfa.minimize(prod, lambda lab, region=region: lab == region)
             if dfa is None:
                 continue
+            infinite = infinite or cpdfa.completion_counts(dfa)[0] == cpdfa.INFINITE
             try:
                 rx = cpdfa.to_regex(dfa, self.limits, f"key region of {groups[0][3]}/patternProperties")
             except LimitExceededError as e:
@@ -2062,7 +2191,7 @@ class _Compiler:
                 alts.append(f"{key} {self.struct(':')} {val}")
                 continue
             alts.append(self.pair('"' + rx + '"', val, hint + "_pattern"))
-        return self.rule(hint + "_pattern_pair", alts) if alts else None
+        return (self.rule(hint + "_pattern_pair", alts), infinite) if alts else (None, False)
 
     def object_schema_order(self, entries, addl_pair, min_p, max_p, hint, inside=None) -> str | None:
         """Declared properties in schema order, additional ones between them (see the module
@@ -2175,12 +2304,14 @@ class _Compiler:
             alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
         return self.rule(hint + "_object", alts)
 
-    def object_any_order(self, entries, addl_pair, min_p, max_p, hint) -> str | None:
+    def object_any_order(self, entries, addl_pair, min_p, max_p, hint, dep_req=None) -> str | None:
+        """Declared properties in any order as subsets (2**n states; the Lark-text form, and where
+        duplicate keys cannot be refused at run time), dependencies checked at the end."""
         n = len(entries)
         if n > self.limits.max_schema_any_order_properties:
             raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties,
                          f"schema at {hint}: property_order='any' with {n} properties")
-        return self._subset_object(entries, addl_pair, min_p, max_p, hint, None)
+        return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req, any_order=True)
 
     def object_any_counted(self, entries, addl_pair, min_p, max_p, dep_req, hint, inside=None) -> str | None:
         """Declared properties in any order, each at most once, in a grammar linear in their
@@ -2322,20 +2453,22 @@ class _Compiler:
         if len(relevant) > self.limits.max_schema_any_order_properties + 4:
             raise _limit("max_schema_any_order_properties", self.limits.max_schema_any_order_properties + 4,
                          f"schema at {hint}: 'dependentRequired' over {len(relevant)} properties")
-        return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req)
+        return self._subset_object(entries, addl_pair, min_p, max_p, hint, dep_req, any_order=False)
 
-    def _subset_object(self, entries, addl_pair, min_p, max_p, hint, dep_req) -> str | None:
+    def _subset_object(self, entries, addl_pair, min_p, max_p, hint, dep_req, any_order: bool) -> str | None:
         """Objects whose declared properties are tracked as a subset (any order, or dependencies).
 
-        With ``dep_req`` the declared properties stay in schema order (walk i = next index) and
-        only the properties a dependency names are tracked (2**those states, not 2**all);
-        otherwise any order, every property tracked. Additional pairs come after the declared ones.
+        ``any_order``: every property tracked (2**n states); otherwise the declared properties stay
+        in schema order (walk i = next index) and only the properties a dependency in ``dep_req``
+        names are tracked. Additional pairs may come anywhere: before the first declared pair,
+        between two, after the last (each run of them belongs to the declared pair it precedes,
+        or to the end, so every text has one derivation); while ``minProperties`` is unmet or a
+        ``maxProperties`` bounds them, each counts (one state per count).
         """
         n = len(entries)
         comma = self.struct(",")
         names = [e[0] for e in entries]
         required = frozenset(i for i, e in enumerate(entries) if e[2])
-        any_order = dep_req is None
         if max_p is not None and min_p > max_p:
             return None
         if any_order:
@@ -2346,6 +2479,15 @@ class _Compiler:
         counting = min_p > 0 or max_p is not None
         cap = (max_p + 1 if max_p is not None else min_p) if counting else 0
         memo: dict = {}
+        gap_rule: list = []
+
+        def gap() -> str:
+            """``(, additional)*``: a run of additional pairs (empty without them)."""
+            if addl_pair is None:
+                return ""
+            if not gap_rule:
+                gap_rule.append(self.rule(hint + "_gap", [self.repeat_seq(f"{comma} {addl_pair}", 0, None, hint + "_gap")]))
+            return gap_rule[0]
 
         def ok_final(mask: int, i: int) -> bool:
             if any_order:
@@ -2360,23 +2502,9 @@ class _Compiler:
                         return False
             return True
 
-        def tail(mask: int, i: int, started: bool, cnt: int) -> str | None:
-            if not ok_final(mask, i):
-                return None
-            lo = max(0, min_p - cnt)
-            hi = None if max_p is None else max_p - cnt
-            if hi is not None and hi < 0:
-                return None
-            if started:
-                return self.repeat_seq(f"{comma} {addl_pair}" if addl_pair else None, lo, hi, hint + "_more")
-            # nothing emitted yet: non-empty additional sequences only (empty object handled apart)
-            lo = max(lo, 1)
-            if addl_pair is None or (hi is not None and hi < lo):
-                return None
-            rest = self.repeat_seq(f"{comma} {addl_pair}", lo - 1, None if hi is None else hi - 1, hint + "_more")
-            return None if rest is None else f"{addl_pair} {rest}".strip()
-
         def state(mask: int, i: int, started: bool, cnt: int) -> str | None:
+            """Members after ``cnt`` (capped) were written, ``mask`` the tracked ones, ``i`` the next
+            schema-order index; ``started``: something was written (then a comma leads)."""
             key = (mask, i, started, cnt)
             if key in memo:
                 return memo[key]
@@ -2384,10 +2512,29 @@ class _Compiler:
             if len(memo) > self.limits.max_schema_rules:
                 raise _limit("max_schema_rules", self.limits.max_schema_rules,
                              f"schema at {hint}: objects tracked by subsets of their properties")
+            # counts no longer matter once minProperties is met and nothing bounds them: then
+            # additional pairs run in gaps (no state per count)
+            free = not counting or (max_p is None and cnt >= min_p)
             opts = []
-            t = tail(mask, i, started, cnt)
-            if t is not None:
-                opts.append(t)
+            lead = ""
+            if started:
+                if free:
+                    g = gap()
+                    if ok_final(mask, i):
+                        opts.append(g)
+                    lead = f"{g} {comma}".strip()
+                else:
+                    if ok_final(mask, i) and cnt >= min_p:
+                        opts.append("")
+                    if addl_pair is not None and (max_p is None or cnt + 1 <= max_p):
+                        nxt = state(mask, i, True, min(cnt + 1, cap))
+                        if nxt is not None:
+                            opts.append(f"{comma} {addl_pair} {nxt}")
+                    lead = comma
+            elif addl_pair is not None and (max_p is None or max_p >= 1):
+                nxt = state(mask, i, True, min(1, cap) if counting else 0)
+                if nxt is not None:
+                    opts.append(f"{addl_pair} {nxt}")
             cand = [j for j in range(n) if not mask >> j & 1] if any_order else list(range(i, n))
             for j in cand:
                 if max_p is not None and cnt + 1 > max_p:
@@ -2398,8 +2545,9 @@ class _Compiler:
                         break
                 nxt = state(mask | (1 << j if j in tracked else 0), j + 1, True, min(cnt + 1, cap) if counting else 0)
                 if nxt is not None:
-                    lead = f"{comma} " if started else ""
-                    opts.append(f"{lead}{entries[j][1]} {nxt}".strip())
+                    opts.append(f"{lead} {entries[j][1]} {nxt}".strip())
+            if not opts:
+                return None
             r = self.rule(f"{hint}_s{mask}_{i}_{int(started)}_{cnt}", opts)
             memo[key] = r
             return r
@@ -2526,15 +2674,56 @@ def _longest_first(spellings: list[str]) -> list[str]:
     return sorted(dict.fromkeys(spellings), key=lambda s: -len(s))
 
 
-def _number_spellings(v) -> list[str]:
+def _has_int(v) -> bool:
+    """Whether the JSON value ``v`` holds an integral number (which ``5.0`` could also spell)."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return False
+    if isinstance(v, (int, float)):
+        return isinstance(v, int) or v.is_integer()
+    if isinstance(v, list):
+        return any(_has_int(x) for x in v)
+    return any(_has_int(x) for x in v.values())
+
+
+def _intify(v):
+    """``v`` with every integral float as an int: the value the plain ``5`` spelling parses to."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, float):
+        return int(v) if v.is_integer() else v
+    if isinstance(v, int):
+        return v
+    if isinstance(v, list):
+        return [_intify(x) for x in v]
+    return {k: _intify(x) for k, x in v.items()}
+
+
+_NOT_ADMITTED = object()  # Compiler.admitted: no spelling of the value is valid
+
+
+def _floatify(v):
+    """``v`` with every integral number as a float: the value ``5.0`` spellings parse to."""
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, (int, float)):
+        return float(v)
+    if isinstance(v, list):
+        return [_floatify(x) for x in v]
+    return {k: _floatify(x) for k, x in v.items()}
+
+
+def _number_spellings(v, float_forms: bool = True) -> list[str]:
+    """Regexes of the JSON texts of the number ``v``: an integral value also as ``5.0``, ``5.00``
+    (and ``json.dumps`` of a float) unless ``float_forms`` is False (drafts 3/4, where such a text
+    is not of type "integer")."""
     out = []
     if isinstance(v, float) and (v != v or v in (float("inf"), float("-inf"))):
         raise SchemaError(f"{v!r} is not a JSON number")
     if _is_int(v) or (isinstance(v, float) and v.is_integer()):
         iv = int(v)
         s = str(iv) if iv != 0 else "0"
-        out.append(js.lit(s) + nm.INTEGRAL_SUFFIX)
-        if isinstance(v, float):
+        out.append(js.lit(s) + (nm.INTEGRAL_SUFFIX if float_forms else ""))
+        if isinstance(v, float) and float_forms:
             out.append(js.lit(json.dumps(v)))
     else:
         out.append(js.lit(json.dumps(v)))
@@ -2621,7 +2810,10 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     """``compile_grammar(schema_to_lark(schema, **options), vocab)``: a constraint for ``schema``,
     except that an ``enum`` of more than ``CATALOG_MIN_VALUES`` strings is one catalog automaton
     (:func:`~constrain.constraints.choice.choice_dfa` over the values' spellings; 100k values
-    compile in seconds) and is not bounded by ``Limits.max_schema_enum_values``."""
+    compile in seconds) and is not bounded by ``Limits.max_schema_enum_values``.
+
+    The constraint's ``ignored_keywords`` / ``ignored_formats`` list the JSON Pointers of what was
+    read as an annotation because the declared draft's validator does not read it either."""
     from constrain.grammar import compile_grammar
     from constrain.grammar.compile import external_terminals, grammar_from_ir
     from constrain.grammar.ebnf import EBNFSubsetError, rules_to_ir
@@ -2645,6 +2837,10 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
         from constrain.schema.distinct_keys import DistinctKeysConstraint
 
         out = DistinctKeysConstraint(out)
+    # what the schema says that no validator of its draft reads, by JSON Pointer: unknown keywords,
+    # keywords of later drafts, siblings of a draft <= 7 $ref; and unknown formats (annotations)
+    out.ignored_keywords = tuple(compiler.ignored_keywords)
+    out.ignored_formats = tuple(compiler.ignored_formats)
     return out
 
 

@@ -10,7 +10,7 @@ syntax, so they go through DFAs over decoded code points:
 * :func:`names` (a finite set of strings) and :func:`length` (``lo..hi`` code points);
 * :func:`product` -- several DFAs run in lockstep, each product state labelled with a function
   of the components' acceptance (intersection, complement and difference are all labellings);
-* :func:`minimize` and :func:`to_regex` -- Moore partition refinement, then state elimination to
+* :func:`minimize` and :func:`to_regex` -- Hopcroft partition refinement, then state elimination to
   a regex in which every edge is an :func:`.json_string.escaped_class` (one spelling per code point,
   so the regex is exact on decoded strings);
 * :func:`to_byte_dfa` -- the same language as a byte automaton over the quoted spellings, for the
@@ -25,6 +25,8 @@ Every construction is bounded: ``Limits.max_nfa_states``, ``Limits.max_dfa_state
 
 from __future__ import annotations
 
+import functools
+import heapq
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
@@ -269,7 +271,7 @@ def product(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Lim
 
 def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
     """The minimal DFA (labels: bool) of the strings whose state label satisfies ``accept``,
-    without states that cannot reach acceptance (None: the empty language)."""
+    without states that cannot reach acceptance or be reached (None: the empty language)."""
     n = dfa.n_states
     acc = [bool(accept(x)) for x in dfa.labels]
     # live states: those that can reach an accepting state
@@ -287,19 +289,16 @@ def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
                 stack.append(s)
     if 0 not in live:
         return None
+    keep = {0}  # live and reachable from the start
+    stack = [0]
+    while stack:
+        for _lo, _hi, t in dfa.trans[stack.pop()]:
+            if t in live and t not in keep:
+                keep.add(t)
+                stack.append(t)
+    live = keep
     states = sorted(live)
-    block = {s: int(acc[s]) for s in states}
-    while True:
-        sigs = {}
-        new = {}
-        for s in states:
-            row = _merge_adjacent([(lo, hi, block[t]) for lo, hi, t in dfa.trans[s] if t in live])
-            sig = (block[s], tuple(row))
-            new[s] = sigs.setdefault(sig, len(sigs))
-        if len(sigs) == len(set(block.values())):
-            block = new
-            break
-        block = new
+    block = _hopcroft_blocks(dfa, states, live, acc)
     # renumber so that the start is 0
     remap = {block[0]: 0}
     for s in states:
@@ -313,6 +312,73 @@ def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
             trans[b] = _merge_adjacent([(lo, hi, remap[block[t]]) for lo, hi, t in dfa.trans[s] if t in live])
             labels[b] = acc[s]
     return DFA(trans, labels)
+
+
+def _hopcroft_blocks(dfa: DFA, states: list[int], live: set, acc: list[bool]) -> dict[int, int]:
+    """The coarsest partition of the live ``states`` that respects acceptance and transitions
+    (edges to non-live states go to one implicit dead state): ``{state: block}``.
+
+    Hopcroft's algorithm over the code-point classes the edges delimit, ``O(k n log n)``: Moore
+    refinement needs one round per distinguishable length, and a length-bounded pattern
+    (``maxLength: 1024``) made that minutes."""
+    points = sorted({p for q in states for lo, hi, t in dfa.trans[q] if t in live for p in (lo, hi + 1)})
+    col = {p: i for i, p in enumerate(points)}
+    k = max(len(points) - 1, 0)
+    dead = len(states)
+    index = {q: i for i, q in enumerate(states)}
+    # inverse transitions per class: inv[c][target] = [sources]; the dead state's row is all dead
+    inv: list[dict[int, list[int]]] = [{} for _ in range(k)]
+    covered: list[list[bool]] = []
+    for i, q in enumerate(states):
+        seen = [False] * k
+        for lo, hi, t in dfa.trans[q]:
+            if t not in live:
+                continue
+            ti = index[t]
+            for c in range(col[lo], col[hi + 1]):
+                inv[c].setdefault(ti, []).append(i)
+                seen[c] = True
+        covered.append(seen)
+    for c in range(k):
+        missing = [i for i in range(len(states)) if not covered[i][c]]
+        inv[c][dead] = missing + [dead]
+    n = len(states) + 1
+    block_of = [0] * n
+    blocks: list[set[int]] = [set(), set()]
+    for i, q in enumerate(states):
+        b = 0 if acc[q] else 1
+        block_of[i] = b
+        blocks[b].add(i)
+    block_of[dead] = 1
+    blocks[1].add(dead)
+    blocks = [b for b in blocks if b]
+    for b, members in enumerate(blocks):
+        for i in members:
+            block_of[i] = b
+    work = set(range(len(blocks)))
+    while work:
+        splitter = list(blocks[work.pop()])
+        for c in range(k):
+            inv_c = inv[c]
+            touched: dict[int, list[int]] = {}
+            for a in splitter:
+                for s in inv_c.get(a, ()):
+                    touched.setdefault(block_of[s], []).append(s)
+            for b, hit in touched.items():
+                members = blocks[b]
+                if len(hit) == len(members):
+                    continue
+                hit_set = set(hit)
+                rest = members - hit_set
+                small, large = (hit_set, rest) if len(hit_set) <= len(rest) else (rest, hit_set)
+                blocks[b] = large
+                nb = len(blocks)
+                blocks.append(small)
+                for s in small:
+                    block_of[s] = nb
+                # b was waiting: now both halves wait; else the smaller half suffices for every class
+                work.add(nb)
+    return {q: block_of[i] for i, q in enumerate(states)}
 
 
 INFINITE = -1
@@ -589,9 +655,17 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
         ins.setdefault(b, set()).add(a)
     remaining = set(range(n))
     cap = limits.max_schema_regex_chars
+
+    def cost(q: int) -> int:
+        return (len(ins.get(q, ())) - (q in ins.get(q, ()))) * (len(outs.get(q, ())) - (q in outs.get(q, ())))
+
+    # cheapest state first, from a heap whose stale entries (the cost has changed since) are skipped
+    heap = [(cost(q), q) for q in range(n)]
+    heapq.heapify(heap)
     while remaining:
-        k = min(remaining, key=lambda q: (len(ins.get(q, ())) - (q in ins.get(q, ()))) *
-                (len(outs.get(q, ())) - (q in outs.get(q, ()))))
+        c, k = heapq.heappop(heap)
+        if k not in remaining or c != cost(k):
+            continue
         remaining.discard(k)
         loop = edges.pop((k, k), None)
         mid = _star(loop) if loop is not None else ""
@@ -626,6 +700,9 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
             ins[q].discard(k)
         ins.pop(k, None)
         outs.pop(k, None)
+        for q in set(preds) | set(succs):
+            if q in remaining:
+                heapq.heappush(heap, (cost(q), q))
     return edges.get((S, F))
 
 
@@ -654,8 +731,10 @@ def _utf8_sequences(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
     return [tuple(zip(a, b))]
 
 
-def _spelled(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
-    """Byte-range sequences spelling exactly the code points ``lo..hi`` (json_string.spell)."""
+@functools.lru_cache(maxsize=4096)
+def _spelled(lo: int, hi: int) -> tuple[tuple[tuple[int, int], ...], ...]:
+    """Byte-range sequences spelling exactly the code points ``lo..hi`` (json_string.spell);
+    cached: the same classes (``\\S``, ``\\s``, the body class) recur on every state."""
     out = []
     for cp in _ESCAPED:
         if lo <= cp <= hi:
@@ -663,7 +742,7 @@ def _spelled(lo: int, hi: int) -> list[tuple[tuple[int, int], ...]]:
     raw = js.subtract(js.intersect(((lo, hi),), _ALL_SEGMENTS), tuple((cp, cp) for cp in _ESCAPED))
     for a, b in raw:
         out.extend(_utf8_sequences(a, b))
-    return out
+    return tuple(out)
 
 
 def to_byte_dfa(dfa: DFA):

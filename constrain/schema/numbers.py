@@ -25,8 +25,9 @@ from constrain.schema.json_string import group
 DIGITS = "[0-9]"
 INT_CANON = "(?:0|[1-9][0-9]*)"
 NUMBER_ANY = r"\-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][\+\-]?[0-9]+)?"
-INTEGER_ANY = r"\-?(?:0|[1-9][0-9]*)(?:\.0+)?"
 INTEGRAL_SUFFIX = r"(?:\.0+)?"
+INTEGER_SPELLED = r"\-?(?:0|[1-9][0-9]*)"  # an integer as drafts 3/4 type it: no fraction, no exponent
+INTEGER_ANY = INTEGER_SPELLED + INTEGRAL_SUFFIX
 
 
 def _alt(parts: list[str]) -> str | None:

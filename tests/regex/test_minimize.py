@@ -1,7 +1,8 @@
 """Moore's vectorized refinement gives the same minimal DFA as the Hopcroft reference.
 
-``_minimize`` uses :func:`_moore_blocks` (numpy); ``_minimize(..., hopcroft=True)`` is the Python
-Hopcroft loop. Both renumber the blocks in BFS order from the start, so on the same input the two
+``_minimize`` uses :func:`_moore_blocks` (numpy), handing a partition that is not final after
+``_MOORE_ROUNDS`` rounds to Hopcroft; ``_minimize(..., hopcroft=True)`` is Hopcroft from the labels
+alone. Both renumber the blocks in BFS order from the start, so on the same input the two
 tables and label lists must be identical, on random DFAs (dead states, unreachable states, several
 labels) and on real lexers.
 """
@@ -9,10 +10,12 @@ labels) and on real lexers.
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import given, settings
+import pytest
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from constrain.limits import DEFAULT_LIMITS
+from constrain.regex import dfa as dfa_module
 from constrain.regex.dfa import _build_nfa, _determinize, _entries_parsed, _minimize
 
 
@@ -25,9 +28,12 @@ def dfas(draw):
     return table, labels, n_cls
 
 
-@settings(max_examples=300, deadline=None)
-@given(dfas())
-def test_moore_equals_hopcroft_on_random_dfas(dfa):
+@pytest.mark.parametrize("moore_rounds", [0, 1, 2, dfa_module._MOORE_ROUNDS])
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(dfa=dfas())
+def test_moore_equals_hopcroft_on_random_dfas(dfa, moore_rounds, monkeypatch):
+    """Also when Moore stops early (0..2 rounds) and Hopcroft finishes from its partition."""
+    monkeypatch.setattr(dfa_module, "_MOORE_ROUNDS", moore_rounds)
     table, labels, n_cls = dfa
     t1, l1 = _minimize(table, labels, n_cls)
     t2, l2 = _minimize(table, labels, n_cls, hopcroft=True)
@@ -47,3 +53,18 @@ def test_moore_equals_hopcroft_on_lexers():
         t1, l1 = _minimize(table, accepts, n_cls)
         t2, l2 = _minimize(table, accepts, n_cls, hopcroft=True)
         assert np.array_equal(t1, t2) and l1 == l2
+
+
+def test_long_chain_hands_over_to_hopcroft():
+    """A counter of 300 (states i: "i more a's to accept", two copies that must merge): Moore
+    would need ~300 rounds; the handover gives the same 301-state minimal DFA."""
+    n = 300
+    # states 0..n: copy A; n+1..2n+1: copy B (same language); 0 jumps to B's second state on class 1
+    table = [[i + 1 if i < n else -1, n + 2 if i == 0 else -1] for i in range(n + 1)]
+    table += [[n + 1 + i + 1 if i < n else -1, -1] for i in range(n + 1)]
+    labels = [(0,) if i == n else () for i in range(n + 1)] * 2
+    t1, l1 = _minimize(table, labels, 2)
+    t2, l2 = _minimize(table, labels, 2, hopcroft=True)
+    assert np.array_equal(t1, t2) and l1 == l2
+    assert len(l1) == n + 1
+    assert not dfa_module._moore_blocks(table, labels, 2, dfa_module._MOORE_ROUNDS)[1]
