@@ -1264,8 +1264,12 @@ class _Compiler:
         Under drafts 3/4 (``draft4``) type "integer" is spelled without fraction or exponent:
         ``1.0`` and ``1e+16`` are numbers there, not integers."""
         if nonint and self.draft4:
-            raise UnsupportedFeatureError("'not' of type 'integer' under draft 4 (integers by spelling)",
-                                          pointer=ex_ptr or fl.ptr)
+            # under draft 4 a "non-integer" is a number spelled with a fraction or an exponent
+            if any(fl.kws.get(k) for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
+                                          "multipleOf")) or exclude:
+                raise UnsupportedFeatureError("'not' of type 'integer' next to number bounds under draft 4 "
+                                              "(integers by spelling)", pointer=ex_ptr or fl.ptr)
+            return self.terminal(nm.NON_INTEGER_SPELLED, hint + "_frac")
         syntactic = integer and self.draft4
         suffix = "" if syntactic else nm.INTEGRAL_SUFFIX
         lo, ls, hi, hs = None, False, None, False

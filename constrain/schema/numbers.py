@@ -28,6 +28,8 @@ NUMBER_ANY = r"\-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][\+\-]?[0-9]+)?"
 INTEGRAL_SUFFIX = r"(?:\.0+)?"
 INTEGER_SPELLED = r"\-?(?:0|[1-9][0-9]*)"  # an integer as drafts 3/4 type it: no fraction, no exponent
 INTEGER_ANY = INTEGER_SPELLED + INTEGRAL_SUFFIX
+# a number that drafts 3/4 do not type "integer": spelled with a fraction or an exponent
+NON_INTEGER_SPELLED = INTEGER_SPELLED + r"(?:\.[0-9]+(?:[eE][\+\-]?[0-9]+)?|[eE][\+\-]?[0-9]+)"
 
 
 def _alt(parts: list[str]) -> str | None:

@@ -101,11 +101,22 @@ def test_boolean_exclusive_bound_after_draft4_is_a_schema_error(draft):
     assert not oracle_valid(schema, 5)
 
 
-def test_not_integer_under_draft4_is_explicit():
+def test_not_integer_under_draft4():
+    """Draft 4's non-integers are the numbers spelled with a fraction or exponent (``2.0``
+    included); next to bounds that is not compiled, and says so."""
     from constrain import UnsupportedFeatureError
 
+    schema = {"$schema": D4, "type": "number", "not": {"type": "integer"}}
+    g = grammar(schema)
+    for text in NUMBER_TEXTS + ["1e5", "-0.5", "3E-2"]:
+        assert lark_accepts(g, text) == oracle_valid(schema, json.loads(text)), text
+    # MaskBench Github_hard---o71454's shape: oneOf branches told apart by 'not integer'
+    schema = {"$schema": D4, "oneOf": [{"type": "integer"}, {"type": "number"}, {"type": "string"}]}
+    g = grammar(schema)
+    for text in NUMBER_TEXTS + ['"a"']:
+        assert lark_accepts(g, text) == oracle_valid(schema, json.loads(text)), text
     with pytest.raises(UnsupportedFeatureError, match="draft 4"):
-        grammar({"$schema": D4, "type": "number", "not": {"type": "integer"}})
+        grammar({"$schema": D4, "type": "number", "minimum": 0, "not": {"type": "integer"}})
     # the same keyword from draft 6 on is compiled (non-integral numbers)
     g = grammar({"$schema": D7, "type": "number", "not": {"type": "integer"}})
     assert lark_accepts(g, "2.5") and not lark_accepts(g, "2.0") and not lark_accepts(g, "2")
