@@ -57,7 +57,9 @@ Raise ``UnsupportedFeatureError``: other ``uniqueItems: true``, ``unevaluated*``
 default, or ``"error"``), and
 the combinations named above (``oneOf`` with overlapping branches, ``uniqueItems`` over an infinite item domain,
 ``not`` of a pattern/format/array keyword, ``minProperties`` >= 2 next to additional properties
-(duplicate keys), ...).
+(duplicate keys) -- except in :func:`compile_json_schema` when the additional keys are infinitely
+many: there repeated keys are refused at run time (:mod:`.distinct_keys`) and the count is exact --,
+...).
 
 Ignored (annotations): ``title``, ``description``, ``default``, ``examples``, ``$comment``,
 ``deprecated``, ``readOnly``, ``writeOnly``, ``$schema``, ``$id``, ``$anchor``,
@@ -2119,7 +2121,11 @@ class _Compiler:
             # duplicate keys are refused at run time (constrain.schema.distinct_keys): counting is exact
             self.distinct_keys = True
             return self.object_any_counted(entries, addl_pair, min_p, max_p, dep_req, hint, inside)
-        if addl_pair is not None and min_p >= 2:
+        if addl_pair is not None and min_p >= 2 and self.runtime_keys and addl_infinite:
+            # the count is exact once repeated keys are refused at run time, and a fresh additional
+            # key can always follow a comma
+            self.distinct_keys = True
+        elif addl_pair is not None and min_p >= 2:
             # {"x": 1, "x": 2} would count twice but has one property after parsing
             raise UnsupportedFeatureError("'minProperties' >= 2 together with additional properties (a grammar "
                                           "cannot rule out duplicate keys)", pointer=min_p_ptr)

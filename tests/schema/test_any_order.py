@@ -69,3 +69,25 @@ def test_compiled_any_order(name):
         want = "accept" if oracle_valid(schema, doc) else "reject"
         got = run_tokens(c, segment_tokens(vocab, json.dumps(doc).encode()), EOS)
         assert got == want or (want == "reject" and got == "prefix"), (name, doc, got)
+
+
+@pytest.mark.parametrize("order", ["schema", "any"])
+def test_min_properties_with_additional_keys_counts_distinct_keys(order):
+    """MaskBench Github_easy---o69635's shape: minProperties 2 next to additional properties.
+    A grammar alone would count {"x": 1, "x": 2} as two members (one after parsing); with the
+    run-time distinct-keys check the count is exact, in schema order too."""
+    schema = {"type": "object", "properties": {"a": {"type": "integer"}}, "minProperties": 2}
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab, property_order=order)
+    for doc, text in [({"a": 1, "x": 2}, None), ({"a": 1}, None), ({"x": 1, "y": 2}, None), ({}, None),
+                      ({"x": 2}, '{"x": 1, "x": 2}'), ({"a": 1, "x": 2, "y": 3}, None)]:
+        text = text or json.dumps(doc)
+        want = "accept" if oracle_valid(schema, json.loads(text)) else "reject"
+        got = run_tokens(c, segment_tokens(vocab, text.encode()), EOS)
+        assert got == want or (want == "reject" and got == "prefix"), (text, got)
+    # finitely many additional keys: a comma could be stranded, so it stays explicit
+    from constrain import UnsupportedFeatureError
+
+    finite = {**schema, "additionalProperties": False, "patternProperties": {"^(x|y)$": {}}}
+    with pytest.raises(UnsupportedFeatureError, match="/minProperties"):
+        compile_json_schema(finite, vocab, property_order="schema")
