@@ -518,23 +518,39 @@ def _child_nodes(nav: SchemaNavigator, top: tuple) -> frozenset:
     return nav.child_index(top[1], top[2])
 
 
-def _token_sets(vocab) -> tuple:
-    """(quote tokens, quote-or-comma tokens, all tokens, longest token in bytes, tokens with a quote
-    and a ``[``) of ``vocab`` -- outside a unique array, a token must open one and write an item to
-    matter. Built once per vocabulary (:func:`~constrain.schema.runtime_check.per_vocabulary`)."""
-    quotes = np.zeros(vocab.size, dtype=np.int64)
-    brackets = np.zeros(vocab.size, dtype=bool)
-    commas = np.zeros(vocab.size, dtype=bool)
-    lengths = np.zeros(vocab.size, dtype=np.int64)
-    for t in range(vocab.size):
-        data = vocab.token_bytes(t)
-        if data:
-            quotes[t] = data.count(b'"')
-            brackets[t] = b"[" in data
-            commas[t] = b"," in data
-            lengths[t] = len(data)
-    return (np.flatnonzero(quotes > 0), np.flatnonzero((quotes > 0) | commas), np.flatnonzero(lengths > 0),
-            int(lengths.max()), np.flatnonzero((quotes >= 1) & brackets))
+class _TokenSets:
+    """The vocabulary's tokens as :meth:`UniqueItemsConstraint._candidates` reads them (built once
+    per vocabulary, :func:`~constrain.schema.runtime_check.per_vocabulary`): outside a unique
+    array a token must open one and write an item to matter; inside an item, only a token that
+    closes it, asks for another (a comma), escapes, ends inside a character, or continues the item
+    along an earlier item can be refused."""
+
+    def __init__(self, vocab):
+        quotes = np.zeros(vocab.size, dtype=np.int64)
+        brackets = np.zeros(vocab.size, dtype=bool)
+        commas = np.zeros(vocab.size, dtype=bool)
+        awkward = np.zeros(vocab.size, dtype=bool)  # a backslash, or an incomplete UTF-8 sequence
+        lengths = np.zeros(vocab.size, dtype=np.int64)
+        self.by_bytes: dict[bytes, list[int]] = {}
+        for t in range(vocab.size):
+            data = vocab.token_bytes(t)
+            if data:
+                quotes[t] = data.count(b'"')
+                brackets[t] = b"[" in data
+                commas[t] = b"," in data
+                lengths[t] = len(data)
+                self.by_bytes.setdefault(data, []).append(t)
+                try:
+                    data.decode("utf-8")
+                    awkward[t] = b"\\" in data
+                except UnicodeDecodeError:
+                    awkward[t] = True
+        self.quotes = np.flatnonzero(quotes > 0)
+        self.quotes_or_commas = np.flatnonzero((quotes > 0) | commas)
+        self.always_in_item = np.flatnonzero((quotes > 0) | commas | awkward)
+        self.all = np.flatnonzero(lengths > 0)
+        self.max_bytes = int(lengths.max())
+        self.multi_item = np.flatnonzero((quotes >= 1) & brackets)
 
 
 class UniqueItemsConstraint(RuntimeCheckConstraint):
@@ -551,9 +567,7 @@ class UniqueItemsConstraint(RuntimeCheckConstraint):
     def __init__(self, inner: CompiledConstraint, navigator: SchemaNavigator):
         super().__init__(inner)
         self.nav = navigator
-        sets = per_vocabulary(self.vocab, _token_sets)
-        self._quote_tokens, self._quote_or_comma_tokens, self._all_tokens = sets[0], sets[1], sets[2]
-        self._max_token_bytes, self._multi_item_tokens = sets[3], sets[4]
+        self._tokens = per_vocabulary(self.vocab, _TokenSets)
 
     def __repr__(self) -> str:
         return f"UniqueItemsConstraint({self.inner!r}, {len(self.nav.unique)} arrays)"
@@ -584,18 +598,39 @@ class UniqueItemsConstraint(RuntimeCheckConstraint):
         Only a quote can close an item and only a comma can ask for another one; any token can
         reach a prefix with too few completions, but only within a token's length of one."""
         stack, mode, buf = scan_state
+        tokens = self._tokens
         top = stack[-1] if stack else None
         if top is None or top[0] != "a" or top[3] is None:
-            return self._multi_item_tokens
+            return tokens.multi_item
         site = top[3]
         if site.all_infinite:
-            return self._quote_tokens
+            return tokens.quotes
         if mode and buf is not None:
             text, _ranges = _split_partial(buf)
             q = site.state_of(text)
-            if q >= 0 and 0 <= site.to_finite[q] <= self._max_token_bytes:
-                return self._all_tokens
-        return self._quote_or_comma_tokens
+            if q >= 0 and 0 <= site.to_finite[q] <= tokens.max_bytes:
+                return self._in_item_candidates(buf, top[4])
+        return tokens.quotes_or_commas
+
+    def _in_item_candidates(self, buf: bytes, seen: frozenset) -> np.ndarray:
+        """Inside an item near its finite region: an item prefix is refused only when it is a
+        prefix of earlier items (else some completion is new: every state of the item DFA is
+        live), so besides the quote / comma / escape / partial-character tokens the candidates
+        are the tokens that spell a piece of an earlier item's rest. Raw ``buf`` with a backslash
+        (the item's spelling no longer is its UTF-8 text): every token."""
+        tokens = self._tokens
+        if b"\\" in buf:
+            return tokens.all
+        extra: list[int] = []
+        for v in seen:
+            raw = v.encode("utf-8")
+            if raw.startswith(buf):
+                rest = raw[len(buf):]
+                for i in range(1, min(len(rest), tokens.max_bytes) + 1):
+                    extra.extend(tokens.by_bytes.get(rest[:i], ()))
+        if not extra:
+            return tokens.always_in_item
+        return np.union1d(tokens.always_in_item, np.asarray(extra, dtype=np.int64))
 
     def _filtered(self, state, words: np.ndarray, candidates: np.ndarray) -> np.ndarray:
         """``words`` without the candidate tokens whose text closes a duplicate item (a copy)."""

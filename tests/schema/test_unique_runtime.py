@@ -238,3 +238,32 @@ def test_smollm2_vocabulary_masks(smollm2_vocab):
     assert {b'"', b'",', b'"]'} <= removed
     assert all(b'"' in b for b in removed)
     assert c.advance_bytes(state, b'dish"]}') is not None
+
+
+# items from a small finite language, and tokens that spell pieces of items ("ab", "ba", ...)
+TINY = {"type": "array", "items": {"type": "string", "pattern": "^[ab]{1,3}$"}, "uniqueItems": True, "maxItems": 20}
+
+
+@pytest.mark.parametrize("schema", [FEW, SHORT, TINY, TAGS], ids=["few", "short", "tiny", "tags"])
+@pytest.mark.parametrize("seed", range(6))
+def test_candidate_tokens_give_the_full_scan_mask(schema, seed):
+    """Near an item's finite region only some tokens are simulated (quotes, commas, escapes,
+    partial characters, pieces of earlier items); the mask must equal the one from simulating
+    every token the grammar allows, along random walks that favour repeats."""
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab)
+    everything = c._tokens.all
+    rnd = random.Random(seed)
+    state = c.initial_state()
+    pieces = [b"a", b"b", b"ab", b'"a"', b'"a",', b'", "', b",", b'"', b"A", b"B", b"\\u0041", b"]"]
+    for _ in range(60):
+        words = c.token_bits(state)
+        reference = c._filtered(state, c.inner.token_bits(state[0]), everything)
+        assert (words == reference).all()
+        allowed = [t for t in range(1, vocab.size) if (words[t >> 5] >> (t & 31)) & 1]
+        if not allowed:
+            break
+        nice = [t for t in allowed if vocab.token_bytes(t) in pieces]
+        t = rnd.choice(nice if nice and rnd.random() < 0.85 else allowed)
+        state = c.advance_token(state, t)
+        assert state is not None
