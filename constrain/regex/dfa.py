@@ -1170,18 +1170,18 @@ class LazyLexerDFA:
         if self.expanded[q]:
             return
         n_cls = self.n_classes
-        acc: dict[int, set[int]] = {}
-        for s in self._sets[q]:
-            for k0, k1, tc in self._move_list(s):
-                for k in range(k0, k1 + 1):
-                    a = acc.get(k)
-                    if a is None:
-                        acc[k] = set(tc)
-                    else:
-                        a |= tc
+        moves = [m for s in self._sets[q] for m in self._move_list(s)]
+        # the classes between two consecutive range ends all go to one successor: one union each
+        # (not one per class: the JSON string body spans most classes, in many configurations)
+        points = sorted({m[0] for m in moves} | {m[1] + 1 for m in moves})
         row = np.full(n_cls, -1, dtype=np.int32)
-        for k, a in acc.items():
-            row[k] = self._state_of(frozenset(a))
+        for a, b in zip(points, points[1:]):
+            acc: set[int] = set()
+            for k0, k1, tc in moves:
+                if k0 <= a and b - 1 <= k1:
+                    acc |= tc
+            if acc:
+                row[a:b] = self._state_of(frozenset(acc))
         self._trans[q] = row[self.class_of]
         self.expanded[q] = True
 
