@@ -485,7 +485,7 @@ def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what:
 # ------------------------------------------------------------------------------------------------
 
 
-_MOORE_ROUNDS = 24
+_MOORE_ROUNDS = 128
 """Moore rounds before :func:`_minimize` hands the partition to Hopcroft: Moore needs one round per
 distinguishable length (a ``maxLength: 1024`` string: a thousand rounds of a full-table pass),
 Hopcroft's ``O(k n log n)`` does not; most lexers converge in a few rounds, where numpy is faster."""
