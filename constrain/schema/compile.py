@@ -253,6 +253,7 @@ class _Compiler:
         # linear counting grammars instead of 2**n subsets; distinct_keys: whether one was emitted
         self.runtime_keys = runtime_unique
         self.distinct_keys = False
+        self.comma_checks = False  # some such object has finitely many additional keys
         self.unique_sites: dict[str, Any] = {}  # uniqueItems pointer -> constrain.schema.unique.UniqueSite
         self._unconditional_unique: set[str] | None = None
         self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
@@ -2117,9 +2118,12 @@ class _Compiler:
             raise _limit("max_schema_alternatives", 3, f"schema at {outside[0][1]}: 'not' of more than 3 objects "
                          "without additional properties, merged")
         inside = tuple(sets) or None
-        if self.property_order == "any" and self.runtime_keys and (addl_pair is None or addl_infinite):
-            # duplicate keys are refused at run time (constrain.schema.distinct_keys): counting is exact
+        if self.property_order == "any" and self.runtime_keys:
+            # duplicate keys are refused at run time (constrain.schema.distinct_keys): counting is
+            # exact; with finitely many additional keys a comma is checked there too (a fresh key
+            # must be left to follow it)
             self.distinct_keys = True
+            self.comma_checks = self.comma_checks or (addl_pair is not None and not addl_infinite)
             return self.object_any_counted(entries, addl_pair, min_p, max_p, dep_req, hint, inside)
         if addl_pair is not None and min_p >= 2 and self.runtime_keys and addl_infinite:
             # the count is exact once repeated keys are refused at run time, and a fresh additional
@@ -2846,7 +2850,7 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     if compiler.distinct_keys:
         from constrain.schema.distinct_keys import DistinctKeysConstraint
 
-        out = DistinctKeysConstraint(out)
+        out = DistinctKeysConstraint(out, check_commas=compiler.comma_checks)
     # what the schema says that no validator of its draft reads, by JSON Pointer: unknown keywords,
     # keywords of later drafts, siblings of a draft <= 7 $ref; and unknown formats (annotations)
     out.ignored_keywords = tuple(compiler.ignored_keywords)

@@ -15,8 +15,11 @@ whose every completion the grammar allows was written before (in a closed object
 ``"name"`` is there). That is checked on the grammar itself: from the state after the token, the
 allowed next bytes are followed only while the key so far is still a prefix of an earlier key,
 so the search is bounded by the length of the keys written (and by ``_MAX_SEARCH`` steps, past
-which the key is taken as live). A comma is never stranded: the counting grammar allows one only
-where a member with a fresh key can follow.
+which the key is taken as live). Where the additional keys are infinitely many a comma is never
+stranded (the counting grammar allows one only where a member with a fresh key can follow); where
+they are finitely many (``check_commas``: anchored ``patternProperties`` such as ``^name:(en|nl)$``)
+the same search runs from the comma: it is refused when every key the grammar allows next was
+written before.
 """
 
 from __future__ import annotations
@@ -91,10 +94,18 @@ def _scan(state: tuple, data: bytes) -> tuple:
     return stack, mode, buf
 
 
-def _needs_search(state: tuple) -> bool:
+def _after_comma(state: tuple) -> bool:
+    """Whether the scanner waits for the key of a further member of an object with keys."""
+    stack, mode, _buf = state
+    return mode == 0 and bool(stack) and stack[-1][0] == "o" and stack[-1][2] and bool(stack[-1][1])
+
+
+def _needs_search(state: tuple, check_commas: bool = False) -> bool:
     """Whether the key being written is a prefix of an earlier key of its object (only then can
-    it be stranded)."""
+    it be stranded), or (``check_commas``) a comma waits for the next key."""
     stack, mode, buf = state
+    if check_commas and _after_comma(state):
+        return True
     if mode not in (1, 3) or not stack or not stack[-1][1]:
         return False
     text, _partial = split_partial_string(buf)
@@ -140,6 +151,8 @@ class _TokenIndex:
         self.multi_key_tokens = np.flatnonzero(quotes >= 3)
         self.always = np.union1d(self.multi_key_tokens, np.asarray(escaped, dtype=np.int64))
         self.slash_tokens = np.asarray(slashes, dtype=np.int64)
+        self.comma_tokens = np.asarray([t for t in range(vocab.size) if b"," in (vocab.token_bytes(t) or b"")],
+                                       dtype=np.int64)
 
 
 
@@ -153,8 +166,9 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
 
     _scan_start = _START
 
-    def __init__(self, inner: CompiledConstraint):
+    def __init__(self, inner: CompiledConstraint, check_commas: bool = False):
         super().__init__(inner)
+        self.check_commas = check_commas
         self._plans: dict = {}  # scanner state -> _plan
         self._ix = per_vocabulary(self.vocab, _TokenIndex)
 
@@ -163,7 +177,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
 
     def rewrap(self, inner: CompiledConstraint) -> DistinctKeysConstraint:
         """The same check over another inner constraint (e.g. the grammar under length bounds)."""
-        return DistinctKeysConstraint(inner)
+        return DistinctKeysConstraint(inner, self.check_commas)
 
     # -- scanning
     def _step(self, inner_state, scan_state: tuple, data: bytes, inner_after=None):
@@ -173,7 +187,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
             out = _scan(scan_state, data)
         except _Duplicate:
             return None
-        if _needs_search(out):
+        if _needs_search(out, self.check_commas):
             if inner_after is None:
                 inner_after = self.inner.advance_bytes(inner_state, data)
             if inner_after is None or not self._fresh_completion(inner_after, out):
@@ -184,9 +198,29 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         """Whether the grammar lets the key being written end as a key its object does not have."""
         stack, _mode, buf = scan_state
         seen = stack[-1][1]
-        todo = [(inner_state, buf)]
         steps = 0
         inner = self.inner
+        if buf is None:  # after a comma: past whitespace to the key's opening quote
+            todo, frontier = [], [inner_state]
+            while frontier:
+                nxt = []
+                for g in frontier:
+                    for b in inner.candidate_bytes(g):
+                        if b != 0x22 and b not in b" \t\r\n":
+                            continue
+                        g2 = inner.advance_bytes(g, bytes((b,)))
+                        if g2 is None:
+                            continue
+                        steps += 1
+                        if steps > _MAX_SEARCH:
+                            return True  # bounded: taken as live
+                        if b == 0x22:
+                            todo.append((g2, b""))
+                        elif b in b" \t\r\n":
+                            nxt.append(g2)
+                frontier = nxt
+        else:
+            todo = [(inner_state, buf)]
         while todo:
             g, raw = todo.pop()
             escaped = (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
@@ -239,8 +273,11 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         return self._with_extra(scan_state, np.union1d(ix.always, np.asarray(found, dtype=np.int64)))
 
     def _with_extra(self, scan_state: tuple, base: np.ndarray) -> np.ndarray:
-        """``base`` plus, inside a key, the tokens without a quote that continue an earlier key."""
+        """``base`` plus, inside a key, the tokens without a quote that continue an earlier key,
+        and (``check_commas``) every token with a comma."""
         stack, mode, buf = scan_state
+        if self.check_commas and len(self._ix.comma_tokens):
+            base = np.union1d(base, self._ix.comma_tokens)
         extra: list[int] = []
         if mode in (1, 3) and stack[-1][1]:
             # inside a key: tokens without a quote matter only if they continue an earlier key
@@ -279,7 +316,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
             for t in candidates.tolist():
                 try:
                     after = _scan(scan_state, self.vocab.token_bytes(t))
-                    search = _needs_search(after)
+                    search = _needs_search(after, self.check_commas)
                 except _Duplicate:
                     refused.append(t)
                     continue

@@ -91,3 +91,42 @@ def test_min_properties_with_additional_keys_counts_distinct_keys(order):
     finite = {**schema, "additionalProperties": False, "patternProperties": {"^(x|y)$": {}}}
     with pytest.raises(UnsupportedFeatureError, match="/minProperties"):
         compile_json_schema(finite, vocab, property_order="schema")
+
+
+def test_finitely_many_additional_keys_leave_no_stranded_comma():
+    """Anchored pattern keys are finitely many: once every key is written, a comma would lead
+    nowhere, and is refused (the counted form with the run-time comma check; MaskBench
+    Github_hard---o12335's shape, 30 declared properties, which the subset form refused)."""
+    schema = {"type": "object", "properties": {f"p{i}": {} for i in range(12)},
+              "patternProperties": {"^n:(en|nl)$": {"type": "string"}}, "additionalProperties": False}
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab, property_order="any")
+    assert c.check_commas
+    full = {**{f"p{i}": i for i in range(12)}, "n:en": "a", "n:nl": "b"}
+    text = json.dumps(full)
+    assert run_tokens(c, segment_tokens(vocab, text.encode()), EOS) == "accept"
+    assert run_tokens(c, segment_tokens(vocab, text[:-1].encode() + b", "), EOS) == "reject"
+    partial = json.dumps({"n:nl": "b", "p3": 1, "n:en": "a"})
+    assert run_tokens(c, segment_tokens(vocab, partial[:-1].encode() + b", "), EOS) == "prefix"
+    # masked random walks never stall and end valid
+    import random
+
+    from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
+
+    for seed in range(4):
+        rnd = random.Random(seed)
+        m = c.matcher()
+        bm = allocate_bitmask(1, vocab.size)
+        out = b""
+        for _ in range(400):
+            m.fill_bitmask(bm, 0)
+            allowed = allowed_token_ids(bm[0], vocab.size).tolist()
+            assert allowed, out
+            if EOS in allowed and (len(allowed) == 1 or rnd.random() < 0.1):
+                break
+            keyish = [t for t in allowed if t != EOS and vocab.token_bytes(t) in (b",", b", ", b'"', b"n", b":", b"e", b"l")]
+            t = rnd.choice(keyish if keyish and rnd.random() < 0.7 else [t for t in allowed if t != EOS])
+            assert m.accept_token(t)
+            out += vocab.token_bytes(t)
+        if m.is_accepting():
+            assert oracle_valid(schema, json.loads(out)), out
