@@ -604,37 +604,44 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
 
 
 def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[np.ndarray, list]:
-    """The quotient table of ``block_of``: live blocks in BFS order from the start, dead ones -1."""
+    """The quotient table of ``block_of``: live blocks in BFS order from the start, dead ones -1.
+
+    Vectorized: each block's row is its first state's row mapped to blocks; the BFS goes level by
+    level, numbering a level's new blocks in the order the previous level's rows (in order, left
+    to right) first name them -- the order a queue would give."""
     sink = n
-    dead = block_of[sink]
-    start_block = block_of[0]
+    blk = np.asarray(block_of, dtype=np.int64)
+    dead = int(blk[sink])
+    start_block = int(blk[0])
     if start_block == dead:
         return np.full((1, n_cls), -1, dtype=np.int32), [labels[0]]
-    # renumber live blocks in BFS order from the start block
-    rep = {}
-    for s in range(n):
-        rep.setdefault(block_of[s], s)
-    order = {start_block: 0}
-    queue = deque([start_block])
-    rows: list[list[int]] = []
-    out_labels = []
-    while queue:
-        b = queue.popleft()
-        s = rep[b]
-        out_labels.append(all_labels[s])
-        row = []
-        for t in trans[s]:
-            tb = block_of[t]
-            if tb == dead:
-                row.append(-1)
-                continue
-            idx = order.get(tb)
-            if idx is None:
-                idx = order[tb] = len(order)
-                queue.append(tb)
-            row.append(idx)
-        rows.append(row)
-    return np.array(rows, dtype=np.int32).reshape(len(rows), n_cls), out_labels
+    table = np.asarray(trans, dtype=np.int64).reshape(n + 1, n_cls)
+    n_blocks = int(blk.max()) + 1
+    rep = np.full(n_blocks, -1, dtype=np.int64)
+    firsts = np.unique(blk[:n], return_index=True)
+    rep[firsts[0]] = firsts[1]
+    quot = np.full((n_blocks, n_cls), dead, dtype=np.int64)
+    has = rep >= 0
+    quot[has] = blk[table[rep[has]]]
+    order = np.full(n_blocks, -1, dtype=np.int64)
+    order[start_block] = 0
+    seq = [start_block]
+    frontier = np.array([start_block], dtype=np.int64)
+    while len(frontier):
+        succ = quot[frontier].ravel()
+        succ = succ[(succ != dead) & (order[succ] < 0)]
+        if not len(succ):
+            break
+        uniq, first = np.unique(succ, return_index=True)
+        new = uniq[np.argsort(first, kind="stable")]
+        order[new] = np.arange(len(seq), len(seq) + len(new))
+        seq.extend(new.tolist())
+        frontier = new
+    seq_arr = np.asarray(seq, dtype=np.int64)
+    rows = quot[seq_arr]
+    out = np.where(rows == dead, -1, order[rows]).astype(np.int32)
+    out_labels = [all_labels[int(rep[b])] for b in seq]
+    return np.ascontiguousarray(out.reshape(len(seq), n_cls)), out_labels
 
 
 def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:

@@ -68,3 +68,49 @@ def test_long_chain_hands_over_to_hopcroft():
     assert np.array_equal(t1, t2) and l1 == l2
     assert len(l1) == n + 1
     assert not dfa_module._moore_blocks(table, labels, 2, dfa_module._MOORE_ROUNDS)[1]
+
+
+def _renumber_reference(trans, all_labels, labels, block_of, n, n_cls):
+    """The queue BFS that _renumber vectorizes: blocks numbered in the order a queue meets them."""
+    from collections import deque
+
+    dead, start = block_of[n], block_of[0]
+    if start == dead:
+        return np.full((1, n_cls), -1, dtype=np.int32), [labels[0]]
+    rep = {}
+    for s in range(n):
+        rep.setdefault(block_of[s], s)
+    order, queue, rows, out_labels = {start: 0}, deque([start]), [], []
+    while queue:
+        b = queue.popleft()
+        out_labels.append(all_labels[rep[b]])
+        row = []
+        for t in trans[rep[b]]:
+            tb = block_of[t]
+            if tb == dead:
+                row.append(-1)
+                continue
+            if tb not in order:
+                order[tb] = len(order)
+                queue.append(tb)
+            row.append(order[tb])
+        rows.append(row)
+    return np.array(rows, dtype=np.int32).reshape(len(rows), n_cls), out_labels
+
+
+@settings(max_examples=300, deadline=None)
+@given(dfa=dfas(), seed=st.integers(0, 2**16))
+def test_renumber_is_the_queue_bfs(dfa, seed):
+    """Any block assignment (not only minimal ones): the vectorized level-by-level numbering
+    equals a queue's."""
+    import random
+
+    table, labels, n_cls = dfa
+    n = len(table)
+    rnd = random.Random(seed)
+    trans = [[t if t >= 0 else n for t in row] for row in table] + [[n] * n_cls]
+    all_labels = list(labels) + [()]
+    block_of = [rnd.randint(0, max(1, n // 2)) for _ in range(n + 1)]
+    got = dfa_module._renumber(trans, all_labels, labels, block_of, n, n_cls)
+    want = _renumber_reference(trans, all_labels, labels, block_of, n, n_cls)
+    assert np.array_equal(got[0], want[0]) and got[1] == want[1]
