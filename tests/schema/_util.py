@@ -90,3 +90,28 @@ def run_tokens(constraint, tokens, eos: int = 0) -> str:
     m.fill_bitmask(bm, 0)
     assert (eos in set(allowed_token_ids(bm[0], m.vocab_size).tolist())) == m.is_accepting()
     return "accept" if m.is_accepting() else "prefix"
+
+
+def masked_walk(constraint, rnd, favoured: set, eos: int = 0, steps: int = 400, p_favoured: float = 0.9,
+                p_stop: float = 0.3, long: int = 200):
+    """A random walk through the masks that prefers the ``favoured`` token texts (the ones that
+    provoke the run-time checks); asserts the mask is never empty. Past ``long`` bytes it heads
+    for closing tokens. Returns ``(text, matcher)``, or ``None`` when ``steps`` ran out first."""
+    vocab = constraint.vocab
+    m = constraint.matcher()
+    bm = allocate_bitmask(1, m.vocab_size)
+    out = b""
+    for _ in range(steps):
+        m.fill_bitmask(bm, 0)
+        allowed = allowed_token_ids(bm[0], m.vocab_size).tolist()
+        assert allowed, f"stalled after {out!r}"
+        if eos in allowed and (len(allowed) == 1 or rnd.random() < p_stop or len(out) > long):
+            return out, m
+        nice = [t for t in allowed if t != eos and vocab.token_bytes(t) in favoured]
+        pool = nice if nice and rnd.random() < p_favoured else [t for t in allowed if t != eos]
+        if len(out) > long:
+            pool = [t for t in allowed if t != eos and vocab.token_bytes(t)[:1] in (b"}", b"]", b'"')] or pool
+        t = rnd.choice(pool)
+        assert m.accept_token(t)
+        out += vocab.token_bytes(t)
+    return None

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 
 import pytest
 
 from constrain.schema import compile_json_schema
 
-from ._util import grammar, lark_accepts, oracle_valid, run_tokens, segment_tokens
+from ._util import grammar, lark_accepts, masked_walk, oracle_valid, run_tokens, segment_tokens
 from .test_end_to_end import EOS, toy_vocab
 
 BASE = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {}, "c": {}}, "additionalProperties": False}
@@ -109,24 +110,8 @@ def test_finitely_many_additional_keys_leave_no_stranded_comma():
     partial = json.dumps({"n:nl": "b", "p3": 1, "n:en": "a"})
     assert run_tokens(c, segment_tokens(vocab, partial[:-1].encode() + b", "), EOS) == "prefix"
     # masked random walks never stall and end valid
-    import random
-
-    from constrain.kernels.bitmask import allocate_bitmask, allowed_token_ids
-
+    favoured = {b",", b", ", b'"', b"n", b":", b"e", b"l"}
     for seed in range(4):
-        rnd = random.Random(seed)
-        m = c.matcher()
-        bm = allocate_bitmask(1, vocab.size)
-        out = b""
-        for _ in range(400):
-            m.fill_bitmask(bm, 0)
-            allowed = allowed_token_ids(bm[0], vocab.size).tolist()
-            assert allowed, out
-            if EOS in allowed and (len(allowed) == 1 or rnd.random() < 0.1):
-                break
-            keyish = [t for t in allowed if t != EOS and vocab.token_bytes(t) in (b",", b", ", b'"', b"n", b":", b"e", b"l")]
-            t = rnd.choice(keyish if keyish and rnd.random() < 0.7 else [t for t in allowed if t != EOS])
-            assert m.accept_token(t)
-            out += vocab.token_bytes(t)
-        if m.is_accepting():
-            assert oracle_valid(schema, json.loads(out)), out
+        walk = masked_walk(c, random.Random(seed), favoured, EOS, p_favoured=0.7, p_stop=0.1)
+        if walk is not None and walk[1].is_accepting():
+            assert oracle_valid(schema, json.loads(walk[0])), walk[0]

@@ -26,7 +26,7 @@ from constrain.schema import compile_json_schema, schema_to_lark
 from constrain.schema.distinct_keys import DistinctKeysConstraint
 from constrain.vocab.vocabulary import Vocabulary
 
-from ._util import run_tokens, segment_tokens
+from ._util import masked_walk, run_tokens, segment_tokens
 
 EOS = 0
 MULTI = ['{"', '":', '",', '": ', '"}', ', "', '"a"', '"a":', '"ab"', '"b": ', "name", '"name": ', "true", "false",
@@ -114,28 +114,13 @@ def test_masked_walks_never_stall_and_end_valid(case, seed):
     fresh keys, never left with an empty mask, and end in documents jsonschema accepts."""
     schema = CASES[case][0]
     c = compiled(case)
-    vocab = toy_vocab()
     rnd = random.Random(seed)
     favoured = {b'"a"', b'"a":', b'"ab"', b'"b": ', b"name", b'"name": ', b'", "', b", ", b'{"', b'"', b"a", b"b",
                 b"n", b":", b"1", b"true", b"null", b"}", b"]", b"[", b","}
-    m = c.matcher()
-    bm = allocate_bitmask(1, vocab.size)
-    out = b""
-    for _ in range(400):
-        m.fill_bitmask(bm, 0)
-        allowed = allowed_token_ids(bm[0], vocab.size).tolist()
-        assert allowed, f"stalled after {out!r}"
-        if EOS in allowed and (len(allowed) == 1 or rnd.random() < 0.3 or len(out) > 200):
-            break
-        nice = [t for t in allowed if t != EOS and vocab.token_bytes(t) in favoured]
-        pool = nice if nice and rnd.random() < 0.9 else [t for t in allowed if t != EOS]
-        if len(out) > 200:
-            pool = [t for t in allowed if t != EOS and vocab.token_bytes(t)[:1] in (b"}", b"]", b'"')] or pool
-        t = rnd.choice(pool)
-        assert m.accept_token(t)
-        out += vocab.token_bytes(t)
-    else:
+    walk = masked_walk(c, rnd, favoured, EOS)
+    if walk is None:
         return  # a long walk: it never stalled, which was checked at every step
+    out, m = walk
     if m.is_accepting():
         doc = json.loads(out)
         jsonschema.validate(doc, schema)
