@@ -1605,8 +1605,9 @@ class _Compiler:
         ``langs``, of ``min_len..max_len`` code points and not in ``exclude``; None when empty.
         Memoized by the languages' parsed patterns (array items / properties repeating one
         pattern x length pair share one DFA, and through :meth:`dfa_terminal` one terminal)."""
-        key = (tuple((repr(br), isinstance(br, _Complement)) for br, _p in langs), min_len, max_len,
-               tuple(exclude or ()))
+        # (by value: a _Complement's own repr is its address, which a later object may reuse)
+        key = (tuple((repr(br.branches), True) if isinstance(br, _Complement) else (repr(br), False)
+                     for br, _p in langs), min_len, max_len, tuple(exclude or ()))
         if key in self._string_dfas:
             return self._string_dfas[key]
         dfa = self._string_dfas[key] = self._string_dfa(langs, min_len, max_len, exclude, ptr)

@@ -121,3 +121,25 @@ def test_long_length_bound_minimizes_fast():
     m = cpdfa.minimize(prod, bool)
     assert m.run("a.b") and m.run("a" * 1020 + ".b1") and not m.run("a" * 1023 + ".b") and not m.run("a.")
     assert m.n_states < prod.n_states
+
+
+def test_string_languages_are_memoized_by_value():
+    """Two properties with the same pattern x length share one terminal; a complemented language
+    (``not: {pattern}``) is keyed by its pattern, not by the object holding it (whose address a
+    later object may reuse), so different complements never share."""
+    from constrain.schema.compile import _schema_grammar
+
+    same = {"type": "object", "properties": {
+        "a": {"type": "string", "pattern": "^[ab]+$", "maxLength": 3000},
+        "b": {"type": "string", "pattern": "^[ab]+$", "maxLength": 3000}}}
+    _text, external, _c = _schema_grammar(same, catalogs=True)
+    assert len(external) == 1
+    letters = "abcdefgh"
+    nots = {"type": "object", "additionalProperties": False, "properties": {
+        f"p{i}": {"type": "string", "maxLength": 5, "not": {"pattern": f"^{ch}"}} for i, ch in enumerate(letters)}}
+    from ._util import grammar, lark_accepts
+
+    g = grammar(nots)  # one compiler: its memo holds all eight complemented languages
+    for i, ch in enumerate(letters):
+        other = letters[(i + 1) % 8]
+        assert not lark_accepts(g, f'{{"p{i}": "{ch}x"}}') and lark_accepts(g, f'{{"p{i}": "{other}x"}}')
