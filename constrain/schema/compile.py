@@ -227,6 +227,16 @@ class _Complement:
         self.branches = branches
 
 
+def _conj_key(schema, ptr: str) -> str:
+    """A conjunct's memo key: its pointer, marked when an odd number of 'not's wrap the schema
+    there (``not not S`` is S: the 'contains' of a negated ``items`` conjoins both)."""
+    depth = 0
+    while isinstance(schema, _Negated):
+        depth += 1
+        schema = schema.schema
+    return ("!not:" + ptr) if depth % 2 else ptr
+
+
 class _Negated:
     """A subschema that stands for the values *not* valid against ``schema`` (built by 'not')."""
 
@@ -1242,7 +1252,7 @@ class _Compiler:
             return self.any_value()
         if len(real) == 1:
             return self.node(*real[0])
-        key = "conj:" + "&".join(("!not:" + p) if isinstance(sc, _Negated) else p for sc, p in real)
+        key = "conj:" + "&".join(_conj_key(sc, p) for sc, p in real)
         if key in self.memo:
             return self.memo[key]
         name = self.new_rule(real[0][1] + "_and")

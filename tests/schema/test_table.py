@@ -183,6 +183,14 @@ CASES = {
                             "additionalItems": False}, [[], ["a"]], [["a", 1], [1]]),
     "draft4_exclusive": ({"$schema": "http://json-schema.org/draft-04/schema#", "type": "integer", "minimum": 0,
                           "exclusiveMinimum": True}, [1, 2], [0, -1]),
+    # MaskBench JsonSchemaStore---sounds's shape: 'else' after 'if items' is "some item is not a
+    # string" (a contains of the negated items) conjoined with else's items; the two conjunctions
+    # (the item that matches, the items that need not) once shared a memo key
+    "if_items_else_items": ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "array",
+                             "if": {"items": {"type": "string"}}, "then": {"items": {"maxLength": 5}},
+                             "else": {"items": {"properties": {"name": {"type": "string"}}}}},
+                            [["a", {"name": "x"}], [{"name": "x"}, "a"], ["abc"], [1, "a"], ["a", 1], []],
+                            [["abcdefg"], [{"name": 1}], ["a", {"name": 2}]]),
     "vendor_and_annotations": ({"type": "string", "x-order": 3, "title": "t", "description": "d", "examples": ["a"],
                                 "default": "q", "deprecated": False, "$comment": "c"}, ["a"], [1]),
 }
