@@ -629,6 +629,17 @@ class _Compiler:
                 if k in ("unevaluatedItems", "unevaluatedProperties") and schema[k] is True:
                     continue
                 raise UnsupportedFeatureError(repr(k), pointer=f"{ptr}/{_esc_ptr(k)}")
+        for k in ("exclusiveMinimum", "exclusiveMaximum"):
+            # (checked on the schema as written: 'not' of a bound synthesizes numeric exclusives)
+            v = schema.get(k)
+            if v is None:
+                continue
+            if self.draft4 and not isinstance(v, bool):
+                raise SchemaError(f"{k!r} must be a boolean in drafts 3 and 4 (numeric from draft 6 on)",
+                                  pointer=f"{ptr}/{k}")
+            if isinstance(v, bool) and not self.draft4:  # a draft 6+ validator compares with True == 1
+                raise SchemaError(f"boolean {k!r} is draft 4 syntax: from draft 6 on it is a number "
+                                  "(declare '$schema' draft-04, or give the bound)", pointer=f"{ptr}/{k}")
         if "uniqueItems" in schema:
             u = schema["uniqueItems"]
             if not isinstance(u, bool):
@@ -1278,23 +1289,18 @@ class _Compiler:
         ``1.0`` and ``1e+16`` are numbers there, not integers."""
         if nonint and self.draft4:
             # under draft 4 a "non-integer" is a number spelled with a fraction or an exponent
-            if any(fl.kws.get(k) for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum",
-                                          "multipleOf")) or exclude:
-                raise UnsupportedFeatureError("'not' of type 'integer' next to number bounds under draft 4 "
-                                              "(integers by spelling)", pointer=ex_ptr or fl.ptr)
-            return self.terminal(nm.NON_INTEGER_SPELLED, hint + "_frac")
+            if fl.kws.get("multipleOf") or exclude:
+                raise UnsupportedFeatureError("'not' of type 'integer' next to 'multipleOf' or excluded values "
+                                              "under draft 4 (integers by spelling)", pointer=ex_ptr or fl.ptr)
+            if not any(fl.kws.get(k) for k in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum")):
+                return self.terminal(nm.NON_INTEGER_SPELLED, hint + "_frac")
         syntactic = integer and self.draft4
         suffix = "" if syntactic else nm.INTEGRAL_SUFFIX
         lo, ls, hi, hs = None, False, None, False
         lo_ptr = hi_ptr = None
         for kw in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             for v, p, owner in fl.kws.get(kw, []):
-                if self.draft4 and kw.startswith("exclusive") and not isinstance(v, bool):
-                    raise SchemaError(f"{kw!r} must be a boolean in drafts 3 and 4 (numeric from draft 6 on)", pointer=p)
                 if isinstance(v, bool) and kw.startswith("exclusive"):
-                    if not self.draft4:  # a validator of draft 6+ would compare with True == 1
-                        raise SchemaError(f"boolean {kw!r} is draft 4 syntax: from draft 6 on it is a number "
-                                          "(declare '$schema' draft-04, or give the bound)", pointer=p)
                     base = "minimum" if kw == "exclusiveMinimum" else "maximum"
                     if base not in owner:
                         raise SchemaError(f"boolean {kw!r} without {base!r}", pointer=p)
@@ -1317,6 +1323,22 @@ class _Compiler:
             if mult is not None and mult[0] != d:
                 raise UnsupportedFeatureError("several different 'multipleOf' values", pointer=p)
             mult = (d, p)
+        if nonint and self.draft4:
+            # between the bounds: the non-integral values, the integral ones spelled with ".0",
+            # and every exponent spelling (a float, so not an "integer" under draft 4)
+            ilo = None if lo is None else int(lo.to_integral_value(rounding="ROUND_CEILING"))
+            if lo is not None and ls and lo == ilo:
+                ilo += 1
+            ihi = None if hi is None else int(hi.to_integral_value(rounding="ROUND_FLOOR"))
+            if hi is not None and hs and hi == ihi:
+                ihi -= 1
+            ints = nm.int_range(ilo, ihi)
+            parts = nm.exponent_forms(lo, hi) + [p for p in (
+                nm.decimal_range(lo, ls, hi, hs, None, True), None if ints is None else ints + r"\.0+") if p is not None]
+            if not parts:
+                self.maybe_empty(fl, "number", lo_ptr or hi_ptr or fl.ptr, lo, hi)
+                return None
+            return self.terminal(js.group("|".join(parts)), hint + "_frac")
         if mult is not None and mult[0] == mult[0].to_integral_value():
             if nonint:
                 return None  # multiples of an integer are integers

@@ -107,7 +107,7 @@ def test_boolean_exclusive_bound_after_draft4_is_a_schema_error(draft):
 
 def test_not_integer_under_draft4():
     """Draft 4's non-integers are the numbers spelled with a fraction or exponent (``2.0``
-    included); next to bounds that is not compiled, and says so."""
+    included), also between bounds; next to multipleOf that is not compiled, and says so."""
     from constrain import UnsupportedFeatureError
 
     schema = {"$schema": D4, "type": "number", "not": {"type": "integer"}}
@@ -119,8 +119,10 @@ def test_not_integer_under_draft4():
     g = grammar(schema)
     for text in NUMBER_TEXTS + ['"a"']:
         assert lark_accepts(g, text) == oracle_valid(schema, json.loads(text)), text
+    _agrees({"$schema": D4, "type": "number", "minimum": 0, "not": {"type": "integer"}},
+            NUMBER_TEXTS + ["-0.5", "0.5"])
     with pytest.raises(UnsupportedFeatureError, match="draft 4"):
-        grammar({"$schema": D4, "type": "number", "minimum": 0, "not": {"type": "integer"}})
+        grammar({"$schema": D4, "type": "number", "multipleOf": 0.5, "not": {"type": "integer"}})
     # the same keyword from draft 6 on is compiled (non-integral numbers)
     g = grammar({"$schema": D7, "type": "number", "not": {"type": "integer"}})
     assert lark_accepts(g, "2.5") and not lark_accepts(g, "2.0") and not lark_accepts(g, "2")
@@ -198,3 +200,36 @@ def test_dropped_keywords_are_reported_and_refused_on_request():
     assert sorted(c.ignored_keywords) == ["/properties/workflow/required", "/properties/workflow/type"]
     text = '{"workflow": {"id": "a"}}'
     assert run_tokens(c, segment_tokens(toy_vocab(), text.encode()), EOS) == "accept"
+
+
+def test_negated_bounds_under_draft4_are_not_user_exclusives():
+    """'not' of ``minimum: 0`` synthesizes a numeric exclusive maximum internally; under draft 4
+    that is not the user's keyword and must not be refused (MaskBench Github_medium---o25763:
+    a oneOf branch told apart by its 'minimum')."""
+    schema = {"$schema": D4, "oneOf": [{"type": "integer", "minimum": 0}, {"type": "integer", "maximum": -5}]}
+    _agrees(schema, ["0", "3", "-5", "-7", "-3", "2.0"])
+    schema = {"$schema": D4, "type": "integer", "not": {"minimum": 10}}
+    _agrees(schema, ["9", "10", "-1", "11"])
+
+
+@settings(max_examples=80, deadline=None)
+@given(lo=st.one_of(st.none(), st.integers(-20, 20)), hi=st.one_of(st.none(), st.integers(-20, 20)),
+       strict=st.booleans(), value=st.integers(-25, 25), form=st.sampled_from(["plain", "dot0", "half", "exp"]))
+def test_draft4_not_integer_between_bounds(lo, hi, strict, value, form):
+    """MaskBench Github_medium---o25763's shape: under draft 4, numbers that are not "integers"
+    (spelled with a fraction or exponent) between bounds, against the draft-4 oracle."""
+    schema = {"$schema": D4, "type": "number", "not": {"type": "integer"}}
+    if lo is not None:
+        schema.update(minimum=lo, exclusiveMinimum=strict)
+    if hi is not None:
+        schema.update(maximum=hi)
+    # (exponents as json.dumps writes them: the forms the grammar spells, see the compiler docstring)
+    text = {"plain": str(value), "dot0": f"{value}.0", "half": f"{value}.5", "exp": json.dumps(value * 1e-5)}[form]
+    from constrain import SchemaError
+
+    try:
+        g = grammar(schema)
+    except SchemaError:  # contradictory bounds: nothing to compare
+        assert lo is not None and hi is not None and (lo > hi or (strict and lo >= hi) or lo == hi)
+        return
+    assert lark_accepts(g, text) == oracle_valid(schema, json.loads(text)), (text, schema)
