@@ -200,34 +200,17 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         seen = stack[-1][1]
         steps = 0
         inner = self.inner
-        if buf is None:  # after a comma: past whitespace to the key's opening quote
-            todo, frontier = [], [inner_state]
-            while frontier:
-                nxt = []
-                for g in frontier:
-                    for b in inner.candidate_bytes(g):
-                        if b != 0x22 and b not in b" \t\r\n":
-                            continue
-                        g2 = inner.advance_bytes(g, bytes((b,)))
-                        if g2 is None:
-                            continue
-                        steps += 1
-                        if steps > _MAX_SEARCH:
-                            return True  # bounded: taken as live
-                        if b == 0x22:
-                            todo.append((g2, b""))
-                        elif b in b" \t\r\n":
-                            nxt.append(g2)
-                frontier = nxt
-        else:
-            todo = [(inner_state, buf)]
+        todo = [(inner_state, buf)]  # raw None: after a comma, before the next key's opening quote
         while todo:
             g, raw = todo.pop()
-            escaped = (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
+            escaped = raw is not None and (len(raw) - len(raw.rstrip(b"\\"))) % 2 == 1
             # bytes probed one at a time (not next_bytes, which probes them all): the first byte
             # that ends or leaves the earlier keys settles it
             for b in inner.candidate_bytes(g):
-                if b == 0x22 and not escaped and json.loads(b'"' + raw + b'"') in seen:
+                if raw is None:
+                    if b != 0x22 and b not in b" \t\r\n":
+                        continue  # (only whitespace and the quote can follow the comma)
+                elif b == 0x22 and not escaped and json.loads(b'"' + raw + b'"') in seen:
                     continue  # closes an earlier key: a dead end whatever the grammar says
                 g2 = inner.advance_bytes(g, bytes((b,)))
                 if g2 is None:
@@ -235,6 +218,9 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 steps += 1
                 if steps > _MAX_SEARCH:
                     return True  # bounded: taken as live
+                if raw is None:
+                    todo.append((g2, b"" if b == 0x22 else None))
+                    continue
                 if b == 0x22 and not escaped:
                     return True  # closes a key the object does not have
                 raw2 = raw + bytes((b,))
