@@ -526,10 +526,12 @@ def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: 
         n_blocks = new_n
 
 
-def _hopcroft_refine(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
+def hopcroft_refine(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
     """Refine the partition ``block_of`` (of every state, the sink included) to the coarsest one
-    that is stable under the transitions: Hopcroft's algorithm, ``O(k n log n)``. Every block but
-    the largest starts as a splitter, which suffices for any starting partition."""
+    that is stable under the transitions (``trans[s][k]``: the successor of ``s`` on class ``k``;
+    complete: no -1): Hopcroft's algorithm, ``O(k n log n)``. Every block but the largest starts as
+    a splitter, which suffices for any starting partition. Also minimizes the code-point DFAs of
+    :mod:`constrain.schema.cpdfa`."""
     inv: list[dict[int, list[int]]] = [dict() for _ in range(n_cls)]
     for s, row in enumerate(trans):
         for k, t in enumerate(row):
@@ -584,7 +586,7 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
     States with different ``labels`` are never merged; a state whose language is empty is merged
     with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
     itself is dead, one state with no transitions is returned. The partition comes from
-    :func:`_moore_blocks`, handed to :func:`_hopcroft_refine` after ``_MOORE_ROUNDS`` rounds
+    :func:`_moore_blocks`, handed to :func:`hopcroft_refine` after ``_MOORE_ROUNDS`` rounds
     (``hopcroft=True``: Hopcroft from the label partition alone, kept as the reference).
     """
     n = len(table)
@@ -595,11 +597,11 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
     all_labels = list(labels) + [()]
     if hopcroft:
         lab_ids: dict = {}
-        block_of = _hopcroft_refine(trans, [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels], n_cls)
+        block_of = hopcroft_refine(trans, [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels], n_cls)
     else:
         block_of, final = _moore_blocks(table, labels, n_cls, _MOORE_ROUNDS)
         if not final:
-            block_of = _hopcroft_refine(trans, block_of, n_cls)
+            block_of = hopcroft_refine(trans, block_of, n_cls)
     return _renumber(trans, all_labels, labels, block_of, n, n_cls)
 
 

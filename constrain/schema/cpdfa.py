@@ -316,70 +316,26 @@ def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
 
 def _hopcroft_blocks(dfa: DFA, states: list[int], live: set, acc: list[bool]) -> dict[int, int]:
     """The coarsest partition of the live ``states`` that respects acceptance and transitions
-    (edges to non-live states go to one implicit dead state): ``{state: block}``.
+    (edges to non-live states go to one dead state): ``{state: block}``.
 
-    Hopcroft's algorithm over the code-point classes the edges delimit, ``O(k n log n)``: Moore
-    refinement needs one round per distinguishable length, and a length-bounded pattern
-    (``maxLength: 1024``) made that minutes."""
+    Hopcroft's algorithm (:func:`constrain.regex.dfa.hopcroft_refine`) over the code-point classes
+    the edges delimit: Moore refinement needs one round per distinguishable length, and a
+    length-bounded pattern (``maxLength: 1024``) made that minutes."""
+    from constrain.regex.dfa import hopcroft_refine
+
     points = sorted({p for q in states for lo, hi, t in dfa.trans[q] if t in live for p in (lo, hi + 1)})
     col = {p: i for i, p in enumerate(points)}
     k = max(len(points) - 1, 0)
     dead = len(states)
     index = {q: i for i, q in enumerate(states)}
-    # inverse transitions per class: inv[c][target] = [sources]; the dead state's row is all dead
-    inv: list[dict[int, list[int]]] = [{} for _ in range(k)]
-    covered: list[list[bool]] = []
+    table = [[dead] * k for _ in range(dead + 1)]
     for i, q in enumerate(states):
-        seen = [False] * k
+        row = table[i]
         for lo, hi, t in dfa.trans[q]:
-            if t not in live:
-                continue
-            ti = index[t]
-            for c in range(col[lo], col[hi + 1]):
-                inv[c].setdefault(ti, []).append(i)
-                seen[c] = True
-        covered.append(seen)
-    for c in range(k):
-        missing = [i for i in range(len(states)) if not covered[i][c]]
-        inv[c][dead] = missing + [dead]
-    n = len(states) + 1
-    block_of = [0] * n
-    blocks: list[set[int]] = [set(), set()]
-    for i, q in enumerate(states):
-        b = 0 if acc[q] else 1
-        block_of[i] = b
-        blocks[b].add(i)
-    block_of[dead] = 1
-    blocks[1].add(dead)
-    blocks = [b for b in blocks if b]
-    for b, members in enumerate(blocks):
-        for i in members:
-            block_of[i] = b
-    work = set(range(len(blocks)))
-    while work:
-        splitter = list(blocks[work.pop()])
-        for c in range(k):
-            inv_c = inv[c]
-            touched: dict[int, list[int]] = {}
-            for a in splitter:
-                for s in inv_c.get(a, ()):
-                    touched.setdefault(block_of[s], []).append(s)
-            for b, hit in touched.items():
-                members = blocks[b]
-                if len(hit) == len(members):
-                    continue
-                hit_set = set(hit)
-                rest = members - hit_set
-                small, large = (hit_set, rest) if len(hit_set) <= len(rest) else (rest, hit_set)
-                blocks[b] = large
-                nb = len(blocks)
-                blocks.append(small)
-                for s in small:
-                    block_of[s] = nb
-                # b was waiting: now both halves wait; else the smaller half suffices for every class
-                work.add(nb)
+            if t in live:
+                row[col[lo]:col[hi + 1]] = [index[t]] * (col[hi + 1] - col[lo])
+    block_of = hopcroft_refine(table, [0 if acc[q] else 1 for q in states] + [1], k)
     return {q: block_of[i] for i, q in enumerate(states)}
-
 
 INFINITE = -1
 _COUNT_CAP = 1 << 62
