@@ -29,7 +29,7 @@ import json
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
-from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary
+from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary, tokens_spelling_prefixes
 from constrain.schema.unique import _split_partial as split_partial_string
 
 __all__ = ["DistinctKeysConstraint"]
@@ -118,7 +118,6 @@ class _TokenIndex:
 
     def __init__(self, vocab):
         quotes = np.zeros(vocab.size, dtype=np.int64)
-        self.by_bytes: dict[bytes, list[int]] = {}
         # Quote tokens without a backslash, indexed by their parts around the quotes (see
         # _candidates): before the first quote, between two quotes, after the last quote (by the
         # parity of the quote count: the last quote opens a key only if that parity fits the mode)
@@ -131,7 +130,6 @@ class _TokenIndex:
             data = vocab.token_bytes(t)
             if data:
                 quotes[t] = data.count(b'"')
-                self.by_bytes.setdefault(data, []).append(t)
                 if not quotes[t]:
                     if b"\\" in data:
                         slashes.append(t)
@@ -270,9 +268,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
             for k in stack[-1][1]:
                 spelled = json.dumps(k, ensure_ascii=False).encode("utf-8")[1:-1]
                 if spelled.startswith(buf):
-                    rest = spelled[len(buf):]
-                    for i in range(1, len(rest) + 1):
-                        extra.extend(self._ix.by_bytes.get(rest[:i], ()))
+                    extra.extend(tokens_spelling_prefixes(self.vocab, spelled[len(buf):]))
             if len(self._ix.slash_tokens):
                 base = np.union1d(base, self._ix.slash_tokens)
         if not extra:

@@ -35,7 +35,7 @@ from typing import Any, Callable
 import numpy as np
 
 from constrain.compiled import CompiledConstraint
-from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary
+from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary, tokens_spelling_prefixes
 from constrain.schema import cpdfa
 
 __all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "matches_every_key",
@@ -531,7 +531,6 @@ class _TokenSets:
         commas = np.zeros(vocab.size, dtype=bool)
         awkward = np.zeros(vocab.size, dtype=bool)  # a backslash, or an incomplete UTF-8 sequence
         lengths = np.zeros(vocab.size, dtype=np.int64)
-        self.by_bytes: dict[bytes, list[int]] = {}
         for t in range(vocab.size):
             data = vocab.token_bytes(t)
             if data:
@@ -539,7 +538,6 @@ class _TokenSets:
                 brackets[t] = b"[" in data
                 commas[t] = b"," in data
                 lengths[t] = len(data)
-                self.by_bytes.setdefault(data, []).append(t)
                 try:
                     data.decode("utf-8")
                     awkward[t] = b"\\" in data
@@ -625,9 +623,7 @@ class UniqueItemsConstraint(RuntimeCheckConstraint):
         for v in seen:
             raw = v.encode("utf-8")
             if raw.startswith(buf):
-                rest = raw[len(buf):]
-                for i in range(1, min(len(rest), tokens.max_bytes) + 1):
-                    extra.extend(tokens.by_bytes.get(rest[:i], ()))
+                extra.extend(tokens_spelling_prefixes(self.vocab, raw[len(buf):len(buf) + tokens.max_bytes]))
         if not extra:
             return tokens.always_in_item
         return np.union1d(tokens.always_in_item, np.asarray(extra, dtype=np.int64))
