@@ -14,10 +14,14 @@ class Limits:
     """Compile- and run-time bounds; pass ``Limits(field=...)`` to change one."""
 
     # Byte-DFA states of one regex or lexer after determinization; each costs 1 KiB (int32[256] row).
-    # A grammar lexer too large to build eagerly is built lazily (states added as walks reach them);
-    # then this bounds the states built so far, and a very long string value (several thousand
-    # characters of a string with many terminals) can reach it during generation: LimitExceededError.
+    # A grammar lexer too large to build eagerly is built lazily instead (see the next bound).
     max_dfa_states: int = 50_000
+    # States a lazily built grammar lexer may create while masks are computed and tokens accepted
+    # (a state is added when a walk first reaches it; ~1.5 KiB each, all kept for the constraint's
+    # lifetime). Real schemas need up to ~80,000 over a few long documents (a string whose pattern
+    # counts words under a maxLength visits a state per (length, words) pair); a long-lived
+    # constraint serving many documents can reach the bound: LimitExceededError at that mask.
+    max_lazy_lexer_states: int = 400_000
     # Thompson NFA states built from one regex before determinization (~100 bytes each).
     max_nfa_states: int = 500_000
     # Upper bound of a counted repetition {n,m} that is expanded (a{1000} is 1000 copies).

@@ -112,7 +112,8 @@ class GrammarConstraint(CompiledConstraint):
             self._lazy_ensure(0, self._LAZY_AHEAD)
         n_terms = len(ir.terminals)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
-        self._rows: list[list[int]] = self._transitions.tolist()
+        # transition rows as lists for _step (None: a lazily built state not listed yet)
+        self._rows: list[list[int] | None] = self._transitions.tolist()
         weights = [1 << i for i in range(n_terms)]
         self._acc_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.accepting_terminals.tolist()]
         self._live_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.live_terminals.tolist()]
@@ -190,7 +191,7 @@ class GrammarConstraint(CompiledConstraint):
         trans = self._transitions
         dirty = [q for q in self._dirty if q < n_old]
         for q in dirty:
-            self._rows[q] = trans[q].tolist()
+            self._rows[q] = None  # listed again when _step reads it
         self._dirty = []
         # self-loop sets: rows built since, and the new states (read by the walk kernel by state id)
         loops = self._self_loop
@@ -210,7 +211,7 @@ class GrammarConstraint(CompiledConstraint):
         live = lexer.live_terminals
         new_acc = acc[n_old:n]
         new_live = live[n_old:n]
-        self._rows.extend(trans[n_old:n].tolist())
+        self._rows.extend([None] * (n - n_old))  # most lazily built states are never stepped by _step
         self._acc_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_acc.tolist())
         self._live_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_live.tolist())
         ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
@@ -606,11 +607,18 @@ class GrammarConstraint(CompiledConstraint):
         ps, q, ws, after = thread
         if after >= 0 and self._blocked[after][byte]:
             return
-        q2 = self._rows[q if q >= 0 else 0][byte]
+        q0 = q if q >= 0 else 0
+        row = self._rows[q0]
+        if row is None:  # lazy lexer: a state's row is listed when first stepped
+            row = self._rows[q0] = self._transitions[q0].tolist()
+        q2 = row[byte]
         if q2 == -2:  # lazy lexer: row not built yet
-            self._lazy_ensure(q if q >= 0 else 0, 1)
+            self._lazy_ensure(q0, 1)
             self._lazy_sync()
-            q2 = self._rows[q if q >= 0 else 0][byte]
+            row = self._rows[q0]
+            if row is None:
+                row = self._rows[q0] = self._transitions[q0].tolist()
+            q2 = row[byte]
         if q2 < 0:
             return
         expected = self._expected(ps)

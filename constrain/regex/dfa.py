@@ -961,7 +961,8 @@ class LazyLexerDFA:
 
     Used when the eager :func:`terminals_to_dfa` would exceed ``Limits.max_dfa_states`` (e.g. a
     string with a large ``maxLength``: the minimal DFA has a state per position, but a mask only
-    ever visits the states within one token's length of the current one). Same attributes as
+    ever visits the states within one token's length of the current one). The states built are
+    bounded by ``Limits.max_lazy_lexer_states``. Same attributes as
     :class:`LexerDFA`; they grow as states are added (read them again after :meth:`expand`).
     A state is a set of NFA states; its accepting and live terminal sets are known when it is
     created, its transition row only once :meth:`expand` ran (``-2`` in every entry before).
@@ -1123,11 +1124,10 @@ class LazyLexerDFA:
         if d is not None:
             return d
         d = len(self._sets)
-        if d >= self.limits.max_dfa_states:
+        bound = self.limits.max_lazy_lexer_states
+        if d >= bound:
             raise LimitExceededError(
-                "max_dfa_states",
-                self.limits.max_dfa_states,
-                f"{self.what} (built lazily) reached more than {self.limits.max_dfa_states} DFA states",
+                "max_lazy_lexer_states", bound, f"{self.what} (built lazily) reached more than {bound} DFA states"
             )
         if d >= self._cap:
             self._cap *= 2

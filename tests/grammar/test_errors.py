@@ -54,12 +54,18 @@ def test_unproductive_start():
 def test_dfa_limit():
     import random
 
-    # over the bound, the lexer is built lazily: max_dfa_states then bounds the states built
-    c = compile_grammar('start: A\nA: /[ab]*a[ab]{12}/\n', toy_vocab(), limits=Limits(max_dfa_states=100))
+    # over max_dfa_states the lexer is built lazily: max_lazy_lexer_states then bounds the states built
+    grammar = 'start: A\nA: /[ab]*a[ab]{12}/\n'
+    rnd = random.Random(0)
+    text = bytes(rnd.choice(b"ab") for _ in range(400))
+    c = compile_grammar(grammar, toy_vocab(), limits=Limits(max_dfa_states=100, max_lazy_lexer_states=100))
     assert c.advance_bytes(c.initial_state(), b"ab" * 3) is not None
-    with pytest.raises(LimitExceededError):
-        rnd = random.Random(0)
-        c.advance_bytes(c.initial_state(), bytes(rnd.choice(b"ab") for _ in range(400)))
+    with pytest.raises(LimitExceededError) as ei:
+        c.advance_bytes(c.initial_state(), text)
+    assert ei.value.field == "max_lazy_lexer_states"
+    # the compile-time bound alone does not stop a lazy lexer: the same text lexes under the default
+    c = compile_grammar(grammar, toy_vocab(), limits=Limits(max_dfa_states=100))
+    assert c.advance_bytes(c.initial_state(), text) is not None
 
 
 def test_file_path_source(tmp_path):
