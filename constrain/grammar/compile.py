@@ -93,6 +93,16 @@ _WS_BYTES = frozenset(b" \t\n\r\f\v")
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
 
+def _row_bitsets(mat: np.ndarray) -> list[int]:
+    """Each row of a ``bool[n, k]`` matrix as a Python int with bit ``i`` = column ``i``."""
+    if not mat.shape[0]:
+        return []
+    packed = np.packbits(mat, axis=1, bitorder="little")
+    width = packed.shape[1]
+    raw = np.ascontiguousarray(packed).tobytes()
+    return [int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)]
+
+
 class GrammarConstraint(CompiledConstraint):
     """A compiled Lark grammar over ``vocab``; states are frozensets of lexing threads."""
 
@@ -110,13 +120,11 @@ class GrammarConstraint(CompiledConstraint):
             self._depth_ok: list[int] = []
             self._dirty: list[int] = []
             self._lazy_ensure(0, self._LAZY_AHEAD)
-        n_terms = len(ir.terminals)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
         # transition rows as lists for _step (None: a lazily built state not listed yet)
         self._rows: list[list[int] | None] = self._transitions.tolist()
-        weights = [1 << i for i in range(n_terms)]
-        self._acc_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.accepting_terminals.tolist()]
-        self._live_bits = [sum(w for w, a in zip(weights, row) if a) for row in lexer.live_terminals.tolist()]
+        self._acc_bits = _row_bitsets(lexer.accepting_terminals)
+        self._live_bits = _row_bitsets(lexer.live_terminals)
         self._ignore_bits = sum(1 << i for i in ir.ignore)
         self._ws_bits = ws_terminals & self._ignore_bits
         self._bound = int(limits.max_consecutive_whitespace)
@@ -181,7 +189,11 @@ class GrammarConstraint(CompiledConstraint):
                 acc = lexer.accepting_terminals
 
     def _lazy_sync(self) -> None:
-        """Bring every per-lexer-state table up to date with the lazy lexer (new states, new rows)."""
+        """Bring every per-lexer-state table up to date with the lazy lexer (new states, new rows).
+
+        The tables have a capacity (``_q_cap`` states, doubled when exceeded): a sync writes only
+        the rows of the states built since the last one, so a lexer that grows to n states costs
+        O(n) in all, not O(n) per sync (a long string value syncs thousands of times)."""
         lexer = self.lexer
         n_old = len(self._rows)
         n = lexer.n_states
@@ -193,69 +205,104 @@ class GrammarConstraint(CompiledConstraint):
         for q in dirty:
             self._rows[q] = None  # listed again when _step reads it
         self._dirty = []
+        if n > self._q_cap:
+            self._grow_state_tables(n)
         # self-loop sets: rows built since, and the new states (read by the walk kernel by state id)
         loops = self._self_loop
-        if n > loops.shape[0]:
-            loops = np.concatenate([loops, np.zeros((n - loops.shape[0], 4), dtype=np.uint64)])
         if dirty:
             rows = np.asarray(dirty, dtype=np.int64)
             loops[rows] = self_loop_byte_sets_of(trans[rows], rows)
-        if n > n_old:
-            loops[n_old:n] = self_loop_byte_sets_of(trans[n_old:n], np.arange(n_old, n))
-        self._self_loop = np.ascontiguousarray(loops)
         if n == n_old:
             return
+        loops[n_old:n] = self_loop_byte_sets_of(trans[n_old:n], np.arange(n_old, n))
         n_terms = len(self.ir.terminals)
-        weights = [1 << i for i in range(n_terms)]
         acc = lexer.accepting_terminals
-        live = lexer.live_terminals
         new_acc = acc[n_old:n]
-        new_live = live[n_old:n]
+        new_live = lexer.live_terminals[n_old:n]
         self._rows.extend([None] * (n - n_old))  # most lazily built states are never stepped by _step
-        self._acc_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_acc.tolist())
-        self._live_bits.extend(sum(w for w, a in zip(weights, row) if a) for row in new_live.tolist())
+        self._acc_bits.extend(_row_bitsets(new_acc))
+        self._live_bits.extend(_row_bitsets(new_live))
         ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
-        self._ws_live = np.ascontiguousarray(np.concatenate([self._ws_live, (new_live & ws_mask).any(axis=1)]))
+        self._ws_live[n_old:n] = (new_live & ws_mask).any(axis=1)
         acc_any = new_acc.any(axis=1)
-        n_cols = self._scan_tab.shape[1] if n_old == 0 else int(self._acc_col.max()) + 1
+        n_new_cols = int(acc_any.sum())
         cols = np.full(n - n_old, -1, dtype=np.int32)
-        cols[acc_any] = np.arange(n_cols, n_cols + int(acc_any.sum()), dtype=np.int32)
-        self._acc_col = np.ascontiguousarray(np.concatenate([self._acc_col, cols]))
-        need = int(self._acc_col.max()) + 1
-        if need > self._scan_tab.shape[1]:
-            width = max(need, 2 * self._scan_tab.shape[1])
+        cols[acc_any] = np.arange(self._n_acc_cols, self._n_acc_cols + n_new_cols, dtype=np.int32)
+        self._acc_col[n_old:n] = cols
+        self._n_acc_cols += n_new_cols
+        if self._n_acc_cols > self._scan_tab.shape[1]:
+            width = max(self._n_acc_cols, 2 * self._scan_tab.shape[1])
             grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
             grown[:, : self._scan_tab.shape[1]] = self._scan_tab
             self._scan_tab = grown
-        starts = self._ign_start.tolist()
-        bids = self._ign_bid.tolist()
-        isws = self._ign_isws.tolist()
+        # ignored lexemes ending in the new states: appended to the CSR table
         ignore = sorted(self.ir.ignore)
+        bids: list[int] = []
+        isws: list[bool] = []
+        starts = self._ign_start
+        k0 = int(starts[n_old])
         for q in range(n_old, n):
             for t in ignore:
                 if acc[q, t]:
                     bids.append(self._blocked_id(q, t))
                     isws.append(bool((self._ws_bits >> t) & 1))
-            starts.append(len(bids))
-        self._ign_start = np.asarray(starts, dtype=np.int32)
-        self._ign_bid = np.asarray(bids, dtype=np.int32)
-        self._ign_isws = np.asarray(isws, dtype=bool)
-        if self._blocked:
-            self._blocked_tab = np.ascontiguousarray(np.stack(self._blocked))
-        e_cap = self._live_tab.shape[0]
-        tabs = [np.zeros((e_cap, n), dtype=bool) for _ in range(3)]
-        for t_new, t_old in zip(tabs, (self._live_tab, self._acc_tab, self._wsonly_tab)):
-            t_new[:, :n_old] = t_old
-        w = ws_mask
-        for expected, eid in self._eset_ids.items():
-            e = np.array([(expected >> i) & 1 for i in range(n_terms)], dtype=bool)
-            lv = new_live & e
-            live_ok = lv.any(axis=1)
-            tabs[0][eid, n_old:] = live_ok
-            tabs[1][eid, n_old:] = (new_acc & e).any(axis=1)
-            tabs[2][eid, n_old:] = live_ok & ~(lv & ~w).any(axis=1)
-        self._live_tab, self._acc_tab, self._wsonly_tab = tabs
+            starts[q + 1] = k0 + len(bids)
+        if bids:
+            need = k0 + len(bids)
+            if need > self._ign_bid.shape[0]:
+                cap = max(need, 2 * self._ign_bid.shape[0])
+                self._ign_bid = np.concatenate([self._ign_bid, np.zeros(cap - self._ign_bid.shape[0], np.int32)])
+                self._ign_isws = np.concatenate([self._ign_isws, np.zeros(cap - self._ign_isws.shape[0], bool)])
+            self._ign_bid[k0:need] = bids
+            self._ign_isws[k0:need] = isws
+        self._sync_blocked_tab()
+        # the rows of every expected set seen so far, for the new states: one product per table
+        n_e = len(self._eset_ids)
+        if n_e:
+            e_mat = self._eset_mat[:n_e].astype(np.float32).T  # [n_terms, n_e]
+            live_any = new_live.astype(np.float32) @ e_mat > 0
+            self._live_tab[:n_e, n_old:n] = live_any.T
+            self._acc_tab[:n_e, n_old:n] = (new_acc.astype(np.float32) @ e_mat > 0).T
+            non_ws_live = (new_live & ~ws_mask).astype(np.float32) @ e_mat > 0
+            self._wsonly_tab[:n_e, n_old:n] = (live_any & ~non_ws_live).T
         self._arrays.clear()
+
+    def _grow_state_tables(self, n: int) -> None:
+        """Give every per-lexer-state table room for at least ``n`` states (lazy lexer; doubles)."""
+        old = self._q_cap
+        cap = max(n, 2 * old)
+
+        def grown(a: np.ndarray, fill, axis: int = 0) -> np.ndarray:
+            shape = list(a.shape)
+            shape[axis] = cap + (a.shape[axis] - old)
+            out = np.full(shape, fill, dtype=a.dtype)
+            if axis == 0:
+                out[: a.shape[0]] = a
+            else:
+                out[:, : a.shape[1]] = a
+            return out
+
+        self._self_loop = grown(self._self_loop, 0)
+        self._ws_live = grown(self._ws_live, False)
+        self._acc_col = grown(self._acc_col, -1)
+        self._ign_start = grown(self._ign_start, 0)  # cap + 1 entries
+        self._live_tab = grown(self._live_tab, False, axis=1)
+        self._acc_tab = grown(self._acc_tab, False, axis=1)
+        self._wsonly_tab = grown(self._wsonly_tab, False, axis=1)
+        self._q_cap = cap
+
+    def _sync_blocked_tab(self) -> None:
+        """Copy the blocked-byte rows created since the last call into ``_blocked_tab`` (grows)."""
+        nb = len(self._blocked)
+        if nb <= self._n_blocked_tab:
+            return
+        if nb > self._blocked_tab.shape[0]:
+            cap = max(nb, 2 * self._blocked_tab.shape[0])
+            tab = np.zeros((cap, 256), dtype=bool)
+            tab[: self._n_blocked_tab] = self._blocked_tab[: self._n_blocked_tab]
+            self._blocked_tab = tab
+        self._blocked_tab[self._n_blocked_tab : nb] = np.stack(self._blocked[self._n_blocked_tab : nb])
+        self._n_blocked_tab = nb
 
     _LAZY_AHEAD = 2
     """Bytes of lookahead expanded around a lexer state whose row a walk asked for (fewer walk
@@ -296,12 +343,17 @@ class GrammarConstraint(CompiledConstraint):
         self._ign_start = np.asarray(starts, dtype=np.int32)
         self._ign_bid = np.asarray(bids, dtype=np.int32)
         self._ign_isws = np.asarray(isws, dtype=bool)
-        self._blocked_tab = np.ascontiguousarray(np.stack(self._blocked)) if self._blocked else np.zeros((1, 256), dtype=bool)
+        self._blocked_tab = np.zeros((max(1, len(self._blocked)), 256), dtype=bool)
+        self._n_blocked_tab = 0
+        self._sync_blocked_tab()
+        self._n_acc_cols = int(acc_any.sum())
+        self._q_cap = n_q  # rows allocated in the per-state tables (grows with a lazy lexer)
         self._pid: dict[ParserState, int] = {}
         self._plist: list[ParserState] = []
         self._p_eset = np.zeros(64, dtype=np.int32)
         self._scan_tab = np.full((64, max(1, int(acc_any.sum()))), -2, dtype=np.int32)
         self._eset_ids: dict[int, int] = {}
+        self._eset_mat = np.zeros((8, len(self.ir.terminals)), dtype=bool)  # expected terminals per eset id
         self._live_tab = np.zeros((8, n_q), dtype=bool)
         self._acc_tab = np.zeros((8, n_q), dtype=bool)
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
@@ -340,11 +392,14 @@ class GrammarConstraint(CompiledConstraint):
             eid = len(self._eset_ids)
             if eid >= self._live_tab.shape[0]:
                 grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
-                self._live_tab, self._acc_tab, self._wsonly_tab = map(grow, (self._live_tab, self._acc_tab, self._wsonly_tab))
+                self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_mat = map(
+                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_mat))
             live_ok, accept_ok, ws_only = self._state_arrays(expected)
-            self._live_tab[eid] = live_ok
-            self._acc_tab[eid] = accept_ok
-            self._wsonly_tab[eid] = ws_only
+            n = min(live_ok.shape[0], self._q_cap)  # states past the capacity: written by the next sync
+            self._live_tab[eid, :n] = live_ok[:n]
+            self._acc_tab[eid, :n] = accept_ok[:n]
+            self._wsonly_tab[eid, :n] = ws_only[:n]
+            self._eset_mat[eid] = [(expected >> i) & 1 for i in range(self._eset_mat.shape[1])]
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])

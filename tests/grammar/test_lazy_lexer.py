@@ -20,6 +20,7 @@ import constrain.grammar.compile as grammar_compile
 from constrain.errors import LimitExceededError
 from constrain.grammar import compile_grammar
 from constrain.limits import Limits
+from constrain.vocab.vocabulary import Vocabulary
 from constrain.schema import schema_to_lark
 from tests.grammar.test_split_walk import SCHEMAS, _ids, vocab
 
@@ -30,13 +31,14 @@ SCHEMAS_LAZY["long_string"] = {
 }
 
 
-def _eager_and_lazy(text: str):
+def _eager_and_lazy(text: str, voc=None):
     """The grammar compiled with the eager lexer and with the lazy one (threshold forced down)."""
-    eager = compile_grammar(text, vocab())
+    voc = voc if voc is not None else vocab()
+    eager = compile_grammar(text, voc)
     saved = grammar_compile._EAGER_LEXER_STATES
     grammar_compile._EAGER_LEXER_STATES = 1
     try:
-        lazy = compile_grammar(text, vocab())
+        lazy = compile_grammar(text, voc)
     finally:
         grammar_compile._EAGER_LEXER_STATES = saved
     assert not eager._lazy and lazy._lazy
@@ -69,6 +71,84 @@ def test_lazy_lexer_masks_equal_eager(name, rnd, split):
     # a byte string the eager engine rejects is rejected lazily too
     bad = b'{"zz' if name != "any" else b"}"
     assert (eager.advance_bytes(eager.initial_state(), bad) is None) == (lazy.advance_bytes(lazy.initial_state(), bad) is None)
+
+
+IGNORE_GRAMMARS = {
+    # ignored whitespace and comments ending in lazily built states (the CSR table of ignored
+    # lexemes grows with the lexer), several expected sets (tables per set grow too)
+    "list": """
+start: "[" [item ("," item)*] "]"
+item: WORD | NUMBER | start
+WORD: /[a-z]{1,6}/
+NUMBER: /-?[0-9]+(\\.[0-9]+)?/
+COMMENT: /#[a-z]{3}[a-z ]*#/
+%import common.WS
+%ignore WS
+%ignore COMMENT
+""",
+    "assign": """
+start: stmt+
+stmt: NAME "=" expr ";"
+expr: NAME | STRING | expr "+" expr
+NAME: /[a-z_][a-z0-9_]{0,7}/
+STRING: /"[a-z ]{0,12}"/
+%ignore /[ \\t\\n]+/
+""",
+}
+
+
+@functools.lru_cache(maxsize=None)
+def ignore_pair(name: str):
+    return _eager_and_lazy(IGNORE_GRAMMARS[name])
+
+
+@settings(max_examples=40, deadline=None)
+@given(name=st.sampled_from(sorted(IGNORE_GRAMMARS)), rnd=st.randoms(use_true_random=False), split=st.booleans())
+def test_lazy_lexer_with_ignored_terminals_masks_equal_eager(name, rnd, split):
+    eager, lazy = ignore_pair(name)
+    lazy.split_walks = split
+    se, sl = eager.initial_state(), lazy.initial_state()
+    for _ in range(rnd.randint(1, 60)):
+        we = eager.compute_token_bits(se)
+        assert np.array_equal(lazy.compute_token_bits(sl), we), f"{name}: lazy mask differs"
+        assert lazy.is_accepting(sl) == eager.is_accepting(se)
+        ids = _ids(we)
+        if not ids:
+            break
+        data = vocab().token_bytes(rnd.choice(ids))
+        se, sl = eager.advance_bytes(se, data), lazy.advance_bytes(sl, data)
+        assert se is not None and sl is not None
+    assert lazy.lexer.n_states > 1 and lazy._q_cap >= lazy.lexer.n_states
+
+
+@functools.lru_cache(maxsize=None)
+def _boundary_vocab():
+    """Single bytes and tokens that cross the end of an ignored lexeme (comment or whitespace)."""
+    multi = ["# ", "#  ", "#\t", "#1", "#,", "#]", "# [", "#x", "; ", ";  ", ";\n", "  ", "   ", " " * 8,
+             "\n\n", "\n" * 4, " 1", " a", "a ", "e#", "c# ", "b# ", ", ", ",  ", "= ", " =", ' "']
+    return Vocabulary.from_tokens([None] + [bytes([b]) for b in range(256)] + [m.encode() for m in multi],
+                                  eos_token_ids=[0])
+
+
+@pytest.mark.parametrize("name, text", [
+    ("list", b"[ab, #note a#\n cd,  #xyz#" + b" " * 35 + b"12 #cde#\t, [x #abc#]]"),
+    ("assign", b'x = "ab" + y;' + b"\n" * 34 + b'z=q ;\t\t a_1 = "c";'),
+])
+@pytest.mark.parametrize("split", [True, False])
+def test_lazy_lexer_masks_equal_eager_through_comments_and_long_whitespace(name, text, split):
+    """Byte by byte through lexemes the random walks rarely reach: comments (an ignored terminal
+    ending in a state built late) and whitespace runs past max_consecutive_whitespace."""
+    eager, lazy = _eager_and_lazy(IGNORE_GRAMMARS[name], _boundary_vocab())
+    lazy.split_walks = split
+    se, sl = eager.initial_state(), lazy.initial_state()
+    for i in range(len(text) + 1):
+        assert np.array_equal(lazy.compute_token_bits(sl), eager.compute_token_bits(se)), (name, text[:i])
+        if i == len(text):
+            break
+        se, sl = eager.advance_bytes(se, text[i : i + 1]), lazy.advance_bytes(sl, text[i : i + 1])
+        assert (se is None) == (sl is None), (name, text[: i + 1])
+        if se is None:  # past the whitespace bound: both refuse the same byte
+            break
 
 
 def test_large_max_length_compiles_lazily():
