@@ -1179,18 +1179,25 @@ class LazyLexerDFA:
         if self.expanded[q]:
             return
         n_cls = self.n_classes
-        moves = [m for s in self._sets[q] for m in self._move_list(s)]
-        # the classes between two consecutive range ends all go to one successor: one union each
-        # (not one per class: the JSON string body spans most classes, in many configurations)
+        # moves grouped by class range (configurations of one set mostly share the ranges of the
+        # JSON string body): one union per range, then one per run of classes between range ends
+        by_range: dict[tuple[int, int], list[frozenset[int]]] = {}
+        for s in self._sets[q]:
+            for k0, k1, tc in self._move_list(s):
+                lst = by_range.get((k0, k1))
+                if lst is None:
+                    by_range[(k0, k1)] = [tc]
+                else:
+                    lst.append(tc)
+        moves = [(k0, k1, lst[0] if len(lst) == 1 else frozenset().union(*lst))
+                 for (k0, k1), lst in by_range.items()]
         points = sorted({m[0] for m in moves} | {m[1] + 1 for m in moves})
         row = np.full(n_cls, -1, dtype=np.int32)
         for a, b in zip(points, points[1:]):
-            acc: set[int] = set()
-            for k0, k1, tc in moves:
-                if k0 <= a and b - 1 <= k1:
-                    acc |= tc
-            if acc:
-                row[a:b] = self._state_of(frozenset(acc))
+            covering = [tc for k0, k1, tc in moves if k0 <= a and b - 1 <= k1]
+            if covering:
+                acc = covering[0] if len(covering) == 1 else frozenset().union(*covering)
+                row[a:b] = self._state_of(acc)
         self._trans[q] = row[self.class_of]
         self.expanded[q] = True
 

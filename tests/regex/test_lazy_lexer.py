@@ -61,10 +61,11 @@ def test_lazy_lexer_builds_only_visited_states():
     big = terminals_to_lazy_dfa(pats)
     assert big.advance(big.start, b'"' + b"a" * 3001 + b'"') == -1
     assert big.accepting_terminals[big.advance(big.start, b'"' + b"a" * 3000 + b'"'), 0]
-    # the state bound still holds for states actually built
-    small = terminals_to_lazy_dfa(pats, limits=Limits(max_dfa_states=50))
-    with pytest.raises(LimitExceededError):
+    # the run-time bound holds for states actually built (max_dfa_states bounds eager lexers only)
+    small = terminals_to_lazy_dfa(pats, limits=Limits(max_dfa_states=50, max_lazy_lexer_states=50))
+    with pytest.raises(LimitExceededError) as ei:
         small.advance(small.start, b'"' + b"a" * 100)
+    assert ei.value.field == "max_lazy_lexer_states"
 
 
 # Repetitions above COUNTED_REPEAT_MIN (32) are counters in the lazy lexer, copies in the eager one.
