@@ -1846,7 +1846,8 @@ class _Compiler:
         why = ("'uniqueItems' over items without a finite domain (supported: an 'items' schema whose "
                "values are an enum/const, booleans or null, without prefixItems/contains; or, with "
                "compile_json_schema, strings of one item schema with at least minItems values, in an "
-               "array reached through properties/items/allOf/$ref only)")
+               "array reached through properties/patternProperties/additionalProperties/items/allOf/$ref "
+               "and type-determined anyOf/oneOf branches only)")
         if "contains" in fl.kws or any(prefix for prefix, _rest in groups):
             raise _NoFiniteDomain(why, pointer=u_ptr)
         rest = [r for _prefix, r in groups if r is not None]

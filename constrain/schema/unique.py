@@ -11,13 +11,14 @@ Schema does.
 Exactness needs two things:
 
 * every way the schema reaches the array's ``uniqueItems`` is *unconditional*: through
-  ``properties``, ``items``/``prefixItems``/``additionalItems``, ``allOf`` and ``$ref``, a
-  ``patternProperties`` pattern that matches every key, and the one ``anyOf``/``oneOf`` branch
-  that admits arrays (or objects, on the way to a property) when every other branch's ``type``
-  excludes them -- so the scanner knows, from the keys, indices and container kinds on the way,
-  that the keyword applies there -- not through ``if``/``not``/``additionalProperties``/other
-  patterns/... (:func:`unconditional_unique_pointers`); otherwise the compiler raises
-  ``UnsupportedFeatureError`` naming the keyword, as before;
+  ``properties``, ``patternProperties`` (the scanner matches the key it read against the
+  pattern's code-point DFA), ``additionalProperties`` (a key matching no declared name and no
+  pattern), ``items``/``prefixItems``/``additionalItems``, ``allOf`` and ``$ref``, and the one
+  ``anyOf``/``oneOf`` branch that admits arrays (or objects, on the way to a property) when every
+  other branch's ``type`` excludes them -- so the scanner knows, from the keys, indices and
+  container kinds on the way, that the keyword applies there -- not through
+  ``if``/``not``/``dependentSchemas``/... (:func:`unconditional_unique_pointers`); otherwise the
+  compiler raises ``UnsupportedFeatureError`` naming the keyword, as before;
 * no output is stranded: a token is allowed only if the item being written can still end in a
   value not written yet. The item strings' code-point DFA gives, per state, how many strings
   complete it (:class:`UniqueSite`); a prefix ``p`` is live iff that count exceeds the number of
@@ -38,7 +39,7 @@ from constrain.compiled import CompiledConstraint
 from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary, tokens_spelling_prefixes
 from constrain.schema import cpdfa
 
-__all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "matches_every_key",
+__all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "key_matches", "matches_every_key",
            "unconditional_unique_pointers"]
 
 # Keywords whose subschemas apply to the same instance, or to a child chosen by key / index alone.
@@ -105,28 +106,49 @@ def _determined_branches(node: dict, ptr: str, resolve: Callable):
                 yield branches[hits[0]], f"{ptr}/{kw}/{hits[0]}", kind
 
 
-_UNIVERSAL_MEMO: dict[str, bool] = {}
+_KEY_DFA_MEMO: dict[str, Any] = {}
 
 
-def matches_every_key(pattern: Any) -> bool:
-    """Whether the ECMA ``pattern`` (unanchored search) matches every string (``".*"``, ``""``):
-    its patternProperties schema then applies to every key, like ``properties`` to one."""
+def key_pattern_dfa(pattern: Any):
+    """The minimized code-point DFA of the keys the ECMA ``pattern`` matches (unanchored search,
+    as ``patternProperties`` uses it), or None when the pattern is not a string or not supported
+    (the compiler reports that itself; a key's match is then unknown here). Memoized."""
     if not isinstance(pattern, str):
-        return False
-    hit = _UNIVERSAL_MEMO.get(pattern)
-    if hit is None:
+        return None
+    if pattern not in _KEY_DFA_MEMO:
         from constrain.limits import DEFAULT_LIMITS
         from constrain.schema import json_string as js
 
         try:
             dfa = cpdfa.from_branches(js.search_branches(js.parse_pattern(pattern), "", pattern), DEFAULT_LIMITS)
             dfa = cpdfa.minimize(dfa, bool)
-        except Exception:  # unsupported or too large: the compiler reports it; not universal here
+        except Exception:  # unsupported or too large
             dfa = None
-        hit = (dfa is not None and dfa.n_states == 1 and bool(dfa.labels[0])
-               and [(lo, hi) for lo, hi, _t in dfa.trans[0]] == list(js.ALL))
-        _UNIVERSAL_MEMO[pattern] = hit
-    return hit
+        _KEY_DFA_MEMO[pattern] = dfa
+    return _KEY_DFA_MEMO[pattern]
+
+
+def key_matches(pattern: str, key: str) -> bool | None:
+    """Whether ``pattern`` matches ``key`` (``patternProperties`` semantics); None if unknown."""
+    dfa = key_pattern_dfa(pattern)
+    if dfa is None:
+        return None
+    q = 0
+    for ch in key:
+        q = dfa.step(q, ord(ch))
+        if q < 0:
+            return False
+    return bool(dfa.labels[q])
+
+
+def matches_every_key(pattern: Any) -> bool:
+    """Whether the ECMA ``pattern`` (unanchored search) matches every string (``".*"``, ``""``):
+    its patternProperties schema then applies to every key, like ``properties`` to one."""
+    from constrain.schema import json_string as js
+
+    dfa = key_pattern_dfa(pattern)
+    return (dfa is not None and dfa.n_states == 1 and bool(dfa.labels[0])
+            and [(lo, hi) for lo, hi, _t in dfa.trans[0]] == list(js.ALL))
 
 
 def _subschemas(node: dict, ptr: str):
@@ -189,8 +211,13 @@ def unconditional_unique_pointers(root: Any, resolve: Callable[[Any, str], tuple
             elif keyword in ("items", "prefixItems", "additionalItems"):
                 unconditional = kind in (None, "array")
             elif keyword == "patternProperties":
+                # the scanner decides from the key written whether the pattern matches it
                 name = sptr[len(ptr) + len("/patternProperties/"):].replace("~1", "/").replace("~0", "~")
-                unconditional = kind in (None, "object") and name in pats and matches_every_key(name)
+                unconditional = kind in (None, "object") and name in pats and key_pattern_dfa(name) is not None
+            elif keyword == "additionalProperties":
+                # applies to a key matching no declared name and no pattern: decidable from the key
+                # when every pattern of the node is
+                unconditional = kind in (None, "object") and all(key_pattern_dfa(p) is not None for p in pats)
             # a child value applies whatever it is; an allOf member applies where its parent does
             stack.append((sub, sptr, plain and unconditional, kind if keyword == "allOf" else None))
     return {p for p, ok in reached.items() if ok}
@@ -201,8 +228,9 @@ class SchemaNavigator:
 
     A location's node set holds ``(pointer, kind)`` pairs, closed under ``allOf``, ``$ref`` and the
     determined ``anyOf``/``oneOf`` branches (kind "array"/"object": the branch applies only to an
-    instance of that kind); a child's set is read off the parent's ``properties`` (by key) and
-    every-key ``patternProperties``, or ``prefixItems``/``items``/``additionalItems`` (by index).
+    instance of that kind); a child's set is read off the parent's ``properties``, the
+    ``patternProperties`` whose pattern matches the key and otherwise ``additionalProperties``
+    (by key), or ``prefixItems``/``items``/``additionalItems`` (by index).
     Results are memoized (the navigator is shared by every state of a constraint)."""
 
     def __init__(self, root: Any, resolve: Callable[[Any, str], tuple[Any, str]], sites: dict):
@@ -252,13 +280,22 @@ class SchemaNavigator:
                 continue
             node = self._nodes[p]
             props = node.get("properties")
-            if isinstance(props, dict) and key in props:
+            declared = isinstance(props, dict) and key in props
+            if declared:
                 self._add(out, props[key], f"{p}/properties/{_esc(key)}")
             pats = node.get("patternProperties")
+            unknown = False  # some pattern's match is undecidable here: additionalProperties too
             if isinstance(pats, dict):
                 for pat, sub in pats.items():
-                    if matches_every_key(pat):
+                    hit = key_matches(pat, key)
+                    if hit:
+                        declared = True
                         self._add(out, sub, f"{p}/patternProperties/{_esc(pat)}")
+                    elif hit is None:
+                        unknown = True
+            extra = node.get("additionalProperties")
+            if not declared and not unknown and isinstance(extra, dict):
+                self._add(out, extra, f"{p}/additionalProperties")
         res = self._key_memo[(nodes, key)] = frozenset(out)
         return res
 

@@ -57,6 +57,14 @@ PATTERN = {"type": "object", "additionalProperties": False, "patternProperties":
     {"type": "object", "properties": {"options": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
      "additionalProperties": False}]}}}
 
+# a pattern that matches some keys, a declared name the pattern also matches (both apply), and the
+# arrays of every other key (additionalProperties); drupal-breakpoints / chisel-slices shapes
+SOME_KEYS = {"type": "object",
+             "properties": {"ab": {"type": "array", "maxItems": 4}, "z": {"type": "string"}},
+             "patternProperties": {"^a": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}},
+             "additionalProperties": {"type": "object", "properties": {
+                 "tags": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}
+
 CASES = [
     (TAGS, ['{"tags": []}', '{"tags": ["a", "b", "ab"]}', '{"tags": ["A", "a"]}', '{"tags": ["a\\"", "a"]}'],
      ['{"tags": ["a", "a"]}', '{"tags": ["A", "\\u0041"]}', '{"tags": ["ab", "b", "ab"]}', '{"tags": ["a","a"]}',
@@ -73,6 +81,10 @@ CASES = [
     (ONE_OF, ['{"g": "ab"}', '{"g": ["a", "b"]}', '{}'], ['{"g": ["a", "a"]}', '{"g": ["b", "a", "b"]}', '{"g": []}']),
     (PATTERN, ['{"x": "s", "y": {"options": ["a", "b"]}}', '{"ab": 1, "": {"options": []}}', '{}'],
      ['{"x": {"options": ["a", "a"]}}', '{"x": 1, "y": {"options": ["b", "\\u0062"]}}']),
+    (SOME_KEYS, ['{"a": ["a", "b"], "ab": ["b", "a"], "kb": {"tags": ["a", "b"]}, "z": "s"}',
+                 '{"ba": {"tags": ["a"]}, "ax": ["x", "y"], "x": {"tags": []}}', '{}'],
+     ['{"a": ["a", "a"]}', '{"ab": ["b", "a", "b"]}', '{"ax": ["y", "y"]}', '{"ba": {"tags": ["a", "a"]}}',
+      '{"b": {"tags": ["x", "\\u0078"]}}']),
 ]
 
 
@@ -152,11 +164,17 @@ def test_arrays_under_conditions_or_bounded_strings_still_raise():
     with pytest.raises(UnsupportedFeatureError) as info:
         compile_json_schema(under_anyof, vocab)
     assert info.value.pointer == "/anyOf/0/uniqueItems"
-    # a pattern that does not match every key: the scanner would need the key's pattern match
-    some_keys = {"type": "object", "patternProperties": {"^a": {"type": "array", "items": {"type": "string"},
-                                                                 "uniqueItems": True}}}
+    # additionalProperties next to a pattern the scanner cannot decide (a lookahead): which keys
+    # the array applies to is unknown while a document is written
+    undecidable = {"type": "object", "patternProperties": {"^(?=a)": {"type": "string"}},
+                   "additionalProperties": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}
     with pytest.raises(UnsupportedFeatureError):
-        compile_json_schema(some_keys, vocab)
+        compile_json_schema(undecidable, vocab)
+    # under dependentSchemas: applies only when another key is present
+    dependent = {"type": "object", "dependentSchemas": {"k": {"properties": {
+        "t": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}}}
+    with pytest.raises(UnsupportedFeatureError):
+        compile_json_schema(dependent, vocab)
     # the branch admitting objects leads to the array; a branch with no 'type' admits objects too
     untyped = {"oneOf": [{"required": ["x"]}, {"type": "object", "properties": {
         "t": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}}]}
