@@ -17,10 +17,11 @@ class Limits:
     # A grammar lexer too large to build eagerly is built lazily instead (see the next bound).
     max_dfa_states: int = 50_000
     # States a lazily built grammar lexer may create while masks are computed and tokens accepted
-    # (a state is added when a walk first reaches it; ~1.5 KiB each, all kept for the constraint's
-    # lifetime). Real schemas need up to ~80,000 over a few long documents (a string whose pattern
-    # counts words under a maxLength visits a state per (length, words) pair); a long-lived
-    # constraint serving many documents can reach the bound: LimitExceededError at that mask.
+    # (a state is added when a walk first reaches it; over 1 KiB each: an int32[256] row and the
+    # grammar engine's per-state tables; all kept for the constraint's lifetime). Real schemas
+    # need up to ~80,000 over a few long documents (a string whose pattern counts words under a
+    # maxLength visits a state per (length, words) pair); a long-lived constraint serving many
+    # documents can reach the bound: LimitExceededError at that mask.
     max_lazy_lexer_states: int = 400_000
     # Thompson NFA states built from one regex before determinization (~100 bytes each).
     max_nfa_states: int = 500_000
