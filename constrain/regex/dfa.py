@@ -485,53 +485,23 @@ def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what:
 # ------------------------------------------------------------------------------------------------
 
 
-_MOORE_ROUNDS = 128
-"""Moore rounds before :func:`_minimize` hands the partition to Hopcroft: Moore needs one round per
-distinguishable length (a ``maxLength: 1024`` string: a thousand rounds of a full-table pass),
-Hopcroft's ``O(k n log n)`` does not; most lexers converge in a few rounds, where numpy is faster."""
-
-
-def _moore_blocks(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
-                  max_rounds: int | None = None) -> tuple[list[int], bool]:
-    """Block of each state (and of the sink, last) in the coarsest label-respecting partition,
-    and whether it is final (False: ``max_rounds`` ran out first; the blocks then respect the
-    labels and the final partition refines them).
-
-    Moore's refinement, vectorized: each round a state's signature is its block and the blocks of
-    its successors per class; rounds stop when the number of blocks stops growing. Gives the same
-    partition as Hopcroft's algorithm (the coarsest bisimulation), in numpy instead of Python loops.
-    """
-    n = len(table)
-    trans = np.empty((n + 1, n_cls), dtype=np.int64)
-    trans[:n] = np.asarray(table, dtype=np.int64).reshape(n, n_cls)
-    trans[trans < 0] = n
-    trans[n] = n
-    lab_ids: dict = {}
-    block = np.array([lab_ids.setdefault(lab, len(lab_ids)) for lab in list(labels) + [()]], dtype=np.int64)
-    n_blocks = len(lab_ids)
-    sig = np.empty((n + 1, n_cls + 1), dtype=np.int64)
-    rounds = 0
-    while True:
-        if max_rounds is not None and rounds >= max_rounds:
-            return block.tolist(), False
-        rounds += 1
-        sig[:, 0] = block
-        sig[:, 1:] = block[trans]
-        rows = np.ascontiguousarray(sig).view(np.dtype((np.void, sig.dtype.itemsize * sig.shape[1]))).ravel()
-        _, new_block = np.unique(rows, return_inverse=True)
-        new_n = int(new_block.max()) + 1
-        block = new_block.astype(np.int64).ravel()
-        if new_n == n_blocks:
-            return block.tolist(), True
-        n_blocks = new_n
-
-
-def hopcroft_refine(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
+def hopcroft_refine(trans, block_of, n_cls: int) -> list[int]:
     """Refine the partition ``block_of`` (of every state, the sink included) to the coarsest one
     that is stable under the transitions (``trans[s][k]``: the successor of ``s`` on class ``k``;
-    complete: no -1): Hopcroft's algorithm, ``O(k n log n)``. Every block but the largest starts as
-    a splitter, which suffices for any starting partition. Also minimizes the code-point DFAs of
-    :mod:`constrain.schema.cpdfa`."""
+    complete: no -1): Hopcroft's algorithm, ``O(k n log n)``, in numba
+    (:func:`constrain.regex._kernels.hopcroft_kernel`). Also minimizes the code-point DFAs of
+    :mod:`constrain.schema.cpdfa`. Block ids come back dense but in no particular order."""
+    from constrain.regex._kernels import hopcroft_kernel
+
+    ids: dict[int, int] = {}
+    block0 = np.fromiter((ids.setdefault(b, len(ids)) for b in block_of), dtype=np.int64, count=len(block_of))
+    table = np.asarray(trans, dtype=np.int32).reshape(len(block_of), n_cls)
+    return hopcroft_kernel(table, block0, len(ids)).tolist()
+
+
+def hopcroft_refine_reference(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
+    """:func:`hopcroft_refine` in plain Python (the reference the kernel is tested against). Every
+    block but the largest starts as a splitter, which suffices for any starting partition."""
     inv: list[dict[int, list[int]]] = [dict() for _ in range(n_cls)]
     for s, row in enumerate(trans):
         for k, t in enumerate(row):
@@ -585,23 +555,26 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
 
     States with different ``labels`` are never merged; a state whose language is empty is merged
     with an explicit sink and then dropped, so ``-1`` is the only dead outcome. If the start state
-    itself is dead, one state with no transitions is returned. The partition comes from
-    :func:`_moore_blocks`, handed to :func:`hopcroft_refine` after ``_MOORE_ROUNDS`` rounds
-    (``hopcroft=True``: Hopcroft from the label partition alone, kept as the reference).
+    itself is dead, one state with no transitions is returned. The partition is Hopcroft's, in
+    numba (``hopcroft=True``: the Python reference, :func:`hopcroft_refine_reference`).
     """
+    from constrain.regex._kernels import hopcroft_kernel
+
     n = len(table)
     sink = n
-    trans = [[t if t >= 0 else sink for t in row] for row in table]
-    trans.append([sink] * n_cls)
+    trans = np.empty((n + 1, n_cls), dtype=np.int32)
+    if n:
+        trans[:n] = np.asarray(table, dtype=np.int32).reshape(n, n_cls)
+    trans[trans < 0] = sink
+    trans[sink] = sink
     # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
     all_labels = list(labels) + [()]
+    lab_ids: dict = {}
+    block0 = [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels]
     if hopcroft:
-        lab_ids: dict = {}
-        block_of = hopcroft_refine(trans, [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels], n_cls)
+        block_of = hopcroft_refine_reference(trans.tolist(), block0, n_cls)
     else:
-        block_of, final = _moore_blocks(table, labels, n_cls, _MOORE_ROUNDS)
-        if not final:
-            block_of = hopcroft_refine(trans, block_of, n_cls)
+        block_of = hopcroft_kernel(trans, np.asarray(block0, dtype=np.int64), len(lab_ids))
     return _renumber(trans, all_labels, labels, block_of, n, n_cls)
 
 

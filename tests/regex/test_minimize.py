@@ -1,17 +1,17 @@
-"""Moore's vectorized refinement gives the same minimal DFA as the Hopcroft reference.
+"""The numba Hopcroft kernel gives the same minimal DFA as the Python reference.
 
-``_minimize`` uses :func:`_moore_blocks` (numpy), handing a partition that is not final after
-``_MOORE_ROUNDS`` rounds to Hopcroft; ``_minimize(..., hopcroft=True)`` is Hopcroft from the labels
-alone. Both renumber the blocks in BFS order from the start, so on the same input the two
-tables and label lists must be identical, on random DFAs (dead states, unreachable states, several
-labels) and on real lexers.
+``_minimize`` partitions with :func:`constrain.regex._kernels.hopcroft_kernel`;
+``_minimize(..., hopcroft=True)`` with :func:`hopcroft_refine_reference` (plain Python). Both
+renumber the blocks in BFS order from the start, so on the same input the two tables and label
+lists must be identical, on random DFAs (dead states, unreachable states, several labels) and on
+real lexers. ``hopcroft_refine`` (the kernel behind cpdfa's minimization) must give the same
+partition as the reference, up to block names.
 """
 
 from __future__ import annotations
 
 import numpy as np
-import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrain.limits import DEFAULT_LIMITS
@@ -28,12 +28,9 @@ def dfas(draw):
     return table, labels, n_cls
 
 
-@pytest.mark.parametrize("moore_rounds", [0, 1, 2, dfa_module._MOORE_ROUNDS])
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None)
 @given(dfa=dfas())
-def test_moore_equals_hopcroft_on_random_dfas(dfa, moore_rounds, monkeypatch):
-    """Also when Moore stops early (0..2 rounds) and Hopcroft finishes from its partition."""
-    monkeypatch.setattr(dfa_module, "_MOORE_ROUNDS", moore_rounds)
+def test_kernel_equals_reference_on_random_dfas(dfa):
     table, labels, n_cls = dfa
     t1, l1 = _minimize(table, labels, n_cls)
     t2, l2 = _minimize(table, labels, n_cls, hopcroft=True)
@@ -41,7 +38,24 @@ def test_moore_equals_hopcroft_on_random_dfas(dfa, moore_rounds, monkeypatch):
     assert l1 == l2
 
 
-def test_moore_equals_hopcroft_on_lexers():
+@settings(max_examples=200, deadline=None)
+@given(dfa=dfas(), seed=st.integers(0, 2**16))
+def test_hopcroft_refine_is_the_reference_partition(dfa, seed):
+    """From any starting partition (not only label classes): the same blocks, up to names."""
+    import random
+
+    table, _labels, n_cls = dfa
+    n = len(table)
+    rnd = random.Random(seed)
+    trans = [[t if t >= 0 else n for t in row] for row in table] + [[n] * n_cls]
+    start = [rnd.randint(0, 3) * 7 for _ in range(n + 1)]  # sparse, unordered ids
+    got = dfa_module.hopcroft_refine(trans, start, n_cls)
+    want = dfa_module.hopcroft_refine_reference(trans, list(start), n_cls)
+    pairs = set(zip(got, want))
+    assert len(pairs) == len(set(got)) == len(set(want))  # a bijection between the block names
+
+
+def test_kernel_equals_reference_on_lexers():
     lexers = [
         [r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,12}"', r"-?(?:0|[1-9][0-9]*)", r"[ \t\n]+", r"true|false"],
         [r"(?:ab|ba)*a[ab]{4}", r"a+b?", r"é|ü+"],
@@ -55,9 +69,9 @@ def test_moore_equals_hopcroft_on_lexers():
         assert np.array_equal(t1, t2) and l1 == l2
 
 
-def test_long_chain_hands_over_to_hopcroft():
-    """A counter of 300 (states i: "i more a's to accept", two copies that must merge): Moore
-    would need ~300 rounds; the handover gives the same 301-state minimal DFA."""
+def test_long_chain():
+    """A counter of 300 (states i: "i more a's to accept", two copies that must merge): one
+    refinement per length for Moore; Hopcroft gives the same 301-state minimal DFA."""
     n = 300
     # states 0..n: copy A; n+1..2n+1: copy B (same language); 0 jumps to B's second state on class 1
     table = [[i + 1 if i < n else -1, n + 2 if i == 0 else -1] for i in range(n + 1)]
@@ -67,7 +81,6 @@ def test_long_chain_hands_over_to_hopcroft():
     t2, l2 = _minimize(table, labels, 2, hopcroft=True)
     assert np.array_equal(t1, t2) and l1 == l2
     assert len(l1) == n + 1
-    assert not dfa_module._moore_blocks(table, labels, 2, dfa_module._MOORE_ROUNDS)[1]
 
 
 def _renumber_reference(trans, all_labels, labels, block_of, n, n_cls):
