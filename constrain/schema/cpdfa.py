@@ -719,9 +719,18 @@ def to_byte_dfa(dfa: DFA):
     memo: dict[tuple, int] = {}
 
     def fill(idx: int, items: list) -> None:
-        points = sorted({seq[0][0] for seq, _t in items} | {seq[0][1] + 1 for seq, _t in items})
+        # items grouped by their first byte range (many share one), then one pass per run of bytes
+        groups: dict[tuple[int, int], list] = {}
+        for seq, t in items:
+            lst = groups.get(seq[0])
+            if lst is None:
+                groups[seq[0]] = [(seq[1:], t)]
+            else:
+                lst.append((seq[1:], t))
+        ranges = list(groups.items())
+        points = sorted({lo for lo, _hi in groups} | {hi + 1 for _lo, hi in groups})
         for a, b in zip(points, points[1:]):
-            sub = [(seq[1:], t) for seq, t in items if seq[0][0] <= a and b - 1 <= seq[0][1]]
+            sub = [x for (lo, hi), lst in ranges if lo <= a and b - 1 <= hi for x in lst]
             if not sub:
                 continue
             ends = [t for rest, t in sub if not rest]
@@ -735,9 +744,7 @@ def to_byte_dfa(dfa: DFA):
                     child = memo[key] = len(edges)
                     edges.append({})
                     fill(child, list(key))
-            row = edges[idx]
-            for byte in range(a, b):
-                row[byte] = child
+            edges[idx].update(dict.fromkeys(range(a, b), child))
 
     for s in range(n):
         fill(2 + s, [(seq, t) for lo, hi, t in dfa.trans[s] for seq in _spelled(lo, hi)])
@@ -746,8 +753,14 @@ def to_byte_dfa(dfa: DFA):
     counts = np.fromiter((len(r) for r in edges), dtype=np.int64, count=len(edges))
     offsets = np.zeros(len(edges) + 1, dtype=np.int64)
     np.cumsum(counts, out=offsets[1:])
-    edge_byte = np.fromiter((b for r in edges for b in sorted(r)), dtype=np.uint8, count=int(offsets[-1]))
-    edge_target = np.fromiter((r[b] for r in edges for b in sorted(r)), dtype=np.int32, count=int(offsets[-1]))
+    byte_list: list[int] = []
+    target_list: list[int] = []
+    for r in edges:
+        keys = sorted(r)
+        byte_list.extend(keys)
+        target_list.extend(map(r.__getitem__, keys))
+    edge_byte = np.array(byte_list, dtype=np.uint8)
+    edge_target = np.array(target_list, dtype=np.int32)
     accepting = np.zeros(len(edges), dtype=bool)
     accepting[1] = True
     return SparseDFA(offsets=offsets, edge_byte=edge_byte, edge_target=edge_target, accepting=accepting)
