@@ -1,4 +1,5 @@
-"""Numba kernel of DFA minimization: Hopcroft's partition refinement over flat arrays.
+"""Numba kernels of DFA minimization: Hopcroft's partition refinement over flat arrays, and the
+BFS numbering of the quotient.
 
 Used by :func:`constrain.regex.dfa.hopcroft_refine` (lexer DFAs, and the code-point DFAs of
 :mod:`constrain.schema.cpdfa`). The Python implementation it replaced is kept in ``dfa.py`` as
@@ -118,3 +119,27 @@ def hopcroft_kernel(trans: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np
                 work[n_work] = nb
                 n_work += 1
     return block_of
+
+
+@numba.njit(cache=True, nogil=True)
+def bfs_order_kernel(quot: np.ndarray, start: int, dead: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(order, seq)``: the number of each block in the order a queue BFS from ``start`` over the
+    rows of ``quot`` (``int64[n_blocks, k]``, left to right) first meets it (-1: unreached or
+    ``dead``), and the blocks in that order. Pure."""
+    nb, k = quot.shape
+    order = np.full(nb, -1, dtype=np.int64)
+    seq = np.empty(nb, dtype=np.int64)
+    order[start] = 0
+    seq[0] = start
+    n = 1
+    head = 0
+    while head < n:
+        b = seq[head]
+        head += 1
+        for c in range(k):
+            t = quot[b, c]
+            if t != dead and order[t] < 0:
+                order[t] = n
+                seq[n] = t
+                n += 1
+    return order, seq[:n]

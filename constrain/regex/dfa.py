@@ -581,9 +581,10 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
 def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[np.ndarray, list]:
     """The quotient table of ``block_of``: live blocks in BFS order from the start, dead ones -1.
 
-    Vectorized: each block's row is its first state's row mapped to blocks; the BFS goes level by
-    level, numbering a level's new blocks in the order the previous level's rows (in order, left
-    to right) first name them -- the order a queue would give."""
+    Each block's row is its first state's row mapped to blocks (numpy); the blocks are numbered in
+    the order a queue BFS over the quotient meets them (:func:`~constrain.regex._kernels.bfs_order_kernel`)."""
+    from constrain.regex._kernels import bfs_order_kernel
+
     sink = n
     blk = np.asarray(block_of, dtype=np.int64)
     dead = int(blk[sink])
@@ -598,25 +599,11 @@ def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[
     quot = np.full((n_blocks, n_cls), dead, dtype=np.int64)
     has = rep >= 0
     quot[has] = blk[table[rep[has]]]
-    order = np.full(n_blocks, -1, dtype=np.int64)
-    order[start_block] = 0
-    seq = [start_block]
-    frontier = np.array([start_block], dtype=np.int64)
-    while len(frontier):
-        succ = quot[frontier].ravel()
-        succ = succ[(succ != dead) & (order[succ] < 0)]
-        if not len(succ):
-            break
-        uniq, first = np.unique(succ, return_index=True)
-        new = uniq[np.argsort(first, kind="stable")]
-        order[new] = np.arange(len(seq), len(seq) + len(new))
-        seq.extend(new.tolist())
-        frontier = new
-    seq_arr = np.asarray(seq, dtype=np.int64)
+    order, seq_arr = bfs_order_kernel(quot, start_block, dead)
     rows = quot[seq_arr]
     out = np.where(rows == dead, -1, order[rows]).astype(np.int32)
-    out_labels = [all_labels[int(rep[b])] for b in seq]
-    return np.ascontiguousarray(out.reshape(len(seq), n_cls)), out_labels
+    out_labels = [all_labels[int(rep[b])] for b in seq_arr.tolist()]
+    return np.ascontiguousarray(out.reshape(len(seq_arr), n_cls)), out_labels
 
 
 def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
