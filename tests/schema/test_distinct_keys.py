@@ -266,3 +266,30 @@ def test_candidates_cover_every_refusal(keys, prefix, mode):
         # (or hold an escape); other searches find a fresh completion at the first byte
         if search and (b"\\" in after[2] or any(json.dumps(k).encode()[1:-1].startswith(after[2]) for k in keys)):
             assert t in cands, (text, data)
+
+
+def test_liveness_answers_depend_on_the_grammar_state_not_only_the_scanner():
+    """Two array items reach the same scanner state (an object holding key "a", a key "a" being
+    written) in different grammar states: in the first a fresh "ab" can follow, in the second only
+    "a" or "b" can be a key, so the key "a..." is stranded there and must be refused. (The liveness
+    search is memoized; keyed by the scanner state alone, the first answer leaked into the second.)"""
+    first = {"type": "object", "properties": {"a": {"type": "integer"}, "ab": {"type": "integer"}},
+             "additionalProperties": False}
+    second = {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+              "additionalProperties": False}
+    schema = {"type": "array", "prefixItems": [first, second], "items": False}
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab, property_order="any")
+    assert isinstance(c, DistinctKeysConstraint)
+    a = [t for t in range(1, vocab.size) if vocab.token_bytes(t) == b"a"][0]
+    state = c.advance_bytes(c.initial_state(), b'[{"a":1,"')
+    assert state is not None
+    assert c.token_bits(state)[a >> 5] >> (a & 31) & 1  # "ab" is still fresh in the first item
+    state = c.advance_bytes(state, b'ab":2},{"a":1,"')
+    assert state is not None
+    assert not c.token_bits(state)[a >> 5] >> (a & 31) & 1  # only "a" starts with "a" here: stranded
+    assert c.advance_bytes(state, b'a') is None
+    assert c.advance_bytes(state, b'b":2}]') is not None
+    for text in ('[{"a":1,"ab":2},{"a":1,"b":2}]', '[{"ab":1},{"b":2,"a":1}]'):
+        assert jsonschema.Draft202012Validator(schema).is_valid(json.loads(text))
+        assert c.advance_bytes(c.initial_state(), text.encode()) is not None
