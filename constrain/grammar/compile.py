@@ -730,15 +730,25 @@ class GrammarConstraint(CompiledConstraint):
         return tuple(dict.fromkeys(own + list(getattr(self, "literal_hints", ()))))
 
     def candidate_bytes(self, state: frozenset) -> list[int]:
-        """Bytes with a lexer transition from some thread of ``state`` (a superset of the next bytes)."""
-        candidates: set[int] = set()
+        """Bytes on which some thread of ``state`` keeps a terminal its parser state expects live
+        and is not blocked by the ignored lexeme before it: a superset of the next bytes (the
+        whitespace bound and the parser's scan at a lexeme end are left to :meth:`advance_bytes`).
+        Not every byte of the lexer row: inside a key the JSON string terminal's row is nearly all
+        bytes, which the distinct-keys search would probe one by one."""
         if self._lazy:
             for _, q, _, _ in state:
                 self._lazy_ensure(q if q >= 0 else 0, 1)
             self._lazy_sync()
-        for _, q, _, _ in state:
-            candidates.update(np.flatnonzero(self._transitions[q if q >= 0 else 0] >= 0).tolist())
-        return sorted(candidates)
+        ok = np.zeros(256, dtype=bool)
+        for ps, q, _ws, after in state:
+            row = self._transitions[q if q >= 0 else 0]
+            pid = self._parser_id(ps)  # first: a new parser state may grow the tables read below
+            live = self._live_tab[self._p_eset[pid]]
+            hit = (row >= 0) & live[np.maximum(row, 0)]
+            if after >= 0:
+                hit &= ~self._blocked[after]
+            ok |= hit
+        return np.flatnonzero(ok).tolist()
 
     def next_bytes(self, state: frozenset, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``; at most ``stop_after``."""
