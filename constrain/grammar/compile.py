@@ -670,9 +670,7 @@ class GrammarConstraint(CompiledConstraint):
         if q2 == -2:  # lazy lexer: row not built yet
             self._lazy_ensure(q0, 1)
             self._lazy_sync()
-            row = self._rows[q0]
-            if row is None:
-                row = self._rows[q0] = self._transitions[q0].tolist()
+            row = self._rows[q0] = self._transitions[q0].tolist()
             q2 = row[byte]
         if q2 < 0:
             return

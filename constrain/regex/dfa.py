@@ -558,8 +558,6 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
     itself is dead, one state with no transitions is returned. The partition is Hopcroft's, in
     numba (``hopcroft=True``: the Python reference, :func:`hopcroft_refine_reference`).
     """
-    from constrain.regex._kernels import hopcroft_kernel
-
     n = len(table)
     sink = n
     trans = np.empty((n + 1, n_cls), dtype=np.int32)
@@ -574,7 +572,7 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
     if hopcroft:
         block_of = hopcroft_refine_reference(trans.tolist(), block0, n_cls)
     else:
-        block_of = hopcroft_kernel(trans, np.asarray(block0, dtype=np.int64), len(lab_ids))
+        block_of = hopcroft_refine(trans, block0, n_cls)
     return _renumber(trans, all_labels, labels, block_of, n, n_cls)
 
 
