@@ -39,7 +39,7 @@ from constrain.compiled import CompiledConstraint
 from constrain.schema.runtime_check import RuntimeCheckConstraint, per_vocabulary, tokens_spelling_prefixes
 from constrain.schema import cpdfa
 
-__all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "key_matches", "matches_every_key",
+__all__ = ["SchemaNavigator", "UniqueItemsConstraint", "UniqueSite", "key_matches",
            "unconditional_unique_pointers"]
 
 # Keywords whose subschemas apply to the same instance, or to a child chosen by key / index alone.
@@ -139,16 +139,6 @@ def key_matches(pattern: str, key: str) -> bool | None:
         if q < 0:
             return False
     return bool(dfa.labels[q])
-
-
-def matches_every_key(pattern: Any) -> bool:
-    """Whether the ECMA ``pattern`` (unanchored search) matches every string (``".*"``, ``""``):
-    its patternProperties schema then applies to every key, like ``properties`` to one."""
-    from constrain.schema import json_string as js
-
-    dfa = key_pattern_dfa(pattern)
-    return (dfa is not None and dfa.n_states == 1 and bool(dfa.labels[0])
-            and [(lo, hi) for lo, hi, _t in dfa.trans[0]] == list(js.ALL))
 
 
 def _subschemas(node: dict, ptr: str):
