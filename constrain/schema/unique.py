@@ -131,14 +131,7 @@ def key_pattern_dfa(pattern: Any):
 def key_matches(pattern: str, key: str) -> bool | None:
     """Whether ``pattern`` matches ``key`` (``patternProperties`` semantics); None if unknown."""
     dfa = key_pattern_dfa(pattern)
-    if dfa is None:
-        return None
-    q = 0
-    for ch in key:
-        q = dfa.step(q, ord(ch))
-        if q < 0:
-            return False
-    return bool(dfa.labels[q])
+    return None if dfa is None else bool(dfa.run(key))
 
 
 def _subschemas(node: dict, ptr: str):
