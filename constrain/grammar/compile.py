@@ -84,11 +84,13 @@ from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
 from constrain.kernels.bitmask import bitmask_words
 from constrain.limits import DEFAULT_LIMITS, Limits
+from constrain.regex._kernels import uses_bytes_kernel
 from constrain.regex.dfa import LexerDFA
 from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.vocab.vocabulary import Vocabulary
 
 _WS_BYTES = frozenset(b" \t\n\r\f\v")
+_NON_WS = np.array([b not in _WS_BYTES for b in range(256)])
 
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
@@ -121,8 +123,9 @@ class GrammarConstraint(CompiledConstraint):
             self._dirty: list[int] = []
             self._lazy_ensure(0, self._LAZY_AHEAD)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
-        # transition rows as lists for _step (None: a lazily built state not listed yet)
-        self._rows: list[list[int] | None] = self._transitions.tolist()
+        # transition rows as lists for _step, listed when first stepped (None: not yet; most states
+        # never are: the mask kernels read the array)
+        self._rows: list[list[int] | None] = [None] * self._transitions.shape[0]
         self._acc_bits = _row_bitsets(lexer.accepting_terminals)
         self._live_bits = _row_bitsets(lexer.live_terminals)
         self._ignore_bits = sum(1 << i for i in ir.ignore)
@@ -664,7 +667,7 @@ class GrammarConstraint(CompiledConstraint):
             return
         q0 = q if q >= 0 else 0
         row = self._rows[q0]
-        if row is None:  # lazy lexer: a state's row is listed when first stepped
+        if row is None:  # a state's row is listed when first stepped
             row = self._rows[q0] = self._transitions[q0].tolist()
         q2 = row[byte]
         if q2 == -2:  # lazy lexer: row not built yet
@@ -951,14 +954,13 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
                 ws_bits |= 1 << i
         return lexer, ws_bits
     acc = lexer.accepting_terminals
-    live = lexer.live_terminals
-    trans = lexer.transitions
-    non_ws = np.array([b not in _WS_BYTES for b in range(256)])
+    no_string = ~acc.any(axis=0)
+    empty = acc[lexer.start]
+    uses_non_ws = uses_bytes_kernel(lexer.transitions, lexer.live_terminals, _NON_WS)
     ws_bits = 0
     for i, t in enumerate(ir.terminals):
-        _check_terminal(ir, text, t.name, not acc[:, i].any(), bool(acc[lexer.start, i]))
-        rows = trans[live[:, i]][:, non_ws]
-        if not live[rows[rows >= 0], i].any():
+        _check_terminal(ir, text, t.name, bool(no_string[i]), bool(empty[i]))
+        if not uses_non_ws[i]:
             ws_bits |= 1 << i
     return lexer, ws_bits
 

@@ -143,3 +143,261 @@ def bfs_order_kernel(quot: np.ndarray, start: int, dead: int) -> tuple[np.ndarra
                 seq[n] = t
                 n += 1
     return order, seq[:n]
+
+
+@numba.njit(cache=True, nogil=True)
+def _close(seeds, n_seeds, eps_ptr, eps_idx, important, stamp, gen, stack, out):
+    """Epsilon closure of ``seeds[:n_seeds]``: its important states (those with a byte edge or a
+    final one), sorted, in ``out[:m]``; returns ``m``. ``stamp``/``gen`` mark visited states
+    (``stamp`` is written: its entries become ``gen``)."""
+    top = 0
+    for i in range(n_seeds):
+        s = seeds[i]
+        if stamp[s] != gen:
+            stamp[s] = gen
+            stack[top] = s
+            top += 1
+    m = 0
+    while top > 0:
+        top -= 1
+        x = stack[top]
+        if important[x]:
+            out[m] = x
+            m += 1
+        for p in range(eps_ptr[x], eps_ptr[x + 1]):
+            y = eps_idx[p]
+            if stamp[y] != gen:
+                stamp[y] = gen
+                stack[top] = y
+                top += 1
+    out[:m].sort()
+    return m
+
+
+@numba.njit(cache=True, nogil=True)
+def _set_hash(vals, m):
+    h = np.uint64(14695981039346656037)
+    for i in range(m):
+        h = (h ^ np.uint64(vals[i])) * np.uint64(1099511628211)
+    h = (h ^ np.uint64(m)) * np.uint64(1099511628211)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_of, start, n_cls, max_states):
+    """Subset construction of an NFA given as CSR arrays: epsilon edges ``eps_ptr``/``eps_idx``,
+    range edges ``edge_ptr`` with class bounds ``edge_lo..edge_hi`` (inclusive) and targets
+    ``edge_tgt``; ``final_of[s]``: the pattern whose final state ``s`` is (-1: none).
+
+    Returns ``(n, table, acc_ptr, acc_idx)``: ``table[d, k]`` the successor of DFA state ``d`` on
+    class ``k`` (-1: none), DFA state 0 the closure of ``start``, states numbered in the order
+    they are first met (rows in order, classes left to right), and the sorted pattern indices
+    accepted by ``d`` in ``acc_idx[acc_ptr[d]:acc_ptr[d + 1]]``. ``n == -1`` when more than
+    ``max_states`` states would be needed (the other outputs are then meaningless). Pure.
+    """
+    n_nfa = len(eps_ptr) - 1
+    important = np.zeros(n_nfa, dtype=np.bool_)
+    for s in range(n_nfa):
+        important[s] = edge_ptr[s + 1] > edge_ptr[s] or final_of[s] >= 0
+    stamp = np.zeros(n_nfa, dtype=np.int64)
+    stack = np.empty(n_nfa, dtype=np.int64)
+    buf = np.empty(n_nfa, dtype=np.int64)
+    pool = np.empty(1024, dtype=np.int64)
+    set_ptr = np.zeros(65, dtype=np.int64)
+    hashes = np.empty(64, dtype=np.uint64)
+    table = np.empty((64, n_cls), dtype=np.int32)
+    cap = 256
+    slots = np.full(cap, -1, dtype=np.int64)
+    counts = np.zeros(n_cls + 1, dtype=np.int64)
+    put = np.zeros(n_cls, dtype=np.int64)
+    pairs = np.empty(256, dtype=np.int64)
+    seed = np.empty(1, dtype=np.int64)
+    seed[0] = start
+    gen = 1
+    m = _close(seed, 1, eps_ptr, eps_idx, important, stamp, gen, stack, buf)
+    n_sets = 0
+    d = -1  # the state whose row is being built (-1: the start set)
+    while True:
+        if d >= 0:
+            # successors of set d: targets per class by counting sort, then one closure per class
+            counts[:] = 0
+            for i in range(set_ptr[d], set_ptr[d + 1]):
+                s = pool[i]
+                for e in range(edge_ptr[s], edge_ptr[s + 1]):
+                    for k in range(edge_lo[e], edge_hi[e] + 1):
+                        counts[k + 1] += 1
+            for k in range(n_cls):
+                counts[k + 1] += counts[k]
+            total = counts[n_cls]
+            if total > len(pairs):
+                pairs = np.empty(2 * total, dtype=np.int64)
+            put[:] = counts[:n_cls]
+            for i in range(set_ptr[d], set_ptr[d + 1]):
+                s = pool[i]
+                for e in range(edge_ptr[s], edge_ptr[s + 1]):
+                    t = edge_tgt[e]
+                    for k in range(edge_lo[e], edge_hi[e] + 1):
+                        pairs[put[k]] = t
+                        put[k] += 1
+            table[d, :] = -1
+        for k in range(n_cls if d >= 0 else 1):
+            if d >= 0:
+                lo = counts[k]
+                hi = counts[k + 1]
+                if lo == hi:
+                    continue
+                if k > 0 and counts[k] - counts[k - 1] == hi - lo:
+                    # the same targets as the class before (the same edges cover both): same successor
+                    plo = counts[k - 1]
+                    same = True
+                    for i in range(hi - lo):
+                        if pairs[plo + i] != pairs[lo + i]:
+                            same = False
+                            break
+                    if same:
+                        table[d, k] = table[d, k - 1]
+                        continue
+                gen += 1
+                m = _close(pairs[lo:hi], hi - lo, eps_ptr, eps_idx, important, stamp, gen, stack, buf)
+            h = _set_hash(buf, m)
+            mask = cap - 1
+            j = np.int64(h & np.uint64(mask))
+            found = -1
+            while slots[j] >= 0:
+                c = slots[j]
+                if hashes[c] == h and set_ptr[c + 1] - set_ptr[c] == m:
+                    same = True
+                    base = set_ptr[c]
+                    for i in range(m):
+                        if pool[base + i] != buf[i]:
+                            same = False
+                            break
+                    if same:
+                        found = c
+                        break
+                j = (j + 1) & mask
+            if found < 0:
+                if n_sets >= max_states:
+                    return -1, table, set_ptr, pool
+                found = n_sets
+                n_sets += 1
+                if n_sets >= len(hashes):
+                    grow = 2 * len(hashes)
+                    h2 = np.empty(grow, dtype=np.uint64)
+                    h2[: n_sets - 1] = hashes[: n_sets - 1]
+                    hashes = h2
+                    p2 = np.zeros(grow + 1, dtype=np.int64)
+                    p2[:n_sets] = set_ptr[:n_sets]
+                    set_ptr = p2
+                    t2 = np.empty((grow, n_cls), dtype=np.int32)
+                    t2[: n_sets - 1] = table[: n_sets - 1]
+                    table = t2
+                base = set_ptr[found]
+                if base + m > len(pool):
+                    p3 = np.empty(2 * (base + m), dtype=np.int64)
+                    p3[:base] = pool[:base]
+                    pool = p3
+                pool[base : base + m] = buf[:m]
+                set_ptr[found + 1] = base + m
+                hashes[found] = h
+                slots[j] = found
+                if 2 * n_sets > cap:  # keep the load at most one half
+                    cap *= 2
+                    slots = np.full(cap, -1, dtype=np.int64)
+                    mask = cap - 1
+                    for c in range(n_sets):
+                        jj = np.int64(hashes[c] & np.uint64(mask))
+                        while slots[jj] >= 0:
+                            jj = (jj + 1) & mask
+                        slots[jj] = c
+            if d >= 0:
+                table[d, k] = found
+        d += 1
+        if d >= n_sets:
+            break
+    # accepted patterns of each set
+    acc_ptr = np.zeros(n_sets + 1, dtype=np.int64)
+    n_acc = 0
+    for c in range(n_sets):
+        for i in range(set_ptr[c], set_ptr[c + 1]):
+            if final_of[pool[i]] >= 0:
+                n_acc += 1
+    acc_idx = np.empty(n_acc, dtype=np.int64)
+    n_acc = 0
+    for c in range(n_sets):
+        a0 = n_acc
+        for i in range(set_ptr[c], set_ptr[c + 1]):
+            f = final_of[pool[i]]
+            if f >= 0:
+                acc_idx[n_acc] = f
+                n_acc += 1
+        acc_idx[a0:n_acc].sort()
+        acc_ptr[c + 1] = n_acc
+    return n_sets, table[:n_sets].copy(), acc_ptr, acc_idx
+
+
+@numba.njit(cache=True, nogil=True)
+def live_terminals_kernel(table: np.ndarray, acc: np.ndarray) -> np.ndarray:
+    """``live[s, i]``: an accepting state of terminal ``i`` (``acc[:, i]``) is reachable from
+    ``s`` in ``table`` (``int32[n, 256]``, -1 none): one reverse BFS per terminal over the
+    distinct predecessor edges. Pure."""
+    n = table.shape[0]
+    n_terms = acc.shape[1]
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    mark = np.full(n, -1, dtype=np.int64)
+    for s in range(n):
+        for b in range(table.shape[1]):
+            t = table[s, b]
+            if t >= 0 and mark[t] != s:
+                mark[t] = s
+                cnt[t + 1] += 1
+    for t in range(n):
+        cnt[t + 1] += cnt[t]
+    preds = np.empty(cnt[n], dtype=np.int64)
+    fill = cnt[:n].copy()
+    mark[:] = -1
+    for s in range(n):
+        for b in range(table.shape[1]):
+            t = table[s, b]
+            if t >= 0 and mark[t] != s:
+                mark[t] = s
+                preds[fill[t]] = s
+                fill[t] += 1
+    live = acc.copy()
+    queue = np.empty(n, dtype=np.int64)
+    for i in range(n_terms):
+        q = 0
+        for s in range(n):
+            if acc[s, i]:
+                queue[q] = s
+                q += 1
+        head = 0
+        while head < q:
+            t = queue[head]
+            head += 1
+            for p in range(cnt[t], cnt[t + 1]):
+                s = preds[p]
+                if not live[s, i]:
+                    live[s, i] = True
+                    queue[q] = s
+                    q += 1
+    return live
+
+
+@numba.njit(cache=True, nogil=True)
+def uses_bytes_kernel(table: np.ndarray, live: np.ndarray, which: np.ndarray) -> np.ndarray:
+    """``uses[i]``: some edge of ``table`` on a byte with ``which[b]`` joins two states live for
+    terminal ``i`` (so some string of ``i`` contains such a byte). Pure."""
+    n, n_terms = live.shape
+    uses = np.zeros(n_terms, dtype=np.bool_)
+    for s in range(n):
+        for b in range(table.shape[1]):
+            if not which[b]:
+                continue
+            t = table[s, b]
+            if t < 0:
+                continue
+            for i in range(n_terms):
+                if live[s, i] and live[t, i]:
+                    uses[i] = True
+    return uses

@@ -25,6 +25,7 @@ from interegular import patterns as ip
 from constrain.errors import InternalError, LimitExceededError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
+from constrain.regex._kernels import live_terminals_kernel
 from constrain.regex._parse import CharSpec, Parsed, parse
 
 __all__ = ["ByteDFA", "LexerDFA", "LazyLexerDFA", "regex_to_dfa", "terminals_to_dfa", "terminals_to_lazy_dfa", "literal_to_regex"]
@@ -381,6 +382,130 @@ def _build_nfa(
     return nfa, start, finals
 
 
+_FRAGMENTS: dict[tuple, tuple] = {}
+_FRAGMENT_CACHE_MAX_STATES = 2_000_000
+_FRAGMENT_CACHE_STATES = [0]
+
+
+class _Fragment:
+    """One lexer entry's NFA as arrays over local state ids: ``n`` states, epsilon edges
+    ``eps_src -> eps_dst``, byte-range edges ``src --lo..hi--> dst``, entry ``start``, exit ``end``.
+    Immutable once built (shared through the fragment cache)."""
+
+    __slots__ = ("n", "eps_src", "eps_dst", "src", "lo", "hi", "dst", "start", "end")
+
+    def __init__(self, n, eps_src, eps_dst, src, lo, hi, dst, start, end):
+        self.n, self.start, self.end = n, start, end
+        self.eps_src, self.eps_dst, self.src, self.lo, self.hi, self.dst = eps_src, eps_dst, src, lo, hi, dst
+
+
+def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
+    """The Thompson fragment of a parsed regex, as :meth:`_NFA.build` makes it, in arrays."""
+    from itertools import chain
+
+    nfa = _NFA(limits, what)
+    try:
+        a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
+    except RecursionError:
+        raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
+    n = len(nfa.eps)
+    eps_counts = np.fromiter(map(len, nfa.eps), dtype=np.int64, count=n)
+    eps_src = np.repeat(np.arange(n, dtype=np.int64), eps_counts)
+    eps_dst = np.fromiter(chain.from_iterable(nfa.eps), dtype=np.int64, count=int(eps_counts.sum()))
+    edge_counts = np.fromiter(map(len, nfa.edges), dtype=np.int64, count=n)
+    n_edges = int(edge_counts.sum())
+    src = np.repeat(np.arange(n, dtype=np.int64), edge_counts)
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(nfa.edges)), dtype=np.int64, count=3 * n_edges)
+    flat = flat.reshape(n_edges, 3)
+    return _Fragment(n, eps_src, eps_dst, src, flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy(), a, b)
+
+
+def _dfa_fragment(dfa) -> _Fragment:
+    """The fragment of a byte DFA (dense :class:`ByteDFA` or sparse with CSR edges), as
+    :meth:`_NFA.embed_dfa` makes it: one state per DFA state, runs of consecutive bytes with the
+    same target as one range edge, an epsilon edge from each accepting state to the end (state
+    ``n``)."""
+    n = int(dfa.n_states)
+    if hasattr(dfa, "offsets"):
+        offsets = np.asarray(dfa.offsets, dtype=np.int64)
+        row = np.repeat(np.arange(n, dtype=np.int64), np.diff(offsets))
+        byte = np.asarray(dfa.edge_byte, dtype=np.int64)
+        tgt = np.asarray(dfa.edge_target, dtype=np.int64)
+    else:
+        trans = np.asarray(dfa.transitions)
+        row, byte = np.nonzero(trans >= 0)
+        row = row.astype(np.int64)
+        byte = byte.astype(np.int64)
+        tgt = trans[row, byte].astype(np.int64)
+    # a run starts where the row changes, the byte is not the previous + 1, or the target changes
+    new_run = np.ones(len(row), dtype=bool)
+    if len(row) > 1:
+        new_run[1:] = (row[1:] != row[:-1]) | (byte[1:] != byte[:-1] + 1) | (tgt[1:] != tgt[:-1])
+    first = np.flatnonzero(new_run)
+    last = np.append(first[1:] - 1, len(row) - 1) if len(first) else first
+    acc = np.flatnonzero(np.asarray(dfa.accepting)).astype(np.int64)
+    return _Fragment(
+        n + 1, acc, np.full(len(acc), n, dtype=np.int64),
+        row[first], byte[first], byte[last], tgt[first], int(dfa.start), n,
+    )
+
+
+def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
+    """The fragment of a lexer entry, kept in a bounded process-wide table keyed by the entry
+    object's identity (the entry is held by the table, so its ``id`` is not reused while there):
+    parses are cached, and schema lexers repeat the same terminals across compiles."""
+    key = (id(p), flags)
+    hit = _FRAGMENTS.get(key)
+    if hit is not None and hit[0] is p:
+        return hit[1]
+    frag = _regex_fragment(p, flags, limits, what) if isinstance(p, Parsed) else _dfa_fragment(p)
+    _FRAGMENTS[key] = (p, frag)
+    _FRAGMENT_CACHE_STATES[0] += frag.n
+    while _FRAGMENT_CACHE_STATES[0] > _FRAGMENT_CACHE_MAX_STATES and len(_FRAGMENTS) > 1:
+        _FRAGMENT_CACHE_STATES[0] -= _FRAGMENTS.pop(next(iter(_FRAGMENTS)))[1].n
+    return frag
+
+
+def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str):
+    """The lexer NFA of ``parsed`` as CSR arrays, assembled from cached fragments: state 0 the
+    start (an epsilon edge to each entry), then each entry's states followed by its final state.
+
+    Returns ``(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals)`` with byte bounds ``lo..hi``.
+    The same language as :func:`_build_nfa` (and the same size check first)."""
+    total = 1
+    memo: dict = {}
+    try:
+        for p, flags in parsed:
+            total += 1 + _fragment_size(p, flags, memo)
+    except RecursionError:
+        raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
+    if total > limits.max_nfa_states:
+        raise _nfa_limit(limits, what, total)
+    frags = [_fragment(p, flags, limits, what) for p, flags in parsed]
+    k = len(frags)
+    sizes = np.fromiter((f.n + 1 for f in frags), dtype=np.int64, count=k)
+    bases = np.ones(k, dtype=np.int64)
+    if k > 1:
+        bases[1:] += np.cumsum(sizes[:-1])
+    finals = bases + sizes - 1
+    n = int(1 + sizes.sum())
+    starts = np.fromiter((f.start for f in frags), dtype=np.int64, count=k) + bases
+    ends = np.fromiter((f.end for f in frags), dtype=np.int64, count=k) + bases
+    eps_src = np.concatenate([np.zeros(k, dtype=np.int64), ends] + [f.eps_src + b for f, b in zip(frags, bases.tolist())])
+    eps_dst = np.concatenate([starts, finals] + [f.eps_dst + b for f, b in zip(frags, bases.tolist())])
+    src = np.concatenate([f.src + b for f, b in zip(frags, bases.tolist())] or [np.zeros(0, dtype=np.int64)])
+    lo = np.concatenate([f.lo for f in frags] or [np.zeros(0, dtype=np.int64)])
+    hi = np.concatenate([f.hi for f in frags] or [np.zeros(0, dtype=np.int64)])
+    dst = np.concatenate([f.dst + b for f, b in zip(frags, bases.tolist())] or [np.zeros(0, dtype=np.int64)])
+    order = np.argsort(eps_src, kind="stable")
+    eps_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(eps_src, minlength=n), out=eps_ptr[1:])
+    order_e = np.argsort(src, kind="stable")
+    edge_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=edge_ptr[1:])
+    return eps_ptr, eps_dst[order], edge_ptr, lo[order_e], hi[order_e], dst[order_e], finals
+
+
 # ------------------------------------------------------------------------------------------------
 # Subset construction over byte classes
 # ------------------------------------------------------------------------------------------------
@@ -398,13 +523,64 @@ def _byte_classes(nfa: _NFA) -> tuple[np.ndarray, int]:
     return class_of, int(class_of[-1]) + 1
 
 
-def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
-    """Return ``(table, accepts, class_of, n_classes)`` of the subset construction.
+def _nfa_arrays(nfa: _NFA):
+    """An :class:`_NFA` as the CSR arrays of :func:`_subset_construction`: epsilon edges
+    (``eps_ptr``, ``eps_idx``) and range edges (``edge_ptr``, byte bounds ``lo``..``hi``, ``tgt``)."""
+    from itertools import chain
 
-    ``table[d][k]`` is the successor of DFA state ``d`` on byte class ``k`` (-1: none) and
-    ``accepts[d]`` the sorted tuple of pattern indices whose final NFA state is in ``d``.
-    Raises ``LimitExceededError`` as soon as ``limits.max_dfa_states`` would be exceeded.
+    eps, edges = nfa.eps, nfa.edges
+    eps_ptr = np.zeros(len(eps) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, eps), dtype=np.int64, count=len(eps)), out=eps_ptr[1:])
+    eps_idx = np.fromiter(chain.from_iterable(eps), dtype=np.int64, count=int(eps_ptr[-1]))
+    edge_ptr = np.zeros(len(edges) + 1, dtype=np.int64)
+    np.cumsum(np.fromiter(map(len, edges), dtype=np.int64, count=len(edges)), out=edge_ptr[1:])
+    n_edges = int(edge_ptr[-1])
+    flat = np.fromiter(chain.from_iterable(chain.from_iterable(edges)), dtype=np.int64, count=3 * n_edges)
+    flat = flat.reshape(n_edges, 3)
+    return eps_ptr, eps_idx, edge_ptr, flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
+
+
+def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, limits: Limits, what: str):
+    """Return ``(table, accepts, class_of, n_classes)`` of the subset construction of an NFA in
+    CSR arrays (byte-range edges ``lo..hi``; ``finals[i]``: the final state of pattern ``i``), in
+    numba (:func:`~constrain.regex._kernels.subset_kernel`).
+
+    ``table`` is ``int32[n, n_classes]``: ``table[d, k]`` is the successor of DFA state ``d`` on
+    byte class ``k`` (-1: none); ``accepts[d]`` the sorted tuple of pattern indices whose final
+    NFA state is in ``d``. Raises ``LimitExceededError`` when more than ``limits.max_dfa_states``
+    states would be needed.
     """
+    from constrain.regex._kernels import subset_kernel
+
+    boundary = np.zeros(257, dtype=bool)
+    boundary[0] = True
+    boundary[lo] = True
+    boundary[hi + 1] = True
+    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
+    n_cls = int(class_of[-1]) + 1
+    final_of = np.full(len(eps_ptr) - 1, -1, dtype=np.int64)
+    final_of[np.asarray(finals, dtype=np.int64)] = np.arange(len(finals), dtype=np.int64)
+    lo_cls = class_of[lo].astype(np.int64)
+    hi_cls = class_of[hi].astype(np.int64)
+    max_states = limits.max_dfa_states
+    n, table, acc_ptr, acc_idx = subset_kernel(eps_ptr, eps_idx, edge_ptr, lo_cls, hi_cls, tgt, final_of, start, n_cls, max_states)
+    if n < 0:
+        raise LimitExceededError("max_dfa_states", max_states, f"{what} needs more than {max_states} DFA states")
+    ptr = acc_ptr.tolist()
+    idx = acc_idx.tolist()
+    accepts = [tuple(idx[ptr[d] : ptr[d + 1]]) for d in range(n)]
+    return table, accepts, class_of, n_cls
+
+
+def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
+    """:func:`_subset_construction` of an :class:`_NFA` (:func:`_determinize_reference` is the
+    Python original the tests compare it with)."""
+    return _subset_construction(*_nfa_arrays(nfa), finals, start, limits, what)
+
+
+def _determinize_reference(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
+    """:func:`_determinize` in plain Python (``table`` a list of rows; states numbered in
+    another order, so compare the minimized results)."""
     class_of, n_cls = _byte_classes(nfa)
     class_of_l = class_of.tolist()
     eps, edges = nfa.eps, nfa.edges
@@ -661,8 +837,24 @@ def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     best = 0
     for p, _flags in parsed:
         if isinstance(p, Parsed):
-            best = max(best, _max_repeat_bound(p.ast))
+            best = max(best, _parsed_max_repeat(p))
     return best
+
+
+_MAX_REPEATS: dict[int, tuple[Parsed, int]] = {}
+
+
+def _parsed_max_repeat(p: Parsed) -> int:
+    """:func:`_max_repeat_bound` of a parse, kept per parse object (held by the bounded table, so
+    its ``id`` is not reused while there; parses themselves are cached)."""
+    hit = _MAX_REPEATS.get(id(p))
+    if hit is not None and hit[0] is p:
+        return hit[1]
+    bound = _max_repeat_bound(p.ast)
+    _MAX_REPEATS[id(p)] = (p, bound)
+    if len(_MAX_REPEATS) > 8192:
+        _MAX_REPEATS.pop(next(iter(_MAX_REPEATS)))
+    return bound
 
 
 def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
@@ -678,10 +870,11 @@ def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
 
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
-    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
+    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``
+    (the NFA assembled from cached fragments; subset construction and minimization in numba)."""
     parsed = _entries_parsed(entries, limits)
-    nfa, start, finals = _build_nfa(parsed, limits, what)
-    table, accepts, class_of, n_cls = _determinize(nfa, start, finals, limits, what)
+    *arrays, finals = _lexer_arrays(parsed, limits, what)
+    table, accepts, class_of, n_cls = _subset_construction(*arrays, finals, 0, limits, what)
     table_cls, labels = _minimize(table, accepts, n_cls)
     return _expand(table_cls, class_of), labels
 
@@ -882,20 +1075,7 @@ def terminals_to_dfa(
     for s, lab in enumerate(labels):
         acc[s, list(lab)] = True
     # live[s, i]: an accepting state of terminal i is reachable from s (reverse BFS per terminal)
-    preds: list[set[int]] = [set() for _ in range(n)]
-    for s, row in enumerate(table.tolist()):
-        for t in set(row):
-            if t >= 0:
-                preds[t].add(s)
-    live = acc.copy()
-    for i in range(n_terms):
-        queue = deque(np.flatnonzero(acc[:, i]).tolist())
-        while queue:
-            t = queue.popleft()
-            for s in preds[t]:
-                if not live[s, i]:
-                    live[s, i] = True
-                    queue.append(s)
+    live = live_terminals_kernel(table, acc)
     return LexerDFA(table, acc, live, 0)
 
 

@@ -701,10 +701,40 @@ def _spelled(lo: int, hi: int) -> tuple[tuple[tuple[int, int], ...], ...]:
     return tuple(out)
 
 
+_BYTE_DFAS: dict[tuple, object] = {}
+_BYTE_DFA_CACHE_EDGES = [0]
+_BYTE_DFA_CACHE_MAX_ENTRIES = 1024
+_BYTE_DFA_CACHE_MAX_EDGES = 4_000_000
+
+
 def to_byte_dfa(dfa: DFA):
     """A :class:`~constrain.constraints.sparse_dfa.SparseDFA` over ``"`` + spelled body + ``"`` for
     a DFA with boolean labels: exactly the JSON strings (one spelling per code point, as in
     :func:`to_regex`) whose decoded value the DFA accepts.
+
+    Kept per DFA content (transitions and labels) in a bounded process-wide table (at most
+    1,024 automata and 4 million edges, oldest out first): schemas repeat the same string
+    languages (formats, lengths, patterns) across compiles. The arrays of a returned automaton
+    are read-only, since it is shared."""
+    key = (tuple(map(tuple, dfa.trans)), tuple(dfa.labels))
+    hit = _BYTE_DFAS.get(key)
+    if hit is not None:
+        return hit
+    sdfa = _to_byte_dfa(dfa)
+    for arr in (sdfa.offsets, sdfa.edge_byte, sdfa.edge_target, sdfa.accepting):
+        arr.flags.writeable = False
+    _BYTE_DFAS[key] = sdfa
+    _BYTE_DFA_CACHE_EDGES[0] += sdfa.n_edges
+    while len(_BYTE_DFAS) > _BYTE_DFA_CACHE_MAX_ENTRIES or (
+        _BYTE_DFA_CACHE_EDGES[0] > _BYTE_DFA_CACHE_MAX_EDGES and len(_BYTE_DFAS) > 1
+    ):
+        old = _BYTE_DFAS.pop(next(iter(_BYTE_DFAS)))
+        _BYTE_DFA_CACHE_EDGES[0] -= old.n_edges
+    return sdfa
+
+
+def _to_byte_dfa(dfa: DFA):
+    """:func:`to_byte_dfa`, uncached.
 
     Byte states: 0 before the opening quote, 1 after the closing one (accepting), ``2 + s`` at the
     start of a code point in state ``s``, then the states inside a multi-byte spelling; those are

@@ -1,0 +1,170 @@
+"""The lexer's numba kernels against slow references: subset construction, NFA assembly from
+cached fragments, terminal liveness and byte use.
+
+``_determinize`` runs :func:`constrain.regex._kernels.subset_kernel` over the NFA's CSR arrays;
+``_determinize_reference`` is the original dict-of-frozensets construction. They number DFA
+states in different orders, so the comparison is on the minimized results (minimization renumbers
+in BFS order from the start: equal languages give identical tables and labels), plus the number of
+subset states (the same subsets are built, whatever their names). The state bound is checked the
+same way by both.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import numpy as np
+
+from constrain.errors import LimitExceededError
+from constrain.limits import DEFAULT_LIMITS
+from constrain.regex.dfa import _build_nfa, _determinize, _determinize_reference, _entries_parsed, _minimize
+from tests.regex.test_properties import regexes
+
+
+def _both(patterns, limits=DEFAULT_LIMITS, flags=None):
+    flags = flags or [(False, False)] * len(patterns)
+    entries = [(p, ic, da) for p, (ic, da) in zip(patterns, flags)]
+    parsed = _entries_parsed(entries, limits)
+    nfa, start, finals = _build_nfa(parsed, limits, "test")
+    fast = _determinize(nfa, start, finals, limits, "test")
+    slow = _determinize_reference(nfa, start, finals, limits, "test")
+    return fast, slow
+
+
+def _assert_same(fast, slow):
+    t1, a1, c1, k1 = fast
+    t2, a2, c2, k2 = slow
+    assert np.array_equal(c1, c2) and k1 == k2
+    assert len(t1) == len(t2), "the same subsets, so the same number of states"
+    assert sorted(a1) == sorted(a2)
+    m1, l1 = _minimize(t1, a1, k1)
+    m2, l2 = _minimize(t2, a2, k2)
+    assert np.array_equal(m1, m2) and l1 == l2
+
+
+@settings(max_examples=150, deadline=None)
+@given(patterns=st.lists(regexes(), min_size=1, max_size=4), flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=4, max_size=4))
+def test_kernel_equals_reference_on_random_lexers(patterns, flags):
+    try:
+        fast, slow = _both(patterns, flags=flags[: len(patterns)])
+    except LimitExceededError:
+        return
+    _assert_same(fast, slow)
+
+
+JSON_LEXER = [
+    r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"',
+    r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?",
+    r"[ \t\n\r]+", r"true", r"false", r"null", r"\{", r"\}", r"\[", r"\]", r",", r":",
+    r'"name"', r'"age"', r'"email"', r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4}){0,40}"',
+]
+
+
+@pytest.mark.parametrize(
+    "patterns",
+    [JSON_LEXER, [r"(?:ab|ba)*a[ab]{4}", r"a+b?", r"é|ü+", r"[^\x00-\x7f]{2,3}"], [r"x"], [r"[\s\S]*"]],
+)
+def test_kernel_equals_reference_on_lexers(patterns):
+    fast, slow = _both(patterns)
+    _assert_same(fast, slow)
+    assert isinstance(fast[0], np.ndarray) and fast[0].dtype == np.int32
+
+
+def test_state_bound_is_the_same():
+    """``(?:a|b)*a(?:a|b){9}`` needs 2**10 subset states: allowed at 1024, refused at 1023."""
+    from dataclasses import replace
+
+    pat = [r"(?:a|b)*a(?:a|b){9}"]
+    fast, slow = _both(pat, replace(DEFAULT_LIMITS, max_dfa_states=1024))
+    assert len(fast[0]) == len(slow[0]) == 1024
+    for fn in (_determinize, _determinize_reference):
+        limits = replace(DEFAULT_LIMITS, max_dfa_states=1023)
+        parsed = _entries_parsed([(pat[0], False, False)], limits)
+        nfa, start, finals = _build_nfa(parsed, limits, "test")
+        with pytest.raises(LimitExceededError) as exc:
+            fn(nfa, start, finals, limits, "test")
+        assert exc.value.field == "max_dfa_states"
+
+
+def _sparse(dfa):
+    """The same automaton as a SparseDFA (CSR edges, bytes ascending)."""
+    from constrain.constraints.sparse_dfa import SparseDFA
+
+    t = dfa.transitions
+    rows, cols = np.nonzero(t >= 0)
+    offsets = np.zeros(t.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=t.shape[0]), out=offsets[1:])
+    return SparseDFA(offsets=offsets, edge_byte=cols.astype(np.uint8), edge_target=t[rows, cols].astype(np.int32), accepting=dfa.accepting.copy())
+
+
+@settings(max_examples=120, deadline=None)
+@given(
+    patterns=st.lists(regexes(), min_size=1, max_size=3),
+    embedded=st.lists(st.tuples(regexes(), st.booleans()), max_size=2),
+    again=st.booleans(),
+)
+def test_fragment_assembly_equals_the_nfa_builder(patterns, embedded, again):
+    """``_compile``'s NFA (cached per-entry fragments, embedded byte DFAs as runs of equal
+    targets) has the language of ``_build_nfa``'s, entry by entry; assembling twice (fragments
+    from the cache) changes nothing."""
+    from constrain.regex import regex_to_dfa
+    from constrain.regex.dfa import _lexer_arrays, _subset_construction
+
+    try:
+        entries = [(p, False, False) for p in patterns]
+        for p, sparse in embedded:
+            d = regex_to_dfa(p)
+            entries.append((_sparse(d) if sparse else d, False, False))
+        parsed = _entries_parsed(entries, DEFAULT_LIMITS)
+        nfa, start, finals = _build_nfa(parsed, DEFAULT_LIMITS, "test")
+        slow = _determinize_reference(nfa, start, finals, DEFAULT_LIMITS, "test")
+    except LimitExceededError:
+        return
+    for _ in range(2 if again else 1):
+        *arrays, fin = _lexer_arrays(parsed, DEFAULT_LIMITS, "test")
+        fast = _subset_construction(*arrays, fin, 0, DEFAULT_LIMITS, "test")
+        _assert_same(fast, slow)
+
+
+@st.composite
+def labelled_tables(draw):
+    n = draw(st.integers(1, 30))
+    n_terms = draw(st.integers(1, 4))
+    width = draw(st.integers(1, 6))
+    table = np.array([[draw(st.integers(-1, n - 1)) for _ in range(width)] for _ in range(n)], dtype=np.int32)
+    acc = np.array([[draw(st.booleans()) and draw(st.booleans()) for _ in range(n_terms)] for _ in range(n)], dtype=bool)
+    which = np.array([draw(st.booleans()) for _ in range(width)], dtype=bool)
+    return table, acc, which
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=labelled_tables())
+def test_liveness_and_byte_use_kernels(case):
+    """``live[s, i]`` is reachability of an accepting state of ``i`` (a fixpoint in Python here);
+    ``uses[i]`` is whether some edge on a selected byte joins two states live for ``i``."""
+    from constrain.regex._kernels import live_terminals_kernel, uses_bytes_kernel
+
+    table, acc, which = case
+    n, width = table.shape
+    want = acc.copy()
+    changed = True
+    while changed:
+        changed = False
+        for s in range(n):
+            for b in range(width):
+                t = table[s, b]
+                if t >= 0:
+                    new = want[s] | want[t]
+                    if (new != want[s]).any():
+                        want[s] = new
+                        changed = True
+    live = live_terminals_kernel(table, acc)
+    assert np.array_equal(live, want)
+    uses = uses_bytes_kernel(table, live, which)
+    for i in range(acc.shape[1]):
+        expect = any(
+            which[b] and table[s, b] >= 0 and want[s, i] and want[table[s, b], i] for s in range(n) for b in range(width)
+        )
+        assert uses[i] == expect
