@@ -14,7 +14,6 @@ while ignore-case folds all of Unicode by simple one-character case mapping, lik
 from __future__ import annotations
 
 import re
-from collections import deque
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import Union
