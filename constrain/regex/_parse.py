@@ -87,6 +87,7 @@ class _Scanner:
             if chr(cp) not in used
         )
         self.global_flags = ip.REFlags(0)
+        self.flagged_opens: set[int] = set()  # indices in ``out`` of scoped-flag group openings
 
     # -- errors -------------------------------------------------------------------------------
     def syntax(self, msg: str, i: int) -> RegexSyntaxError:
@@ -320,12 +321,17 @@ class _Scanner:
             for f in keep_a:
                 self.global_flags |= ip._flags[f]
             return m.end(), False
+        # A scoped-flag group is emitted inside a plain group, next to an empty group: interegular
+        # merges a group that is the only item of its parent into the parent and keeps its added
+        # flags but drops its removed ones ("(?-i:a)" alone parsed as plain "a").
         if keep_r:
-            self.emit(f"(?{keep_a}-{keep_r}:", i)
+            self.emit(f"(?:(?{keep_a}-{keep_r}:", i)
         elif keep_a:
-            self.emit(f"(?{keep_a}:", i)
+            self.emit(f"(?:(?{keep_a}:", i)
         else:
             self.emit("(?:", i)
+            return m.end(), True
+        self.flagged_opens.add(len(self.out) - 1)
         return m.end(), True
 
     # -- main loop ----------------------------------------------------------------------------
@@ -334,6 +340,7 @@ class _Scanner:
         p, n = self.p, self.n
         i = 0
         stack: list[int] = []
+        flagged: list[bool] = []  # per open group: a scoped-flag group (closed with ")(?:))")
         prev = "none"  # "none": nothing to repeat; "atom"; "quant": just after a quantifier
         lazy_ok = False  # a '?' or '+' right after a quantifier modifies it
         top_start = True  # nothing but global flags / comments so far
@@ -360,9 +367,11 @@ class _Scanner:
                 prev, top_start = "atom", False
                 continue
             if c == "(":
+                n_out = len(self.out)
                 j, opened = self.group_open(i, top_start and not stack)
                 if opened:
                     stack.append(i)
+                    flagged.append(n_out in self.flagged_opens)
                     prev, top_start = "none", False
                 i = j
                 continue
@@ -370,7 +379,7 @@ class _Scanner:
                 if not stack:
                     raise self.syntax("unbalanced parenthesis", i)
                 stack.pop()
-                self.emit(")", i)
+                self.emit(")(?:))" if flagged.pop() else ")", i)
                 prev = "atom"
                 i += 1
                 continue

@@ -250,3 +250,38 @@ def test_charset_shape_shares_continuation_states():
     # start, end; 1/2/3 continuation bytes left; the narrowed second bytes after E0, ED, F0, F4
     # (the prefix trie has 20: a state per byte position of every lead-byte range)
     assert n == 2 + 3 + 4
+
+
+SCOPED = ["i", "-i", "s", "-s", "i-s", "s-i"]
+
+
+def scoped_regexes():
+    """``regexes(CASED)`` with scoped-flag groups ``(?F:...)`` anywhere, nested too, and a dot."""
+    base = regexes(CASED + ["\n"], [])
+
+    def extend(children):
+        flagged = st.tuples(st.sampled_from(SCOPED), children).map(lambda t: f"(?{t[0]}:{t[1]})")
+        concat = st.lists(children, min_size=1, max_size=3).map("".join)
+        return st.one_of(flagged, concat, children.map(lambda p: p + "."))
+
+    return st.recursive(base, extend, max_leaves=4)
+
+
+@settings(max_examples=examples(200))
+@given(pattern=scoped_regexes(), icase=st.booleans(), dotall=st.booleans(), data=st.data())
+def test_scoped_flags_like_re(pattern, icase, dotall, data):
+    """Found by this test's author: interegular merges a group that is its parent's only item
+    and keeps only its *added* flags, so ``(?-i:a)`` under ignore-case matched ``A``."""
+    compiled = re.compile(pattern, (re.IGNORECASE if icase else 0) | (re.DOTALL if dotall else 0))
+    dfa = regex_to_dfa(pattern, ignore_case=icase, dotall=dotall)
+    samples = data.draw(st.lists(st.lists(st.sampled_from(CASED + ["\n"]), max_size=6).map("".join), max_size=10))
+    samples += matching(data, compiled, 5)
+    for s in samples:
+        assert dfa.matches(s.encode()) == (compiled.fullmatch(s) is not None), (pattern, s)
+
+
+def test_removed_flag_on_a_lone_group():
+    assert not regex_to_dfa("(?-i:a)", ignore_case=True).matches(b"A")
+    assert regex_to_dfa("(?-i:a)", ignore_case=True).matches(b"a")
+    assert not regex_to_dfa("x(?-i:(?-s:a.))", ignore_case=True, dotall=True).matches(b"XA\n")
+    assert regex_to_dfa("x(?-i:(?-s:a.))", ignore_case=True, dotall=True).matches(b"Xab")
