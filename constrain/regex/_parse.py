@@ -321,13 +321,14 @@ class _Scanner:
             for f in keep_a:
                 self.global_flags |= ip._flags[f]
             return m.end(), False
-        # A scoped-flag group is emitted inside a plain group, next to an empty group: interegular
-        # merges a group that is the only item of its parent into the parent and keeps its added
-        # flags but drops its removed ones ("(?-i:a)" alone parsed as plain "a").
+        # A scoped-flag group is emitted inside a plain group, next to an empty group, and starts
+        # with an empty group: interegular merges a group that is the only item of its parent into
+        # the parent, keeping the added flags of one of them and no removed flags ("(?-i:a)" alone
+        # parsed as plain "a"; so was "(?-i:(a))" anywhere).
         if keep_r:
-            self.emit(f"(?:(?{keep_a}-{keep_r}:", i)
+            self.emit(f"(?:(?{keep_a}-{keep_r}:(?:)", i)
         elif keep_a:
-            self.emit(f"(?:(?{keep_a}:", i)
+            self.emit(f"(?:(?{keep_a}:(?:)", i)
         else:
             self.emit("(?:", i)
             return m.end(), True

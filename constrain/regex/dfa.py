@@ -21,7 +21,7 @@ from typing import Union
 import numpy as np
 from interegular import patterns as ip
 
-from constrain.errors import InternalError, LimitExceededError, UnsupportedFeatureError
+from constrain.errors import InternalError, LimitExceededError, RegexSyntaxError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
 from constrain.regex._kernels import live_terminals_kernel
@@ -240,6 +240,24 @@ class _NFA:
             self.eps[base + q].append(end)
         return base + int(dfa.start), end
 
+    def build_entry(self, p, flags: ip.REFlags) -> tuple[int, int]:
+        """Add the fragment of a lexer entry (a :class:`Parsed` pattern, a :class:`ParsedConcat`
+        whose pieces are joined in order by epsilon edges, or a byte DFA) and return its
+        (start, end) (mutates)."""
+        if isinstance(p, Parsed):
+            return self.build(p.ast, flags | p.global_flags, p.specs)
+        if isinstance(p, ParsedConcat):
+            first = last = None
+            for q in p.parts:
+                a, b = self.build(q.ast, flags | q.global_flags, q.specs)
+                if first is None:
+                    first = a
+                else:
+                    self.eps[last].append(a)
+                last = b
+            return first, last
+        return self.embed_dfa(p)
+
     def build(self, node, flags: ip.REFlags, specs) -> tuple[int, int]:
         """Add the fragment for an interegular AST node and return its (start, end) (mutates)."""
         if isinstance(node, ip.Pattern):
@@ -336,6 +354,8 @@ def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> i
     A parsed regex's size is kept per (parse, flags, counted) in a bounded process-wide table
     (the parse itself is cached, and a lexer is sized before it is built): the entry holds the
     ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
+    if isinstance(p, ParsedConcat):
+        return sum(_fragment_size(q, flags, memo, counted) for q in p.parts)
     if not isinstance(p, Parsed):
         return int(p.n_states) + 1
     key = (id(p), flags, counted)
@@ -371,7 +391,7 @@ def _build_nfa(
     finals = []
     for p, flags in parsed:
         try:
-            a, b = nfa.build(p.ast, flags | p.global_flags, p.specs) if isinstance(p, Parsed) else nfa.embed_dfa(p)
+            a, b = nfa.build_entry(p, flags)
         except RecursionError:
             raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
         f = nfa.new_state()
@@ -449,6 +469,27 @@ def _dfa_fragment(dfa) -> _Fragment:
     )
 
 
+def _concat_fragments(frags: list[_Fragment]) -> _Fragment:
+    """The fragments one after the other, each one's end joined to the next one's start by an
+    epsilon edge (as :meth:`_NFA.build_entry` joins the pieces of a :class:`ParsedConcat`)."""
+    bases = np.zeros(len(frags), dtype=np.int64)
+    np.cumsum([f.n for f in frags[:-1]], out=bases[1:])
+    b = bases.tolist()
+    joins_src = np.array([f.end + b[i] for i, f in enumerate(frags[:-1])], dtype=np.int64)
+    joins_dst = np.array([f.start + b[i + 1] for i, f in enumerate(frags[:-1])], dtype=np.int64)
+    return _Fragment(
+        int(sum(f.n for f in frags)),
+        np.concatenate([f.eps_src + b[i] for i, f in enumerate(frags)] + [joins_src]),
+        np.concatenate([f.eps_dst + b[i] for i, f in enumerate(frags)] + [joins_dst]),
+        np.concatenate([f.src + b[i] for i, f in enumerate(frags)]),
+        np.concatenate([f.lo for f in frags]),
+        np.concatenate([f.hi for f in frags]),
+        np.concatenate([f.dst + b[i] for i, f in enumerate(frags)]),
+        frags[0].start,
+        frags[-1].end + b[-1],
+    )
+
+
 def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
     """The fragment of a lexer entry, kept in a bounded process-wide table keyed by the entry
     object's identity (the entry is held by the table, so its ``id`` is not reused while there):
@@ -457,7 +498,12 @@ def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
     hit = _FRAGMENTS.get(key)
     if hit is not None and hit[0] is p:
         return hit[1]
-    frag = _regex_fragment(p, flags, limits, what) if isinstance(p, Parsed) else _dfa_fragment(p)
+    if isinstance(p, ParsedConcat):
+        frag = _concat_fragments([_fragment(q, flags, limits, what) for q in p.parts])
+    elif isinstance(p, Parsed):
+        frag = _regex_fragment(p, flags, limits, what)
+    else:
+        frag = _dfa_fragment(p)
     _FRAGMENTS[key] = (p, frag)
     _FRAGMENT_CACHE_STATES[0] += frag.n
     while _FRAGMENT_CACHE_STATES[0] > _FRAGMENT_CACHE_MAX_STATES and len(_FRAGMENTS) > 1:
@@ -784,10 +830,93 @@ def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(table_cls[:, class_of], dtype=np.int32)
 
 
+@dataclass(frozen=True, eq=False)
+class ParsedConcat:
+    """A pattern parsed as the concatenation of its top-level pieces (:func:`split_top_level`),
+    each a cached :class:`Parsed`: the NFA of the whole is the pieces' NFAs joined in order by
+    epsilon edges, with exactly as many states as the NFA of the pattern parsed whole."""
+
+    parts: tuple
+
+
+_PIECE_QUANT = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})\??")
+
+
+def split_top_level(pattern: str) -> list[str] | None:
+    """The pattern cut before and after each top-level group (with its quantifier): pieces whose
+    concatenation is the pattern and whose languages concatenate to the pattern's. None when
+    that is not certain or not useful: a top-level ``|``, an anchor (``^``, ``$``, ``\\A``,
+    ``\\Z``, ``\\b``, ``\\B``: their meaning depends on the position), a quantifier after a
+    group's quantifier, unbalanced text (the whole parse reports it), or a single piece."""
+    n = len(pattern)
+    i = 0
+    depth = 0
+    start = 0
+    pieces: list[str] = []
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            if i + 1 < n and pattern[i + 1] in "AZbB":
+                return None
+            i += 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            if j >= n:
+                return None
+            i = j + 1
+            continue
+        if c in "^$" or (c == "|" and depth == 0):
+            return None
+        if c == "(":
+            if depth == 0 and i > start:
+                pieces.append(pattern[start:i])
+                start = i
+            depth += 1
+        elif c == ")":
+            depth -= 1
+            if depth < 0:
+                return None
+            if depth == 0:
+                m = _PIECE_QUANT.match(pattern, i + 1)
+                end = m.end() if m else i + 1
+                if end < n and pattern[end] in "*+?{":
+                    return None
+                pieces.append(pattern[start:end])
+                start = i = end
+                continue
+        i += 1
+    if depth:
+        return None
+    if start < n:
+        pieces.append(pattern[start:])
+    return pieces if len(pieces) > 1 else None
+
+
+_parse_piece = lru_cache(maxsize=8192)(parse)
+
+
 @lru_cache(maxsize=4096)
-def _parse_cached(pattern: str, limits: Limits) -> Parsed:
+def _parse_cached(pattern: str, limits: Limits):
     """``parse(pattern, limits)``, cached (the AST is only read: the lexer and the per-terminal
-    checks of a grammar parse the same patterns)."""
+    checks of a grammar parse the same patterns). A pattern with top-level groups comes back as
+    a :class:`ParsedConcat` of its cached pieces: a schema's member terminals (``"key"``, colon,
+    then a value pattern that many keys share) are parsed and built a piece at a time. Any doubt
+    (an error in a piece, a global flag) parses the pattern whole, which also locates errors."""
+    pieces = split_top_level(pattern)
+    if pieces is not None:
+        try:
+            parts = tuple(_parse_piece(piece, limits) for piece in pieces)
+        except (RegexSyntaxError, UnsupportedFeatureError, LimitExceededError):
+            parts = None
+        if parts is not None and not any(p.global_flags for p in parts):
+            return ParsedConcat(parts)
     return parse(pattern, limits)
 
 
@@ -837,6 +966,8 @@ def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     for p, _flags in parsed:
         if isinstance(p, Parsed):
             best = max(best, _parsed_max_repeat(p))
+        elif isinstance(p, ParsedConcat):
+            best = max([best] + [_parsed_max_repeat(q) for q in p.parts])
     return best
 
 

@@ -168,3 +168,58 @@ def test_liveness_and_byte_use_kernels(case):
             which[b] and table[s, b] >= 0 and want[s, i] and want[table[s, b], i] for s in range(n) for b in range(width)
         )
         assert uses[i] == expect
+
+
+@pytest.mark.parametrize(
+    "pattern, pieces",
+    [
+        ('"key"[ ]{0,2}:(?:"[a-z]*")', ['"key"[ ]{0,2}:', '(?:"[a-z]*")']),
+        ("(a)*?b(c){2,3}?", ["(a)*?", "b", "(c){2,3}?"]),
+        (r"x\((a)[)(]", [r"x\(", "(a)", "[)(]"]),
+        ("(a)[]()]b", ["(a)", "[]()]b"]),
+        ("(?:a|b)c", ["(?:a|b)", "c"]),
+        ("a|(b)", None),  # top-level alternation
+        ("(a)^b", None),  # anchors mean something else once cut
+        (r"\A(a)b", None),
+        ("(a)b$", None),
+        ("(a)*+", None),  # a second quantifier: let the whole parse judge
+        ("(a", None),
+        ("abc", None),  # one piece
+        ("(a)", None),
+    ],
+)
+def test_split_top_level(pattern, pieces):
+    from constrain.regex.dfa import split_top_level
+
+    assert split_top_level(pattern) == pieces
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(st.tuples(regexes(), st.sampled_from(["", "*", "?", "{2}", "{0,2}?", "+"]), st.booleans()), min_size=1, max_size=4), icase=st.booleans())
+def test_pieces_build_the_same_nfa_as_the_whole(parts, icase):
+    """A pattern parsed piece by piece (``ParsedConcat``) has the language and exactly the NFA size
+    of the pattern parsed whole, eagerly and in the NFA builder the lazy lexer uses."""
+    from constrain.regex._parse import parse
+    from constrain.regex.dfa import ParsedConcat, _fragment_size, _lexer_arrays, _parse_cached, _subset_construction
+    import interegular.patterns as ip
+
+    pattern = "".join(f"(?:{p}){q}" if grouped else p for p, q, grouped in parts)
+    try:
+        whole = parse(pattern, DEFAULT_LIMITS)
+    except Exception:
+        return
+    split = _parse_cached(pattern, DEFAULT_LIMITS)
+    flags = ip.REFlags.I if icase else ip.REFlags(0)
+    assert _fragment_size(split, flags, {}) == _fragment_size(whole, flags, {})
+    try:
+        nfa, start, finals = _build_nfa([(whole, flags)], DEFAULT_LIMITS, "test")
+        slow = _determinize_reference(nfa, start, finals, DEFAULT_LIMITS, "test")
+    except LimitExceededError:
+        return
+    nfa2, start2, finals2 = _build_nfa([(split, flags)], DEFAULT_LIMITS, "test")
+    assert len(nfa2.eps) == len(nfa.eps)
+    _assert_same(_determinize(nfa2, start2, finals2, DEFAULT_LIMITS, "test"), slow)
+    *arrays, fin = _lexer_arrays([(split, flags)], DEFAULT_LIMITS, "test")
+    _assert_same(_subset_construction(*arrays, fin, 0, DEFAULT_LIMITS, "test"), slow)
+    if any(grouped for _p, _q, grouped in parts) and len(parts) > 1:
+        assert isinstance(split, ParsedConcat)

@@ -271,7 +271,7 @@ def scoped_regexes():
 @given(pattern=scoped_regexes(), icase=st.booleans(), dotall=st.booleans(), data=st.data())
 def test_scoped_flags_like_re(pattern, icase, dotall, data):
     """Found by this test's author: interegular merges a group that is its parent's only item
-    and keeps only its *added* flags, so ``(?-i:a)`` under ignore-case matched ``A``."""
+    and keeps only its *added* flags, so ``(?-i:a)`` under ignore-case matched ``A`` (and so did ``(?-i:((?:a)))``, a case it then found)."""
     compiled = re.compile(pattern, (re.IGNORECASE if icase else 0) | (re.DOTALL if dotall else 0))
     dfa = regex_to_dfa(pattern, ignore_case=icase, dotall=dotall)
     samples = data.draw(st.lists(st.lists(st.sampled_from(CASED + ["\n"]), max_size=6).map("".join), max_size=10))
@@ -285,3 +285,5 @@ def test_removed_flag_on_a_lone_group():
     assert regex_to_dfa("(?-i:a)", ignore_case=True).matches(b"a")
     assert not regex_to_dfa("x(?-i:(?-s:a.))", ignore_case=True, dotall=True).matches(b"XA\n")
     assert regex_to_dfa("x(?-i:(?-s:a.))", ignore_case=True, dotall=True).matches(b"Xab")
+    assert not regex_to_dfa(".(?-i:((?:a)(?:a)))", ignore_case=True).matches(b"aaA")
+    assert regex_to_dfa("(?-i:(?i:(a)))b").matches(b"Ab")
