@@ -53,16 +53,30 @@ class EarleyParser:
         self.rules_of: dict[int, list[int]] = {}
         for r, lhs in enumerate(self.rule_lhs):
             self.rules_of.setdefault(-(lhs + 1), []).append(r)
-        # nullable nonterminals (as negative symbols)
+        # nullable nonterminals (as negative symbols), by a worklist: a rule's count is the number of
+        # its rhs symbols not known nullable yet (rules with a terminal never count down)
         nullable: set[int] = set()
-        changed = True
-        while changed:
-            changed = False
-            for r, rhs in enumerate(self.rule_rhs):
-                sym = -(self.rule_lhs[r] + 1)
-                if sym not in nullable and all(s < 0 and s in nullable for s in rhs):
-                    nullable.add(sym)
-                    changed = True
+        left: list[int] = []
+        uses: dict[int, list[int]] = {}
+        queue: list[int] = []
+        for r, rhs in enumerate(self.rule_rhs):
+            if any(s >= 0 for s in rhs):
+                left.append(-1)
+                continue
+            left.append(len(rhs))
+            for s in rhs:
+                uses.setdefault(s, []).append(r)
+            if not rhs:
+                queue.append(-(self.rule_lhs[r] + 1))
+        while queue:
+            sym = queue.pop()
+            if sym in nullable:
+                continue
+            nullable.add(sym)
+            for r in uses.get(sym, ()):
+                left[r] -= 1
+                if left[r] == 0:
+                    queue.append(-(self.rule_lhs[r] + 1))
         self.nullable = frozenset(nullable)
         self._intern: dict[tuple, ParserState] = {}
         self._merge_memo: dict[frozenset, ParserState] = {}

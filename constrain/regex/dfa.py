@@ -130,7 +130,15 @@ def _charset_shape_cached(key: tuple) -> tuple[int, list[tuple[int, int, int, in
 
 def _charset_shape(ranges: tuple) -> tuple[int, list[tuple[int, int, int, int]]]:
     """``(states, edges)`` of the minimal acyclic automaton of the UTF-8 encodings of one code
-    point of ``ranges``: local state 0 is the start, 1 the end; edges ``(src, lo, hi, dst)``.
+    point of ``ranges``: local state 0 is the start, 1 the end; edges ``(src, lo, hi, dst)``
+    (:func:`sequences_shape` of the UTF-8 byte-range sequences)."""
+    return sequences_shape(cs.utf8_sequences(ranges))
+
+
+def sequences_shape(sequences) -> tuple[int, list[tuple[int, int, int, int]]]:
+    """``(states, edges)`` of the acyclic automaton of byte-range ``sequences`` (each a tuple of
+    ``(lo, hi)``; none a proper prefix of another): local state 0 is the start, 1 the end; edges
+    ``(src, lo, hi, dst)``.
 
     Built as the trie of the byte-range sequences, then states with the same outgoing edges are
     merged bottom-up (suffix sharing: "two continuation bytes 80-BF left" is one state whatever
@@ -138,7 +146,7 @@ def _charset_shape(ranges: tuple) -> tuple[int, list[tuple[int, int, int, int]]]
     the lexer's subset construction copies them once per place the class occurs (the JSON string
     body class has 20 states as a trie, 9 shared), to be merged again only by minimization."""
     trie: list[dict[tuple[int, int], int]] = [{}, {}]  # node -> {(lo, hi): child}; node 1 = end
-    for seq in cs.utf8_sequences(ranges):
+    for seq in sequences:
         cur = 0
         for k, (lo, hi) in enumerate(seq):
             if k == len(seq) - 1:
@@ -247,16 +255,20 @@ class _NFA:
         if isinstance(p, Parsed):
             return self.build(p.ast, flags | p.global_flags, p.specs)
         if isinstance(p, ParsedConcat):
-            first = last = None
-            for q in p.parts:
-                a, b = self.build(q.ast, flags | q.global_flags, q.specs)
-                if first is None:
-                    first = a
-                else:
-                    self.eps[last].append(a)
-                last = b
-            return first, last
+            return self._chain(self.build(q.ast, flags | q.global_flags, q.specs) for q in p.parts)
         return self.embed_dfa(p)
+
+    def _chain(self, fragments) -> tuple[int, int]:
+        """Join fragments ``(start, end)`` (built one at a time as the iterable is consumed) end to
+        start by epsilon edges; return the first start and the last end (mutates)."""
+        first = last = None
+        for a, b in fragments:
+            if first is None:
+                first = a
+            else:
+                self.eps[last].append(a)
+            last = b
+        return first, last
 
     def build(self, node, flags: ip.REFlags, specs) -> tuple[int, int]:
         """Add the fragment for an interegular AST node and return its (start, end) (mutates)."""
@@ -274,15 +286,7 @@ class _NFA:
             if not node.parts:
                 s = self.new_state()
                 return s, s
-            first = last = None
-            for part in node.parts:
-                a, b = self.build(part, flags, specs)
-                if first is None:
-                    first = a
-                else:
-                    self.eps[last].append(a)
-                last = b
-            return first, last
+            return self._chain(self.build(part, flags, specs) for part in node.parts)
         if isinstance(node, (ip._CharGroup, _DOT_TYPE)):
             return self.charset(_node_ranges(node, flags, specs))
         if isinstance(node, _EMPTY_TYPE):

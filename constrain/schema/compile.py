@@ -121,9 +121,11 @@ __all__ = ["compile_json_schema", "schema_to_lark", "CATALOG_MIN_VALUES"]
 # An enum of more strings than this compiles (in compile_json_schema) as one catalog automaton.
 CATALOG_MIN_VALUES = 256
 # A string language whose code-point DFA has more states compiles (in compile_json_schema) as a
-# byte automaton without trying its regex (state elimination over thousands of states is slow,
-# and its regex is past max_schema_regex_chars anyway).
-_REGEX_DFA_STATES = 2_000
+# byte automaton without trying its regex (state elimination is slow there: 257 states took
+# 0.3 s, and their regexes are long), and so does one whose regex has more characters (141
+# states gave 139k characters, a second to parse and build).
+_REGEX_DFA_STATES = 64
+_REGEX_AUTOMATON_CHARS = 4_096
 
 
 ANNOTATIONS = frozenset({
@@ -300,6 +302,7 @@ class _Compiler:
         self.ws = ws
         self.rules: dict[str, list[str]] = {}
         self.rule_order: list[str] = []
+        self._name_next: dict[str, int] = {}  # per rule-name base: the next number to try
         self.terminals: dict[str, str] = {}  # regex -> name
         self.term_names: set[str] = set()
         self.term_defs: list[tuple[str, str]] = []
@@ -390,10 +393,13 @@ class _Compiler:
         if not base[0].isalpha():
             base = "n_" + base
         name = base
-        k = 1
+        k = self._name_next.get(base, 1)  # (numbered from where the last rule of this base stopped)
+        if k > 1:
+            name = f"{base}_{k}"
         while name in self.rules or name == "start":
             k += 1
             name = f"{base}_{k}"
+        self._name_next[base] = k
         self.rules[name] = []
         self.rule_order.append(name)
         return name
@@ -1646,7 +1652,11 @@ class _Compiler:
         if automaton_ok and dfa.n_states > _REGEX_DFA_STATES:
             raise _limit("max_schema_regex_chars", self.limits.max_schema_regex_chars,
                          f"string at {ptr}: a {dfa.n_states}-state automaton is compiled as one")
-        return cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
+        rx = cpdfa.to_regex(dfa, self.limits, f"string at {ptr}")
+        if automaton_ok and rx is not None and len(rx) > _REGEX_AUTOMATON_CHARS:
+            raise _limit("max_schema_regex_chars", self.limits.max_schema_regex_chars,
+                         f"string at {ptr}: a {len(rx)}-character regex is compiled as its automaton")
+        return rx
 
     def string_dfa(self, langs, min_len: int, max_len, exclude, ptr: str):
         """The minimized code-point DFA (:mod:`.cpdfa`) of the strings in every search language of

@@ -702,6 +702,9 @@ def _spelled(lo: int, hi: int) -> tuple[tuple[tuple[int, int], ...], ...]:
 
 
 _BYTE_DFAS: dict[tuple, object] = {}
+# The byte DFA of a code-point DFA has a state per code-point state plus the shared states inside
+# multi-byte spellings: its subset construction is bounded by its input, not by a user limit.
+_BYTE_DFA_LIMITS = Limits(max_dfa_states=2**31 - 1)
 _BYTE_DFA_CACHE_EDGES = [0]
 _BYTE_DFA_CACHE_MAX_ENTRIES = 1024
 _BYTE_DFA_CACHE_MAX_EDGES = 4_000_000
@@ -710,7 +713,7 @@ _BYTE_DFA_CACHE_MAX_EDGES = 4_000_000
 def to_byte_dfa(dfa: DFA):
     """A :class:`~constrain.constraints.sparse_dfa.SparseDFA` over ``"`` + spelled body + ``"`` for
     a DFA with boolean labels: exactly the JSON strings (one spelling per code point, as in
-    :func:`to_regex`) whose decoded value the DFA accepts.
+    :func:`to_regex`) whose decoded value the DFA accepts; minimal (start 0, every state live).
 
     Kept per DFA content (transitions and labels) in a bounded process-wide table (at most
     1,024 automata and 4 million edges, oldest out first): schemas repeat the same string
@@ -733,8 +736,87 @@ def to_byte_dfa(dfa: DFA):
     return sdfa
 
 
+@functools.lru_cache(maxsize=4096)
+def _spelled_shape(lo: int, hi: int):
+    """The spellings of the code points ``lo..hi`` (:func:`_spelled`) as one small acyclic byte
+    automaton, in arrays: ``(n_local, src, lo, hi, dst)`` with local state 0 the start and 1 the
+    end (:func:`constrain.regex.dfa.sequences_shape`). Cached: the same classes recur."""
+    import numpy as np
+
+    from constrain.regex.dfa import sequences_shape
+
+    n_local, edges = sequences_shape(_spelled(lo, hi))
+    arr = np.array(edges, dtype=np.int64).reshape(-1, 4)
+    return n_local, arr[:, 0].copy(), arr[:, 1].copy(), arr[:, 2].copy(), arr[:, 3].copy()
+
+
 def _to_byte_dfa(dfa: DFA):
-    """:func:`to_byte_dfa`, uncached.
+    """:func:`to_byte_dfa`, uncached: the minimal byte DFA, as a SparseDFA.
+
+    An NFA with state 0 before the opening quote, 1 after the closing one (the final state) and
+    ``2 + s`` at the start of a code point in state ``s``; each transition ``lo..hi -> t`` of
+    ``s`` is a copy of the spelling automaton of ``lo..hi`` from ``2 + s`` to ``2 + t`` (copies
+    assembled by numpy). Subset construction and minimization are the lexer's numba kernels.
+    :func:`_to_byte_dfa_reference` (the per-byte original) has the same language."""
+    import numpy as np
+
+    from constrain.constraints.sparse_dfa import SparseDFA
+    from constrain.regex.dfa import _minimize, _subset_construction
+
+    n = dfa.n_states
+    shapes = []
+    src_state = []
+    dst_state = []
+    for s_, row in enumerate(dfa.trans):
+        for lo, hi, t in row:
+            shapes.append(_spelled_shape(lo, hi))
+            src_state.append(2 + s_)
+            dst_state.append(2 + t)
+    accept = [2 + s_ for s_ in range(n) if dfa.labels[s_]]
+    n_edges = np.fromiter((len(sh[1]) for sh in shapes), dtype=np.int64, count=len(shapes))
+    inner = np.fromiter((sh[0] - 2 for sh in shapes), dtype=np.int64, count=len(shapes))
+    base = 2 + n + np.concatenate([[0], np.cumsum(inner)[:-1]]).astype(np.int64) if shapes else np.zeros(0, np.int64)
+    n_nfa = int(2 + n + inner.sum())
+
+    def place(local, which):
+        """Local shape ids -> NFA ids: 0 the transition's source, 1 its target, others fresh."""
+        s_rep = np.repeat(np.asarray(src_state, dtype=np.int64), n_edges)
+        t_rep = np.repeat(np.asarray(dst_state, dtype=np.int64), n_edges)
+        b_rep = np.repeat(base, n_edges)
+        return np.where(local == 0, s_rep, np.where(local == 1, t_rep, b_rep + local - 2))
+
+    if shapes:
+        e_src = place(np.concatenate([sh[1] for sh in shapes]), 0)
+        e_lo = np.concatenate([sh[2] for sh in shapes])
+        e_hi = np.concatenate([sh[3] for sh in shapes])
+        e_dst = place(np.concatenate([sh[4] for sh in shapes]), 1)
+    else:
+        e_src = e_lo = e_hi = e_dst = np.zeros(0, dtype=np.int64)
+    quote = np.array([0x22] * (1 + len(accept)), dtype=np.int64)
+    e_src = np.concatenate([e_src, np.array([0] + accept, dtype=np.int64)])
+    e_dst = np.concatenate([e_dst, np.array([2] + [1] * len(accept), dtype=np.int64)])
+    e_lo = np.concatenate([e_lo, quote])
+    e_hi = np.concatenate([e_hi, quote])
+    order = np.argsort(e_src, kind="stable")
+    edge_ptr = np.zeros(n_nfa + 1, dtype=np.int64)
+    np.cumsum(np.bincount(e_src, minlength=n_nfa), out=edge_ptr[1:])
+    eps_ptr = np.zeros(n_nfa + 1, dtype=np.int64)
+    table, accepts, class_of, n_cls = _subset_construction(
+        eps_ptr, np.zeros(0, dtype=np.int64), edge_ptr, e_lo[order], e_hi[order], e_dst[order], [1], 0,
+        _BYTE_DFA_LIMITS, "string automaton",
+    )
+    table_cls, labels = _minimize(table, accepts, n_cls)
+    dense = table_cls[:, class_of]
+    rows, cols = np.nonzero(dense >= 0)
+    offsets = np.zeros(dense.shape[0] + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=dense.shape[0]), out=offsets[1:])
+    accepting = np.array([bool(lab) for lab in labels], dtype=bool)
+    return SparseDFA(offsets=offsets, edge_byte=cols.astype(np.uint8), edge_target=dense[rows, cols].astype(np.int32),
+                     accepting=accepting)
+
+
+def _to_byte_dfa_reference(dfa: DFA):
+    """:func:`_to_byte_dfa` in plain Python, not minimized (the original, kept for the tests).
 
     Byte states: 0 before the opening quote, 1 after the closing one (accepting), ``2 + s`` at the
     start of a code point in state ``s``, then the states inside a multi-byte spelling; those are

@@ -97,3 +97,44 @@ def test_closure_matches_textbook_with_nullable_cycles():
 ])
 def test_closure_matches_textbook_on_schema_grammars(schema):
     assert _check_walks(schema_to_lark(schema), walks=40) > 0
+
+
+def _naive_nullable(parser: EarleyParser) -> frozenset:
+    """Nullable nonterminals by rescanning every rule until nothing changes."""
+    nullable: set[int] = set()
+    changed = True
+    while changed:
+        changed = False
+        for r, rhs in enumerate(parser.rule_rhs):
+            sym = -(parser.rule_lhs[r] + 1)
+            if sym not in nullable and all(s < 0 and s in nullable for s in rhs):
+                nullable.add(sym)
+                changed = True
+    return frozenset(nullable)
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_nullable_worklist_equals_the_fixpoint(seed):
+    """Random grammars of nonterminals that derive each other, empty alternatives and terminals."""
+    rnd = random.Random(seed)
+    names = [f"n{i}" for i in range(rnd.randint(2, 9))]
+    lines = []
+    for i, name in enumerate(names):
+        alts = []
+        for _ in range(rnd.randint(1, 3)):
+            syms = [rnd.choice(names + ['"t"']) for _ in range(rnd.randint(0, 3))]
+            alts.append(" ".join(syms))
+        lines.append(f"{name}: " + " | ".join(alts))
+    text = "start: n0\n" + "\n".join(lines) + "\n"
+    try:
+        ir = lark_to_ir(text)
+    except Exception:
+        pytest.skip("not a grammar the frontend accepts (e.g. nothing productive)")
+    parser = EarleyParser(ir)
+    assert parser.nullable == _naive_nullable(parser)
+
+
+def test_nullable_on_shipped_and_heavy_grammars():
+    for text in [NULLABLE_HEAVY] + [p.read_text(encoding="utf-8") for p in sorted(GRAMMARS.glob("*.lark"))]:
+        parser = EarleyParser(lark_to_ir(text))
+        assert parser.nullable == _naive_nullable(parser)

@@ -143,3 +143,45 @@ def test_string_languages_are_memoized_by_value():
     for i, ch in enumerate(letters):
         other = letters[(i + 1) % 8]
         assert not lark_accepts(g, f'{{"p{i}": "{ch}x"}}') and lark_accepts(g, f'{{"p{i}": "{other}x"}}')
+
+
+@st.composite
+def code_point_dfas(draw):
+    """DFAs over code points: per state sorted disjoint ranges (ASCII-heavy, some astral) to
+    random targets, random boolean labels."""
+    n = draw(st.integers(1, 6))
+    trans = []
+    for _ in range(n):
+        cuts = sorted(set(draw(st.lists(st.one_of(st.integers(0, 200), st.integers(0, 0x10FFFF)), max_size=8))))
+        row = [(a, b, draw(st.integers(0, n - 1))) for a, b in zip(cuts[::2], cuts[1::2])]
+        trans.append(row)
+    return cpdfa.DFA(trans, [draw(st.booleans()) for _ in range(n)])
+
+
+def _canonical(sdfa):
+    """The minimal dense table (BFS order) and labels of a sparse byte DFA: equal iff same language."""
+    from constrain.regex.dfa import _minimize
+
+    dense = sdfa.to_byte_dfa()
+    labels = [(0,) if a else () for a in dense.accepting.tolist()]
+    return _minimize(dense.transitions, labels, 256)
+
+
+@settings(max_examples=300, deadline=None)
+@given(dfa=code_point_dfas())
+def test_byte_dfa_equals_the_per_byte_reference(dfa):
+    """``_to_byte_dfa`` (spelling automata copied by numpy, then the lexer's subset construction
+    and minimization) accepts exactly what the per-byte original accepts, and is already minimal;
+    the cached ``to_byte_dfa`` returns it read-only, and the same object for equal content."""
+    import numpy as np
+
+    fast, slow = cpdfa._to_byte_dfa(dfa), cpdfa._to_byte_dfa_reference(dfa)
+    t1, l1 = _canonical(fast)
+    t2, l2 = _canonical(slow)
+    assert np.array_equal(t1, t2) and l1 == l2
+    assert t1.shape[0] == fast.n_states, "minimal already"
+    cached = cpdfa.to_byte_dfa(dfa)
+    for field in ("offsets", "edge_byte", "edge_target", "accepting"):
+        assert np.array_equal(getattr(cached, field), getattr(fast, field)), field
+        assert not getattr(cached, field).flags.writeable
+    assert cpdfa.to_byte_dfa(cpdfa.DFA([list(r) for r in dfa.trans], list(dfa.labels))) is cached
