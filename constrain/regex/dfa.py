@@ -21,6 +21,7 @@ from typing import Union
 import numpy as np
 from interegular import patterns as ip
 
+from constrain._cache import BoundedCache
 from constrain.errors import InternalError, LimitExceededError, RegexSyntaxError, UnsupportedFeatureError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
@@ -115,16 +116,14 @@ def _nfa_size(node, flags: ip.REFlags, specs, memo: dict, counted: bool = False)
     return n
 
 
-_CHARSET_SHAPES: dict[tuple, tuple[int, list]] = {}
+_CHARSET_SHAPES = BoundedCache(4096)
 
 
 def _charset_shape_cached(key: tuple) -> tuple[int, list[tuple[int, int, int, int]]]:
     """:func:`_charset_shape` of ``key``, kept in a bounded process-wide table."""
     shape = _CHARSET_SHAPES.get(key)
     if shape is None:
-        shape = _CHARSET_SHAPES[key] = _charset_shape(key)
-        if len(_CHARSET_SHAPES) > 4096:
-            _CHARSET_SHAPES.pop(next(iter(_CHARSET_SHAPES)))
+        shape = _CHARSET_SHAPES.put(key, _charset_shape(key))
     return shape
 
 
@@ -349,7 +348,7 @@ def _nfa_limit(limits: Limits, what: str, n: int) -> LimitExceededError:
     )
 
 
-_FRAGMENT_SIZES: dict[tuple, tuple[Parsed, int]] = {}
+_FRAGMENT_SIZES = BoundedCache(8192)
 
 
 def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> int:
@@ -362,15 +361,11 @@ def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> i
         return sum(_fragment_size(q, flags, memo, counted) for q in p.parts)
     if not isinstance(p, Parsed):
         return int(p.n_states) + 1
-    key = (id(p), flags, counted)
-    got = _FRAGMENT_SIZES.get(key)
-    if got is not None and got[0] is p:
-        return got[1]
+    got = _FRAGMENT_SIZES.get_for(p, (flags, counted))
+    if got is not None:
+        return got
     n = _nfa_size(p.ast, flags | p.global_flags, p.specs, memo, counted)
-    _FRAGMENT_SIZES[key] = (p, n)
-    if len(_FRAGMENT_SIZES) > 8192:
-        _FRAGMENT_SIZES.pop(next(iter(_FRAGMENT_SIZES)))
-    return n
+    return _FRAGMENT_SIZES.put_for(p, n, (flags, counted))
 
 
 def _build_nfa(
@@ -405,9 +400,7 @@ def _build_nfa(
     return nfa, start, finals
 
 
-_FRAGMENTS: dict[tuple, tuple] = {}
-_FRAGMENT_CACHE_MAX_STATES = 2_000_000
-_FRAGMENT_CACHE_STATES = [0]
+_FRAGMENTS = BoundedCache(16384, max_weight=2_000_000, weight=lambda entry: entry[1].n)  # NFA states
 
 
 class _Fragment:
@@ -498,21 +491,16 @@ def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
     """The fragment of a lexer entry, kept in a bounded process-wide table keyed by the entry
     object's identity (the entry is held by the table, so its ``id`` is not reused while there):
     parses are cached, and schema lexers repeat the same terminals across compiles."""
-    key = (id(p), flags)
-    hit = _FRAGMENTS.get(key)
-    if hit is not None and hit[0] is p:
-        return hit[1]
+    hit = _FRAGMENTS.get_for(p, flags)
+    if hit is not None:
+        return hit
     if isinstance(p, ParsedConcat):
         frag = _concat_fragments([_fragment(q, flags, limits, what) for q in p.parts])
     elif isinstance(p, Parsed):
         frag = _regex_fragment(p, flags, limits, what)
     else:
         frag = _dfa_fragment(p)
-    _FRAGMENTS[key] = (p, frag)
-    _FRAGMENT_CACHE_STATES[0] += frag.n
-    while _FRAGMENT_CACHE_STATES[0] > _FRAGMENT_CACHE_MAX_STATES and len(_FRAGMENTS) > 1:
-        _FRAGMENT_CACHE_STATES[0] -= _FRAGMENTS.pop(next(iter(_FRAGMENTS)))[1].n
-    return frag
+    return _FRAGMENTS.put_for(p, frag, flags)
 
 
 def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str):
@@ -975,19 +963,15 @@ def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     return best
 
 
-_MAX_REPEATS: dict[int, tuple[Parsed, int]] = {}
+_MAX_REPEATS = BoundedCache(8192)
 
 
 def _parsed_max_repeat(p: Parsed) -> int:
     """:func:`_max_repeat_bound` of a parse, kept per parse object (held by the bounded table, so
     its ``id`` is not reused while there; parses themselves are cached)."""
-    hit = _MAX_REPEATS.get(id(p))
-    if hit is not None and hit[0] is p:
-        return hit[1]
-    bound = _max_repeat_bound(p.ast)
-    _MAX_REPEATS[id(p)] = (p, bound)
-    if len(_MAX_REPEATS) > 8192:
-        _MAX_REPEATS.pop(next(iter(_MAX_REPEATS)))
+    bound = _MAX_REPEATS.get_for(p)
+    if bound is None:
+        bound = _MAX_REPEATS.put_for(p, _max_repeat_bound(p.ast))
     return bound
 
 

@@ -30,6 +30,7 @@ import heapq
 from dataclasses import dataclass
 from typing import Callable, Hashable, Sequence
 
+from constrain._cache import BoundedCache
 from constrain.errors import LimitExceededError
 from constrain.limits import Limits
 from constrain.schema import json_string as js
@@ -701,13 +702,10 @@ def _spelled(lo: int, hi: int) -> tuple[tuple[tuple[int, int], ...], ...]:
     return tuple(out)
 
 
-_BYTE_DFAS: dict[tuple, object] = {}
+_BYTE_DFAS = BoundedCache(1024, max_weight=4_000_000, weight=lambda sdfa: sdfa.n_edges)
 # The byte DFA of a code-point DFA has a state per code-point state plus the shared states inside
 # multi-byte spellings: its subset construction is bounded by its input, not by a user limit.
 _BYTE_DFA_LIMITS = Limits(max_dfa_states=2**31 - 1)
-_BYTE_DFA_CACHE_EDGES = [0]
-_BYTE_DFA_CACHE_MAX_ENTRIES = 1024
-_BYTE_DFA_CACHE_MAX_EDGES = 4_000_000
 
 
 def to_byte_dfa(dfa: DFA):
@@ -726,14 +724,7 @@ def to_byte_dfa(dfa: DFA):
     sdfa = _to_byte_dfa(dfa)
     for arr in (sdfa.offsets, sdfa.edge_byte, sdfa.edge_target, sdfa.accepting):
         arr.flags.writeable = False
-    _BYTE_DFAS[key] = sdfa
-    _BYTE_DFA_CACHE_EDGES[0] += sdfa.n_edges
-    while len(_BYTE_DFAS) > _BYTE_DFA_CACHE_MAX_ENTRIES or (
-        _BYTE_DFA_CACHE_EDGES[0] > _BYTE_DFA_CACHE_MAX_EDGES and len(_BYTE_DFAS) > 1
-    ):
-        old = _BYTE_DFAS.pop(next(iter(_BYTE_DFAS)))
-        _BYTE_DFA_CACHE_EDGES[0] -= old.n_edges
-    return sdfa
+    return _BYTE_DFAS.put(key, sdfa)
 
 
 @functools.lru_cache(maxsize=4096)
