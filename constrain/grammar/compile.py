@@ -608,13 +608,14 @@ class GrammarConstraint(CompiledConstraint):
     def _state_arrays(self, expected: int):
         arrs = self._arrays.get(expected)
         if arrs is None:
+            # only the expected terminals' columns are read (usually a handful of the lexer's)
             n_terms = len(self.ir.terminals)
-            e = np.array([(expected >> i) & 1 for i in range(n_terms)], dtype=bool)
-            w = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
-            live = self.lexer.live_terminals & e
-            live_ok = live.any(axis=1)
-            accept_ok = (self.lexer.accepting_terminals & e).any(axis=1)
-            ws_only = live_ok & ~(live & ~w).any(axis=1)
+            cols = [i for i in range(n_terms) if (expected >> i) & 1]
+            not_ws = [i for i in cols if not (self._ws_bits >> i) & 1]
+            live = self.lexer.live_terminals
+            live_ok = live[:, cols].any(axis=1)
+            accept_ok = self.lexer.accepting_terminals[:, cols].any(axis=1)
+            ws_only = live_ok & ~live[:, not_ws].any(axis=1)
             arrs = (np.ascontiguousarray(live_ok), np.ascontiguousarray(accept_ok), np.ascontiguousarray(ws_only))
             self._arrays[expected] = arrs
         return arrs
