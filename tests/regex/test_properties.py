@@ -287,3 +287,17 @@ def test_removed_flag_on_a_lone_group():
     assert regex_to_dfa("x(?-i:(?-s:a.))", ignore_case=True, dotall=True).matches(b"Xab")
     assert not regex_to_dfa(".(?-i:((?:a)(?:a)))", ignore_case=True).matches(b"aaA")
     assert regex_to_dfa("(?-i:(?i:(a)))b").matches(b"Ab")
+
+
+@settings(max_examples=examples(300))
+@given(pattern=st.one_of(regexes(), scoped_regexes(), st.lists(regexes(), min_size=1, max_size=3).map("|".join)))
+def test_structure_parser_equals_interegular_before_simplify(pattern):
+    """``_structure`` (our parser of the scanner's sanitized text) builds exactly the tree
+    interegular's parser builds, before its ``simplify`` (which loses removed flags)."""
+    from interegular import patterns as ip
+
+    from constrain.limits import DEFAULT_LIMITS
+    from constrain.regex._parse import _Scanner, _structure
+
+    text = _Scanner(pattern, DEFAULT_LIMITS).run()
+    assert _structure(text) == ip._ParsePattern(text).parse()
