@@ -7,7 +7,8 @@ does, reports unsupported and malformed syntax with its character index, and han
 *sanitized* pattern that only contains literal characters, ``.``, groups, ``|`` and quantifiers:
 every escape and every ``[...]`` class is replaced by a placeholder character from a private-use
 plane that does not occur in the pattern, and its code-point set is kept here (``Parsed.specs``).
-interegular then parses only the structure (alternation, groups, quantifiers, scoped flags).
+Only the structure is left (alternation, groups, quantifiers, scoped flags): :func:`_structure`
+parses it into interegular's AST (interegular's own parser is the fallback for anything else).
 """
 
 from __future__ import annotations

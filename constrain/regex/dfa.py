@@ -1,10 +1,12 @@
 """Regular expressions -> minimized byte-level DFAs over UTF-8 (one pattern, or a lexer of several).
 
-Pipeline: :func:`constrain.regex._parse.parse` (interegular parses the structure, our scanner the
-characters) -> Thompson NFA over *bytes* with byte-range edges (each code-point set is encoded as
-UTF-8 byte-range sequences, so invalid UTF-8 and surrogates are never accepted) -> subset
-construction over byte equivalence classes, bounded by ``Limits.max_dfa_states`` -> Hopcroft
-minimization -> removal of dead states -> an ``int32[n_states, 256]`` table.
+Pipeline: :func:`constrain.regex._parse.parse` (our scanner reads the characters, a small parser
+the structure into interegular's AST; a pattern with top-level groups is parsed piece by piece)
+-> Thompson NFA over *bytes* with byte-range edges (each code-point set is encoded as UTF-8
+byte-range sequences, so invalid UTF-8 and surrogates are never accepted), assembled from
+per-entry fragments kept in a bounded process-wide cache -> subset construction over byte
+equivalence classes in numba, bounded by ``Limits.max_dfa_states`` -> Hopcroft minimization in
+numba -> removal of dead states -> an ``int32[n_states, 256]`` table.
 
 Semantics are those of ``re.fullmatch`` with ``re.ASCII`` for ``\\d \\w \\s`` (and their negations),
 while ignore-case folds all of Unicode by simple one-character case mapping, like ``re`` without
