@@ -402,7 +402,8 @@ def _build_nfa(
     return nfa, start, finals
 
 
-_FRAGMENTS = BoundedCache(16384, max_weight=2_000_000, weight=lambda entry: entry[1].n)  # NFA states
+# NFA fragments by entry, bounded by their states (about 60 bytes of arrays each: 30 MB at most)
+_FRAGMENTS = BoundedCache(16384, max_weight=500_000, weight=lambda entry: entry[1].n)
 
 
 class _Fragment:
