@@ -3,7 +3,9 @@
 Not a comparison with the peers (that is ``bench/maskbench.py``, all engines in one run): this
 measures constrain's own TTFM and TBM on every ``--every``-th file with test instances of the
 same stratified sample, without worker processes or time limits, so an optimisation can be
-checked in seconds. Run it on two checkouts (``PYTHONPATH=<checkout>``) for a before/after pair::
+checked in seconds. Run it on two checkouts (``PYTHONPATH=<checkout>``) for a before/after pair
+(``--cold`` empties the compile caches before each schema: what a schema costs in a process that
+has compiled nothing before, numba's JIT aside)::
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/maskbench_inprocess.py ../shared/data/maskbench --every 4
     OMP_NUM_THREADS=1 .venv/bin/python bench/maskbench_inprocess.py ../shared/data/maskbench --every 4 --any
@@ -32,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--limit", type=int, default=300, help="stratified sample size (default 300, seed 0)")
     ap.add_argument("--every", type=int, default=4, help="every k-th file with tests (default 4)")
     ap.add_argument("--any", action="store_true", help='property_order="any"')
+    ap.add_argument("--cold", action="store_true",
+                    help="empty the process-wide compile caches before each schema (TTFM of a fresh process, JIT aside)")
     opts = ap.parse_args(argv)
 
     from constrain.integrations.transformers import load_default_tokenizer
@@ -47,7 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     statuses: dict[str, int] = {}
     t0 = time.time()
     for f in chosen:
-        res = mb.run_schema(engine, mb.load_task(opts.data_dir, f, tok))
+        task = mb.load_task(opts.data_dir, f, tok)
+        if opts.cold:
+            from constrain._cache import clear_compile_caches
+
+            clear_compile_caches()
+        res = mb.run_schema(engine, task)
         statuses[res["status"]] = statuses.get(res["status"], 0) + 1
         if "ttfm_ms" in res:
             ttfm.append(res["ttfm_ms"])

@@ -12,8 +12,36 @@ Entries keyed by an object's ``id`` must hold the object in the value and check 
 
 from __future__ import annotations
 
+import sys
 import threading
+import weakref
 from typing import Any, Callable, Hashable
+
+_ALL: "weakref.WeakSet[BoundedCache]" = weakref.WeakSet()
+# modules whose functools.lru_cache memos hold compile work (not the model/tokenizer loaders)
+_COMPILER_MODULES = ("constrain.regex", "constrain.schema", "constrain.grammar", "constrain.constraints")
+
+
+def clear_compile_caches() -> int:
+    """Empty every compile-time memo of the process (each :class:`BoundedCache` and the
+    ``functools.lru_cache`` functions of the compiler modules), so the next compile starts cold
+    (``bench/maskbench_inprocess.py --cold`` measures that); returns how many were cleared
+    (mutates process-wide state)."""
+    n = 0
+    for cache in list(_ALL):
+        cache.clear()
+        n += 1
+    seen: set[int] = set()
+    for name, mod in list(sys.modules.items()):
+        if mod is None or not name.startswith(_COMPILER_MODULES):
+            continue
+        for value in list(vars(mod).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and str(getattr(value, "__module__", "")).startswith(_COMPILER_MODULES) and id(value) not in seen:
+                seen.add(id(value))
+                clear()
+                n += 1
+    return n
 
 
 class BoundedCache:
@@ -30,6 +58,7 @@ class BoundedCache:
         self._data: dict[Hashable, Any] = {}
         self._total = 0
         self._lock = threading.Lock()
+        _ALL.add(self)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -37,6 +66,12 @@ class BoundedCache:
     @property
     def total_weight(self) -> int:
         return self._total
+
+    def clear(self) -> None:
+        """Drop every entry (mutates)."""
+        with self._lock:
+            self._data.clear()
+            self._total = 0
 
     def get(self, key: Hashable, default: Any = None) -> Any:
         """The value stored under ``key``, or ``default``."""

@@ -68,3 +68,21 @@ def test_concurrent_puts_keep_the_bounds():
     assert not errors
     assert len(c) <= 50 and c.total_weight <= 500
     assert c.total_weight == sum(c.get(k) for k in list(c._data))
+
+
+def test_clear_compile_caches_empties_the_compiler_memos():
+    """After a compile the regex memos hold entries; clearing empties them (the tokenizer
+    loaders are left alone) and the next compile gives the same automaton."""
+    import numpy as np
+
+    import constrain.regex.dfa as dfa
+    from constrain._cache import clear_compile_caches
+    from constrain.regex import regex_to_dfa
+
+    first = regex_to_dfa('"(a|b)"c[0-9]{2}')
+    assert dfa._parse_cached.cache_info().currsize > 0 and len(dfa._FRAGMENTS) > 0
+    assert clear_compile_caches() > 0
+    assert dfa._parse_cached.cache_info().currsize == 0 and dfa._parse_piece.cache_info().currsize == 0
+    assert len(dfa._FRAGMENTS) == 0 and len(dfa._FRAGMENT_SIZES) == 0
+    again = regex_to_dfa('"(a|b)"c[0-9]{2}')
+    assert np.array_equal(first.transitions, again.transitions)
