@@ -887,6 +887,11 @@ _EAGER_LEXER_NFA_STATES = 150_000
 whose NFA exceeds ``_EAGER_LEXER_NFA_STATES``, are built lazily (:class:`~constrain.regex.LazyLexerDFA`).
 The eager minimized DFA gives the fastest masks (a lazy lexer builds rows in Python during the
 first masks), so only lexers that do not fit go lazy."""
+_EAGER_LEXER_WORK = 1_500_000
+"""The eager subset construction gives up (and the lexer is built lazily) once its subsets hold
+this many NFA states in all: on MaskBench's sample the lexers built eagerly need at most about a
+million, and one that blows up past 50,000 states (Github_easy o5195: 2,095 NFA states) spent
+0.84 s reaching that bound."""
 _EAGER_LEXER_MAX_REPEAT = 128
 """A lexer with a repetition bound above this is built lazily, with the repetition as a counter:
 minimizing the expanded DFA takes one refinement round per repeated position (a JSON string's
@@ -938,7 +943,7 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
             raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "large lexer NFA: build it lazily")
         if lexer_max_repeat(patterns, limits) > _EAGER_LEXER_MAX_REPEAT:
             raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
-        lexer = terminals_to_dfa(patterns, limits=eager_limits)
+        lexer = terminals_to_dfa(patterns, limits=eager_limits, max_work=_EAGER_LEXER_WORK)
     except (RegexSyntaxError, UnsupportedFeatureError):
         _check_terminals_alone(ir, text, limits)
         raise

@@ -184,7 +184,7 @@ def _set_hash(vals, m):
 
 
 @numba.njit(cache=True, nogil=True)
-def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_of, start, n_cls, max_states):
+def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_of, start, n_cls, max_states, max_pool):
     """Subset construction of an NFA given as CSR arrays: epsilon edges ``eps_ptr``/``eps_idx``,
     range edges ``edge_ptr`` with class bounds ``edge_lo..edge_hi`` (inclusive) and targets
     ``edge_tgt``; ``final_of[s]``: the pattern whose final state ``s`` is (-1: none).
@@ -193,7 +193,9 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
     class ``k`` (-1: none), DFA state 0 the closure of ``start``, states numbered in the order
     they are first met (rows in order, classes left to right), and the sorted pattern indices
     accepted by ``d`` in ``acc_idx[acc_ptr[d]:acc_ptr[d + 1]]``. ``n == -1`` when more than
-    ``max_states`` states would be needed (the other outputs are then meaningless). Pure.
+    ``max_states`` states would be needed, ``-2`` when the subsets would hold more than
+    ``max_pool`` NFA states in all (a work bound: the cost grows with it; the other outputs are
+    then meaningless). Pure.
     """
     n_nfa = len(eps_ptr) - 1
     important = np.zeros(n_nfa, dtype=np.bool_)
@@ -293,6 +295,8 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                     t2[: n_sets - 1] = table[: n_sets - 1]
                     table = t2
                 base = set_ptr[found]
+                if base + m > max_pool:
+                    return -2, table, set_ptr, pool
                 if base + m > len(pool):
                     p3 = np.empty(2 * (base + m), dtype=np.int64)
                     p3[:base] = pool[:base]

@@ -580,15 +580,18 @@ def _nfa_arrays(nfa: _NFA):
     return eps_ptr, eps_idx, edge_ptr, flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy()
 
 
-def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, limits: Limits, what: str):
+def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, limits: Limits, what: str,
+                         max_work: int | None = None):
     """Return ``(table, accepts, class_of, n_classes)`` of the subset construction of an NFA in
     CSR arrays (byte-range edges ``lo..hi``; ``finals[i]``: the final state of pattern ``i``), in
     numba (:func:`~constrain.regex._kernels.subset_kernel`).
 
     ``table`` is ``int32[n, n_classes]``: ``table[d, k]`` is the successor of DFA state ``d`` on
     byte class ``k`` (-1: none); ``accepts[d]`` the sorted tuple of pattern indices whose final
-    NFA state is in ``d``. Raises ``LimitExceededError`` when more than ``limits.max_dfa_states``
-    states would be needed.
+    NFA state is in ``d``. Raises ``LimitExceededError`` (field ``max_dfa_states``) when more than
+    ``limits.max_dfa_states`` states would be needed, or when the subsets would hold more than
+    ``max_work`` NFA states in all (None: no such bound; eager lexers set one, see
+    :func:`terminals_to_dfa`).
     """
     from constrain.regex._kernels import subset_kernel
 
@@ -603,9 +606,16 @@ def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start:
     lo_cls = class_of[lo].astype(np.int64)
     hi_cls = class_of[hi].astype(np.int64)
     max_states = limits.max_dfa_states
-    n, table, acc_ptr, acc_idx = subset_kernel(eps_ptr, eps_idx, edge_ptr, lo_cls, hi_cls, tgt, final_of, start, n_cls, max_states)
-    if n < 0:
+    max_pool = 2**62 if max_work is None else max_work
+    n, table, acc_ptr, acc_idx = subset_kernel(
+        eps_ptr, eps_idx, edge_ptr, lo_cls, hi_cls, tgt, final_of, start, n_cls, max_states, max_pool
+    )
+    if n == -1:
         raise LimitExceededError("max_dfa_states", max_states, f"{what} needs more than {max_states} DFA states")
+    if n == -2:
+        raise LimitExceededError(
+            "max_dfa_states", max_states, f"{what}: its subset construction passes {max_pool} NFA states in all"
+        )
     ptr = acc_ptr.tolist()
     idx = acc_idx.tolist()
     accepts = [tuple(idx[ptr[d] : ptr[d + 1]]) for d in range(n)]
@@ -990,12 +1000,12 @@ def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
     return total
 
 
-def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
+def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None):
     """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``
     (the NFA assembled from cached fragments; subset construction and minimization in numba)."""
     parsed = _entries_parsed(entries, limits)
     *arrays, finals = _lexer_arrays(parsed, limits, what)
-    table, accepts, class_of, n_cls = _subset_construction(*arrays, finals, 0, limits, what)
+    table, accepts, class_of, n_cls = _subset_construction(*arrays, finals, 0, limits, what, max_work)
     table_cls, labels = _minimize(table, accepts, n_cls)
     return _expand(table_cls, class_of), labels
 
@@ -1173,7 +1183,7 @@ def _terminal_entries(patterns: list[Union[str, tuple[str, dict]]]) -> list[tupl
 
 
 def terminals_to_dfa(
-    patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS
+    patterns: list[Union[str, tuple[str, dict]]], *, limits: Limits = DEFAULT_LIMITS, max_work: int | None = None
 ) -> LexerDFA:
     """Compile several terminal regexes into one minimized :class:`LexerDFA`.
 
@@ -1183,6 +1193,10 @@ def terminals_to_dfa(
         Each entry is a regex, or ``(regex, {"ignore_case": bool, "dotall": bool})``.
     limits : Limits
         As for :func:`regex_to_dfa`; the state bounds apply to the combined automaton.
+    max_work : int, optional
+        Give up (``LimitExceededError``, field ``max_dfa_states``) once the subset construction's
+        subsets hold this many NFA states in all: a caller with a fallback (the grammar compiler
+        builds such lexers lazily) stops early on a lexer that blows up.
 
     Returns
     -------
@@ -1190,7 +1204,7 @@ def terminals_to_dfa(
     """
     entries = _terminal_entries(patterns)
     n_terms = len(entries)
-    table, labels = _compile(entries, limits, f"lexer of {n_terms} terminals")
+    table, labels = _compile(entries, limits, f"lexer of {n_terms} terminals", max_work)
     n = table.shape[0]
     acc = np.zeros((n, n_terms), dtype=bool)
     for s, lab in enumerate(labels):

@@ -29,3 +29,28 @@ def test_state_arrays_equal_the_whole_matrix_formula(name, lazy):
         c._arrays.pop(expected, None)
         got = c._state_arrays(expected)
         assert np.array_equal(got[0], want_live) and np.array_equal(got[1], want_acc) and np.array_equal(got[2], want_ws)
+
+
+def test_lexer_over_the_work_bound_is_built_lazily(monkeypatch):
+    """A lexer whose eager subset construction passes ``_EAGER_LEXER_WORK`` is built lazily, with
+    the masks of the eager one along random walks."""
+    import constrain.grammar.compile as grammar_compile
+    from constrain.grammar import compile_grammar
+    from tests.grammar.test_split_walk import vocab
+
+    text = TEXTS["closed_object"]
+    eager = compile_grammar(text, vocab())
+    monkeypatch.setattr(grammar_compile, "_EAGER_LEXER_WORK", 10)
+    lazy = compile_grammar(text, vocab())
+    assert not eager._lazy and lazy._lazy
+    rnd = random.Random(7)
+    for _ in range(20):
+        s1, s2 = eager.initial_state(), lazy.initial_state()
+        for _step in range(12):
+            b1, b2 = eager.token_bits(s1), lazy.token_bits(s2)
+            assert np.array_equal(b1, b2)
+            allowed = [t for t in range(eager.vocab.size) if (b1[t >> 5] >> (t & 31)) & 1]
+            if not allowed:
+                break
+            t = rnd.choice(allowed)
+            s1, s2 = eager.advance_token(s1, t), lazy.advance_token(s2, t)

@@ -223,3 +223,17 @@ def test_pieces_build_the_same_nfa_as_the_whole(parts, icase):
     _assert_same(_subset_construction(*arrays, fin, 0, DEFAULT_LIMITS, "test"), slow)
     if any(grouped for _p, _q, grouped in parts) and len(parts) > 1:
         assert isinstance(split, ParsedConcat)
+
+
+def test_work_bound_stops_the_subset_construction():
+    """``max_work`` bounds the NFA states held by all subsets: a blow-up stops early with the
+    state-bound error (the grammar compiler's cue to build the lexer lazily)."""
+    from constrain.regex import terminals_to_dfa
+
+    pats = [r"(?:a|b)*a(?:a|b){9}", r"b+"]
+    with pytest.raises(LimitExceededError) as exc:
+        terminals_to_dfa(pats, max_work=1000)
+    assert exc.value.field == "max_dfa_states" and "1000 NFA states" in str(exc.value)
+    full = terminals_to_dfa(pats)
+    assert full.n_states >= 1024
+    assert np.array_equal(terminals_to_dfa(pats, max_work=10**7).transitions, full.transitions)
