@@ -132,12 +132,12 @@ def _segments(edges: Sequence[tuple[int, int, object]]) -> list[tuple[int, int, 
     """Split intervals ``(lo, hi, x)`` at every boundary: ``[(lo, hi, [x covering it...])]``
     over the intervals some edge covers, in order."""
     points = sorted({p for lo, hi, _x in edges for p in (lo, hi + 1)})
-    out = []
-    for a, b in zip(points, points[1:]):
-        cover = [x for lo, hi, x in edges if lo <= a and b - 1 <= hi]
-        if cover:
-            out.append((a, b - 1, cover))
-    return out
+    at = {p: i for i, p in enumerate(points)}
+    covers: list[list] = [[] for _ in range(len(points) - 1)]
+    for lo, hi, x in edges:  # each edge onto the pieces it spans, in edge order
+        for j in range(at[lo], at[hi + 1]):
+            covers[j].append(x)
+    return [(points[j], points[j + 1] - 1, c) for j, c in enumerate(covers) if c]
 
 
 def _merge_adjacent(trans: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
@@ -236,7 +236,52 @@ def length(lo: int, hi: int | None, limits: Limits) -> DFA:
 
 def product(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Limits, what: str = "string language") -> DFA:
     """The DFAs run in lockstep over the whole alphabet; a product state is labelled with
-    ``label(tuple of component labels)`` (a dead component contributes ``None``)."""
+    ``label(tuple of component labels)`` (a dead component contributes ``None``). Explored in
+    numba (:func:`constrain.schema._kernels.product_kernel`; states numbered as
+    :func:`_product_reference` numbers them)."""
+    import numpy as np
+
+    from constrain.schema._kernels import product_kernel
+
+    k = len(dfas)
+    sizes = [d.n_states for d in dfas]
+    base = np.zeros(k, dtype=np.int64)
+    if k > 1:
+        base[1:] = np.cumsum(sizes[:-1])
+    counts = [len(row) for d in dfas for row in d.trans]
+    ptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=ptr[1:])
+    flat = np.array([e for d in dfas for row in d.trans for e in row], dtype=np.int64).reshape(-1, 3)
+    alphabet = np.array(_ALL_SEGMENTS, dtype=np.int64).reshape(-1, 2)
+    n, rows, row_ptr, seg_lo, seg_hi, seg_tgt = product_kernel(
+        base, ptr, flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy(), alphabet, limits.max_dfa_states
+    )
+    if n < 0:
+        raise _limit("max_dfa_states", limits.max_dfa_states,
+                     f"the {what} (product of {k} DFAs) needs more than {limits.max_dfa_states} states")
+    segs = list(zip(seg_lo.tolist(), seg_hi.tolist(), seg_tgt.tolist()))
+    bounds = row_ptr.tolist()
+    trans = [segs[bounds[q] : bounds[q + 1]] for q in range(n)]
+    # component labels per product state (row -1, a dead component, reads the appended None),
+    # then one label() call per distinct combination
+    cols = []
+    for c, d in enumerate(dfas):
+        lab = np.empty(d.n_states + 1, dtype=object)
+        lab[:-1] = d.labels
+        lab[-1] = None
+        cols.append(lab[rows[:, c]].tolist())
+    memo: dict = {}
+    labels = []
+    for combo in zip(*cols):
+        got = memo.get(combo, memo)
+        if got is memo:
+            got = memo[combo] = label(combo)
+        labels.append(got)
+    return DFA(trans, labels)
+
+
+def _product_reference(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Limits, what: str = "string language") -> DFA:
+    """:func:`product` in plain Python (the original, kept for the tests)."""
     k = len(dfas)
     first = tuple(0 for _ in range(k))
     index = {first: 0}

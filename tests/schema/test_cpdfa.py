@@ -185,3 +185,44 @@ def test_byte_dfa_equals_the_per_byte_reference(dfa):
         assert np.array_equal(getattr(cached, field), getattr(fast, field)), field
         assert not getattr(cached, field).flags.writeable
     assert cpdfa.to_byte_dfa(cpdfa.DFA([list(r) for r in dfa.trans], list(dfa.labels))) is cached
+
+
+@settings(max_examples=300, deadline=None)
+@given(edges=st.lists(st.tuples(st.integers(0, 40), st.integers(0, 12), st.integers(0, 5)), max_size=12))
+def test_segments_equal_the_quadratic_definition(edges):
+    """``_segments`` (each edge spread over the pieces it spans) against its definition: every
+    piece between consecutive boundaries, with the edges covering it in edge order."""
+    edges = [(lo, lo + span, x) for lo, span, x in edges]
+    points = sorted({p for lo, hi, _x in edges for p in (lo, hi + 1)})
+    want = []
+    for a, b in zip(points, points[1:]):
+        cover = [x for lo, hi, x in edges if lo <= a and b - 1 <= hi]
+        if cover:
+            want.append((a, b - 1, cover))
+    assert cpdfa._segments(edges) == want
+
+
+@settings(max_examples=200, deadline=None)
+@given(parts=st.lists(code_point_dfas(), min_size=1, max_size=3), surrogate=st.booleans())
+def test_product_kernel_equals_the_reference(parts, surrogate):
+    """The numba product explores, numbers and splits exactly like the Python original (also
+    with an edge on a surrogate, outside the alphabet), and labels each state the same way."""
+    if surrogate:
+        parts = parts + [cpdfa.DFA([[(0xD800, 0xD800, 0)]], [True])]
+    label = lambda bits: tuple(bits)  # noqa: E731
+    fast = cpdfa.product(parts, label, DEFAULT_LIMITS)
+    slow = cpdfa._product_reference(parts, label, DEFAULT_LIMITS)
+    assert fast.trans == slow.trans and fast.labels == slow.labels
+
+
+def test_product_state_bound():
+    import pytest
+    from dataclasses import replace
+
+    from constrain.errors import LimitExceededError
+
+    lens = [cpdfa.length(0, 40, DEFAULT_LIMITS), cpdfa.length(0, 37, DEFAULT_LIMITS)]
+    assert cpdfa.product(lens, all, DEFAULT_LIMITS).n_states == cpdfa._product_reference(lens, all, DEFAULT_LIMITS).n_states
+    for fn in (cpdfa.product, cpdfa._product_reference):
+        with pytest.raises(LimitExceededError):
+            fn(lens, all, replace(DEFAULT_LIMITS, max_dfa_states=10))

@@ -1,0 +1,168 @@
+"""Numba kernel of the code-point DFA product (:func:`constrain.schema.cpdfa.product`).
+
+The components are given as one CSR edge list over all their states (``ptr``, and per edge the
+code-point range ``lo..hi`` and the target, local to its component); a product state is a row of
+``k`` component states (-1: that component is dead). The Python original is kept in ``cpdfa`` as
+``_product_reference``, which the tests compare this with.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+@numba.njit(cache=True, nogil=True)
+def _row_hash(row) -> np.uint64:
+    h = np.uint64(14695981039346656037)
+    for v in row:
+        h = (h ^ np.uint64(v + 1)) * np.uint64(1099511628211)
+    return h
+
+
+@numba.njit(cache=True, nogil=True)
+def product_kernel(base, ptr, lo, hi, tgt, alphabet, max_states):
+    """Explore the product of ``k`` DFAs from the row of start states (all 0).
+
+    ``base[c]``: the global id of component ``c``'s state 0 (``ptr`` is indexed by global id);
+    each state's edges are sorted and disjoint. ``alphabet``: sorted disjoint ``[n, 2]`` ranges
+    every product state splits its row over (a range no component covers goes to the all-dead
+    row; one outside the alphabet and every component's edges has no transition). Returns ``(n, rows, row_ptr, seg_lo, seg_hi, seg_tgt)``: product state ``i`` is
+    ``rows[i]`` and has the transitions ``seg_*[row_ptr[i]:row_ptr[i + 1]]`` (sorted, adjacent
+    ranges to the same target merged); ``n == -1`` when more than ``max_states`` states would be
+    needed. Pure.
+    """
+    k = base.shape[0]
+    rows = np.empty((64, k), dtype=np.int64)
+    hashes = np.empty(64, dtype=np.uint64)
+    rows[0, :] = 0
+    hashes[0] = _row_hash(rows[0])
+    n = 1
+    cap = 256
+    slots = np.full(cap, -1, dtype=np.int64)
+    slots[np.int64(hashes[0] & np.uint64(cap - 1))] = 0
+    row_ptr = np.zeros(65, dtype=np.int64)
+    seg_lo = np.empty(256, dtype=np.int64)
+    seg_hi = np.empty(256, dtype=np.int64)
+    seg_tgt = np.empty(256, dtype=np.int64)
+    n_seg = 0
+    points = np.empty(256, dtype=np.int64)
+    cur = np.empty(k, dtype=np.int64)  # per component: its next edge in the sweep
+    nxt = np.empty(k, dtype=np.int64)
+    i = 0
+    while i < n:
+        # boundaries: the alphabet's and every live component edge's
+        m = 2 * alphabet.shape[0]
+        for c in range(k):
+            s = rows[i, c]
+            if s >= 0:
+                g = base[c] + s
+                m += 2 * (ptr[g + 1] - ptr[g])
+        if m > points.shape[0]:
+            points = np.empty(2 * m, dtype=np.int64)
+        m = 0
+        for a in range(alphabet.shape[0]):
+            points[m] = alphabet[a, 0]
+            points[m + 1] = alphabet[a, 1] + 1
+            m += 2
+        for c in range(k):
+            s = rows[i, c]
+            if s >= 0:
+                g = base[c] + s
+                for e in range(ptr[g], ptr[g + 1]):
+                    points[m] = lo[e]
+                    points[m + 1] = hi[e] + 1
+                    m += 2
+        pts = np.unique(points[:m])
+        for c in range(k):
+            s = rows[i, c]
+            cur[c] = ptr[base[c] + s] if s >= 0 else 0
+        ai = 0
+        for j in range(pts.shape[0] - 1):
+            a = pts[j]
+            b = pts[j + 1] - 1
+            while ai < alphabet.shape[0] and alphabet[ai, 1] < a:
+                ai += 1
+            covered = ai < alphabet.shape[0] and alphabet[ai, 0] <= a
+            for c in range(k):
+                s = rows[i, c]
+                t = -1
+                if s >= 0:
+                    g = base[c] + s
+                    e = cur[c]
+                    end = ptr[g + 1]
+                    while e < end and hi[e] < a:
+                        e += 1
+                    cur[c] = e
+                    if e < end and lo[e] <= a:
+                        t = tgt[e]
+                nxt[c] = t
+                if t >= 0:
+                    covered = True
+            if not covered:
+                continue  # neither in the alphabet nor on any component's edge
+            h = _row_hash(nxt)
+            mask = cap - 1
+            slot = np.int64(h & np.uint64(mask))
+            found = -1
+            while slots[slot] >= 0:
+                q = slots[slot]
+                if hashes[q] == h:
+                    same = True
+                    for c in range(k):
+                        if rows[q, c] != nxt[c]:
+                            same = False
+                            break
+                    if same:
+                        found = q
+                        break
+                slot = (slot + 1) & mask
+            if found < 0:
+                if n >= max_states:
+                    return -1, rows, row_ptr, seg_lo, seg_hi, seg_tgt
+                if n >= rows.shape[0]:
+                    r2 = np.empty((2 * rows.shape[0], k), dtype=np.int64)
+                    r2[:n] = rows[:n]
+                    rows = r2
+                    h2 = np.empty(2 * hashes.shape[0], dtype=np.uint64)
+                    h2[:n] = hashes[:n]
+                    hashes = h2
+                found = n
+                rows[n, :] = nxt
+                hashes[n] = h
+                slots[slot] = n
+                n += 1
+                if 2 * n > cap:
+                    cap *= 2
+                    slots = np.full(cap, -1, dtype=np.int64)
+                    mask = cap - 1
+                    for q in range(n):
+                        sl = np.int64(hashes[q] & np.uint64(mask))
+                        while slots[sl] >= 0:
+                            sl = (sl + 1) & mask
+                        slots[sl] = q
+            if n_seg > row_ptr[i] and seg_tgt[n_seg - 1] == found and seg_hi[n_seg - 1] + 1 == a:
+                seg_hi[n_seg - 1] = b
+            else:
+                if n_seg >= seg_lo.shape[0]:
+                    g2 = 2 * seg_lo.shape[0]
+                    l2 = np.empty(g2, dtype=np.int64)
+                    l2[:n_seg] = seg_lo[:n_seg]
+                    seg_lo = l2
+                    u2 = np.empty(g2, dtype=np.int64)
+                    u2[:n_seg] = seg_hi[:n_seg]
+                    seg_hi = u2
+                    t2 = np.empty(g2, dtype=np.int64)
+                    t2[:n_seg] = seg_tgt[:n_seg]
+                    seg_tgt = t2
+                seg_lo[n_seg] = a
+                seg_hi[n_seg] = b
+                seg_tgt[n_seg] = found
+                n_seg += 1
+        if i + 2 > row_ptr.shape[0]:
+            p2 = np.zeros(2 * row_ptr.shape[0], dtype=np.int64)
+            p2[: i + 1] = row_ptr[: i + 1]
+            row_ptr = p2
+        row_ptr[i + 1] = n_seg
+        i += 1
+    return n, rows[:n].copy(), row_ptr[: n + 1].copy(), seg_lo[:n_seg].copy(), seg_hi[:n_seg].copy(), seg_tgt[:n_seg].copy()
