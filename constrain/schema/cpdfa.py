@@ -814,18 +814,19 @@ def _to_byte_dfa(dfa: DFA):
     base = 2 + n + np.concatenate([[0], np.cumsum(inner)[:-1]]).astype(np.int64) if shapes else np.zeros(0, np.int64)
     n_nfa = int(2 + n + inner.sum())
 
-    def place(local, which):
-        """Local shape ids -> NFA ids: 0 the transition's source, 1 its target, others fresh."""
+    if shapes:
+        # local shape ids -> NFA ids: 0 the transition's source, 1 its target, the others fresh
         s_rep = np.repeat(np.asarray(src_state, dtype=np.int64), n_edges)
         t_rep = np.repeat(np.asarray(dst_state, dtype=np.int64), n_edges)
         b_rep = np.repeat(base, n_edges)
-        return np.where(local == 0, s_rep, np.where(local == 1, t_rep, b_rep + local - 2))
 
-    if shapes:
-        e_src = place(np.concatenate([sh[1] for sh in shapes]), 0)
+        def place(local):
+            return np.where(local == 0, s_rep, np.where(local == 1, t_rep, b_rep + local - 2))
+
+        e_src = place(np.concatenate([sh[1] for sh in shapes]))
         e_lo = np.concatenate([sh[2] for sh in shapes])
         e_hi = np.concatenate([sh[3] for sh in shapes])
-        e_dst = place(np.concatenate([sh[4] for sh in shapes]), 1)
+        e_dst = place(np.concatenate([sh[4] for sh in shapes]))
     else:
         e_src = e_lo = e_hi = e_dst = np.zeros(0, dtype=np.int64)
     quote = np.array([0x22] * (1 + len(accept)), dtype=np.int64)
