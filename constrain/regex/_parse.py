@@ -325,7 +325,8 @@ class _Scanner:
         # A scoped-flag group is emitted inside a plain group, next to an empty group, and starts
         # with an empty group: interegular merges a group that is the only item of its parent into
         # the parent, keeping the added flags of one of them and no removed flags ("(?-i:a)" alone
-        # parsed as plain "a"; so was "(?-i:(a))" anywhere).
+        # parsed as plain "a"; so was "(?-i:(a))" anywhere). _structure does not merge groups; the
+        # wrapping keeps interegular's parser, the fallback, right as well.
         if keep_r:
             self.emit(f"(?:(?{keep_a}-{keep_r}:(?:)", i)
         elif keep_a:
