@@ -155,3 +155,28 @@ def test_smollm2_masks_equal_the_reference_walk(smollm2_tokenizer, smollm2_vocab
             assert fast[t >> 5] >> np.uint32(t & 31) & 1
             state = c.advance_bytes(state, smollm2_vocab.token_bytes(t))
         assert c.is_accepting(state)
+
+
+def test_large_product_language_is_an_automaton_terminal_and_exact():
+    """A pattern of several variable parts under ``maxLength`` is a product DFA; over 64 states
+    (here ~140: Snowplow sp_340's version string) it becomes a byte-automaton terminal instead of a
+    regex (whose text ran to 139k characters), with the same strings accepted and refused."""
+    import jsonschema
+
+    from constrain.schema.compile import _schema_grammar
+
+    schema = {"type": "object", "properties": {"version": {"type": "string", "maxLength": 32,
+                                                          "pattern": "^(\\d+\\.\\d+\\.\\d+.*)$"}},
+              "required": ["version"], "additionalProperties": False}
+    text, external, _c = _schema_grammar(schema, catalogs=True)
+    assert len(external) == 1 and len(text) < 2000
+    c = compile_json_schema(schema, toy_vocab())
+    rnd = random.Random(3)
+    values = ["1.2.3", "10.20.30-beta", "1.2.3" + "x" * 27, "1.2.3" + "x" * 28, "1.2", "a.b.c", "1.2.3\u00e9\u65e5",
+              "123.456.789.123.456.789.123.456", "1.2.3" + "é" * 27, "1.2.3" + "é" * 28]
+    for v in values:
+        doc = json.dumps({"version": v}, ensure_ascii=False)
+        want = "accept" if jsonschema.Draft202012Validator(schema).is_valid(json.loads(doc)) else "reject"
+        for seg in (None, rnd):
+            got = _run(c, _segment(c.vocab, doc.encode(), seg))
+            assert (got == "accept") == (want == "accept"), (v, got)
