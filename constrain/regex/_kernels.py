@@ -175,6 +175,20 @@ def _close(seeds, n_seeds, eps_ptr, eps_idx, important, stamp, gen, stack, out):
 
 
 @numba.njit(cache=True, nogil=True)
+def rehash_slots(hashes, n, cap):
+    """An open-addressing table of ``cap`` slots (a power of two; -1 empty) holding the indices
+    ``0..n-1`` by ``hashes``, linear probing. Pure."""
+    slots = np.full(cap, -1, dtype=np.int64)
+    mask = cap - 1
+    for q in range(n):
+        j = np.int64(hashes[q] & np.uint64(mask))
+        while slots[j] >= 0:
+            j = (j + 1) & mask
+        slots[j] = q
+    return slots
+
+
+@numba.njit(cache=True, nogil=True)
 def _set_hash(vals, m):
     h = np.uint64(14695981039346656037)
     for i in range(m):
@@ -307,13 +321,7 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                 slots[j] = found
                 if 2 * n_sets > cap:  # keep the load at most one half
                     cap *= 2
-                    slots = np.full(cap, -1, dtype=np.int64)
-                    mask = cap - 1
-                    for c in range(n_sets):
-                        jj = np.int64(hashes[c] & np.uint64(mask))
-                        while slots[jj] >= 0:
-                            jj = (jj + 1) & mask
-                        slots[jj] = c
+                    slots = rehash_slots(hashes, n_sets, cap)
             if d >= 0:
                 table[d, k] = found
         d += 1

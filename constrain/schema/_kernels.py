@@ -11,6 +11,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from constrain.regex._kernels import rehash_slots
+
 
 @numba.njit(cache=True, nogil=True)
 def _row_hash(row) -> np.uint64:
@@ -134,13 +136,7 @@ def product_kernel(base, ptr, lo, hi, tgt, alphabet, max_states):
                 n += 1
                 if 2 * n > cap:
                     cap *= 2
-                    slots = np.full(cap, -1, dtype=np.int64)
-                    mask = cap - 1
-                    for q in range(n):
-                        sl = np.int64(hashes[q] & np.uint64(mask))
-                        while slots[sl] >= 0:
-                            sl = (sl + 1) & mask
-                        slots[sl] = q
+                    slots = rehash_slots(hashes, n, cap)
             if n_seg > row_ptr[i] and seg_tgt[n_seg - 1] == found and seg_hi[n_seg - 1] + 1 == a:
                 seg_hi[n_seg - 1] = b
             else:
