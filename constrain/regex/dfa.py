@@ -420,23 +420,15 @@ class _Fragment:
 
 def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
     """The Thompson fragment of a parsed regex, as :meth:`_NFA.build` makes it, in arrays."""
-    from itertools import chain
-
     nfa = _NFA(limits, what)
     try:
         a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
     except RecursionError:
         raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
-    n = len(nfa.eps)
-    eps_counts = np.fromiter(map(len, nfa.eps), dtype=np.int64, count=n)
-    eps_src = np.repeat(np.arange(n, dtype=np.int64), eps_counts)
-    eps_dst = np.fromiter(chain.from_iterable(nfa.eps), dtype=np.int64, count=int(eps_counts.sum()))
-    edge_counts = np.fromiter(map(len, nfa.edges), dtype=np.int64, count=n)
-    n_edges = int(edge_counts.sum())
-    src = np.repeat(np.arange(n, dtype=np.int64), edge_counts)
-    flat = np.fromiter(chain.from_iterable(chain.from_iterable(nfa.edges)), dtype=np.int64, count=3 * n_edges)
-    flat = flat.reshape(n_edges, 3)
-    return _Fragment(n, eps_src, eps_dst, src, flat[:, 0].copy(), flat[:, 1].copy(), flat[:, 2].copy(), a, b)
+    eps_ptr, eps_idx, edge_ptr, lo, hi, tgt = _nfa_arrays(nfa)
+    ids = np.arange(len(nfa.eps), dtype=np.int64)
+    return _Fragment(len(nfa.eps), np.repeat(ids, np.diff(eps_ptr)), eps_idx, np.repeat(ids, np.diff(edge_ptr)),
+                     lo, hi, tgt, a, b)
 
 
 def _dfa_fragment(dfa) -> _Fragment:
@@ -537,13 +529,18 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     lo = np.concatenate([f.lo for f in frags] or [np.zeros(0, dtype=np.int64)])
     hi = np.concatenate([f.hi for f in frags] or [np.zeros(0, dtype=np.int64)])
     dst = np.concatenate([f.dst + b for f, b in zip(frags, bases.tolist())] or [np.zeros(0, dtype=np.int64)])
-    order = np.argsort(eps_src, kind="stable")
-    eps_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(eps_src, minlength=n), out=eps_ptr[1:])
-    order_e = np.argsort(src, kind="stable")
-    edge_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=edge_ptr[1:])
+    eps_ptr, order = csr_order(eps_src, n)
+    edge_ptr, order_e = csr_order(src, n)
     return eps_ptr, eps_dst[order], edge_ptr, lo[order_e], hi[order_e], dst[order_e], finals
+
+
+def csr_order(src: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR of edges given by their source states ``src`` (over ``0..n-1``): ``(ptr, order)``, where
+    ``order`` lists the edges by source (stable, so each state keeps its edges' order) and state
+    ``s``'s edges are ``order[ptr[s]:ptr[s + 1]]``. Pure."""
+    ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=ptr[1:])
+    return ptr, np.argsort(src, kind="stable")
 
 
 # ------------------------------------------------------------------------------------------------

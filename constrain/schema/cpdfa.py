@@ -797,7 +797,7 @@ def _to_byte_dfa(dfa: DFA):
     import numpy as np
 
     from constrain.constraints.sparse_dfa import SparseDFA
-    from constrain.regex.dfa import _minimize, _subset_construction
+    from constrain.regex.dfa import _minimize, _subset_construction, csr_order
 
     n = dfa.n_states
     shapes = []
@@ -834,9 +834,7 @@ def _to_byte_dfa(dfa: DFA):
     e_dst = np.concatenate([e_dst, np.array([2] + [1] * len(accept), dtype=np.int64)])
     e_lo = np.concatenate([e_lo, quote])
     e_hi = np.concatenate([e_hi, quote])
-    order = np.argsort(e_src, kind="stable")
-    edge_ptr = np.zeros(n_nfa + 1, dtype=np.int64)
-    np.cumsum(np.bincount(e_src, minlength=n_nfa), out=edge_ptr[1:])
+    edge_ptr, order = csr_order(e_src, n_nfa)
     eps_ptr = np.zeros(n_nfa + 1, dtype=np.int64)
     table, accepts, class_of, n_cls = _subset_construction(
         eps_ptr, np.zeros(0, dtype=np.int64), edge_ptr, e_lo[order], e_hi[order], e_dst[order], [1], 0,
