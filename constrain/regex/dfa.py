@@ -256,8 +256,21 @@ class _NFA:
         if isinstance(p, Parsed):
             return self.build(p.ast, flags | p.global_flags, p.specs)
         if isinstance(p, ParsedConcat):
-            return self._chain(self.build(q.ast, flags | q.global_flags, q.specs) for q in p.parts)
+            return self._chain(self.build_entry(q, flags) for q in p.parts)
+        if isinstance(p, ParsedLiteral):
+            return self.build_entry(p.parsed, flags) if p.folds(flags) else self.literal(p.data)
         return self.embed_dfa(p)
+
+    def literal(self, data: bytes) -> tuple[int, int]:
+        """Add a chain of states reading exactly ``data`` and return its (start, end) (mutates)."""
+        if len(self.eps) + len(data) + 1 > self.limits.max_nfa_states:
+            raise _nfa_limit(self.limits, self.what, len(self.eps) + len(data) + 1)
+        start = cur = self.new_state()
+        for b in data:
+            nxt = self.new_state()
+            self.edges[cur].append((b, b, nxt))
+            cur = nxt
+        return start, cur
 
     def _chain(self, fragments) -> tuple[int, int]:
         """Join fragments ``(start, end)`` (built one at a time as the iterable is consumed) end to
@@ -361,6 +374,8 @@ def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> i
     ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
     if isinstance(p, ParsedConcat):
         return sum(_fragment_size(q, flags, memo, counted) for q in p.parts)
+    if isinstance(p, ParsedLiteral):
+        return _fragment_size(p.parsed, flags, memo, counted) if p.folds(flags) else len(p.data) + 1
     if not isinstance(p, Parsed):
         return int(p.n_states) + 1
     got = _FRAGMENT_SIZES.get_for(p, (flags, counted))
@@ -461,6 +476,15 @@ def _dfa_fragment(dfa) -> _Fragment:
     )
 
 
+def _literal_fragment(data: bytes) -> _Fragment:
+    """The fragment of a literal: states ``0..len(data)``, byte ``data[i]`` from ``i`` to ``i + 1``."""
+    k = len(data)
+    ids = np.arange(k, dtype=np.int64)
+    b = np.frombuffer(data, dtype=np.uint8).astype(np.int64)
+    empty = np.zeros(0, dtype=np.int64)
+    return _Fragment(k + 1, empty, empty, ids, b, b.copy(), ids + 1, 0, k)
+
+
 def _concat_fragments(frags: list[_Fragment]) -> _Fragment:
     """The fragments one after the other, each one's end joined to the next one's start by an
     epsilon edge (as :meth:`_NFA.build_entry` joins the pieces of a :class:`ParsedConcat`)."""
@@ -493,6 +517,8 @@ def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
         frag = _concat_fragments([_fragment(q, flags, limits, what) for q in p.parts])
     elif isinstance(p, Parsed):
         frag = _regex_fragment(p, flags, limits, what)
+    elif isinstance(p, ParsedLiteral):
+        frag = _fragment(p.parsed, flags, limits, what) if p.folds(flags) else _literal_fragment(p.data)
     else:
         frag = _dfa_fragment(p)
     return _FRAGMENTS.put_for(p, frag, flags)
@@ -841,6 +867,75 @@ class ParsedConcat:
     parts: tuple
 
 
+class ParsedLiteral:
+    """A piece of a pattern that is a literal string (plain characters and ``\\`` + punctuation):
+    its NFA is a chain of its UTF-8 bytes, built without parsing or walking an AST. Under
+    ignore-case, when case folding changes one of its characters, it is used through
+    :attr:`parsed` (the escaped text parsed as a regex) instead. Immutable; one object per
+    (text, limits) through :func:`_literal`, so fragment caches can key on its identity."""
+
+    __slots__ = ("text", "data", "limits", "_parsed", "_cased")
+
+    def __init__(self, text: str, limits: Limits):
+        self.text = text
+        self.data = text.encode("utf-8")
+        self.limits = limits
+        self._parsed = None
+        self._cased = None
+
+    @property
+    def parsed(self) -> Parsed:
+        """The literal parsed as a regex (``re.escape`` of the text), made once on first use."""
+        if self._parsed is None:
+            self._parsed = parse(re.escape(self.text), self.limits)
+        return self._parsed
+
+    def folds(self, flags: ip.REFlags) -> bool:
+        """Whether ``flags`` ask for ignore-case and case folding changes one of the characters."""
+        if not flags & ip.REFlags.I:
+            return False
+        if self._cased is None:
+            ranges = cs.normalize((ord(c), ord(c)) for c in self.text)
+            self._cased = cs.case_closure(ranges) != ranges
+        return self._cased
+
+
+@lru_cache(maxsize=8192)
+def _literal(text: str, limits: Limits) -> ParsedLiteral:
+    return ParsedLiteral(text, limits)
+
+
+_LITERAL_ESCAPES = frozenset(" !\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+_LITERAL_STOP = frozenset("\\.^$*+?{}[]()|")
+
+
+def literal_prefix(piece: str) -> int:
+    """The length of the longest prefix of ``piece`` that matches exactly one string, written
+    with plain characters and ``\\`` + ASCII punctuation or space only, and that no quantifier follows
+    (a quantifier would bind to its last character, which is then left out). 0 when none."""
+    n = len(piece)
+    i = last = 0
+    while i < n:
+        c = piece[i]
+        if c == "\\":
+            if i + 1 >= n or piece[i + 1] not in _LITERAL_ESCAPES:
+                break
+            nxt = i + 2
+        elif c in _LITERAL_STOP or "\ud800" <= c <= "\udfff":
+            break
+        else:
+            nxt = i + 1
+        last, i = i, nxt
+    if i < n and piece[i] in "*+?{":
+        return last
+    return i
+
+
+def literal_text(prefix: str) -> str:
+    """The string a :func:`literal_prefix` matches (escapes removed)."""
+    return re.sub(r"\\(.)", r"\1", prefix, flags=re.S)
+
+
 _PIECE_QUANT = re.compile(r"(?:[*+?]|\{\d*(?:,\d*)?\})\??")
 
 
@@ -850,6 +945,12 @@ def split_top_level(pattern: str) -> list[str] | None:
     that is not certain or not useful: a top-level ``|``, an anchor (``^``, ``$``, ``\\A``,
     ``\\Z``, ``\\b``, ``\\B``: their meaning depends on the position), a quantifier after a
     group's quantifier, unbalanced text (the whole parse reports it), or a single piece."""
+    pieces = _top_level_pieces(pattern)
+    return pieces if pieces is not None and len(pieces) > 1 else None
+
+
+def _top_level_pieces(pattern: str) -> list[str] | None:
+    """:func:`split_top_level`, but a single piece comes back as ``[pattern]``."""
     n = len(pattern)
     i = 0
     depth = 0
@@ -898,7 +999,7 @@ def split_top_level(pattern: str) -> list[str] | None:
         return None
     if start < n:
         pieces.append(pattern[start:])
-    return pieces if len(pieces) > 1 else None
+    return pieces
 
 
 _parse_piece = lru_cache(maxsize=8192)(parse)
@@ -911,15 +1012,27 @@ def _parse_cached(pattern: str, limits: Limits):
     a :class:`ParsedConcat` of its cached pieces: a schema's member terminals (``"key"``, colon,
     then a value pattern that many keys share) are parsed and built a piece at a time. Any doubt
     (an error in a piece, a global flag) parses the pattern whole, which also locates errors."""
-    pieces = split_top_level(pattern)
+    pieces = _top_level_pieces(pattern)
     if pieces is not None:
         try:
-            parts = tuple(_parse_piece(piece, limits) for piece in pieces)
+            parts = tuple(_parse_pieces(pieces, limits))
         except (RegexSyntaxError, UnsupportedFeatureError, LimitExceededError):
             parts = None
-        if parts is not None and not any(p.global_flags for p in parts):
-            return ParsedConcat(parts)
+        if parts and not any(isinstance(p, Parsed) and p.global_flags for p in parts):
+            return parts[0] if len(parts) == 1 and isinstance(parts[0], Parsed) else ParsedConcat(parts)
     return parse(pattern, limits)
+
+
+def _parse_pieces(pieces: list[str], limits: Limits):
+    """Each piece's leading literal (see :func:`literal_prefix`) as a :class:`ParsedLiteral`, the
+    rest parsed (cached): a member terminal's key then shares the parse and NFA fragment of the
+    separator and value that follow it with every other key."""
+    for piece in pieces:
+        k = literal_prefix(piece)
+        if k:
+            yield _literal(literal_text(piece[:k]), limits)
+        if k < len(piece):
+            yield _parse_piece(piece[k:], limits)
 
 
 def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> list:
@@ -969,7 +1082,7 @@ def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_
         if isinstance(p, Parsed):
             best = max(best, _parsed_max_repeat(p))
         elif isinstance(p, ParsedConcat):
-            best = max([best] + [_parsed_max_repeat(q) for q in p.parts])
+            best = max([best] + [_parsed_max_repeat(q) for q in p.parts if isinstance(q, Parsed)])
     return best
 
 

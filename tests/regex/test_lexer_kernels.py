@@ -197,8 +197,9 @@ def test_split_top_level(pattern, pieces):
 @settings(max_examples=200, deadline=None)
 @given(parts=st.lists(st.tuples(regexes(), st.sampled_from(["", "*", "?", "{2}", "{0,2}?", "+"]), st.booleans()), min_size=1, max_size=4), icase=st.booleans())
 def test_pieces_build_the_same_nfa_as_the_whole(parts, icase):
-    """A pattern parsed piece by piece (``ParsedConcat``) has the language and exactly the NFA size
-    of the pattern parsed whole, eagerly and in the NFA builder the lazy lexer uses."""
+    """A pattern parsed piece by piece (``ParsedConcat``, leading literals as byte chains) has the
+    language of the pattern parsed whole, eagerly and in the NFA builder the lazy lexer uses, and
+    an NFA no larger, whose size the sizing pass predicts exactly."""
     from constrain.regex._parse import parse
     from constrain.regex.dfa import ParsedConcat, _fragment_size, _lexer_arrays, _parse_cached, _subset_construction
     import interegular.patterns as ip
@@ -210,14 +211,15 @@ def test_pieces_build_the_same_nfa_as_the_whole(parts, icase):
         return
     split = _parse_cached(pattern, DEFAULT_LIMITS)
     flags = ip.REFlags.I if icase else ip.REFlags(0)
-    assert _fragment_size(split, flags, {}) == _fragment_size(whole, flags, {})
+    assert _fragment_size(split, flags, {}) <= _fragment_size(whole, flags, {})
     try:
         nfa, start, finals = _build_nfa([(whole, flags)], DEFAULT_LIMITS, "test")
         slow = _determinize_reference(nfa, start, finals, DEFAULT_LIMITS, "test")
     except LimitExceededError:
         return
     nfa2, start2, finals2 = _build_nfa([(split, flags)], DEFAULT_LIMITS, "test")
-    assert len(nfa2.eps) == len(nfa.eps)
+    assert len(nfa.eps) == 2 + _fragment_size(whole, flags, {})
+    assert len(nfa2.eps) == 2 + _fragment_size(split, flags, {})
     _assert_same(_determinize(nfa2, start2, finals2, DEFAULT_LIMITS, "test"), slow)
     *arrays, fin = _lexer_arrays([(split, flags)], DEFAULT_LIMITS, "test")
     _assert_same(_subset_construction(*arrays, fin, 0, DEFAULT_LIMITS, "test"), slow)
@@ -237,3 +239,61 @@ def test_work_bound_stops_the_subset_construction():
     full = terminals_to_dfa(pats)
     assert full.n_states >= 1024
     assert np.array_equal(terminals_to_dfa(pats, max_work=10**7).transitions, full.transitions)
+
+
+@pytest.mark.parametrize(
+    "piece, k",
+    [
+        (r'"billing\_address"[\x20]{0,2}', len(r'"billing\_address"')),
+        ("abc", 3),
+        ("abc*", 2),  # the quantifier binds to c
+        (r"ab\.?", 2),
+        ("ab{2}", 1),
+        (r"\d+", 0),  # a class escape is not literal
+        ("a.b", 1),
+        ("[ab]c", 0),
+        ("(?:a)b", 0),
+        ("é\\:ü", 4),
+        ("x\\", 1),  # a trailing backslash is left to the parser's error
+    ],
+)
+def test_literal_prefix(piece, k):
+    from constrain.regex.dfa import literal_prefix
+
+    assert literal_prefix(piece) == k
+
+
+LITERAL_CHARS = st.sampled_from(list("aBz09 _-:,\"'é€ßKk") + ["\\.", "\\:", "\\_", "\\\"", "\\{", "\\\\", "\\-", "\\ "])
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    lit=st.lists(LITERAL_CHARS, min_size=1, max_size=6).map("".join),
+    rest=st.sampled_from(["", "*", "?", "+", "{2}", "{0,2}", r"[\x20\t]{0,2}\:", "(?:x|y)*", r"\d", ".", "|q"]),
+    icase=st.booleans(),
+)
+def test_literal_pieces_match_the_whole_parse(lit, rest, icase):
+    """A leading literal built as a byte chain (or, where case folding changes it, through its
+    parse) gives the language of the pattern parsed whole, with and without ignore-case."""
+    import interegular.patterns as ip
+
+    from constrain.regex._parse import parse
+    from constrain.regex.dfa import ParsedConcat, ParsedLiteral, _expand, _lexer_arrays, _parse_cached, _subset_construction
+
+    pattern = lit + rest
+    whole = parse(pattern, DEFAULT_LIMITS)
+    split = _parse_cached(pattern, DEFAULT_LIMITS)
+    flags = ip.REFlags.I if icase else ip.REFlags(0)
+    nfa, start, finals = _build_nfa([(whole, flags)], DEFAULT_LIMITS, "test")
+    slow = _determinize_reference(nfa, start, finals, DEFAULT_LIMITS, "test")
+    *arrays, fin = _lexer_arrays([(split, flags)], DEFAULT_LIMITS, "test")
+    fast = _subset_construction(*arrays, fin, 0, DEFAULT_LIMITS, "test")
+    m1, l1 = _minimize(*fast[:2], fast[3])
+    m2, l2 = _minimize(*slow[:2], slow[3])
+    assert np.array_equal(_expand(m1, fast[2]), _expand(m2, slow[2])) and l1 == l2
+    nfa2, start2, finals2 = _build_nfa([(split, flags)], DEFAULT_LIMITS, "test")  # the lazy lexer's builder
+    lazy = _determinize_reference(nfa2, start2, finals2, DEFAULT_LIMITS, "test")
+    m3, l3 = _minimize(*lazy[:2], lazy[3])
+    assert np.array_equal(_expand(m3, lazy[2]), _expand(m2, slow[2])) and l3 == l2
+    if rest[:1] not in ("*", "?", "+", "{", "|"):  # then the whole literal is one byte chain
+        assert isinstance(split, ParsedConcat) and isinstance(split.parts[0], ParsedLiteral)
