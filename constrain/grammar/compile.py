@@ -933,17 +933,15 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
     ``i``'s strings, so ``i`` uses a non-whitespace byte iff some edge on such a byte joins two
     states live for ``i``. A regex error is located by compiling the terminals one by one.
     """
-    from constrain.regex import terminals_to_dfa, terminals_to_lazy_dfa
-    from constrain.regex.dfa import lazy_terminal_info, lexer_max_repeat, lexer_nfa_states
+    from constrain.regex import terminals_to_lazy_dfa
+    from constrain.regex.dfa import _lexer_dfa, lazy_terminal_info
 
     patterns = [(t.pattern, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals]
     eager_limits = replace(limits, max_dfa_states=min(limits.max_dfa_states, _EAGER_LEXER_STATES))
     try:
-        if lexer_nfa_states(patterns, limits) > _EAGER_LEXER_NFA_STATES:
-            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "large lexer NFA: build it lazily")
-        if lexer_max_repeat(patterns, limits) > _EAGER_LEXER_MAX_REPEAT:
-            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
-        lexer = terminals_to_dfa(patterns, limits=eager_limits, max_work=_EAGER_LEXER_WORK)
+        entries = [(t.pattern, t.ignore_case, t.dotall) for t in ir.terminals]
+        lexer = _lexer_dfa(entries, eager_limits, max_work=_EAGER_LEXER_WORK,
+                           max_nfa_states=_EAGER_LEXER_NFA_STATES, max_repeat=_EAGER_LEXER_MAX_REPEAT)
     except (RegexSyntaxError, UnsupportedFeatureError):
         _check_terminals_alone(ir, text, limits)
         raise

@@ -524,12 +524,14 @@ def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
     return _FRAGMENTS.put_for(p, frag, flags)
 
 
-def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str):
+def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str, max_eager: int | None = None):
     """The lexer NFA of ``parsed`` as CSR arrays, assembled from cached fragments: state 0 the
     start (an epsilon edge to each entry), then each entry's states followed by its final state.
 
     Returns ``(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals)`` with byte bounds ``lo..hi``.
-    The same language as :func:`_build_nfa` (and the same size check first)."""
+    The same language as :func:`_build_nfa` (and the same size check first). ``max_eager``: over
+    this many NFA states, raise ``LimitExceededError`` (field ``max_dfa_states``) before building,
+    the grammar compiler's cue to build the lexer lazily."""
     total = 1
     memo: dict = {}
     try:
@@ -539,6 +541,8 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
         raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
     if total > limits.max_nfa_states:
         raise _nfa_limit(limits, what, total)
+    if max_eager is not None and total > max_eager:
+        raise LimitExceededError("max_dfa_states", limits.max_dfa_states, f"large lexer NFA ({total} states): build it lazily")
     frags = [_fragment(p, flags, limits, what) for p, flags in parsed]
     k = len(frags)
     sizes = np.fromiter((f.n + 1 for f in frags), dtype=np.int64, count=k)
@@ -643,6 +647,56 @@ def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start:
     idx = acc_idx.tolist()
     accepts = [tuple(idx[ptr[d] : ptr[d + 1]]) for d in range(n)]
     return table, accepts, class_of, n_cls
+
+
+def _subset_arrays(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, limits: Limits, what: str,
+                   max_work: int | None = None):
+    """:func:`_subset_construction` with the accepted patterns as CSR arrays: returns
+    ``(table, acc_ptr, acc_idx, class_of, n_classes)``, ``acc_idx[acc_ptr[d]:acc_ptr[d + 1]]`` the
+    sorted pattern indices accepted in state ``d`` (no per-state tuples: the lexer path)."""
+    from constrain.regex._kernels import subset_kernel
+
+    boundary = np.zeros(257, dtype=bool)
+    boundary[0] = True
+    boundary[lo] = True
+    boundary[hi + 1] = True
+    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
+    n_cls = int(class_of[-1]) + 1
+    final_of = np.full(len(eps_ptr) - 1, -1, dtype=np.int64)
+    final_of[np.asarray(finals, dtype=np.int64)] = np.arange(len(finals), dtype=np.int64)
+    max_states = limits.max_dfa_states
+    max_pool = 2**62 if max_work is None else max_work
+    n, table, acc_ptr, acc_idx = subset_kernel(
+        eps_ptr, eps_idx, edge_ptr, class_of[lo].astype(np.int64), class_of[hi].astype(np.int64), tgt, final_of,
+        start, n_cls, max_states, max_pool,
+    )
+    if n == -1:
+        raise LimitExceededError("max_dfa_states", max_states, f"{what} needs more than {max_states} DFA states")
+    if n == -2:
+        raise LimitExceededError(
+            "max_dfa_states", max_states, f"{what}: its subset construction passes {max_pool} NFA states in all"
+        )
+    return table[:n], acc_ptr[: n + 1], acc_idx, class_of, n_cls
+
+
+def _label_ids(acc_ptr: np.ndarray, acc_idx: np.ndarray) -> np.ndarray:
+    """An id per state of its accepted-pattern set (CSR): equal sets, equal ids; the empty set is
+    :data:`_EMPTY_LABEL`, ``{i}`` is ``1 + i``, larger sets come after (in numpy, but for the
+    rare states that accept several patterns)."""
+    counts = np.diff(acc_ptr)
+    n = len(counts)
+    key = np.zeros(n, dtype=np.int64)
+    one = counts == 1
+    key[one] = 1 + acc_idx[acc_ptr[:-1][one]]
+    many = np.flatnonzero(counts > 1)
+    if len(many):
+        base = 2 + int(acc_idx.max(initial=0))
+        seen: dict[tuple, int] = {}
+        ptr = acc_ptr.tolist()
+        idx = acc_idx.tolist()
+        for d in many.tolist():
+            key[d] = base + seen.setdefault(tuple(idx[ptr[d] : ptr[d + 1]]), len(seen))
+    return key
 
 
 def _determinize(nfa: _NFA, start: int, finals: list[int], limits: Limits, what: str):
@@ -822,11 +876,35 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
         block_of = hopcroft_refine_reference(trans.tolist(), block0, n_cls)
     else:
         block_of = hopcroft_refine(trans, block0, n_cls)
-    return _renumber(trans, all_labels, labels, block_of, n, n_cls)
+    out, rep = _renumber(trans, block_of, n, n_cls)
+    return out, [all_labels[r] for r in rep.tolist()]
 
 
-def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[np.ndarray, list]:
-    """The quotient table of ``block_of``: live blocks in BFS order from the start, dead ones -1.
+def _minimize_ids(table: np.ndarray, label_ids: np.ndarray, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_minimize` of a table (``int32[n, n_cls]``) whose states' labels are given as ids
+    (equal ids, equal labels): the minimal table and, per minimal state, one of its states in
+    ``table`` (the same labels). No Python per state."""
+    from constrain.regex._kernels import hopcroft_kernel
+
+    n = len(table)
+    trans = np.empty((n + 1, n_cls), dtype=np.int32)
+    trans[:n] = table
+    trans[trans < 0] = n
+    trans[n] = n
+    lab = np.empty(n + 1, dtype=np.int64)
+    lab[:n] = label_ids
+    lab[n] = _EMPTY_LABEL  # the sink accepts nothing, like every non-accepting state
+    uniq, block0 = np.unique(lab, return_inverse=True)
+    block_of = hopcroft_kernel(trans, block0.astype(np.int64), len(uniq))
+    return _renumber(trans, block_of, n, n_cls)
+
+
+_EMPTY_LABEL = 0  # :func:`_label_ids` of the empty set
+
+
+def _renumber(trans, block_of, n: int, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
+    """The quotient table of ``block_of`` (live blocks in BFS order from the start, dead ones -1)
+    and, per quotient state, its first state in ``trans`` (the sink is state ``n``).
 
     Each block's row is its first state's row mapped to blocks (numpy); the blocks are numbered in
     the order a queue BFS over the quotient meets them (:func:`~constrain.regex._kernels.bfs_order_kernel`)."""
@@ -837,7 +915,7 @@ def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[
     dead = int(blk[sink])
     start_block = int(blk[0])
     if start_block == dead:
-        return np.full((1, n_cls), -1, dtype=np.int32), [labels[0]]
+        return np.full((1, n_cls), -1, dtype=np.int32), np.zeros(1, dtype=np.int64)
     table = np.asarray(trans, dtype=np.int64).reshape(n + 1, n_cls)
     n_blocks = int(blk.max()) + 1
     rep = np.full(n_blocks, -1, dtype=np.int64)
@@ -849,8 +927,7 @@ def _renumber(trans, all_labels, labels, block_of, n: int, n_cls: int) -> tuple[
     order, seq_arr = bfs_order_kernel(quot, start_block, dead)
     rows = quot[seq_arr]
     out = np.where(rows == dead, -1, order[rows]).astype(np.int32)
-    out_labels = [all_labels[int(rep[b])] for b in seq_arr.tolist()]
-    return np.ascontiguousarray(out.reshape(len(seq_arr), n_cls)), out_labels
+    return np.ascontiguousarray(out.reshape(len(seq_arr), n_cls)), rep[seq_arr]
 
 
 def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
@@ -1066,26 +1143,6 @@ def _max_repeat_bound(node) -> int:
     return best
 
 
-def lexer_max_repeat(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
-    """The largest repetition bound in the lexer of ``patterns`` (0 if none; embedded automata
-    count 0). Parsed with ``max_counted_repeat`` as the bound."""
-    bound = max(limits.max_repeat_count, limits.max_counted_repeat)
-    entries = [(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns]
-    try:  # the same trees as under the larger bound, and usually in the parse cache already
-        parsed = _entries_parsed(entries, limits)
-    except LimitExceededError as exc:
-        if exc.field != "max_repeat_count":
-            raise
-        parsed = _entries_parsed(entries, replace(limits, max_repeat_count=bound))
-    best = 0
-    for p, _flags in parsed:
-        if isinstance(p, Parsed):
-            best = max(best, _parsed_max_repeat(p))
-        elif isinstance(p, ParsedConcat):
-            best = max([best] + [_parsed_max_repeat(q) for q in p.parts if isinstance(q, Parsed)])
-    return best
-
-
 _MAX_REPEATS = BoundedCache(8192)
 
 
@@ -1096,18 +1153,6 @@ def _parsed_max_repeat(p: Parsed) -> int:
     if bound is None:
         bound = _MAX_REPEATS.put_for(p, _max_repeat_bound(p.ast))
     return bound
-
-
-def lexer_nfa_states(patterns: list[tuple[str, dict]], limits: Limits = DEFAULT_LIMITS) -> int:
-    """NFA states the lexer of ``patterns`` would have (computed without building it)."""
-    memo: dict = {}
-    total = 1
-    try:
-        for p, flags in _entries_parsed([(pat, bool(o.get("ignore_case")), bool(o.get("dotall"))) for pat, o in patterns], limits):
-            total += 1 + _fragment_size(p, flags, memo)
-    except RecursionError:
-        raise UnsupportedFeatureError("group nesting this deep in a lexer") from None
-    return total
 
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None):
@@ -1313,12 +1358,36 @@ def terminals_to_dfa(
     LexerDFA
     """
     entries = _terminal_entries(patterns)
+    return _lexer_dfa(entries, limits, max_work)
+
+
+def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: int | None = None,
+               max_nfa_states: int | None = None, max_repeat: int | None = None) -> LexerDFA:
+    """:func:`terminals_to_dfa` of entries ``(pattern, ignore_case, dotall)``, each parsed once,
+    with labels as arrays from the subset construction to the accepting matrix. A caller with a
+    lazy fallback gives up early (``LimitExceededError``, field ``max_dfa_states``) on an NFA of
+    more than ``max_nfa_states`` states or a repetition bound over ``max_repeat``."""
     n_terms = len(entries)
-    table, labels = _compile(entries, limits, f"lexer of {n_terms} terminals", max_work)
+    what = f"lexer of {n_terms} terminals"
+    parsed = _entries_parsed(entries, limits)
+    if max_repeat is not None:
+        bound = 0
+        for p, _flags in parsed:
+            for q in (p.parts if isinstance(p, ParsedConcat) else (p,)):
+                if isinstance(q, Parsed):
+                    bound = max(bound, _parsed_max_repeat(q))
+        if bound > max_repeat:
+            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
+    *arrays, finals = _lexer_arrays(parsed, limits, what, max_nfa_states)
+    table, acc_ptr, acc_idx, class_of, n_cls = _subset_arrays(*arrays, finals, 0, limits, what, max_work)
+    table_cls, rep = _minimize_ids(table, _label_ids(acc_ptr, acc_idx), n_cls)
+    table = _expand(table_cls, class_of)
     n = table.shape[0]
+    counts = np.diff(acc_ptr)[rep]
+    rows = np.repeat(np.arange(n, dtype=np.int64), counts)
+    first = np.repeat(acc_ptr[rep] - np.cumsum(counts) + counts, counts)
     acc = np.zeros((n, n_terms), dtype=bool)
-    for s, lab in enumerate(labels):
-        acc[s, list(lab)] = True
+    acc[rows, acc_idx[first + np.arange(len(rows), dtype=np.int64)]] = True
     # live[s, i]: an accepting state of terminal i is reachable from s (reverse BFS per terminal)
     live = live_terminals_kernel(table, acc)
     return LexerDFA(table, acc, live, 0)

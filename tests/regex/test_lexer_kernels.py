@@ -297,3 +297,35 @@ def test_literal_pieces_match_the_whole_parse(lit, rest, icase):
     assert np.array_equal(_expand(m3, lazy[2]), _expand(m2, slow[2])) and l3 == l2
     if rest[:1] not in ("*", "?", "+", "{", "|"):  # then the whole literal is one byte chain
         assert isinstance(split, ParsedConcat) and isinstance(split.parts[0], ParsedLiteral)
+
+
+@settings(max_examples=150, deadline=None)
+@given(patterns=st.lists(regexes(), min_size=1, max_size=5), flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=5, max_size=5))
+def test_lexer_dfa_equals_the_label_tuple_path(patterns, flags):
+    """The grammar lexer's array path (label ids, accepting matrix from CSR) gives the table and
+    the accepted terminals per state of the per-state tuple path (``_compile``), including states
+    that accept several terminals."""
+    from constrain.regex.dfa import _compile, _lexer_dfa
+
+    entries = [(p, ic, da) for p, (ic, da) in zip(patterns, flags)]
+    try:
+        lexer = _lexer_dfa(entries, DEFAULT_LIMITS)
+    except LimitExceededError:
+        return
+    table, labels = _compile(entries, DEFAULT_LIMITS, "test")
+    assert np.array_equal(lexer.transitions, table)
+    acc = np.zeros((len(labels), len(entries)), dtype=bool)
+    for s, lab in enumerate(labels):
+        acc[s, list(lab)] = True
+    assert np.array_equal(lexer.accepting_terminals, acc)
+
+
+def test_lexer_dfa_with_states_accepting_several_terminals():
+    from constrain.regex.dfa import _lexer_dfa
+
+    lexer = _lexer_dfa([("a+", False, False), ("a", False, False), ("[ab]", False, False), ("b", False, False)], DEFAULT_LIMITS)
+    s = lexer.transitions[0, ord("a")]
+    assert lexer.accepting_terminals[s].tolist() == [True, True, True, False]
+    t = lexer.transitions[0, ord("b")]
+    assert lexer.accepting_terminals[t].tolist() == [False, False, True, True]
+    assert lexer.accepting_terminals[lexer.transitions[s, ord("a")]].tolist() == [True, False, False, False]

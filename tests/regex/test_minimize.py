@@ -124,6 +124,21 @@ def test_renumber_is_the_queue_bfs(dfa, seed):
     trans = [[t if t >= 0 else n for t in row] for row in table] + [[n] * n_cls]
     all_labels = list(labels) + [()]
     block_of = [rnd.randint(0, max(1, n // 2)) for _ in range(n + 1)]
-    got = dfa_module._renumber(trans, all_labels, labels, block_of, n, n_cls)
+    got, reps = dfa_module._renumber(trans, block_of, n, n_cls)
     want = _renumber_reference(trans, all_labels, labels, block_of, n, n_cls)
-    assert np.array_equal(got[0], want[0]) and got[1] == want[1]
+    assert np.array_equal(got, want[0])
+    assert [all_labels[r] for r in reps.tolist()] == want[1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(dfa=dfas())
+def test_minimize_ids_equals_minimize(dfa):
+    """The lexer's array path (labels as ids, a representative state per minimal state) builds
+    the table ``_minimize`` builds, with the same labels through the representatives."""
+    table, labels, n_cls = dfa
+    want, want_labels = dfa_module._minimize(table, labels, n_cls)
+    ids = {}
+    label_ids = np.array([ids.setdefault(lab, len(ids) + 1) if lab else 0 for lab in labels], dtype=np.int64)
+    got, reps = dfa_module._minimize_ids(np.asarray(table, dtype=np.int32).reshape(len(table), n_cls), label_ids, n_cls)
+    assert np.array_equal(got, want)
+    assert [labels[r] for r in reps.tolist()] == want_labels
