@@ -278,6 +278,7 @@ class _Compiler:
         self._ignored_seen: set[str] = set()
         self._string_dfas: dict = {}  # string_dfa's memo
         self._dfa_terminals: dict[int, tuple] = {}  # id(code-point DFA) -> (it, its terminal name)
+        self._except_terminals: dict[tuple, str] = {}  # excluded names -> terminal name
         if unknown_formats not in ("ignore", "error"):
             raise ValueError("unknown_formats must be 'ignore' or 'error'")
         self.unknown_formats = unknown_formats
@@ -1543,6 +1544,18 @@ class _Compiler:
         self._dfa_terminals[id(dfa)] = (dfa, name)
         return name
 
+    def except_names_terminal(self, names: list, hint: str) -> str:
+        """A ``%declare``d terminal for the quoted JSON strings not in ``names`` (built directly
+        as bytes: :func:`.cpdfa.except_names_byte_dfa`); one terminal per name set (mutates
+        ``external``)."""
+        key = tuple(names)
+        name = self._except_terminals.get(key)
+        if name is None:
+            name = f"STRING{len(self.external)}_{re.sub(r'[^A-Za-z0-9_]', '_', hint).upper()}"[:60]
+            self.external[name] = cpdfa.except_names_byte_dfa(names)
+            self._except_terminals[key] = name
+        return name
+
     def string_keywords(self, kws: dict, only_string: bool):
         """``(min_len, max_len, min_ptr, max_ptr, langs)`` of a string's keywords, ``langs`` the
         search languages of its patterns and enforced formats (unknown formats are recorded as
@@ -2159,11 +2172,9 @@ class _Compiler:
                     # repeats the string body once per trie node of the names, and the lexer's
                     # subset construction multiplies those copies (thousands of states, merged
                     # again only by minimization)
-                    dfa = self.string_dfa([], 0, None, extra_names, f"{fl.ptr}/additionalProperties")
-                    if dfa is not None:
-                        key = self.dfa_terminal(dfa, hint + "_additional_key")
-                        addl_pair = self.rule(hint + "_additional_pair", [f"{key} {self.struct(':')} {val}"])
-                        addl_infinite = True
+                    key = self.except_names_terminal(extra_names, hint + "_additional_key")
+                    addl_pair = self.rule(hint + "_additional_pair", [f"{key} {self.struct(':')} {val}"])
+                    addl_infinite = True
                 elif val is not None:
                     key_rx = self.string_body(pn_kws, hint, True, exclude=extra_names or None) if (pn_kws or extra_names) else js.ANY_CHAR + "*"
                     if key_rx is not None:

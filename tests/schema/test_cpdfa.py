@@ -226,3 +226,60 @@ def test_product_state_bound():
     for fn in (cpdfa.product, cpdfa._product_reference):
         with pytest.raises(LimitExceededError):
             fn(lens, all, replace(DEFAULT_LIMITS, max_dfa_states=10))
+
+
+def _canonical_bytes(sdfa):
+    """The minimal byte table (BFS numbering) of a SparseDFA: equal iff the languages are equal."""
+    import numpy as np
+
+    from constrain.regex.dfa import _minimize_ids
+
+    n = sdfa.n_states
+    table = np.full((n, 256), -1, dtype=np.int32)
+    table[np.repeat(np.arange(n), np.diff(sdfa.offsets)), sdfa.edge_byte] = sdfa.edge_target
+    return _minimize_ids(table, np.asarray(sdfa.accepting, dtype=np.int64), 256)[0]
+
+
+NAME_CHARS = st.sampled_from(list('ab"\\\n\x1f\x7fé€😀\u2028') + ["\ud800"])
+
+
+@settings(max_examples=150, deadline=None)
+@given(names=st.lists(st.lists(NAME_CHARS, max_size=4).map("".join), max_size=6))
+def test_except_names_byte_dfa_is_the_code_point_product(names):
+    """The directly built "any JSON string but these names" automaton has the language of the
+    code-point product (all strings x not a name) spelled by ``to_byte_dfa``; every state live."""
+    import numpy as np
+
+    anything = cpdfa.length(0, None, DEFAULT_LIMITS)
+    if names:
+        ref = cpdfa.to_byte_dfa(cpdfa.minimize(cpdfa.product(
+            [anything, cpdfa.names(names)], lambda b: b[0] is True and b[1] is not True, DEFAULT_LIMITS), bool))
+    else:
+        ref = cpdfa.to_byte_dfa(anything)
+    got = cpdfa.except_names_byte_dfa(names)
+    assert np.array_equal(_canonical_bytes(got), _canonical_bytes(ref))
+    edges = [(int(q), int(t)) for q in range(got.n_states)
+             for t in got.edge_target[got.offsets[q]:got.offsets[q + 1]]]
+    reach, stack = {0}, [0]
+    while stack:
+        q = stack.pop()
+        for a, t in edges:
+            if a == q and t not in reach:
+                reach.add(t)
+                stack.append(t)
+    live = set(np.flatnonzero(got.accepting).tolist())
+    grew = True
+    while grew:
+        grew = False
+        for a, t in edges:
+            if t in live and a not in live:
+                live.add(a)
+                grew = True
+    assert reach == live == set(range(got.n_states)), "every state reachable and live"
+    for name in names:
+        try:
+            spelled = ('"' + js.spell_string(name) + '"').encode("utf-8")
+        except UnicodeEncodeError:
+            continue
+        assert not got.matches(spelled)
+        assert got.matches(spelled[:-1] + b'z"')
