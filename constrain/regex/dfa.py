@@ -181,9 +181,11 @@ def sequences_shape(sequences) -> tuple[int, list[tuple[int, int, int, int]]]:
 class _NFA:
     """A Thompson NFA with epsilon edges and byte-range edges; built by mutation (``new_state``...)."""
 
-    def __init__(self, limits: Limits, what: str, counted: bool = False):
+    def __init__(self, limits: Limits, what: str, counted: bool = False, cap: int | None = None):
         self.limits = limits
         self.what = what
+        # states allowed: limits.max_nfa_states, or fewer for a fragment of a lexer with a budget
+        self.cap = limits.max_nfa_states if cap is None else min(cap, limits.max_nfa_states)
         self.eps: list[list[int]] = []
         self.edges: list[list[tuple[int, int, int]]] = []
         # Counted loops (``counted``: large repetitions, see COUNTED_REPEAT_MIN). A configuration
@@ -197,7 +199,7 @@ class _NFA:
     def new_state(self) -> int:
         """Add a state and return its id (mutates); raise when ``max_nfa_states`` is exceeded."""
         n = len(self.eps)
-        if n >= self.limits.max_nfa_states:
+        if n >= self.cap:
             raise _nfa_limit(self.limits, self.what, n + 1)
         self.eps.append([])
         self.edges.append([])
@@ -208,7 +210,7 @@ class _NFA:
         shape depends on ``ranges`` only: built once (a trie of UTF-8 byte ranges, local states
         0 = start, 1 = end) and copied with an offset."""
         n_local, edges = _charset_shape_cached(ranges if isinstance(ranges, tuple) else tuple(ranges))
-        if len(self.eps) + n_local > self.limits.max_nfa_states:
+        if len(self.eps) + n_local > self.cap:
             raise _nfa_limit(self.limits, self.what, len(self.eps) + n_local)
         base = len(self.eps)
         self.eps.extend([] for _ in range(n_local))
@@ -222,7 +224,7 @@ class _NFA:
         return its (start, end) (mutates): one NFA state per DFA state, runs of bytes with the same
         target as one range edge, an epsilon edge from each accepting state to the end."""
         n = int(dfa.n_states)
-        if len(self.eps) + n + 1 > self.limits.max_nfa_states:
+        if len(self.eps) + n + 1 > self.cap:
             raise _nfa_limit(self.limits, self.what, len(self.eps) + n + 1)
         base = len(self.eps)
         self.eps.extend([] for _ in range(n))
@@ -263,7 +265,7 @@ class _NFA:
 
     def literal(self, data: bytes) -> tuple[int, int]:
         """Add a chain of states reading exactly ``data`` and return its (start, end) (mutates)."""
-        if len(self.eps) + len(data) + 1 > self.limits.max_nfa_states:
+        if len(self.eps) + len(data) + 1 > self.cap:
             raise _nfa_limit(self.limits, self.what, len(self.eps) + len(data) + 1)
         start = cur = self.new_state()
         for b in data:
@@ -433,9 +435,10 @@ class _Fragment:
         self.eps_src, self.eps_dst, self.src, self.lo, self.hi, self.dst = eps_src, eps_dst, src, lo, hi, dst
 
 
-def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
-    """The Thompson fragment of a parsed regex, as :meth:`_NFA.build` makes it, in arrays."""
-    nfa = _NFA(limits, what)
+def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None) -> _Fragment:
+    """The Thompson fragment of a parsed regex, as :meth:`_NFA.build` makes it, in arrays; more
+    than ``cap`` states (default ``limits.max_nfa_states``) raise the ``max_nfa_states`` error."""
+    nfa = _NFA(limits, what, cap=cap)
     try:
         a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
     except RecursionError:
@@ -506,19 +509,21 @@ def _concat_fragments(frags: list[_Fragment]) -> _Fragment:
     )
 
 
-def _fragment(p, flags: ip.REFlags, limits: Limits, what: str) -> _Fragment:
+def _fragment(p, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None) -> _Fragment:
     """The fragment of a lexer entry, kept in a bounded process-wide table keyed by the entry
     object's identity (the entry is held by the table, so its ``id`` is not reused while there):
-    parses are cached, and schema lexers repeat the same terminals across compiles."""
+    parses are cached, and schema lexers repeat the same terminals across compiles. A fragment
+    not in the table stops being built past ``cap`` states (the ``max_nfa_states`` error); one in
+    the table comes back whatever its size (the caller checks the total)."""
     hit = _FRAGMENTS.get_for(p, flags)
     if hit is not None:
         return hit
     if isinstance(p, ParsedConcat):
-        frag = _concat_fragments([_fragment(q, flags, limits, what) for q in p.parts])
+        frag = _concat_fragments([_fragment(q, flags, limits, what, cap) for q in p.parts])
     elif isinstance(p, Parsed):
-        frag = _regex_fragment(p, flags, limits, what)
+        frag = _regex_fragment(p, flags, limits, what, cap)
     elif isinstance(p, ParsedLiteral):
-        frag = _fragment(p.parsed, flags, limits, what) if p.folds(flags) else _literal_fragment(p.data)
+        frag = _fragment(p.parsed, flags, limits, what, cap) if p.folds(flags) else _literal_fragment(p.data)
     else:
         frag = _dfa_fragment(p)
     return _FRAGMENTS.put_for(p, frag, flags)
@@ -529,21 +534,33 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     start (an epsilon edge to each entry), then each entry's states followed by its final state.
 
     Returns ``(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals)`` with byte bounds ``lo..hi``.
-    The same language as :func:`_build_nfa` (and the same size check first). ``max_eager``: over
-    this many NFA states, raise ``LimitExceededError`` (field ``max_dfa_states``) before building,
-    the grammar compiler's cue to build the lexer lazily."""
+    The same language as :func:`_build_nfa`, with the same bound ``limits.max_nfa_states`` on the
+    total. Fragments not yet cached are built within what the bound leaves (no separate sizing
+    pass). ``max_eager``: over this many NFA states, raise ``LimitExceededError`` (field
+    ``max_dfa_states``), the grammar compiler's cue to build the lexer lazily."""
+    budget = limits.max_nfa_states if max_eager is None else min(max_eager, limits.max_nfa_states)
+
+    def over(total: int):
+        if total > limits.max_nfa_states:
+            return _nfa_limit(limits, what, total)
+        return LimitExceededError("max_dfa_states", limits.max_dfa_states,
+                                  f"large lexer NFA (over {budget} states): build it lazily")
+
     total = 1
-    memo: dict = {}
-    try:
-        for p, flags in parsed:
-            total += 1 + _fragment_size(p, flags, memo)
-    except RecursionError:
-        raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
-    if total > limits.max_nfa_states:
-        raise _nfa_limit(limits, what, total)
-    if max_eager is not None and total > max_eager:
-        raise LimitExceededError("max_dfa_states", limits.max_dfa_states, f"large lexer NFA ({total} states): build it lazily")
-    frags = [_fragment(p, flags, limits, what) for p, flags in parsed]
+    frags = []
+    for p, flags in parsed:
+        try:
+            frag = _fragment(p, flags, limits, what, budget - total)
+        except RecursionError:
+            raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
+        except LimitExceededError as exc:
+            if exc.field != "max_nfa_states":
+                raise
+            raise over(budget + 1) from None
+        total += 1 + frag.n
+        if total > budget:
+            raise over(total)
+        frags.append(frag)
     k = len(frags)
     sizes = np.fromiter((f.n + 1 for f in frags), dtype=np.int64, count=k)
     bases = np.ones(k, dtype=np.int64)

@@ -555,28 +555,6 @@ def _class_end(x: str, i: int) -> int:
     return len(x)
 
 
-def _concat_part(x: str) -> str:
-    """``x`` made safe for concatenation (a top-level '|' needs a group)."""
-    depth = 0
-    i = 0
-    while i < len(x):
-        c = x[i]
-        if c == "\\":
-            i += 2
-            continue
-        if c == "[":
-            i = _class_end(x, i) + 1
-            continue
-        if c == "(":
-            depth += 1
-        elif c == ")":
-            depth -= 1
-        elif c == "|" and depth == 0:
-            return "(?:" + x + ")"
-        i += 1
-    return x
-
-
 def _rep_concat(a, b):
     """atom{l1,h1} then atom{l2,h2} as one repetition (None when the atoms differ or are unknown)."""
     if a is None or b is None:
@@ -685,7 +663,9 @@ def to_regex(dfa: DFA, limits: Limits, what: str = "string language") -> str | N
                 if rep is not None:
                     new = _rep_text(rep)
                 else:
-                    new = _concat_part(r1) + mid + _concat_part(edges[(k, q)])
+                    # every edge is safe to concatenate as it is: escaped_class, _union and
+                    # repeat group their alternations, and a concatenation has none at top level
+                    new = r1 + mid + edges[(k, q)]
                     new = new if old is None else _union([old, new])
                 if len(new) > cap:
                     raise _limit("max_schema_regex_chars", cap, f"the regex of this {what} exceeds {cap} characters")

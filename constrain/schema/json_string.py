@@ -570,17 +570,29 @@ def pattern_search_regex(pattern: str, pointer: str = "") -> str | None:
 
 
 def branches_regex(branches, pointer: str = "", pattern: str = "") -> str | None:
+    """The regex of a search language given as branches ``(anchored start, anchored end, body)``.
+
+    Branches with the same anchoring share one leading and one trailing ``ANY*``
+    (``ANY*(?:a|b)ANY*``, not ``ANY*aANY*|ANY*bANY*``): the same language, but a lexer NFA with
+    one loop per side instead of one per branch, whose subsets would otherwise record which
+    branches have matched (up to 2**n DFA states before minimization)."""
     anys = ANY_CHAR + "*"
-    alts = []
+    groups: dict[tuple[bool, bool], list[str]] = {}
     for start, end, body in branches:
         r = ast_regex(body, pointer, pattern)
         if r is None:
             continue
         if not start and not end and r == "":
             return anys
-        alts.append(("" if start else anys) + r + ("" if end else anys))
-    if not alts:
+        bodies = groups.setdefault((bool(start), bool(end)), [])
+        if r not in bodies:
+            bodies.append(r)
+    if not groups:
         return None
+    alts = []
+    for (start, end), bodies in groups.items():
+        core = bodies[0] if len(bodies) == 1 else group("|".join(bodies))
+        alts.append(("" if start else anys) + core + ("" if end else anys))
     return alts[0] if len(alts) == 1 else group("|".join(alts))
 
 

@@ -141,3 +141,22 @@ def test_literals_survive_lark_escaping(s, other):
         assert not lark_accepts(text, json.dumps({s: other + "a"}, ensure_ascii=False))
     if other + "b" != s:
         assert not lark_accepts(text, json.dumps({other + "b": s}, ensure_ascii=False))
+
+
+def test_unanchored_alternatives_share_one_loop_per_side():
+    """``w1|w2|...`` searched for: one leading and one trailing ANY* around the alternatives, so
+    the lexer's subset construction does not record which words have matched (17 words took
+    1.5M subset entries and gave up; now the DFA is built eagerly, and is small)."""
+    from constrain.regex import terminals_to_dfa
+
+    words = [f"INTERVAL_M{i}" for i in range(1, 18)]
+    rx = js.pattern_search_regex("|".join(words))
+    assert rx.count(js.ANY_CHAR + "*") == 2
+    compiled = re.compile(rx)
+    assert compiled.fullmatch("xINTERVAL_M17y") and compiled.fullmatch("INTERVAL_M1")
+    assert not compiled.fullmatch("INTERVAL_M") and not compiled.fullmatch("interval_m1")
+    lexer = terminals_to_dfa(['"' + rx + '"'], max_work=200_000)
+    assert lexer.n_states < 200
+    mixed = re.compile(js.pattern_search_regex("^ab|cd$|^ef|gh"))
+    for s, ok in [("abz", True), ("zcd", True), ("efz", True), ("zghz", True), ("zab", False), ("cdz", False)]:
+        assert (mixed.fullmatch(s) is not None) == ok, s
