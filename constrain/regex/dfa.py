@@ -372,7 +372,7 @@ def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> i
     """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end).
 
     A parsed regex's size is kept per (parse, flags, counted) in a bounded process-wide table
-    (the parse itself is cached, and a lexer is sized before it is built): the entry holds the
+    (the parse itself is cached; the lazy lexer sizes its NFA before building it): the entry holds the
     ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
     if isinstance(p, ParsedConcat):
         return sum(_fragment_size(q, flags, memo, counted) for q in p.parts)
@@ -488,39 +488,17 @@ def _literal_fragment(data: bytes) -> _Fragment:
     return _Fragment(k + 1, empty, empty, ids, b, b.copy(), ids + 1, 0, k)
 
 
-def _concat_fragments(frags: list[_Fragment]) -> _Fragment:
-    """The fragments one after the other, each one's end joined to the next one's start by an
-    epsilon edge (as :meth:`_NFA.build_entry` joins the pieces of a :class:`ParsedConcat`)."""
-    bases = np.zeros(len(frags), dtype=np.int64)
-    np.cumsum([f.n for f in frags[:-1]], out=bases[1:])
-    b = bases.tolist()
-    joins_src = np.array([f.end + b[i] for i, f in enumerate(frags[:-1])], dtype=np.int64)
-    joins_dst = np.array([f.start + b[i + 1] for i, f in enumerate(frags[:-1])], dtype=np.int64)
-    return _Fragment(
-        int(sum(f.n for f in frags)),
-        np.concatenate([f.eps_src + b[i] for i, f in enumerate(frags)] + [joins_src]),
-        np.concatenate([f.eps_dst + b[i] for i, f in enumerate(frags)] + [joins_dst]),
-        np.concatenate([f.src + b[i] for i, f in enumerate(frags)]),
-        np.concatenate([f.lo for f in frags]),
-        np.concatenate([f.hi for f in frags]),
-        np.concatenate([f.dst + b[i] for i, f in enumerate(frags)]),
-        frags[0].start,
-        frags[-1].end + b[-1],
-    )
-
-
 def _fragment(p, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None) -> _Fragment:
-    """The fragment of a lexer entry, kept in a bounded process-wide table keyed by the entry
-    object's identity (the entry is held by the table, so its ``id`` is not reused while there):
-    parses are cached, and schema lexers repeat the same terminals across compiles. A fragment
+    """The fragment of a lexer entry or of one piece of a :class:`ParsedConcat`, kept in a
+    bounded process-wide table keyed by the object's identity (the table holds the object, so
+    its ``id`` is not reused while there): parses are cached, and schema lexers repeat the same
+    terminals and pieces across compiles. A fragment
     not in the table stops being built past ``cap`` states (the ``max_nfa_states`` error); one in
     the table comes back whatever its size (the caller checks the total)."""
     hit = _FRAGMENTS.get_for(p, flags)
     if hit is not None:
         return hit
-    if isinstance(p, ParsedConcat):
-        frag = _concat_fragments([_fragment(q, flags, limits, what, cap) for q in p.parts])
-    elif isinstance(p, Parsed):
+    if isinstance(p, Parsed):
         frag = _regex_fragment(p, flags, limits, what, cap)
     elif isinstance(p, ParsedLiteral):
         frag = _fragment(p.parsed, flags, limits, what, cap) if p.folds(flags) else _literal_fragment(p.data)
@@ -546,39 +524,57 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
         return LimitExceededError("max_dfa_states", limits.max_dfa_states,
                                   f"large lexer NFA (over {budget} states): build it lazily")
 
+    # every entry as its parts' fragments (a ParsedConcat's pieces are cached one by one and
+    # joined here by epsilon edges, not copied into a fragment of their own), then its final state
     total = 1
     frags = []
-    for p, flags in parsed:
-        try:
-            frag = _fragment(p, flags, limits, what, budget - total)
-        except RecursionError:
-            raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
-        except LimitExceededError as exc:
-            if exc.field != "max_nfa_states":
-                raise
-            raise over(budget + 1) from None
-        total += 1 + frag.n
+    owner = []
+    for i, (p, flags) in enumerate(parsed):
+        for q in p.parts if isinstance(p, ParsedConcat) else (p,):
+            try:
+                frag = _fragment(q, flags, limits, what, budget - total)
+            except RecursionError:
+                raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
+            except LimitExceededError as exc:
+                if exc.field != "max_nfa_states":
+                    raise
+                raise over(budget + 1) from None
+            total += frag.n
+            frags.append(frag)
+            owner.append(i)
+        total += 1
         if total > budget:
             raise over(total)
-        frags.append(frag)
     k = len(frags)
-    sizes = np.fromiter((f.n + 1 for f in frags), dtype=np.int64, count=k)
-    bases = np.ones(k, dtype=np.int64)
-    if k > 1:
-        bases[1:] += np.cumsum(sizes[:-1])
-    finals = bases + sizes - 1
-    n = int(1 + sizes.sum())
+    own = np.asarray(owner, dtype=np.int64)
+    sizes = np.fromiter((f.n for f in frags), dtype=np.int64, count=k)
+    bases = 1 + np.cumsum(sizes) - sizes + own  # entries before this part each added a final state
+    last = np.ones(k, dtype=bool)
+    last[:-1] = own[1:] != own[:-1]
+    first = np.ones(k, dtype=bool)
+    first[1:] = last[:-1]
+    finals = bases[last] + sizes[last]
+    n = int(1 + sizes.sum() + len(parsed))
     starts = np.fromiter((f.start for f in frags), dtype=np.int64, count=k) + bases
     ends = np.fromiter((f.end for f in frags), dtype=np.int64, count=k) + bases
-    eps_src = np.concatenate([np.zeros(k, dtype=np.int64), ends] + [f.eps_src + b for f, b in zip(frags, bases.tolist())])
-    eps_dst = np.concatenate([starts, finals] + [f.eps_dst + b for f, b in zip(frags, bases.tolist())])
-    src = np.concatenate([f.src + b for f, b in zip(frags, bases.tolist())] or [np.zeros(0, dtype=np.int64)])
-    lo = np.concatenate([f.lo for f in frags] or [np.zeros(0, dtype=np.int64)])
-    hi = np.concatenate([f.hi for f in frags] or [np.zeros(0, dtype=np.int64)])
-    dst = np.concatenate([f.dst + b for f, b in zip(frags, bases.tolist())] or [np.zeros(0, dtype=np.int64)])
+    b = bases.tolist()
+    inner = ~last
+    eps_src = np.concatenate([np.zeros(len(parsed), dtype=np.int64), ends[last], ends[inner]]
+                             + [f.eps_src + b[j] for j, f in enumerate(frags)])
+    eps_dst = np.concatenate([starts[first], finals, starts[1:][inner[:-1]]]
+                             + [f.eps_dst + b[j] for j, f in enumerate(frags)])
+    empty = [np.zeros(0, dtype=np.int64)]
+    src = np.concatenate([f.src + b[j] for j, f in enumerate(frags)] or empty)
+    lo = np.concatenate([f.lo for f in frags] or empty)
+    hi = np.concatenate([f.hi for f in frags] or empty)
+    dst = np.concatenate([f.dst + b[j] for j, f in enumerate(frags)] or empty)
     eps_ptr, order = csr_order(eps_src, n)
-    edge_ptr, order_e = csr_order(src, n)
-    return eps_ptr, eps_dst[order], edge_ptr, lo[order_e], hi[order_e], dst[order_e], finals
+    edge_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=edge_ptr[1:])
+    if len(src) > 1 and (src[1:] < src[:-1]).any():  # fragments list their edges by source
+        order_e = np.argsort(src, kind="stable")
+        lo, hi, dst = lo[order_e], hi[order_e], dst[order_e]
+    return eps_ptr, eps_dst[order], edge_ptr, lo, hi, dst, finals
 
 
 def csr_order(src: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
