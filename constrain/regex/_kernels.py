@@ -122,27 +122,46 @@ def hopcroft_kernel(trans: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np
 
 
 @numba.njit(cache=True, nogil=True)
-def bfs_order_kernel(quot: np.ndarray, start: int, dead: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(order, seq)``: the number of each block in the order a queue BFS from ``start`` over the
-    rows of ``quot`` (``int64[n_blocks, k]``, left to right) first meets it (-1: unreached or
-    ``dead``), and the blocks in that order. Pure."""
-    nb, k = quot.shape
+def quotient_kernel(trans: np.ndarray, blk: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The quotient table of the partition ``blk`` of the states of ``trans`` (``int32[n + 1, k]``,
+    complete, state ``n`` the sink): each block's row is its first state's row mapped to blocks;
+    blocks are numbered in the order a queue BFS from the start's block (classes left to right)
+    first meets them, the sink's block is -1. Returns ``(table int32[m, k], rep int64[m])``, ``rep`` the first state of
+    each numbered block. The start's block must not be the sink's. Pure."""
+    k = trans.shape[1]
+    dead = blk[n]
+    nb = 0
+    for s in range(n + 1):
+        if blk[s] + 1 > nb:
+            nb = blk[s] + 1
+    first = np.full(nb, -1, dtype=np.int64)
+    for s in range(n):
+        if first[blk[s]] < 0:
+            first[blk[s]] = s
     order = np.full(nb, -1, dtype=np.int64)
     seq = np.empty(nb, dtype=np.int64)
-    order[start] = 0
-    seq[0] = start
-    n = 1
+    order[blk[0]] = 0
+    seq[0] = blk[0]
+    m = 1
     head = 0
-    while head < n:
-        b = seq[head]
+    while head < m:
+        r = first[seq[head]]
         head += 1
         for c in range(k):
-            t = quot[b, c]
+            t = blk[trans[r, c]]
             if t != dead and order[t] < 0:
-                order[t] = n
-                seq[n] = t
-                n += 1
-    return order, seq[:n]
+                order[t] = m
+                seq[m] = t
+                m += 1
+    out = np.empty((m, k), dtype=np.int32)
+    rep = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        r = first[seq[i]]
+        rep[i] = r
+        for c in range(k):
+            t = blk[trans[r, c]]
+            out[i, c] = -1 if t == dead else order[t]
+    return out, rep
 
 
 @numba.njit(cache=True, nogil=True)

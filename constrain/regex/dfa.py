@@ -919,28 +919,14 @@ def _renumber(trans, block_of, n: int, n_cls: int) -> tuple[np.ndarray, np.ndarr
     """The quotient table of ``block_of`` (live blocks in BFS order from the start, dead ones -1)
     and, per quotient state, its first state in ``trans`` (the sink is state ``n``).
 
-    Each block's row is its first state's row mapped to blocks (numpy); the blocks are numbered in
-    the order a queue BFS over the quotient meets them (:func:`~constrain.regex._kernels.bfs_order_kernel`)."""
-    from constrain.regex._kernels import bfs_order_kernel
+    Each block's row is its first state's row mapped to blocks; the blocks are numbered in the
+    order a queue BFS over the quotient meets them (:func:`~constrain.regex._kernels.quotient_kernel`)."""
+    from constrain.regex._kernels import quotient_kernel
 
-    sink = n
     blk = np.asarray(block_of, dtype=np.int64)
-    dead = int(blk[sink])
-    start_block = int(blk[0])
-    if start_block == dead:
+    if blk[0] == blk[n]:
         return np.full((1, n_cls), -1, dtype=np.int32), np.zeros(1, dtype=np.int64)
-    table = np.asarray(trans, dtype=np.int64).reshape(n + 1, n_cls)
-    n_blocks = int(blk.max()) + 1
-    rep = np.full(n_blocks, -1, dtype=np.int64)
-    firsts = np.unique(blk[:n], return_index=True)
-    rep[firsts[0]] = firsts[1]
-    quot = np.full((n_blocks, n_cls), dead, dtype=np.int64)
-    has = rep >= 0
-    quot[has] = blk[table[rep[has]]]
-    order, seq_arr = bfs_order_kernel(quot, start_block, dead)
-    rows = quot[seq_arr]
-    out = np.where(rows == dead, -1, order[rows]).astype(np.int32)
-    return np.ascontiguousarray(out.reshape(len(seq_arr), n_cls)), rep[seq_arr]
+    return quotient_kernel(np.ascontiguousarray(np.asarray(trans, dtype=np.int32).reshape(n + 1, n_cls)), blk, n)
 
 
 def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:
