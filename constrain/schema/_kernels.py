@@ -162,3 +162,72 @@ def product_kernel(base, ptr, lo, hi, tgt, alphabet, max_states):
         row_ptr[i + 1] = n_seg
         i += 1
     return n, rows[:n].copy(), row_ptr[: n + 1].copy(), seg_lo[:n_seg].copy(), seg_hi[:n_seg].copy(), seg_tgt[:n_seg].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def trie_over_dfa_kernel(g_ptr, g_byte, g_tgt, g_acc, g_of, kid_ptr, kid_byte, kid_node, dead_node, drop_g_start, g_start):
+    """The byte DFA of :func:`constrain.schema.cpdfa.except_names_byte_dfa` as CSR arrays.
+
+    States: trie nodes ``0..t-1`` (node ``i`` in state ``g_of[i]`` of the string automaton
+    ``g``, given as CSR ``g_ptr``/``g_byte``/``g_tgt``, bytes ascending), then ``g``'s states
+    (``t + s``). A node's row is its ``g`` state's row, where the bytes of its children
+    (``kid_byte[kid_ptr[i]:kid_ptr[i + 1]]`` ascending, to nodes ``kid_node``) lead into the trie
+    instead. Nodes with ``dead_node`` set are dropped with the edges into them, and so is ``g``'s
+    start when ``drop_g_start``; the others are renumbered in order. Trie nodes never accept.
+    Returns ``(offsets, edge_byte uint8, edge_target int32, accepting)``. Pure.
+    """
+    t = len(g_of)
+    n_g = len(g_ptr) - 1
+    total = t + n_g
+    new_id = np.empty(total, dtype=np.int64)
+    m = 0
+    for s in range(total):
+        keep = not dead_node[s] if s < t else not (drop_g_start and s - t == g_start)
+        if keep:
+            new_id[s] = m
+            m += 1
+        else:
+            new_id[s] = -1
+    counts = np.zeros(m, dtype=np.int64)
+    n_edges = 0
+    for s in range(total):
+        if new_id[s] < 0:
+            continue
+        g = g_of[s] if s < t else s - t
+        k = kid_ptr[s] if s < t else 0
+        k_end = kid_ptr[s + 1] if s < t else 0
+        c = 0
+        for e in range(g_ptr[g], g_ptr[g + 1]):
+            b = g_byte[e]
+            while k < k_end and kid_byte[k] < b:
+                k += 1
+            tgt = kid_node[k] if k < k_end and kid_byte[k] == b else t + g_tgt[e]
+            if new_id[tgt] >= 0:
+                c += 1
+        counts[new_id[s]] = c
+        n_edges += c
+    offsets = np.zeros(m + 1, dtype=np.int64)
+    for i in range(m):
+        offsets[i + 1] = offsets[i] + counts[i]
+    edge_byte = np.empty(n_edges, dtype=np.uint8)
+    edge_target = np.empty(n_edges, dtype=np.int32)
+    accepting = np.zeros(m, dtype=np.bool_)
+    j = 0
+    for s in range(total):
+        if new_id[s] < 0:
+            continue
+        g = g_of[s] if s < t else s - t
+        if s >= t:
+            accepting[new_id[s]] = g_acc[g]
+        k = kid_ptr[s] if s < t else 0
+        k_end = kid_ptr[s + 1] if s < t else 0
+        for e in range(g_ptr[g], g_ptr[g + 1]):
+            b = g_byte[e]
+            while k < k_end and kid_byte[k] < b:
+                k += 1
+            tgt = kid_node[k] if k < k_end and kid_byte[k] == b else t + g_tgt[e]
+            if new_id[tgt] >= 0:
+                edge_byte[j] = b
+                edge_target[j] = new_id[tgt]
+                j += 1
+    return offsets, edge_byte, edge_target, accepting

@@ -895,16 +895,14 @@ def _to_byte_dfa_reference(dfa: DFA):
 
 @functools.lru_cache(maxsize=1)
 def _any_string_bytes():
-    """The byte DFA of every JSON string (:func:`to_byte_dfa` of all code-point strings), with a
-    dense ``[n, 256]`` table of each state's edge index (-1: no edge) and its start's in-degree."""
+    """The byte DFA of every JSON string (:func:`to_byte_dfa` of all code-point strings), each
+    state's successor per byte as lists (-1: none), and whether anything enters its start."""
     import numpy as np
 
     g = to_byte_dfa(length(0, None, Limits()))
-    n = g.n_states
-    pos = np.full((n, 256), -1, dtype=np.int64)
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(g.offsets))
-    pos[rows, g.edge_byte.astype(np.int64)] = np.arange(g.n_edges, dtype=np.int64)
-    return g, pos, bool((g.edge_target == g.start).any())
+    succ = np.full((g.n_states, 256), -1, dtype=np.int64)
+    succ[np.repeat(np.arange(g.n_states), np.diff(g.offsets)), g.edge_byte.astype(np.int64)] = g.edge_target
+    return g, succ.tolist(), bool((g.edge_target == g.start).any())
 
 
 def except_names_byte_dfa(names):
@@ -912,15 +910,16 @@ def except_names_byte_dfa(names):
     is not in ``names``: the byte automaton of every JSON string, with a trie of the names'
     spellings laid over its first bytes; the trie states at the end of a name are dropped.
 
-    Built in time linear in the names' bytes plus the trie's edges (numpy), without the
+    Built in time linear in the names' bytes plus the trie's edges (a numba kernel), without the
     code-point product, its minimization or a subset construction. Every state is reachable and
     live; not necessarily minimal (names ``"ab"`` and ``"cb"`` leave two equivalent trie states),
     which the lexer's minimization absorbs. Pure."""
     import numpy as np
 
     from constrain.constraints.sparse_dfa import SparseDFA
+    from constrain.schema._kernels import trie_over_dfa_kernel
 
-    g, pos, start_entered = _any_string_bytes()
+    g, succ, start_entered = _any_string_bytes()
     tgt_g = g.edge_target
     # the trie, walked alongside g: node -> g state; (parent, byte, child) edges; name ends
     g_of = [g.start]
@@ -933,10 +932,9 @@ def except_names_byte_dfa(names):
             continue
         node, gs = 0, g.start
         for b in data:
-            e = int(pos[gs, b])
-            if e < 0:  # not a spelling g makes: nothing to exclude (the nodes so far stay live)
+            gs = succ[gs][b]
+            if gs < 0:  # not a spelling g makes: nothing to exclude (the nodes so far stay live)
                 break
-            gs = int(tgt_g[e])
             child = children.get((node, b))
             if child is None:
                 child = children[(node, b)] = len(g_of)
@@ -945,35 +943,13 @@ def except_names_byte_dfa(names):
         else:
             ends.add(node)
     t = len(g_of)
-    g_of_arr = np.asarray(g_of, dtype=np.int64)
-    # states: trie nodes 0..t-1, then g's states at t + s (g's start dropped when nothing enters it)
-    counts = np.diff(g.offsets)[g_of_arr]
-    src = np.repeat(np.arange(t, dtype=np.int64), counts)
-    first = np.repeat(g.offsets[g_of_arr] - np.cumsum(counts) + counts, counts)
-    idx = first + np.arange(len(src), dtype=np.int64)
-    byte = g.edge_byte[idx].astype(np.int64)
-    tgt = t + tgt_g[idx].astype(np.int64)
-    if children:
-        kid = np.array([(p, b, c) for (p, b), c in children.items()], dtype=np.int64).reshape(-1, 3)
-        row_start = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        at = row_start[kid[:, 0]] + (pos[g_of_arr[kid[:, 0]], kid[:, 1]] - g.offsets[g_of_arr[kid[:, 0]]])
-        tgt[at] = kid[:, 2]
-    n_g = g.n_states
-    src = np.concatenate([src, t + np.repeat(np.arange(n_g, dtype=np.int64), np.diff(g.offsets))])
-    byte = np.concatenate([byte, g.edge_byte.astype(np.int64)])
-    tgt = np.concatenate([tgt, t + tgt_g.astype(np.int64)])
-    # drop the name ends (dead: a closed string that is a name) and, if nothing enters it, g's start
-    keep_state = np.ones(t + n_g, dtype=bool)
-    keep_state[np.fromiter(ends, dtype=np.int64, count=len(ends))] = False
-    if not start_entered:
-        keep_state[t + g.start] = False
-    keep = keep_state[tgt] & keep_state[src]
-    new_id = np.cumsum(keep_state) - 1
-    src, byte, tgt = new_id[src[keep]], byte[keep], new_id[tgt[keep]]
-    n = int(keep_state.sum())
-    order = np.lexsort((byte, src))
-    offsets = np.zeros(n + 1, dtype=np.int64)
-    np.cumsum(np.bincount(src, minlength=n), out=offsets[1:])
-    accepting = np.concatenate([np.zeros(t, dtype=bool), np.asarray(g.accepting, dtype=bool)])[keep_state]
-    return SparseDFA(offsets=offsets, edge_byte=byte[order].astype(np.uint8), edge_target=tgt[order].astype(np.int32),
-                     accepting=accepting)
+    # children as CSR by parent, bytes ascending (the kernel merges them into the copied rows)
+    kids = np.array(sorted((p, b, c) for (p, b), c in children.items()), dtype=np.int64).reshape(-1, 3)
+    kid_ptr = np.zeros(t + 1, dtype=np.int64)
+    np.cumsum(np.bincount(kids[:, 0], minlength=t), out=kid_ptr[1:])
+    dead = np.zeros(t, dtype=np.bool_)
+    dead[np.fromiter(ends, dtype=np.int64, count=len(ends))] = True
+    offsets, edge_byte, edge_target, accepting = trie_over_dfa_kernel(
+        g.offsets, g.edge_byte, tgt_g, np.asarray(g.accepting, dtype=np.bool_), np.asarray(g_of, dtype=np.int64),
+        kid_ptr, kids[:, 1].copy(), kids[:, 2].copy(), dead, not start_entered, int(g.start))
+    return SparseDFA(offsets=offsets, edge_byte=edge_byte, edge_target=edge_target, accepting=accepting)
