@@ -1640,13 +1640,24 @@ class LazyLexerDFA:
                     by_range[(k0, k1)] = [tc]
                 else:
                     lst.append(tc)
-        moves = [(k0, k1, lst[0] if len(lst) == 1 else frozenset().union(*lst))
-                 for (k0, k1), lst in by_range.items()]
-        points = sorted({m[0] for m in moves} | {m[1] + 1 for m in moves})
+        # sweep the class axis: the moves covering a run between two range ends are those
+        # started and not yet ended there
+        starts: dict[int, list] = {}
+        ends: dict[int, list] = {}
+        for i, ((k0, k1), lst) in enumerate(by_range.items()):
+            tc = lst[0] if len(lst) == 1 else frozenset().union(*lst)
+            starts.setdefault(k0, []).append((i, tc))
+            ends.setdefault(k1 + 1, []).append(i)
+        points = sorted(starts.keys() | ends.keys())
         row = np.full(n_cls, -1, dtype=np.int32)
+        active: dict[int, frozenset] = {}
         for a, b in zip(points, points[1:]):
-            covering = [tc for k0, k1, tc in moves if k0 <= a and b - 1 <= k1]
-            if covering:
+            for i in ends.get(a, ()):
+                del active[i]
+            for i, tc in starts.get(a, ()):
+                active[i] = tc
+            if active:
+                covering = list(active.values())
                 acc = covering[0] if len(covering) == 1 else frozenset().union(*covering)
                 row[a:b] = self._state_of(acc)
         self._trans[q] = row[self.class_of]
