@@ -26,6 +26,7 @@ from constrain.errors import LimitExceededError
 from constrain.grammar.lark_frontend import GrammarIR, TerminalIR, productive_rules
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|([()|?*+]))")
+_PLAIN = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(?:\s+[A-Za-z_][A-Za-z0-9_]*)*\s*")
 
 
 class EBNFSubsetError(ValueError):
@@ -57,6 +58,8 @@ class _Expander:
 
     def alternative(self, owner: str, expr: str) -> list[tuple[str, ...]]:
         """The BNF expansions of one alternative of ``owner``."""
+        if _PLAIN.fullmatch(expr):  # symbols only (most alternatives): one expansion, as written
+            return [tuple(expr.split())]
         toks = _tokens(expr)
         pos, alts = self._alts(owner, toks, 0)
         if pos != len(toks):
