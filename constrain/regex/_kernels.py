@@ -126,8 +126,9 @@ def quotient_kernel(trans: np.ndarray, blk: np.ndarray, n: int) -> tuple[np.ndar
     """The quotient table of the partition ``blk`` of the states of ``trans`` (``int32[n + 1, k]``,
     complete, state ``n`` the sink): each block's row is its first state's row mapped to blocks;
     blocks are numbered in the order a queue BFS from the start's block (classes left to right)
-    first meets them, the sink's block is -1. Returns ``(table int32[m, k], rep int64[m])``, ``rep`` the first state of
-    each numbered block. The start's block must not be the sink's. Pure."""
+    first meets them, the sink's block is -1. Returns ``(table int32[m, k], rep int64[m])``,
+    ``rep`` the first state of each numbered block. The start's block must not be the sink's.
+    Pure."""
     k = trans.shape[1]
     dead = blk[n]
     nb = 0

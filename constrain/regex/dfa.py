@@ -633,32 +633,11 @@ def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start:
     ``max_work`` NFA states in all (None: no such bound; eager lexers set one, see
     :func:`terminals_to_dfa`).
     """
-    from constrain.regex._kernels import subset_kernel
-
-    boundary = np.zeros(257, dtype=bool)
-    boundary[0] = True
-    boundary[lo] = True
-    boundary[hi + 1] = True
-    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
-    n_cls = int(class_of[-1]) + 1
-    final_of = np.full(len(eps_ptr) - 1, -1, dtype=np.int64)
-    final_of[np.asarray(finals, dtype=np.int64)] = np.arange(len(finals), dtype=np.int64)
-    lo_cls = class_of[lo].astype(np.int64)
-    hi_cls = class_of[hi].astype(np.int64)
-    max_states = limits.max_dfa_states
-    max_pool = 2**62 if max_work is None else max_work
-    n, table, acc_ptr, acc_idx = subset_kernel(
-        eps_ptr, eps_idx, edge_ptr, lo_cls, hi_cls, tgt, final_of, start, n_cls, max_states, max_pool
-    )
-    if n == -1:
-        raise LimitExceededError("max_dfa_states", max_states, f"{what} needs more than {max_states} DFA states")
-    if n == -2:
-        raise LimitExceededError(
-            "max_dfa_states", max_states, f"{what}: its subset construction passes {max_pool} NFA states in all"
-        )
+    table, acc_ptr, acc_idx, class_of, n_cls = _subset_arrays(
+        eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start, limits, what, max_work)
     ptr = acc_ptr.tolist()
     idx = acc_idx.tolist()
-    accepts = [tuple(idx[ptr[d] : ptr[d + 1]]) for d in range(n)]
+    accepts = [tuple(idx[ptr[d] : ptr[d + 1]]) for d in range(len(table))]
     return table, accepts, class_of, n_cls
 
 

@@ -188,29 +188,14 @@ def trie_over_dfa_kernel(g_ptr, g_byte, g_tgt, g_acc, g_of, kid_ptr, kid_byte, k
             m += 1
         else:
             new_id[s] = -1
-    counts = np.zeros(m, dtype=np.int64)
-    n_edges = 0
+    bound = 0  # each kept state has at most its g state's edges
     for s in range(total):
-        if new_id[s] < 0:
-            continue
-        g = g_of[s] if s < t else s - t
-        k = kid_ptr[s] if s < t else 0
-        k_end = kid_ptr[s + 1] if s < t else 0
-        c = 0
-        for e in range(g_ptr[g], g_ptr[g + 1]):
-            b = g_byte[e]
-            while k < k_end and kid_byte[k] < b:
-                k += 1
-            tgt = kid_node[k] if k < k_end and kid_byte[k] == b else t + g_tgt[e]
-            if new_id[tgt] >= 0:
-                c += 1
-        counts[new_id[s]] = c
-        n_edges += c
+        if new_id[s] >= 0:
+            g = g_of[s] if s < t else s - t
+            bound += g_ptr[g + 1] - g_ptr[g]
     offsets = np.zeros(m + 1, dtype=np.int64)
-    for i in range(m):
-        offsets[i + 1] = offsets[i] + counts[i]
-    edge_byte = np.empty(n_edges, dtype=np.uint8)
-    edge_target = np.empty(n_edges, dtype=np.int32)
+    edge_byte = np.empty(bound, dtype=np.uint8)
+    edge_target = np.empty(bound, dtype=np.int32)
     accepting = np.zeros(m, dtype=np.bool_)
     j = 0
     for s in range(total):
@@ -230,4 +215,5 @@ def trie_over_dfa_kernel(g_ptr, g_byte, g_tgt, g_acc, g_of, kid_ptr, kid_byte, k
                 edge_byte[j] = b
                 edge_target[j] = new_id[tgt]
                 j += 1
-    return offsets, edge_byte, edge_target, accepting
+        offsets[new_id[s] + 1] = j
+    return offsets, edge_byte[:j], edge_target[:j], accepting
