@@ -372,8 +372,8 @@ def _fragment_size(p, flags: ip.REFlags, memo: dict, counted: bool = False) -> i
     """NFA states of one lexer entry: a parsed regex, or an embedded DFA (its states + an end).
 
     A parsed regex's size is kept per (parse, flags, counted) in a bounded process-wide table
-    (the parse itself is cached; the lazy lexer sizes its NFA before building it): the entry holds the
-    ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
+    (the parse itself is cached; the lazy lexer sizes its NFA before building it): the entry
+    holds the ``Parsed`` object, so its ``id`` cannot be reused while the entry exists."""
     if isinstance(p, ParsedConcat):
         return sum(_fragment_size(q, flags, memo, counted) for q in p.parts)
     if isinstance(p, ParsedLiteral):
@@ -492,9 +492,9 @@ def _fragment(p, flags: ip.REFlags, limits: Limits, what: str, cap: int | None =
     """The fragment of a lexer entry or of one piece of a :class:`ParsedConcat`, kept in a
     bounded process-wide table keyed by the object's identity (the table holds the object, so
     its ``id`` is not reused while there): parses are cached, and schema lexers repeat the same
-    terminals and pieces across compiles. A fragment
-    not in the table stops being built past ``cap`` states (the ``max_nfa_states`` error); one in
-    the table comes back whatever its size (the caller checks the total)."""
+    terminals and pieces across compiles. A fragment not in the table stops being built past
+    ``cap`` states (the ``max_nfa_states`` error); one in the table comes back whatever its size
+    (the caller checks the total)."""
     hit = _FRAGMENTS.get_for(p, flags)
     if hit is not None:
         return hit
@@ -845,6 +845,9 @@ def hopcroft_refine_reference(trans: list[list[int]], block_of: list[int], n_cls
     return block_of
 
 
+_EMPTY_LABEL = 0  # :func:`_label_ids` of the empty set (and the sink's label id in minimization)
+
+
 def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int, *, hopcroft: bool = False) -> tuple[np.ndarray, list]:
     """Return the minimal table (start 0, BFS order, no dead states) and the label of each state.
 
@@ -854,22 +857,28 @@ def _minimize(table: list[list[int]], labels: list[tuple[int, ...]], n_cls: int,
     numba (``hopcroft=True``: the Python reference, :func:`hopcroft_refine_reference`).
     """
     n = len(table)
-    sink = n
-    trans = np.empty((n + 1, n_cls), dtype=np.int32)
-    if n:
-        trans[:n] = np.asarray(table, dtype=np.int32).reshape(n, n_cls)
-    trans[trans < 0] = sink
-    trans[sink] = sink
     # the sink accepts nothing: label () (no pattern accepted), like every non-accepting state
-    all_labels = list(labels) + [()]
-    lab_ids: dict = {}
-    block0 = [lab_ids.setdefault(lab, len(lab_ids)) for lab in all_labels]
-    if hopcroft:
-        block_of = hopcroft_refine_reference(trans.tolist(), block0, n_cls)
+    lab_ids: dict = {(): _EMPTY_LABEL}
+    ids = np.fromiter((lab_ids.setdefault(lab, len(lab_ids)) for lab in labels), dtype=np.int64, count=n)
+    arr = np.asarray(table, dtype=np.int32).reshape(n, n_cls)
+    if not hopcroft:
+        out, rep = _minimize_ids(arr, ids, n_cls)
     else:
-        block_of = hopcroft_refine(trans, block0, n_cls)
-    out, rep = _renumber(trans, block_of, n, n_cls)
-    return out, [all_labels[r] for r in rep.tolist()]
+        trans = _with_sink(arr, n_cls)
+        block_of = hopcroft_refine_reference(trans.tolist(), ids.tolist() + [_EMPTY_LABEL], n_cls)
+        out, rep = _renumber(trans, block_of, n, n_cls)
+    return out, [labels[r] for r in rep.tolist()]
+
+
+def _with_sink(table: np.ndarray, n_cls: int) -> np.ndarray:
+    """``table`` (``int32[n, n_cls]``) completed with a sink: state ``n``, the target of every
+    missing transition (-1) and of its own."""
+    n = len(table)
+    trans = np.empty((n + 1, n_cls), dtype=np.int32)
+    trans[:n] = table
+    trans[trans < 0] = n
+    trans[n] = n
+    return trans
 
 
 def _minimize_ids(table: np.ndarray, label_ids: np.ndarray, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
@@ -879,19 +888,13 @@ def _minimize_ids(table: np.ndarray, label_ids: np.ndarray, n_cls: int) -> tuple
     from constrain.regex._kernels import hopcroft_kernel
 
     n = len(table)
-    trans = np.empty((n + 1, n_cls), dtype=np.int32)
-    trans[:n] = table
-    trans[trans < 0] = n
-    trans[n] = n
+    trans = _with_sink(table, n_cls)
     lab = np.empty(n + 1, dtype=np.int64)
     lab[:n] = label_ids
     lab[n] = _EMPTY_LABEL  # the sink accepts nothing, like every non-accepting state
     uniq, block0 = np.unique(lab, return_inverse=True)
     block_of = hopcroft_kernel(trans, block0.astype(np.int64), len(uniq))
     return _renumber(trans, block_of, n, n_cls)
-
-
-_EMPTY_LABEL = 0  # :func:`_label_ids` of the empty set
 
 
 def _renumber(trans, block_of, n: int, n_cls: int) -> tuple[np.ndarray, np.ndarray]:
@@ -966,8 +969,9 @@ _LITERAL_STOP = frozenset("\\.^$*+?{}[]()|")
 
 def literal_prefix(piece: str) -> int:
     """The length of the longest prefix of ``piece`` that matches exactly one string, written
-    with plain characters and ``\\`` + ASCII punctuation or space only, and that no quantifier follows
-    (a quantifier would bind to its last character, which is then left out). 0 when none."""
+    with plain characters and ``\\`` + ASCII punctuation or space only, and that no quantifier
+    follows (a quantifier would bind to its last character, which is then left out). 0 when
+    none."""
     n = len(piece)
     i = last = 0
     while i < n:
@@ -1134,13 +1138,33 @@ def _parsed_max_repeat(p: Parsed) -> int:
 
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None):
-    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``
-    (the NFA assembled from cached fragments; subset construction and minimization in numba)."""
+    """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
+    table, rep, acc_ptr, acc_idx = _compile_arrays(entries, limits, what, max_work)
+    ptr, idx = acc_ptr.tolist(), acc_idx.tolist()
+    return table, [tuple(idx[ptr[r] : ptr[r + 1]]) for r in rep.tolist()]
+
+
+def _compile_arrays(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None,
+                    max_nfa_states: int | None = None, max_repeat: int | None = None):
+    """The minimized byte table of ``entries`` (the NFA assembled from cached fragments, each
+    entry parsed once; subset construction and minimization in numba), as ``(table, rep,
+    acc_ptr, acc_idx)``: minimal state ``s`` accepts the patterns
+    ``acc_idx[acc_ptr[rep[s]]:acc_ptr[rep[s] + 1]]``. A caller with a lazy fallback gives up
+    early (``LimitExceededError``, field ``max_dfa_states``) on an NFA of more than
+    ``max_nfa_states`` states or a repetition bound over ``max_repeat``."""
     parsed = _entries_parsed(entries, limits)
-    *arrays, finals = _lexer_arrays(parsed, limits, what)
-    table, accepts, class_of, n_cls = _subset_construction(*arrays, finals, 0, limits, what, max_work)
-    table_cls, labels = _minimize(table, accepts, n_cls)
-    return _expand(table_cls, class_of), labels
+    if max_repeat is not None:
+        bound = 0
+        for p, _flags in parsed:
+            for q in (p.parts if isinstance(p, ParsedConcat) else (p,)):
+                if isinstance(q, Parsed):
+                    bound = max(bound, _parsed_max_repeat(q))
+        if bound > max_repeat:
+            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
+    *arrays, finals = _lexer_arrays(parsed, limits, what, max_nfa_states)
+    table, acc_ptr, acc_idx, class_of, n_cls = _subset_arrays(*arrays, finals, 0, limits, what, max_work)
+    table_cls, rep = _minimize_ids(table, _label_ids(acc_ptr, acc_idx), n_cls)
+    return _expand(table_cls, class_of), rep, acc_ptr, acc_idx
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1341,25 +1365,11 @@ def terminals_to_dfa(
 
 def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: int | None = None,
                max_nfa_states: int | None = None, max_repeat: int | None = None) -> LexerDFA:
-    """:func:`terminals_to_dfa` of entries ``(pattern, ignore_case, dotall)``, each parsed once,
-    with labels as arrays from the subset construction to the accepting matrix. A caller with a
-    lazy fallback gives up early (``LimitExceededError``, field ``max_dfa_states``) on an NFA of
-    more than ``max_nfa_states`` states or a repetition bound over ``max_repeat``."""
+    """:func:`terminals_to_dfa` of entries ``(pattern, ignore_case, dotall)`` (see
+    :func:`_compile_arrays` for the early give-ups), the accepting matrix built from the arrays."""
     n_terms = len(entries)
-    what = f"lexer of {n_terms} terminals"
-    parsed = _entries_parsed(entries, limits)
-    if max_repeat is not None:
-        bound = 0
-        for p, _flags in parsed:
-            for q in (p.parts if isinstance(p, ParsedConcat) else (p,)):
-                if isinstance(q, Parsed):
-                    bound = max(bound, _parsed_max_repeat(q))
-        if bound > max_repeat:
-            raise LimitExceededError("max_dfa_states", limits.max_dfa_states, "long repetition: count it lazily")
-    *arrays, finals = _lexer_arrays(parsed, limits, what, max_nfa_states)
-    table, acc_ptr, acc_idx, class_of, n_cls = _subset_arrays(*arrays, finals, 0, limits, what, max_work)
-    table_cls, rep = _minimize_ids(table, _label_ids(acc_ptr, acc_idx), n_cls)
-    table = _expand(table_cls, class_of)
+    table, rep, acc_ptr, acc_idx = _compile_arrays(entries, limits, f"lexer of {n_terms} terminals", max_work,
+                                                   max_nfa_states, max_repeat)
     n = table.shape[0]
     counts = np.diff(acc_ptr)[rep]
     rows = np.repeat(np.arange(n, dtype=np.int64), counts)

@@ -303,16 +303,19 @@ def test_literal_pieces_match_the_whole_parse(lit, rest, icase):
 @given(patterns=st.lists(regexes(), min_size=1, max_size=5), flags=st.lists(st.tuples(st.booleans(), st.booleans()), min_size=5, max_size=5))
 def test_lexer_dfa_equals_the_label_tuple_path(patterns, flags):
     """The grammar lexer's array path (label ids, accepting matrix from CSR) gives the table and
-    the accepted terminals per state of the per-state tuple path (``_compile``), including states
-    that accept several terminals."""
-    from constrain.regex.dfa import _compile, _lexer_dfa
+    the accepted terminals per state of the per-state tuple path (``_subset_construction`` and
+    ``_minimize``), including states that accept several terminals."""
+    from constrain.regex.dfa import _expand, _lexer_arrays, _lexer_dfa, _subset_construction
 
     entries = [(p, ic, da) for p, (ic, da) in zip(patterns, flags)]
     try:
         lexer = _lexer_dfa(entries, DEFAULT_LIMITS)
     except LimitExceededError:
         return
-    table, labels = _compile(entries, DEFAULT_LIMITS, "test")
+    *arrays, finals = _lexer_arrays(_entries_parsed(entries, DEFAULT_LIMITS), DEFAULT_LIMITS, "test")
+    t, accepts, class_of, n_cls = _subset_construction(*arrays, finals, 0, DEFAULT_LIMITS, "test")
+    table_cls, labels = _minimize(t, accepts, n_cls)
+    table = _expand(table_cls, class_of)
     assert np.array_equal(lexer.transitions, table)
     acc = np.zeros((len(labels), len(entries)), dtype=bool)
     for s, lab in enumerate(labels):
