@@ -105,6 +105,136 @@ def grammar_walk_kernel(
     return nb
 
 
+# UTF-8 decoder states of the safe-text check: after a lead byte, the continuation bytes still due.
+# Per state: (lowest, highest) allowed next byte and the state after it (0: the character is complete).
+_UTF8_NEXT = np.array(
+    [
+        [0, 0, 0],  # 0: character boundary (unused here)
+        [0x80, 0xBF, 0],  # 1: one continuation byte due
+        [0x80, 0xBF, 1],  # 2: two due
+        [0x80, 0xBF, 2],  # 3: three due
+        [0xA0, 0xBF, 1],  # 4: after E0 (no overlong forms)
+        [0x80, 0x9F, 1],  # 5: after ED (no surrogates)
+        [0x90, 0xBF, 2],  # 6: after F0 (no overlong forms)
+        [0x80, 0x8F, 2],  # 7: after F4 (nothing past U+10FFFF)
+    ],
+    dtype=np.int32,
+)
+_UTF8_LEAD = np.zeros(256, dtype=np.int32)  # decoder state after a lead byte (0: not a lead byte)
+_UTF8_LEAD[0xC2:0xE0] = 1
+_UTF8_LEAD[0xE0] = 4
+_UTF8_LEAD[0xE1:0xED] = 2
+_UTF8_LEAD[0xED] = 5
+_UTF8_LEAD[0xEE:0xF0] = 2
+_UTF8_LEAD[0xF0] = 6
+_UTF8_LEAD[0xF1:0xF4] = 3
+_UTF8_LEAD[0xF4] = 7
+
+
+@numba.njit(cache=True, nogil=True)
+def safe_depth_kernel(
+    transitions: np.ndarray,  # int32 [n_q, 256]; -1 reject, -2 row not built (lazy lexer)
+    live_ok: np.ndarray,  # bool [n_q]: some expected terminal can still be completed
+    ws_only: np.ndarray,  # bool [n_q]: every live expected terminal is ignored whitespace
+    start_q: int,
+    first_blocked: np.ndarray,  # bool [256]: bytes that may not start the walk
+    max_chars: int,
+    utf8_lead: np.ndarray,  # _UTF8_LEAD
+    utf8_next: np.ndarray,  # _UTF8_NEXT
+    mark: np.ndarray,  # int64 [>= 8 * n_q] scratch, stamps of (state, decoder state) pairs
+    stamp: np.ndarray,  # int64 [1] in/out: last stamp used in ``mark`` (grows by one per level)
+    cur: np.ndarray,  # int32 [>= n_q] scratch
+    nxt: np.ndarray,  # int32 [>= n_q] scratch
+    stk_x: np.ndarray,  # int32 [>= 8 * n_q] scratch
+    stk_u: np.ndarray,  # int32 [>= 8 * n_q] scratch
+) -> int:
+    """How many characters of *any* safe JSON-string text ``start_q`` reads while staying live.
+
+    Safe text: well-formed UTF-8 of code points U+0020 and up, except ``"`` and ``\\``. Returns the
+    largest ``n <= max_chars`` such that every byte prefix of every safe string of at most ``n``
+    characters leads from ``start_q`` to a state that is live and not whitespace-only (and does not
+    start with a blocked byte): exactly the condition for a grammar walk to allow every token of
+    that text (the prefixes are the trie nodes above the token). Returns ``max_chars`` as soon
+    as one level's set of states equals the previous one (a loop, e.g. a JSON string body).
+    Returns ``-2 - x`` when the row of lazy lexer state ``x`` is needed and not built yet.
+
+    The states after ``n`` characters form a set (``cur``); each level explores every safe byte
+    from each of them, the continuation bytes of multi-byte characters through (state, decoder
+    state) pairs, each pair once per level.
+    """
+    ncur = 1
+    cur[0] = start_q
+    for level in range(max_chars):
+        stamp[0] += 1
+        st = stamp[0]
+        nn = 0
+        sp = 0
+        for i in range(ncur):
+            x = cur[i]
+            for b in range(0x20, 0xF5):
+                u = 0
+                if b >= 0x80:
+                    u = utf8_lead[b]
+                    if u == 0:
+                        continue
+                elif b == 0x22 or b == 0x5C:
+                    continue
+                if level == 0 and first_blocked[b]:
+                    return 0
+                y = transitions[x, b]
+                if y == -2:
+                    return -2 - x
+                if y < 0 or not live_ok[y] or ws_only[y]:
+                    return level
+                k = y * 8 + u
+                if mark[k] != st:
+                    mark[k] = st
+                    if u == 0:
+                        nxt[nn] = y
+                        nn += 1
+                    else:
+                        stk_x[sp] = y
+                        stk_u[sp] = u
+                        sp += 1
+        while sp > 0:
+            sp -= 1
+            x = stk_x[sp]
+            u = stk_u[sp]
+            lo = utf8_next[u, 0]
+            hi = utf8_next[u, 1]
+            u2 = utf8_next[u, 2]
+            for b in range(lo, hi + 1):
+                y = transitions[x, b]
+                if y == -2:
+                    return -2 - x
+                if y < 0 or not live_ok[y] or ws_only[y]:
+                    return level
+                k = y * 8 + u2
+                if mark[k] != st:
+                    mark[k] = st
+                    if u2 == 0:
+                        nxt[nn] = y
+                        nn += 1
+                    else:
+                        stk_x[sp] = y
+                        stk_u[sp] = u2
+                        sp += 1
+        if nn == ncur:
+            a = np.sort(cur[:ncur])
+            c = np.sort(nxt[:nn])
+            same = True
+            for i in range(nn):
+                if a[i] != c[i]:
+                    same = False
+                    break
+            if same:
+                return max_chars
+        for i in range(nn):
+            cur[i] = nxt[i]
+        ncur = nn
+    return max_chars
+
+
 @numba.njit(cache=True, nogil=True)
 def merge_lookup(mkeys: np.ndarray, mvals: np.ndarray, p1: int, p2: int) -> int:
     """Open-addressing table (linear probing, size a power of two, empty key -1): merged pid or -1."""

@@ -75,9 +75,12 @@ from constrain.errors import (
     UnsupportedFeatureError,
 )
 from constrain.grammar._kernels import (
+    _UTF8_LEAD,
+    _UTF8_NEXT,
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
+    safe_depth_kernel,
     merge_insert,
 )
 from constrain.grammar.earley import EarleyParser, ParserState
@@ -138,6 +141,12 @@ class GrammarConstraint(CompiledConstraint):
         trie = vocab.trie
         self._trie = trie
         self._sub_bytes = subtree_byte_sets(trie)
+        # lexeme walks run over the sliced forest: text slices a state provably allows are OR-ed
+        # in, only the rest is walked (see constrain.vocab.slices)
+        self._slices = vocab.slices
+        self._forest_sub_bytes = self._slices.sub_bytes
+        self._depth_stamp = np.zeros(1, dtype=np.int64)
+        self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
         self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
@@ -527,23 +536,24 @@ class GrammarConstraint(CompiledConstraint):
                     self._lexeme_cache[key] = entry
                     return entry
         self.walk_stats["lexeme_walks"] += 1
-        trie = self._trie
-        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
+        sliced = self._slices
+        forest = sliced.forest
         first_blocked = self._no_block if b < 0 else self._blocked[b]
         while True:
+            depth = self._safe_depth(eid, q if q >= 0 else 0, first_blocked)
+            words = sliced.covered_words[depth].copy()
             bn, bs, bw = self._bnd
             nb = grammar_walk_kernel(
                 self._transitions, self._live_tab[eid], self._acc_tab[eid], self._wsonly_tab[eid], ws, self._bound,
-                q if q >= 0 else 0, first_blocked, self._root0,
-                trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
-                trie.token_ids, trie.max_depth, words, bn, bs, bw, self._sub_bytes, self._self_loop,
+                q if q >= 0 else 0, first_blocked, sliced.walk_roots[depth],
+                forest.node_byte, forest.node_depth, forest.subtree_end, forest.node_token_start,
+                forest.token_ids, forest.max_depth, words, bn, bs, bw, self._forest_sub_bytes, self._self_loop,
             )
             if nb > bn.shape[0]:
                 self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
                 continue
             if self._lazy and nb and (bs[:nb] < 0).any():
                 self._lazy_expand_rows(bs[:nb][bs[:nb] < 0])
-                words[:] = 0
                 continue
             break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
@@ -551,6 +561,27 @@ class GrammarConstraint(CompiledConstraint):
             self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
         self._lexeme_cache[key] = entry
         return entry
+
+    def _new_depth_scratch(self, n_q: int) -> tuple[np.ndarray, ...]:
+        """Scratch arrays of :func:`safe_depth_kernel` for lexers of up to ``n_q`` states."""
+        return (np.zeros(8 * n_q, np.int64), np.empty(n_q, np.int32), np.empty(n_q, np.int32),
+                np.empty(8 * n_q, np.int32), np.empty(8 * n_q, np.int32))
+
+    def _safe_depth(self, eid: int, q: int, first_blocked: np.ndarray) -> int:
+        """Characters of any safe text lexer state ``q`` reads while some terminal of expected set
+        ``eid`` stays live (at most the slices' ``max_chars``; builds lazy rows as needed)."""
+        while True:
+            n_q = self._transitions.shape[0]
+            if self._depth_scratch[1].shape[0] < n_q:
+                self._depth_scratch = self._new_depth_scratch(max(n_q, 2 * self._depth_scratch[1].shape[0]))
+            mark, cur, nxt, stk_x, stk_u = self._depth_scratch
+            depth = safe_depth_kernel(
+                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, first_blocked,
+                self._slices.max_chars, _UTF8_LEAD, _UTF8_NEXT, mark, self._depth_stamp, cur, nxt, stk_x, stk_u,
+            )
+            if depth >= 0:
+                return depth
+            self._lazy_expand_rows(np.asarray([depth], dtype=np.int32))
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).
@@ -579,7 +610,7 @@ class GrammarConstraint(CompiledConstraint):
         jq = np.concatenate(job_q)
         jw = np.concatenate(job_w)
         cap = int(self.max_walk_threads)
-        trie = self._trie
+        trie = self._slices.forest  # the lexeme walks' boundary nodes are forest nodes
         tp, tq, tw, tb, cnt = self._walk_scratch(cap)
         resume = self._resume2
         resume[:] = 0

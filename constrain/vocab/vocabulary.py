@@ -18,6 +18,7 @@ import numpy as np
 from constrain.errors import VocabularyError
 
 if TYPE_CHECKING:
+    from constrain.vocab.slices import VocabSlices
     from constrain.vocab.trie import TokenTrie
 
 
@@ -183,3 +184,12 @@ class Vocabulary:
         from constrain.vocab.trie import TokenTrie
 
         return TokenTrie.build(self._tokens)
+
+    @functools.cached_property
+    def slices(self) -> VocabSlices:
+        """The trie split into text slices and the rest (built once, on first use; see
+        :mod:`constrain.vocab.slices`)."""
+        from constrain.kernels.bitmask import bitmask_words
+        from constrain.vocab.slices import build_slices
+
+        return build_slices(list(self._tokens), bitmask_words(self.size))

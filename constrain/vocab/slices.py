@@ -1,0 +1,128 @@
+"""Vocabulary slices: the tokens of JSON-string text, grouped by length, each in its own trie.
+
+Most tokens of a real vocabulary are plain text: well-formed UTF-8 with no ``"``, no ``\\`` and no
+control character (*safe* text). Inside a JSON string body nearly all of them are allowed, and a
+trie walk that proves it one node at a time visits most of the trie (a hundred microseconds on a
+50k vocabulary). Following llguidance's *slicer*, the trie is split into a forest of sub-tries:
+
+* slice ``k`` (``k = 0 .. n-1``): the tokens of safe text whose length in code points lies in
+  ``SLICE_CHARS[k]`` (1-4, 5-8, 9-16 characters);
+* the rest (root 0 of the forest): every other token (quotes, escapes, control bytes, partial
+  UTF-8 sequences, safe text longer than 16 characters).
+
+A mask kernel first asks how many characters of arbitrary safe text the lexer state accepts
+without ever leaving its live region (:func:`constrain.grammar._kernels.safe_depth_kernel`). Every
+slice whose longest token fits that depth is allowed wholesale (its precomputed word mask is OR-ed
+in) and only the other sub-tries are walked. This is exact, not a heuristic: a token is in the mask
+of a lexeme walk iff every prefix of it keeps the lexeme live, and every prefix of a slice token is
+safe text of at most that many characters (or such text followed by part of one character), which
+is exactly what the depth check explored.
+
+Built once per vocabulary (:attr:`constrain.vocab.vocabulary.Vocabulary.slices`); immutable.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from constrain.vocab.trie import TokenTrie, subtree_byte_sets
+
+SLICE_CHARS: tuple[tuple[int, int], ...] = ((1, 4), (5, 8), (9, 16))
+"""Code-point length ranges of the slices (inclusive). Their union's top is the most characters the
+depth check ever explores (:attr:`VocabSlices.max_chars`)."""
+
+
+def safe_text_length(data: bytes) -> int:
+    """Code points of ``data`` if it is safe JSON-string text (well-formed UTF-8, no ``"``, no
+    ``\\``, nothing below U+0020), else -1."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return -1
+    for ch in text:
+        if ch == '"' or ch == "\\" or ord(ch) < 0x20:
+            return -1
+    return len(text)
+
+
+@dataclass(frozen=True, eq=False)
+class VocabSlices:
+    """The vocabulary's trie split into a forest: root 0 holds the rest, root ``k + 1`` slice ``k``.
+
+    ``forest`` is one flat DFS-ordered trie array holding every sub-trie one after the other (each
+    sub-trie's root is a depth-0 node), so a kernel walks a sub-trie by its root, and node ids are
+    unique across the forest. Every token of the vocabulary's trie is in exactly one sub-trie.
+    """
+
+    forest: TokenTrie
+    roots: np.ndarray  # int32 [n_slices + 1]: root node of the rest, then of each slice
+    slice_words: np.ndarray  # uint32 [n_slices, W]: bitmask of each slice's tokens
+    slice_max_chars: np.ndarray  # int32 [n_slices]: longest token of each slice, in code points
+    max_chars: int  # the most characters a depth check needs to explore
+    walk_roots: tuple[np.ndarray, ...]  # per depth 0 .. max_chars: roots to walk (rest + slices not covered)
+    covered_words: tuple[np.ndarray, ...]  # per depth: union of the slices covered (their tokens allowed)
+
+    @property
+    def sub_bytes(self) -> np.ndarray:
+        """``uint64[n_nodes, 4]``: bytes below each forest node (cached per forest)."""
+        return subtree_byte_sets(self.forest)
+
+
+def build_slices(token_bytes: list[bytes | None], n_words: int) -> VocabSlices:
+    """Split the tokens of ``token_bytes`` (index = token id) into the rest and the slices of
+    :data:`SLICE_CHARS`; ``n_words`` is the bitmask width of the vocabulary."""
+    n_slices = len(SLICE_CHARS)
+    groups: list[list[bytes | None]] = [[None] * len(token_bytes) for _ in range(n_slices + 1)]
+    slice_words = np.zeros((n_slices, n_words), dtype=np.uint32)
+    slice_max = np.zeros(n_slices, dtype=np.int32)
+    for tid, data in enumerate(token_bytes):
+        if not data:
+            continue
+        n = safe_text_length(data)
+        group = 0
+        for k, (lo, hi) in enumerate(SLICE_CHARS):
+            if lo <= n <= hi:
+                group = k + 1
+                slice_words[k, tid >> 5] |= np.uint32(1 << (tid & 31))
+                slice_max[k] = max(slice_max[k], n)
+                break
+        groups[group][tid] = data
+    tries = [TokenTrie.build(g) for g in groups]
+    forest, roots = _concatenate(tries)
+    max_chars = int(slice_max.max()) if n_slices else 0
+    walk_roots, covered = [], []
+    for depth in range(max_chars + 1):
+        fits = [k for k in range(n_slices) if slice_max[k] <= depth]
+        walk_roots.append(np.asarray([roots[0]] + [roots[k + 1] for k in range(n_slices) if k not in fits], dtype=np.int32))
+        words = np.zeros(n_words, dtype=np.uint32)
+        for k in fits:
+            words |= slice_words[k]
+        covered.append(words)
+    return VocabSlices(forest, roots, slice_words, slice_max, max_chars, tuple(walk_roots), tuple(covered))
+
+
+def _concatenate(tries: list[TokenTrie]) -> tuple[TokenTrie, np.ndarray]:
+    """One flat array of several tries (node ids and token offsets shifted), and their roots."""
+    roots, node_off, tok_off = [], 0, 0
+    parts: dict[str, list[np.ndarray]] = {"byte": [], "depth": [], "end": [], "start": [], "ids": []}
+    for t in tries:
+        roots.append(node_off)
+        parts["byte"].append(t.node_byte)
+        parts["depth"].append(t.node_depth)
+        parts["end"].append(t.subtree_end + node_off)
+        parts["start"].append(t.node_token_start[:-1] + tok_off)
+        parts["ids"].append(t.token_ids)
+        node_off += t.n_nodes
+        tok_off += int(t.node_token_start[-1])
+    parts["start"].append(np.asarray([tok_off], dtype=np.int32))
+    forest = TokenTrie(
+        node_byte=np.concatenate(parts["byte"]).astype(np.uint8),
+        node_depth=np.concatenate(parts["depth"]).astype(np.int32),
+        subtree_end=np.concatenate(parts["end"]).astype(np.int32),
+        node_token_start=np.concatenate(parts["start"]).astype(np.int32),
+        token_ids=np.concatenate(parts["ids"]).astype(np.int32),
+        max_depth=max(t.max_depth for t in tries),
+    )
+    return forest, np.asarray(roots, dtype=np.int32)

@@ -1,0 +1,230 @@
+"""Sliced lexeme walks: text slices a lexer state provably allows are OR-ed in, the rest is walked.
+
+``constrain.vocab.slices`` splits the trie into the tokens of safe JSON-string text (by length)
+and the rest; ``safe_depth_kernel`` says how many characters of any safe text a lexer state reads
+while staying live. These tests hold the forest to the trie (every token once, in the right
+slice), the depth kernel to known answers and to random safe strings (soundness), and the masks
+of sliced walks to the reference walk (every trie node visited) on a vocabulary full of text
+tokens, with eager and lazy lexers.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import constrain.grammar.compile as grammar_compile
+from constrain.grammar import compile_grammar
+from constrain.grammar._kernels import _UTF8_LEAD, _UTF8_NEXT, safe_depth_kernel
+from constrain.kernels.bitmask import bitmask_words
+from constrain.schema import schema_to_lark
+from constrain.vocab.slices import SLICE_CHARS, build_slices, safe_text_length
+from constrain.vocab.vocabulary import Vocabulary
+
+# words of every slice length, multi-byte text, text longer than 16 characters, and tokens that
+# are not safe text: quotes, escapes, control bytes, partial UTF-8
+_WORDS = [
+    "a", "ab", "abc", "abcd", "hello", "héllo", "wörld", "日本", "日本語のテキ", "naïve café",
+    "abcdefgh", "abcdefghi", "0123456789", "sixteen chars!!!", "seventeen chars!!", "x" * 30,
+    " the", " and", "  ", "Name", "name", "red", "green", "true", "null", "12", "3.5", "-1",
+    "a b c", "emoji 🙂", "🙂🙂", "\x7f", "tab\there", 'q"', '"', '",', '": "', "\\n", "\\", "\n",
+    "back\\slash", "mixed\"quote",
+]
+_PARTIAL = [b"\xc3", b"\xe6\x97", b"\xf0\x9f", b"ab\xc3", b"\xa9", b"\xed\xa0\x80"]
+
+
+@functools.lru_cache(maxsize=None)
+def text_vocab() -> Vocabulary:
+    tokens: list = [None] + [bytes([b]) for b in range(256)] + [w.encode() for w in _WORDS] + _PARTIAL
+    return Vocabulary.from_tokens(tokens, eos_token_ids=[0])
+
+
+def _tokens_of(trie, root: int) -> set[int]:
+    lo, hi = int(trie.node_token_start[root]), int(trie.node_token_start[int(trie.subtree_end[root])])
+    return set(trie.token_ids[lo:hi].tolist())
+
+
+def test_forest_holds_every_token_once_in_its_slice():
+    voc = text_vocab()
+    sl = voc.slices
+    groups = [_tokens_of(sl.forest, int(r)) for r in sl.roots]
+    everything = set(voc.trie.token_ids.tolist())
+    assert set().union(*groups) == everything
+    assert sum(len(g) for g in groups) == len(everything)
+    for tid in everything:
+        n = safe_text_length(voc.token_bytes(tid))
+        want = next((k + 1 for k, (lo, hi) in enumerate(SLICE_CHARS) if lo <= n <= hi), 0)
+        assert tid in groups[want], (voc.token_bytes(tid), want)
+    for k in range(len(SLICE_CHARS)):
+        ids = [t for t in range(voc.size) if sl.slice_words[k, t >> 5] >> np.uint32(t & 31) & 1]
+        assert set(ids) == groups[k + 1]
+    # every sub-trie is a trie of its own: bytes along each node spell a prefix of its tokens
+    for tid in list(groups[1])[:20]:
+        assert safe_text_length(voc.token_bytes(tid)) <= SLICE_CHARS[0][1]
+
+
+def test_safe_text_length():
+    assert safe_text_length("héllo".encode()) == 5
+    assert safe_text_length("🙂".encode()) == 1
+    assert safe_text_length(b"\x7f") == 1  # JSON allows DEL unescaped
+    for bad in (b'a"', b"a\\", b"\n", b"\xc3", b"\xed\xa0\x80", b"\xc0\xaf"):
+        assert safe_text_length(bad) == -1
+
+
+def test_covered_words_and_walk_roots_partition_by_depth():
+    sl = build_slices([None, b"ab", b"abcdef", b"x" * 12, b'"', "é".encode()], bitmask_words(6))
+    assert sl.max_chars == 12
+    for depth in range(sl.max_chars + 1):
+        covered = {t for t in range(6) if sl.covered_words[depth][t >> 5] >> np.uint32(t & 31) & 1}
+        slice_max = {1: 2, 5: 2, 2: 6, 3: 12}  # a token is covered once its slice's longest one fits
+        assert covered == {t for t, n in slice_max.items() if n <= depth}
+        walked = set(sl.walk_roots[depth].tolist())
+        uncovered = {int(sl.roots[k + 1]) for k in range(3) if sl.slice_max_chars[k] > depth}
+        assert walked == {int(sl.roots[0])} | uncovered
+
+
+def _lexer_state(c, text: bytes):
+    """(expected-set id, lexer state) of the one thread inside a lexeme after ``text``."""
+    state = c.advance_bytes(c.initial_state(), text)
+    assert state is not None
+    (ps, q, _ws, _b), = [th for th in state if th[1] >= 0]
+    c.compute_token_bits(state)
+    return int(c._p_eset[c._parser_id(ps)]), q
+
+
+def _depth(c, eid: int, q: int) -> int:
+    return c._safe_depth(eid, q, c._no_block)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_safe_depth_known_answers(lazy):
+    voc = text_vocab()
+    saved = grammar_compile._EAGER_LEXER_STATES
+    if lazy:
+        grammar_compile._EAGER_LEXER_STATES = 1
+    try:
+        cases = [
+            ({"type": "string"}, b'"ab', voc.slices.max_chars),  # a loop: every depth
+            ({"type": "string", "maxLength": 5}, b'"', 5),  # five more characters, then only the quote
+            ({"type": "string", "maxLength": 5}, b'"ab', 3),
+            ({"type": "string", "maxLength": 40}, b'"ab', voc.slices.max_chars),
+            ({"type": "string", "pattern": "^[a-z]*$"}, b'"ab', 0),  # a space is safe text, not allowed
+            ({"type": "integer"}, b"1", 0),
+        ]
+        for schema, prefix, want in cases:
+            c = compile_grammar(schema_to_lark(schema), voc)
+            assert c._lazy == lazy
+            eid, q = _lexer_state(c, prefix)
+            assert _depth(c, eid, q) == want, (schema, prefix)
+    finally:
+        grammar_compile._EAGER_LEXER_STATES = saved
+
+
+_SAFE = st.characters(min_codepoint=0x20, blacklist_characters='"\\', blacklist_categories=("Cs",))
+
+
+@settings(max_examples=150, deadline=None)
+@given(max_len=st.integers(0, 20), prefix=st.text(_SAFE, max_size=6), text=st.text(_SAFE, min_size=1, max_size=18),
+       cut=st.integers(0, 3))
+def test_safe_depth_is_sound(max_len, prefix, text, cut):
+    """Whatever depth the kernel claims, every byte prefix of a safe string of that many characters
+    keeps the lexer live: walking its bytes never dies."""
+    c = _string_constraint(max_len)
+    state = c.advance_bytes(c.initial_state(), b'"' + prefix.encode())
+    if state is None:
+        return
+    (ps, q, _ws, _b), = state
+    c.compute_token_bits(state)
+    eid = int(c._p_eset[c._parser_id(ps)])
+    depth = _depth(c, eid, q)
+    take = text[:depth]
+    data = take.encode()
+    if take:
+        data = data[: len(data) - cut % len(take[-1].encode())]  # maybe stop inside the last character
+    if not data:
+        return
+    after = c.advance_bytes(state, data)
+    assert after is not None, (max_len, prefix, data, depth)
+    assert len(prefix) + len(take) <= max_len
+
+
+@functools.lru_cache(maxsize=None)
+def _string_constraint(max_len: int):
+    return compile_grammar(schema_to_lark({"type": "string", "maxLength": max_len}), text_vocab())
+
+
+def test_depth_kernel_reports_missing_lazy_rows():
+    """Run on a table whose rows are unknown (-2), the kernel asks for the state's row."""
+    trans = np.full((3, 256), -2, dtype=np.int32)
+    live = np.ones(3, dtype=bool)
+    ws_only = np.zeros(3, dtype=bool)
+    scratch = (np.zeros(24, np.int64), np.zeros(1, np.int64), np.empty(3, np.int32), np.empty(3, np.int32),
+               np.empty(24, np.int32), np.empty(24, np.int32))
+    mark, stamp, cur, nxt, sx, su = scratch
+    got = safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
+                            mark, stamp, cur, nxt, sx, su)
+    assert got == -2 - 1
+    trans[1] = 2  # every byte from 1 to 2; 2 unknown
+    assert safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
+                             mark, stamp, cur, nxt, sx, su) == -2 - 2
+    trans[2] = 2
+    assert safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
+                             mark, stamp, cur, nxt, sx, su) == 4
+    blocked = np.zeros(256, bool)
+    blocked[ord("a")] = True
+    assert safe_depth_kernel(trans, live, ws_only, 1, blocked, 4, _UTF8_LEAD, _UTF8_NEXT,
+                             mark, stamp, cur, nxt, sx, su) == 0
+
+
+SCHEMAS = {
+    "strings": {
+        "type": "object",
+        "properties": {
+            "s": {"type": "string"},
+            "short": {"type": "string", "maxLength": 6},
+            "long": {"type": "string", "maxLength": 30},
+            "word": {"type": "string", "pattern": "^[a-z ]+$"},
+            "kind": {"enum": ["red", "green", "naïve café"]},
+        },
+        "additionalProperties": {"type": "string", "minLength": 2},
+    },
+    "array": {"type": "array", "items": {"anyOf": [{"type": "string", "maxLength": 12}, {"type": "integer"}]}},
+}
+
+
+def _ids(c, words: np.ndarray) -> list[int]:
+    return [t for t in range(1, c.vocab.size) if words[t >> 5] >> np.uint32(t & 31) & 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(name=st.sampled_from(sorted(SCHEMAS)), lazy=st.booleans(), rnd=st.randoms(use_true_random=False))
+def test_sliced_masks_equal_the_reference_walk(name, lazy, rnd):
+    c = _constraint(name, lazy)
+    state = c.initial_state()
+    for _ in range(rnd.randint(1, 60)):
+        words = c.compute_token_bits(state)
+        assert np.array_equal(words, c.reference_token_bits(state)), (name, lazy, state)
+        ids = _ids(c, words)
+        if not ids:
+            break
+        # prefer text tokens so the walk spends its time inside strings
+        texty = [t for t in ids if safe_text_length(c.vocab.token_bytes(t)) > 1]
+        state = c.advance_bytes(state, c.vocab.token_bytes(rnd.choice(texty if texty and rnd.random() < 0.7 else ids)))
+        assert state is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _constraint(name: str, lazy: bool):
+    saved = grammar_compile._EAGER_LEXER_STATES
+    if lazy:
+        grammar_compile._EAGER_LEXER_STATES = 1
+    try:
+        c = compile_grammar(schema_to_lark(SCHEMAS[name]), text_vocab())
+    finally:
+        grammar_compile._EAGER_LEXER_STATES = saved
+    assert c._lazy == lazy
+    return c
