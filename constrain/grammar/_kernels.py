@@ -105,42 +105,18 @@ def grammar_walk_kernel(
     return nb
 
 
-# UTF-8 decoder states of the safe-text check: after a lead byte, the continuation bytes still due.
-# Per state: (lowest, highest) allowed next byte and the state after it (0: the character is complete).
-_UTF8_NEXT = np.array(
-    [
-        [0, 0, 0],  # 0: character boundary (unused here)
-        [0x80, 0xBF, 0],  # 1: one continuation byte due
-        [0x80, 0xBF, 1],  # 2: two due
-        [0x80, 0xBF, 2],  # 3: three due
-        [0xA0, 0xBF, 1],  # 4: after E0 (no overlong forms)
-        [0x80, 0x9F, 1],  # 5: after ED (no surrogates)
-        [0x90, 0xBF, 2],  # 6: after F0 (no overlong forms)
-        [0x80, 0x8F, 2],  # 7: after F4 (nothing past U+10FFFF)
-    ],
-    dtype=np.int32,
-)
-_UTF8_LEAD = np.zeros(256, dtype=np.int32)  # decoder state after a lead byte (0: not a lead byte)
-_UTF8_LEAD[0xC2:0xE0] = 1
-_UTF8_LEAD[0xE0] = 4
-_UTF8_LEAD[0xE1:0xED] = 2
-_UTF8_LEAD[0xED] = 5
-_UTF8_LEAD[0xEE:0xF0] = 2
-_UTF8_LEAD[0xF0] = 6
-_UTF8_LEAD[0xF1:0xF4] = 3
-_UTF8_LEAD[0xF4] = 7
-
-
 @numba.njit(cache=True, nogil=True)
 def safe_depth_kernel(
     transitions: np.ndarray,  # int32 [n_q, 256]; -1 reject, -2 row not built (lazy lexer)
     live_ok: np.ndarray,  # bool [n_q]: some expected terminal can still be completed
     ws_only: np.ndarray,  # bool [n_q]: every live expected terminal is ignored whitespace
     start_q: int,
-    first_blocked: np.ndarray,  # bool [256]: bytes that may not start the walk
     max_chars: int,
-    utf8_lead: np.ndarray,  # _UTF8_LEAD
-    utf8_next: np.ndarray,  # _UTF8_NEXT
+    step_b: np.ndarray,  # int32 [k]: first bytes of safe characters, one per (byte class, decoder state)
+    step_u: np.ndarray,  # int32 [k]: UTF-8 decoder state after that byte (0: a whole character)
+    cont_ptr: np.ndarray,  # int32 [9]: continuation bytes allowed in decoder state u, one per byte class:
+    cont_b: np.ndarray,  # int32: cont_b[cont_ptr[u]:cont_ptr[u + 1]]
+    utf8_next: np.ndarray,  # int32 [8, 3]: per decoder state, (low, high, next state)
     mark: np.ndarray,  # int64 [>= 8 * n_q] scratch, stamps of (state, decoder state) pairs
     stamp: np.ndarray,  # int64 [1] in/out: last stamp used in ``mark`` (grows by one per level)
     cur: np.ndarray,  # int32 [>= n_q] scratch
@@ -152,9 +128,11 @@ def safe_depth_kernel(
 
     Safe text: well-formed UTF-8 of code points U+0020 and up, except ``"`` and ``\\``. Returns the
     largest ``n <= max_chars`` such that every byte prefix of every safe string of at most ``n``
-    characters leads from ``start_q`` to a state that is live and not whitespace-only (and does not
-    start with a blocked byte): exactly the condition for a grammar walk to allow every token of
-    that text (the prefixes are the trie nodes above the token). Returns ``max_chars`` as soon
+    characters leads from ``start_q`` to a state that is live and not whitespace-only: exactly the
+    condition for a grammar walk to allow every token of that text (the prefixes are the trie
+    nodes above the token; blocked first bytes are the caller's to check). Bytes of one class of
+    the lexer lead to the same state, so one byte per class is read
+    (:func:`constrain.vocab.slices.safe_byte_steps`). Returns ``max_chars`` as soon
     as one level's set of states equals the previous one (a loop, e.g. a JSON string body).
     Returns ``-2 - x`` when the row of lazy lexer state ``x`` is needed and not built yet.
 
@@ -171,16 +149,9 @@ def safe_depth_kernel(
         sp = 0
         for i in range(ncur):
             x = cur[i]
-            for b in range(0x20, 0xF5):
-                u = 0
-                if b >= 0x80:
-                    u = utf8_lead[b]
-                    if u == 0:
-                        continue
-                elif b == 0x22 or b == 0x5C:
-                    continue
-                if level == 0 and first_blocked[b]:
-                    return 0
+            for j in range(step_b.shape[0]):
+                b = step_b[j]
+                u = step_u[j]
                 y = transitions[x, b]
                 if y == -2:
                     return -2 - x
@@ -200,11 +171,9 @@ def safe_depth_kernel(
             sp -= 1
             x = stk_x[sp]
             u = stk_u[sp]
-            lo = utf8_next[u, 0]
-            hi = utf8_next[u, 1]
             u2 = utf8_next[u, 2]
-            for b in range(lo, hi + 1):
-                y = transitions[x, b]
+            for j in range(cont_ptr[u], cont_ptr[u + 1]):
+                y = transitions[x, cont_b[j]]
                 if y == -2:
                     return -2 - x
                 if y < 0 or not live_ok[y] or ws_only[y]:

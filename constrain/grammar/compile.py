@@ -75,8 +75,6 @@ from constrain.errors import (
     UnsupportedFeatureError,
 )
 from constrain.grammar._kernels import (
-    _UTF8_LEAD,
-    _UTF8_NEXT,
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
@@ -89,6 +87,7 @@ from constrain.kernels.bitmask import bitmask_words
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex._kernels import uses_bytes_kernel
 from constrain.regex.dfa import LexerDFA
+from constrain.vocab.slices import SAFE_FIRST, UTF8_NEXT, safe_byte_steps
 from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.vocab.vocabulary import Vocabulary
 
@@ -146,6 +145,8 @@ class GrammarConstraint(CompiledConstraint):
         self._slices = vocab.slices
         self._forest_sub_bytes = self._slices.sub_bytes
         self._depth_stamp = np.zeros(1, dtype=np.int64)
+        classes = lexer.class_of if self._lazy else lexer.byte_class
+        self._safe_steps = safe_byte_steps(classes)
         self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
         self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
@@ -569,15 +570,19 @@ class GrammarConstraint(CompiledConstraint):
 
     def _safe_depth(self, eid: int, q: int, first_blocked: np.ndarray) -> int:
         """Characters of any safe text lexer state ``q`` reads while some terminal of expected set
-        ``eid`` stays live (at most the slices' ``max_chars``; builds lazy rows as needed)."""
+        ``eid`` stays live (at most the slices' ``max_chars``; 0 if a safe first byte is blocked;
+        builds lazy rows as needed)."""
+        if first_blocked is not self._no_block and (first_blocked & SAFE_FIRST).any():
+            return 0
+        step_b, step_u, cont_ptr, cont_b = self._safe_steps
         while True:
             n_q = self._transitions.shape[0]
             if self._depth_scratch[1].shape[0] < n_q:
                 self._depth_scratch = self._new_depth_scratch(max(n_q, 2 * self._depth_scratch[1].shape[0]))
             mark, cur, nxt, stk_x, stk_u = self._depth_scratch
             depth = safe_depth_kernel(
-                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, first_blocked,
-                self._slices.max_chars, _UTF8_LEAD, _UTF8_NEXT, mark, self._depth_stamp, cur, nxt, stk_x, stk_u,
+                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, self._slices.max_chars,
+                step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp, cur, nxt, stk_x, stk_u,
             )
             if depth >= 0:
                 return depth

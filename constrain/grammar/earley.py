@@ -80,18 +80,60 @@ class EarleyParser:
         self.nullable = frozenset(nullable)
         self._intern: dict[tuple, ParserState] = {}
         self._merge_memo: dict[frozenset, ParserState] = {}
+        self._predictions: dict[int, tuple[frozenset, frozenset]] = {}
         self.initial = self._close([(0, 0, None)])
 
-    def _close(self, seed) -> ParserState:
-        """The (interned) state from its seed items: prediction and completion to a fixpoint."""
+    def _prediction(self, sym: int) -> tuple[frozenset, frozenset]:
+        """``(symbols, items)`` of predicting nonterminal ``sym`` in a column: every nonterminal
+        predicted along the way (``sym`` included) and every item with the dot before a symbol
+        that the prediction adds (origin ``None``: this column), dots moved over nullable symbols.
+        A function of ``sym`` alone, so computed once per symbol and then added as a whole."""
+        got = self._predictions.get(sym)
+        if got is not None:
+            return got
         rule_rhs = self.rule_rhs
-        rule_lhs = self.rule_lhs
         rules_of = self.rules_of
         nullable = self.nullable
         items: set = set()
-        waiting: dict[int, list] = {}
-        todo = list(seed)
+        predicted = {sym}
+        todo = [(r2, 0, None) for r2 in rules_of.get(sym, ())]
+        while todo:
+            item = todo.pop()
+            if item in items:
+                continue
+            r, dot, _ = item
+            rhs = rule_rhs[r]
+            if dot >= len(rhs):
+                continue  # completed in this column: nullable, its parents were moved on already
+            items.add(item)
+            nxt = rhs[dot]
+            if nxt < 0:
+                if nxt not in predicted:
+                    predicted.add(nxt)
+                    for r2 in rules_of.get(nxt, ()):
+                        todo.append((r2, 0, None))
+                if nxt in nullable:
+                    todo.append((r, dot + 1, None))
+        got = self._predictions[sym] = (frozenset(predicted), frozenset(items))
+        return got
+
+    def _close(self, seed) -> ParserState:
+        """The (interned) state from its seed items: prediction and completion to a fixpoint.
+
+        Items whose origin is an earlier state (the seed and what completing into those states
+        brings) are processed one by one; what predicting a nonterminal adds is the same in every
+        column and is taken whole from :meth:`_prediction`. Items completed within this column
+        need no completion step: their nonterminal is nullable and the predictor already moved the
+        dot of every item waiting on it (Aycock–Horspool)."""
+        rule_rhs = self.rule_rhs
+        rule_lhs = self.rule_lhs
+        nullable = self.nullable
+        items: set = set()
+        kept: list = []  # items of ``items`` with the dot before a symbol
         predicted: set[int] = set()
+        added: list[frozenset] = []
+        finished = False
+        todo = list(seed)
         while todo:
             item = todo.pop()
             if item in items:
@@ -100,40 +142,38 @@ class EarleyParser:
             r, dot, origin = item
             rhs = rule_rhs[r]
             if dot < len(rhs):
+                kept.append(item)
                 sym = rhs[dot]
-                waiting.setdefault(sym, []).append(item)
                 if sym < 0:
                     if sym not in predicted:
-                        predicted.add(sym)
-                        for r2 in rules_of.get(sym, ()):
-                            todo.append((r2, 0, None))
+                        syms, pitems = self._prediction(sym)
+                        predicted |= syms
+                        added.append(pitems)
                     if sym in nullable:
                         todo.append((r, dot + 1, origin))
             else:
-                sym = -(rule_lhs[r] + 1)
+                if r == 0:
+                    finished = True
                 if origin is None:
-                    # Completed within this column, so sym is nullable and the predictor above
-                    # already advanced every item waiting on it (Aycock–Horspool).
-                    parents = list(waiting.get(sym, ()))
-                else:
-                    # a parent's None origin means the state it lives in, i.e. ``origin``
-                    for pr, pdot, porigin in origin.waiting.get(sym, ()):
-                        todo.append((pr, pdot + 1, origin if porigin is None else porigin))
                     continue
-                for pr, pdot, porigin in parents:
-                    todo.append((pr, pdot + 1, porigin))
+                sym = -(rule_lhs[r] + 1)
+                # a parent's None origin means the state it lives in, i.e. ``origin``
+                for pr, pdot, porigin in origin.waiting.get(sym, ()):
+                    todo.append((pr, pdot + 1, origin if porigin is None else porigin))
         # Completed items only drive completion inside this closure; dropping them from the state
         # lets lexings that differ only in how the last lexemes were grouped share one state.
-        key = frozenset(it for it in items if it[1] < len(rule_rhs[it[0]]))
-        finished = any(r == 0 and dot == 1 for r, dot, _ in items)
-        key = (key, finished)
+        key_items = frozenset(kept).union(*added) if added else frozenset(kept)
+        key = (key_items, finished)
         state = self._intern.get(key)
         if state is None:
+            waiting: dict[int, list] = {}
+            for it in key_items:
+                waiting.setdefault(rule_rhs[it[0]][it[1]], []).append(it)
             expected = 0
             for sym in waiting:
                 if sym >= 0:
                     expected |= 1 << sym
-            state = ParserState(key[0], {s: tuple(v) for s, v in waiting.items()}, expected, finished)
+            state = ParserState(key_items, {s: tuple(v) for s, v in waiting.items()}, expected, finished)
             self._intern[key] = state
         return state
 

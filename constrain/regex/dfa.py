@@ -1139,7 +1139,7 @@ def _parsed_max_repeat(p: Parsed) -> int:
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None):
     """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
-    table, rep, acc_ptr, acc_idx = _compile_arrays(entries, limits, what, max_work)
+    table, rep, acc_ptr, acc_idx, _class_of = _compile_arrays(entries, limits, what, max_work)
     ptr, idx = acc_ptr.tolist(), acc_idx.tolist()
     return table, [tuple(idx[ptr[r] : ptr[r + 1]]) for r in rep.tolist()]
 
@@ -1148,8 +1148,9 @@ def _compile_arrays(entries: list[tuple[str, bool, bool]], limits: Limits, what:
                     max_nfa_states: int | None = None, max_repeat: int | None = None):
     """The minimized byte table of ``entries`` (the NFA assembled from cached fragments, each
     entry parsed once; subset construction and minimization in numba), as ``(table, rep,
-    acc_ptr, acc_idx)``: minimal state ``s`` accepts the patterns
-    ``acc_idx[acc_ptr[rep[s]]:acc_ptr[rep[s] + 1]]``. A caller with a lazy fallback gives up
+    acc_ptr, acc_idx, class_of)``: minimal state ``s`` accepts the patterns
+    ``acc_idx[acc_ptr[rep[s]]:acc_ptr[rep[s] + 1]]``; bytes with the same ``class_of`` have the
+    same column in ``table``. A caller with a lazy fallback gives up
     early (``LimitExceededError``, field ``max_dfa_states``) on an NFA of more than
     ``max_nfa_states`` states or a repetition bound over ``max_repeat``."""
     parsed = _entries_parsed(entries, limits)
@@ -1164,7 +1165,7 @@ def _compile_arrays(entries: list[tuple[str, bool, bool]], limits: Limits, what:
     *arrays, finals = _lexer_arrays(parsed, limits, what, max_nfa_states)
     table, acc_ptr, acc_idx, class_of, n_cls = _subset_arrays(*arrays, finals, 0, limits, what, max_work)
     table_cls, rep = _minimize_ids(table, _label_ids(acc_ptr, acc_idx), n_cls)
-    return _expand(table_cls, class_of), rep, acc_ptr, acc_idx
+    return _expand(table_cls, class_of), rep, acc_ptr, acc_idx, class_of
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1254,6 +1255,8 @@ class LexerDFA:
         ``bool[n_states, n_terminals]``: terminal ``i`` can still be completed from this state.
     start : int
         Always 0.
+    byte_class : numpy.ndarray or None
+        ``int32[256]``: bytes of one class have equal columns in ``transitions`` (None: unknown).
 
     Notes
     -----
@@ -1265,6 +1268,7 @@ class LexerDFA:
     accepting_terminals: np.ndarray
     live_terminals: np.ndarray
     start: int = 0
+    byte_class: np.ndarray | None = None
 
     @property
     def n_states(self) -> int:
@@ -1368,7 +1372,7 @@ def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: 
     """:func:`terminals_to_dfa` of entries ``(pattern, ignore_case, dotall)`` (see
     :func:`_compile_arrays` for the early give-ups), the accepting matrix built from the arrays."""
     n_terms = len(entries)
-    table, rep, acc_ptr, acc_idx = _compile_arrays(entries, limits, f"lexer of {n_terms} terminals", max_work,
+    table, rep, acc_ptr, acc_idx, class_of = _compile_arrays(entries, limits, f"lexer of {n_terms} terminals", max_work,
                                                    max_nfa_states, max_repeat)
     n = table.shape[0]
     counts = np.diff(acc_ptr)[rep]
@@ -1378,7 +1382,7 @@ def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: 
     acc[rows, acc_idx[first + np.arange(len(rows), dtype=np.int64)]] = True
     # live[s, i]: an accepting state of terminal i is reachable from s (reverse BFS per terminal)
     live = live_terminals_kernel(table, acc)
-    return LexerDFA(table, acc, live, 0)
+    return LexerDFA(table, acc, live, 0, class_of)
 
 
 def _short(pattern: str) -> str:

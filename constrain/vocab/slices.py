@@ -23,6 +23,7 @@ Built once per vocabulary (:attr:`constrain.vocab.vocabulary.Vocabulary.slices`)
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,6 +33,71 @@ from constrain.vocab.trie import TokenTrie, subtree_byte_sets
 SLICE_CHARS: tuple[tuple[int, int], ...] = ((1, 4), (5, 8), (9, 16))
 """Code-point length ranges of the slices (inclusive). Their union's top is the most characters the
 depth check ever explores (:attr:`VocabSlices.max_chars`)."""
+
+
+# UTF-8 decoder states of safe text: after a lead byte, the continuation bytes still due. Per state:
+# (lowest, highest) allowed next byte and the state after it (0: the character is complete).
+UTF8_NEXT = np.array(
+    [
+        [0, 0, 0],  # 0: character boundary
+        [0x80, 0xBF, 0],  # 1: one continuation byte due
+        [0x80, 0xBF, 1],  # 2: two due
+        [0x80, 0xBF, 2],  # 3: three due
+        [0xA0, 0xBF, 1],  # 4: after E0 (no overlong forms)
+        [0x80, 0x9F, 1],  # 5: after ED (no surrogates)
+        [0x90, 0xBF, 2],  # 6: after F0 (no overlong forms)
+        [0x80, 0x8F, 2],  # 7: after F4 (nothing past U+10FFFF)
+    ],
+    dtype=np.int32,
+)
+UTF8_LEAD = np.zeros(256, dtype=np.int32)
+"""Decoder state after each lead byte of a multi-byte character (0: not a lead byte)."""
+UTF8_LEAD[0xC2:0xE0] = 1
+UTF8_LEAD[0xE0] = 4
+UTF8_LEAD[0xE1:0xED] = 2
+UTF8_LEAD[0xED] = 5
+UTF8_LEAD[0xEE:0xF0] = 2
+UTF8_LEAD[0xF0] = 6
+UTF8_LEAD[0xF1:0xF4] = 3
+UTF8_LEAD[0xF4] = 7
+
+SAFE_FIRST = np.zeros(256, dtype=bool)
+"""Bytes that begin a safe character: U+0020 and up except ``"`` and ``\\`` (ASCII), and lead bytes."""
+SAFE_FIRST[0x20:0x80] = True
+SAFE_FIRST[[0x22, 0x5C]] = False
+SAFE_FIRST[UTF8_LEAD > 0] = True
+
+
+def safe_byte_steps(byte_class: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bytes a safe-text check reads, one per class of ``byte_class`` (bytes of a class lead to
+    the same state; ``None``: every byte its own class): ``(step_b, step_u, cont_ptr, cont_b)``.
+
+    ``step_b[j]`` begins a safe character and leaves the UTF-8 decoder in state ``step_u[j]``
+    (0: the character is complete), one per (class, decoder state); the continuation bytes allowed
+    in decoder state ``u`` are ``cont_b[cont_ptr[u]:cont_ptr[u + 1]]``, one per class. Cached per
+    class map (read-only arrays)."""
+    cls = np.arange(256, dtype=np.int32) if byte_class is None else np.asarray(byte_class, dtype=np.int32)
+    return _safe_byte_steps(cls.tobytes())
+
+
+@functools.lru_cache(maxsize=256)
+def _safe_byte_steps(cls_bytes: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    cls = np.frombuffer(cls_bytes, dtype=np.int32).astype(np.int64)
+    first = np.flatnonzero(SAFE_FIRST)
+    _, idx = np.unique(cls[first] * 8 + UTF8_LEAD[first], return_index=True)
+    step_b = first[np.sort(idx)]
+    cont_ptr, parts = [0], []
+    for u in range(1, UTF8_NEXT.shape[0]):
+        lo, hi = int(UTF8_NEXT[u, 0]), int(UTF8_NEXT[u, 1])
+        _, idx = np.unique(cls[lo : hi + 1], return_index=True)
+        parts.append(lo + np.sort(idx))
+        cont_ptr.append(cont_ptr[-1] + len(idx))
+    cont_ptr.insert(0, 0)  # decoder state 0 reads no continuation byte
+    out = (step_b.astype(np.int32), UTF8_LEAD[step_b].astype(np.int32),
+           np.asarray(cont_ptr, dtype=np.int32), np.concatenate(parts).astype(np.int32))
+    for a in out:
+        a.flags.writeable = False
+    return out
 
 
 def safe_text_length(data: bytes) -> int:

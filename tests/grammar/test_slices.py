@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 
 import constrain.grammar.compile as grammar_compile
 from constrain.grammar import compile_grammar
-from constrain.grammar._kernels import _UTF8_LEAD, _UTF8_NEXT, safe_depth_kernel
+from constrain.grammar._kernels import safe_depth_kernel
 from constrain.kernels.bitmask import bitmask_words
 from constrain.schema import schema_to_lark
-from constrain.vocab.slices import SLICE_CHARS, build_slices, safe_text_length
+from constrain.vocab.slices import UTF8_NEXT, SLICE_CHARS, build_slices, safe_byte_steps, safe_text_length
 from constrain.vocab.vocabulary import Vocabulary
 
 # words of every slice length, multi-byte text, text longer than 16 characters, and tokens that
@@ -120,6 +120,8 @@ def test_safe_depth_known_answers(lazy):
             assert c._lazy == lazy
             eid, q = _lexer_state(c, prefix)
             assert _depth(c, eid, q) == want, (schema, prefix)
+            c._safe_steps = safe_byte_steps(None)  # every byte read: the lexer's classes change nothing
+            assert _depth(c, eid, q) == want, (schema, prefix)
     finally:
         grammar_compile._EAGER_LEXER_STATES = saved
 
@@ -157,27 +159,50 @@ def _string_constraint(max_len: int):
     return compile_grammar(schema_to_lark({"type": "string", "maxLength": max_len}), text_vocab())
 
 
-def test_depth_kernel_reports_missing_lazy_rows():
-    """Run on a table whose rows are unknown (-2), the kernel asks for the state's row."""
+@pytest.mark.parametrize("classes", [None, "ascii"])
+def test_depth_kernel_reports_missing_lazy_rows(classes):
+    """Run on a table whose rows are unknown (-2), the kernel asks for the state's row; with byte
+    classes it reads one byte per class and answers the same."""
+    byte_class = None
+    if classes == "ascii":
+        byte_class = np.zeros(256, np.int32)
+        byte_class[0x80:] = 1
+    steps = safe_byte_steps(byte_class)
     trans = np.full((3, 256), -2, dtype=np.int32)
     live = np.ones(3, dtype=bool)
     ws_only = np.zeros(3, dtype=bool)
     scratch = (np.zeros(24, np.int64), np.zeros(1, np.int64), np.empty(3, np.int32), np.empty(3, np.int32),
                np.empty(24, np.int32), np.empty(24, np.int32))
-    mark, stamp, cur, nxt, sx, su = scratch
-    got = safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
-                            mark, stamp, cur, nxt, sx, su)
-    assert got == -2 - 1
+
+    def depth(start: int = 1, max_chars: int = 4) -> int:
+        return safe_depth_kernel(trans, live, ws_only, start, max_chars, *steps, UTF8_NEXT, *scratch)
+
+    assert depth() == -2 - 1
     trans[1] = 2  # every byte from 1 to 2; 2 unknown
-    assert safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
-                             mark, stamp, cur, nxt, sx, su) == -2 - 2
+    assert depth() == -2 - 2
     trans[2] = 2
-    assert safe_depth_kernel(trans, live, ws_only, 1, np.zeros(256, bool), 4, _UTF8_LEAD, _UTF8_NEXT,
-                             mark, stamp, cur, nxt, sx, su) == 4
-    blocked = np.zeros(256, bool)
-    blocked[ord("a")] = True
-    assert safe_depth_kernel(trans, live, ws_only, 1, blocked, 4, _UTF8_LEAD, _UTF8_NEXT,
-                             mark, stamp, cur, nxt, sx, su) == 0
+    assert depth() == 4
+    live[2] = False
+    assert depth() == 0
+    live[2] = True
+    trans[2, 0x80:] = 0  # multi-byte characters lead to state 0, which has two more characters
+    trans[0] = -2
+    assert depth() == -2 - 0
+    trans[0] = 1
+    assert depth() == 4  # 1 -> 2 -> (0 -> 1 ...) loops
+    trans[2, :0x80] = -1  # one character leads to 2 (ASCII) or past it; a second ASCII one dies
+    assert depth() == 1
+    trans[0, 0x80:] = -1  # a three-byte character now dies in its last byte (2 -> 0 -> dead)
+    assert depth() == 0
+
+
+def test_blocked_first_byte_gives_depth_zero():
+    c = compile_grammar(schema_to_lark({"type": "string"}), text_vocab())
+    eid, q = _lexer_state(c, b'"ab')
+    blocked = np.zeros(256, dtype=bool)
+    blocked[ord("x")] = True
+    assert _depth(c, eid, q) == text_vocab().slices.max_chars
+    assert c._safe_depth(eid, q, blocked) == 0
 
 
 SCHEMAS = {
