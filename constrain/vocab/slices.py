@@ -7,13 +7,14 @@ trie walk that proves it one node at a time visits most of the trie (a hundred m
 
 * slice ``k`` (``k = 0 .. n-1``): the tokens of safe text whose length in code points lies in
   ``SLICE_CHARS[k]`` (1-4, 5-8, 9-16 characters);
-* the rest (root 0 of the forest): every other token (quotes, escapes, control bytes, partial
-  UTF-8 sequences, safe text longer than 16 characters).
+* the rest: every other token (quotes, escapes, control bytes, partial UTF-8 sequences, safe text
+  longer than 16 characters).
 
 A mask kernel first asks how many characters of arbitrary safe text the lexer state accepts
 without ever leaving its live region (:func:`constrain.grammar._kernels.safe_depth_kernel`). Every
 slice whose longest token fits that depth is allowed wholesale (its precomputed word mask is OR-ed
-in) and only the other sub-tries are walked. This is exact, not a heuristic: a token is in the mask
+in) and only the other sub-tries are walked; with no slice covered the whole trie is walked, as
+before slicing. This is exact, not a heuristic: a token is in the mask
 of a lexeme walk iff every prefix of it keeps the lexeme live, and every prefix of a slice token is
 safe text of at most that many characters (or such text followed by part of one character), which
 is exactly what the depth check explored.
@@ -23,9 +24,9 @@ Built once per vocabulary (:attr:`constrain.vocab.vocabulary.Vocabulary.slices`)
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
+import numba
 import numpy as np
 
 from constrain.vocab.trie import TokenTrie, subtree_byte_sets
@@ -74,30 +75,41 @@ def safe_byte_steps(byte_class: np.ndarray | None) -> tuple[np.ndarray, np.ndarr
 
     ``step_b[j]`` begins a safe character and leaves the UTF-8 decoder in state ``step_u[j]``
     (0: the character is complete), one per (class, decoder state); the continuation bytes allowed
-    in decoder state ``u`` are ``cont_b[cont_ptr[u]:cont_ptr[u + 1]]``, one per class. Cached per
-    class map (read-only arrays)."""
-    cls = np.arange(256, dtype=np.int32) if byte_class is None else np.asarray(byte_class, dtype=np.int32)
-    return _safe_byte_steps(cls.tobytes())
+    in decoder state ``u`` are ``cont_b[cont_ptr[u]:cont_ptr[u + 1]]``, one per class (the first
+    byte of each class in byte order)."""
+    cls = np.arange(256, dtype=np.int32) if byte_class is None else np.ascontiguousarray(byte_class, dtype=np.int32)
+    return _safe_byte_steps(cls, SAFE_FIRST, UTF8_LEAD, UTF8_NEXT)
 
 
-@functools.lru_cache(maxsize=256)
-def _safe_byte_steps(cls_bytes: bytes) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    cls = np.frombuffer(cls_bytes, dtype=np.int32).astype(np.int64)
-    first = np.flatnonzero(SAFE_FIRST)
-    _, idx = np.unique(cls[first] * 8 + UTF8_LEAD[first], return_index=True)
-    step_b = first[np.sort(idx)]
-    cont_ptr, parts = [0], []
-    for u in range(1, UTF8_NEXT.shape[0]):
-        lo, hi = int(UTF8_NEXT[u, 0]), int(UTF8_NEXT[u, 1])
-        _, idx = np.unique(cls[lo : hi + 1], return_index=True)
-        parts.append(lo + np.sort(idx))
-        cont_ptr.append(cont_ptr[-1] + len(idx))
-    cont_ptr.insert(0, 0)  # decoder state 0 reads no continuation byte
-    out = (step_b.astype(np.int32), UTF8_LEAD[step_b].astype(np.int32),
-           np.asarray(cont_ptr, dtype=np.int32), np.concatenate(parts).astype(np.int32))
-    for a in out:
-        a.flags.writeable = False
-    return out
+@numba.njit(cache=True, nogil=True)
+def _safe_byte_steps(cls, safe_first, lead, nxt):
+    n_cls = 0
+    for b in range(256):
+        n_cls = max(n_cls, cls[b] + 1)
+    seen = np.full(n_cls * 8, -1, dtype=np.int64)  # stamp per (class, decoder state)
+    step_b = np.empty(256, dtype=np.int32)
+    step_u = np.empty(256, dtype=np.int32)
+    k = 0
+    for b in range(256):
+        if safe_first[b]:
+            key = cls[b] * 8 + lead[b]
+            if seen[key] < 0:
+                seen[key] = 0
+                step_b[k] = b
+                step_u[k] = lead[b]
+                k += 1
+    cont_ptr = np.zeros(nxt.shape[0] + 1, dtype=np.int32)
+    cont_b = np.empty(nxt.shape[0] * 64, dtype=np.int32)
+    last_u = np.zeros(n_cls, dtype=np.int32)  # the decoder state a class was last taken for
+    m = 0
+    for u in range(1, nxt.shape[0]):
+        for b in range(nxt[u, 0], nxt[u, 1] + 1):
+            if last_u[cls[b]] != u:
+                last_u[cls[b]] = u
+                cont_b[m] = b
+                m += 1
+        cont_ptr[u + 1] = m
+    return step_b[:k].copy(), step_u[:k].copy(), cont_ptr, cont_b[:m].copy()
 
 
 def safe_text_length(data: bytes) -> int:
@@ -115,19 +127,21 @@ def safe_text_length(data: bytes) -> int:
 
 @dataclass(frozen=True, eq=False)
 class VocabSlices:
-    """The vocabulary's trie split into a forest: root 0 holds the rest, root ``k + 1`` slice ``k``.
+    """The vocabulary's trie and its split into sub-tries, as one forest.
 
-    ``forest`` is one flat DFS-ordered trie array holding every sub-trie one after the other (each
-    sub-trie's root is a depth-0 node), so a kernel walks a sub-trie by its root, and node ids are
-    unique across the forest. Every token of the vocabulary's trie is in exactly one sub-trie.
+    ``forest`` is one flat DFS-ordered trie array holding several tries one after the other (each
+    root a depth-0 node), so a kernel walks a trie by its root and node ids are unique across the
+    forest. Root 0 is the whole trie (walked when no slice is covered: one walk, and the lexeme
+    ends inside tokens are found once); root 1 holds the rest, root ``k + 2`` slice ``k``: every
+    token of the vocabulary is in the whole trie and in exactly one of the others.
     """
 
     forest: TokenTrie
-    roots: np.ndarray  # int32 [n_slices + 1]: root node of the rest, then of each slice
+    roots: np.ndarray  # int32 [n_slices + 2]: root of the whole trie, of the rest, then of each slice
     slice_words: np.ndarray  # uint32 [n_slices, W]: bitmask of each slice's tokens
     slice_max_chars: np.ndarray  # int32 [n_slices]: longest token of each slice, in code points
     max_chars: int  # the most characters a depth check needs to explore
-    walk_roots: tuple[np.ndarray, ...]  # per depth 0 .. max_chars: roots to walk (rest + slices not covered)
+    walk_roots: tuple[np.ndarray, ...]  # per depth 0 .. max_chars: roots to walk
     covered_words: tuple[np.ndarray, ...]  # per depth: union of the slices covered (their tokens allowed)
 
     @property
@@ -136,9 +150,10 @@ class VocabSlices:
         return subtree_byte_sets(self.forest)
 
 
-def build_slices(token_bytes: list[bytes | None], n_words: int) -> VocabSlices:
+def build_slices(token_bytes: list[bytes | None], n_words: int, whole: TokenTrie | None = None) -> VocabSlices:
     """Split the tokens of ``token_bytes`` (index = token id) into the rest and the slices of
-    :data:`SLICE_CHARS`; ``n_words`` is the bitmask width of the vocabulary."""
+    :data:`SLICE_CHARS`; ``n_words`` is the bitmask width of the vocabulary, ``whole`` its trie
+    (built here if not given)."""
     n_slices = len(SLICE_CHARS)
     groups: list[list[bytes | None]] = [[None] * len(token_bytes) for _ in range(n_slices + 1)]
     slice_words = np.zeros((n_slices, n_words), dtype=np.uint32)
@@ -155,13 +170,18 @@ def build_slices(token_bytes: list[bytes | None], n_words: int) -> VocabSlices:
                 slice_max[k] = max(slice_max[k], n)
                 break
         groups[group][tid] = data
-    tries = [TokenTrie.build(g) for g in groups]
-    forest, roots = _concatenate(tries)
+    if whole is None:
+        whole = TokenTrie.build(token_bytes)
+    forest, roots = _concatenate([whole] + [TokenTrie.build(g) for g in groups])
     max_chars = int(slice_max.max()) if n_slices else 0
     walk_roots, covered = [], []
     for depth in range(max_chars + 1):
         fits = [k for k in range(n_slices) if slice_max[k] <= depth]
-        walk_roots.append(np.asarray([roots[0]] + [roots[k + 1] for k in range(n_slices) if k not in fits], dtype=np.int32))
+        if fits:
+            walk = [roots[1]] + [roots[k + 2] for k in range(n_slices) if k not in fits]
+        else:
+            walk = [roots[0]]
+        walk_roots.append(np.asarray(walk, dtype=np.int32))
         words = np.zeros(n_words, dtype=np.uint32)
         for k in fits:
             words |= slice_words[k]

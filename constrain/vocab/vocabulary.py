@@ -192,4 +192,4 @@ class Vocabulary:
         from constrain.kernels.bitmask import bitmask_words
         from constrain.vocab.slices import build_slices
 
-        return build_slices(list(self._tokens), bitmask_words(self.size))
+        return build_slices(list(self._tokens), bitmask_words(self.size), self.trie)

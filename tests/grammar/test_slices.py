@@ -51,8 +51,9 @@ def _tokens_of(trie, root: int) -> set[int]:
 def test_forest_holds_every_token_once_in_its_slice():
     voc = text_vocab()
     sl = voc.slices
-    groups = [_tokens_of(sl.forest, int(r)) for r in sl.roots]
+    groups = [_tokens_of(sl.forest, int(r)) for r in sl.roots[1:]]
     everything = set(voc.trie.token_ids.tolist())
+    assert _tokens_of(sl.forest, int(sl.roots[0])) == everything  # root 0: the whole trie
     assert set().union(*groups) == everything
     assert sum(len(g) for g in groups) == len(everything)
     for tid in everything:
@@ -83,8 +84,11 @@ def test_covered_words_and_walk_roots_partition_by_depth():
         slice_max = {1: 2, 5: 2, 2: 6, 3: 12}  # a token is covered once its slice's longest one fits
         assert covered == {t for t, n in slice_max.items() if n <= depth}
         walked = set(sl.walk_roots[depth].tolist())
-        uncovered = {int(sl.roots[k + 1]) for k in range(3) if sl.slice_max_chars[k] > depth}
-        assert walked == {int(sl.roots[0])} | uncovered
+        uncovered = {int(sl.roots[k + 2]) for k in range(3) if sl.slice_max_chars[k] > depth}
+        if covered:
+            assert walked == {int(sl.roots[1])} | uncovered  # the rest and the slices not covered
+        else:
+            assert walked == {int(sl.roots[0])}  # nothing covered: the whole trie, one walk
 
 
 def _lexer_state(c, text: bytes):
