@@ -123,6 +123,8 @@ class GrammarConstraint(CompiledConstraint):
             # states within one token's length of the lexer start, and the rows ignored lexemes need
             self._depth_ok: list[int] = []
             self._dirty: list[int] = []
+            self._ignore_cols = np.flatnonzero([(self._ignore_bits >> i) & 1 for i in range(lexer.n_terminals)])
+            self._ign_seen = 0  # lazy states below this one were checked for ignored lexeme ends
             self._lazy_ensure(0, self._LAZY_AHEAD)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
         # transition rows as lists for _step, listed when first stepped (None: not yet; most states
@@ -190,16 +192,17 @@ class GrammarConstraint(CompiledConstraint):
                     if t >= len(depth_ok) or depth_ok[t] < d - 1:
                         stack.append((t, d - 1))
         if self._ignore_bits:
-            acc = lexer.accepting_terminals
-            ign = np.array([(self._ignore_bits >> i) & 1 for i in range(lexer.n_terminals)], dtype=bool)
-            while True:
-                todo = [t for t in np.flatnonzero((acc[:, ign]).any(axis=1)).tolist() if not lexer.expanded[t]]
-                if not todo:
-                    break
-                for t in todo:
-                    lexer.expand(t)
-                    self._dirty.append(t)
-                acc = lexer.accepting_terminals
+            # states created since the last look (older ones where an ignored lexeme ends were
+            # expanded then); expanding may create more
+            ign = self._ignore_cols
+            while self._ign_seen < lexer.n_states:
+                lo = self._ign_seen
+                self._ign_seen = lexer.n_states
+                hits = np.flatnonzero(lexer.accepting_terminals[lo:, ign].any(axis=1)) + lo
+                for t in hits.tolist():
+                    if not lexer.expanded[t]:
+                        lexer.expand(t)
+                        self._dirty.append(t)
 
     def _lazy_sync(self) -> None:
         """Bring every per-lexer-state table up to date with the lazy lexer (new states, new rows).
@@ -228,14 +231,13 @@ class GrammarConstraint(CompiledConstraint):
         if n == n_old:
             return
         loops[n_old:n] = self_loop_byte_sets_of(trans[n_old:n], np.arange(n_old, n))
-        n_terms = len(self.ir.terminals)
         acc = lexer.accepting_terminals
         new_acc = acc[n_old:n]
         new_live = lexer.live_terminals[n_old:n]
         self._rows.extend([None] * (n - n_old))  # most lazily built states are never stepped by _step
         self._acc_bits.extend(_row_bitsets(new_acc))
         self._live_bits.extend(_row_bitsets(new_live))
-        ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
+        ws_mask = self._ws_mask
         self._ws_live[n_old:n] = (new_live & ws_mask).any(axis=1)
         acc_any = new_acc.any(axis=1)
         n_new_cols = int(acc_any.sum())
@@ -340,7 +342,7 @@ class GrammarConstraint(CompiledConstraint):
         lexer = self.lexer
         n_q = lexer.n_states
         acc = lexer.accepting_terminals
-        ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(len(self.ir.terminals))], dtype=bool)
+        ws_mask = self._ws_mask = np.array([(self._ws_bits >> i) & 1 for i in range(len(self.ir.terminals))], dtype=bool)
         self._ws_live = np.ascontiguousarray((lexer.live_terminals & ws_mask).any(axis=1))
         acc_any = acc.any(axis=1)
         self._acc_col = np.full(n_q, -1, dtype=np.int32)

@@ -28,6 +28,14 @@ from constrain.errors import InternalError, LimitExceededError, RegexSyntaxError
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex import _charset as cs
 from constrain.regex._kernels import live_terminals_kernel
+from constrain.regex._lazy_kernels import (
+    NEED_ROOM,
+    TOO_MANY_STATES,
+    lazy_expand_kernel,
+    lazy_find,
+    lazy_intern,
+    lazy_rehash,
+)
 from constrain.regex._parse import CharSpec, Parsed, parse
 
 __all__ = ["ByteDFA", "LexerDFA", "LazyLexerDFA", "regex_to_dfa", "terminals_to_dfa", "terminals_to_lazy_dfa", "literal_to_regex"]
@@ -1479,13 +1487,19 @@ class LazyLexerDFA:
         self._closures: dict[int, frozenset[int]] = {}
         self._moves: dict[int, list] = {}
         self.n_terms = n_terms
-        self._sets: list[frozenset[int]] = []
-        self._index: dict[frozenset[int], int] = {}
+        self._kernel_tables(coreach, term_of, finals)
+        # the states: configuration sets (CSR, sorted), interned through an open-addressing table
         self._cap = 64
+        self._set_ptr = np.zeros(self._cap + 1, dtype=np.int64)
+        self._set_keys = np.empty(16 * self._cap, dtype=np.int64)
+        self._hashes = np.zeros(self._cap, dtype=np.int64)
+        self._htab = np.full(4 * self._cap, -1, dtype=np.int64)
+        self._n_states = np.zeros(1, dtype=np.int64)
         self._trans = np.full((self._cap, 256), -2, dtype=np.int32)
         self._acc = np.zeros((self._cap, n_terms), dtype=bool)
         self._live = np.zeros((self._cap, n_terms), dtype=bool)
-        self.expanded: list[bool] = []
+        self._expanded = np.zeros(self._cap, dtype=bool)
+        self._scratch(1024)
         start_set = self._closure(start)
         if not start_set:
             raise InternalError(f"{what}: no terminal matches any string")
@@ -1563,56 +1577,136 @@ class LazyLexerDFA:
             self._moves[key] = m
         return m
 
-    def _state_of(self, key: frozenset[int]) -> int:
-        d = self._index.get(key)
-        if d is not None:
-            return d
-        d = len(self._sets)
-        bound = self.limits.max_lazy_lexer_states
-        if d >= bound:
+    # -- flat tables for the numba kernels (constrain.regex._lazy_kernels)
+    def _kernel_tables(self, coreach: np.ndarray, term_of: np.ndarray, finals: list[int]) -> None:
+        """The NFA as the CSR arrays and per-state tables the kernels read (built once); byte
+        edges as class ranges."""
+        nfa, n = self._nfa, self._n_nfa
+        self._eps_ptr, self._eps_idx, self._edge_ptr, lo, hi, self._edge_t = _nfa_arrays(nfa)
+        col = self.class_of.astype(np.int64)
+        self._edge_lo, self._edge_hi = col[lo], col[hi]
+        self._loop_of_a = np.full(n, -1, dtype=np.int64)
+        for x, li in nfa.loop_of.items():
+            self._loop_of_a[x] = li
+        self._back_loop_a = np.full(n, -1, dtype=np.int64)
+        for back, li in self._back_loop.items():
+            self._back_loop_a[back] = li
+        self._loops_a = np.asarray(
+            [(body, back, exit_, lo, -1 if hi is None else hi) for body, back, exit_, lo, hi in nfa.loops], dtype=np.int64
+        ).reshape(-1, 5)
+        has_edge = np.diff(self._edge_ptr) > 0
+        is_final = np.zeros(n, dtype=bool)
+        is_final[finals] = True
+        self._keep = (has_edge | is_final) & coreach
+        self._term_of_a = term_of.astype(np.int64)
+        self._final_term = np.full(n, -1, dtype=np.int64)
+        for i, f in enumerate(finals):
+            self._final_term[f] = i
+
+    def _scratch(self, size: int) -> None:
+        """(Re)allocate the kernels' scratch: closure/union buffer and hash set of ``size`` slots."""
+        size = 1 << max(10, int(size - 1).bit_length())
+        self._buf = np.empty(size, dtype=np.int64)
+        self._tab = np.full(size, -1, dtype=np.int64)
+        self._used = np.empty(size, dtype=np.int64)
+        self._stack = np.empty(size, dtype=np.int64)
+
+    def _grow(self) -> None:
+        """Double every state array (the interning table rehashed) and the configuration store."""
+        d = int(self._n_states[0])
+        cap = self._cap * 2
+
+        def grown(a: np.ndarray, fill) -> np.ndarray:
+            out = np.full((cap,) + a.shape[1:], fill, dtype=a.dtype)
+            out[:d] = a[:d]
+            return out
+
+        self._trans = grown(self._trans, -2)
+        self._acc = grown(self._acc, False)
+        self._live = grown(self._live, False)
+        self._expanded = grown(self._expanded, False)
+        self._hashes = grown(self._hashes, 0)
+        ptr = np.zeros(cap + 1, dtype=np.int64)
+        ptr[: d + 1] = self._set_ptr[: d + 1]
+        self._set_ptr = ptr
+        used = int(self._set_ptr[d])
+        keys = np.empty(max(2 * self._set_keys.shape[0], 16 * cap, used + 2 * self._buf.shape[0]), dtype=np.int64)
+        keys[:used] = self._set_keys[:used]
+        self._set_keys = keys
+        self._htab = lazy_rehash(self._hashes[:d], 4 * cap)
+        self._cap = cap
+
+    def _keys(self, q: int) -> np.ndarray:
+        """The configurations of state ``q`` (sorted; a view)."""
+        return self._set_keys[self._set_ptr[q] : self._set_ptr[q + 1]]
+
+    def _intern(self, keys: np.ndarray) -> int:
+        """The id of the state of configurations ``keys`` (sorted, distinct), created if new."""
+        keys = np.ascontiguousarray(keys, dtype=np.int64)
+        while True:
+            d = lazy_intern(
+                keys, 0, keys.shape[0], self._n_nfa, self._term_of_a, self._final_term, self._set_ptr,
+                self._set_keys, self._hashes, self._htab, self._n_states, self._trans, self._acc, self._live,
+                self._expanded, self.limits.max_lazy_lexer_states,
+            )
+            if d >= 0:
+                return int(d)
+            if d == NEED_ROOM and keys.shape[0] > self._buf.shape[0]:
+                self._scratch(2 * keys.shape[0])  # room for the keys store to take them
+            self._on_kernel_status(int(d))
+
+    def _on_kernel_status(self, status: int) -> None:
+        """Act on a kernel's failure: raise for too many states, else grow what is full."""
+        if status == TOO_MANY_STATES:
+            bound = self.limits.max_lazy_lexer_states
             raise LimitExceededError(
                 "max_lazy_lexer_states", bound, f"{self.what} (built lazily) reached more than {bound} DFA states"
             )
-        if d >= self._cap:
-            self._cap *= 2
-            grow = np.full((self._cap, 256), -2, dtype=np.int32)
-            grow[:d] = self._trans[:d]
-            self._trans = grow
-            acc = np.zeros((self._cap, self.n_terms), dtype=bool)
-            acc[:d] = self._acc[:d]
-            self._acc = acc
-            live = np.zeros((self._cap, self.n_terms), dtype=bool)
-            live[:d] = self._live[:d]
-            self._live = live
-        term_of, fin, n = self._term_of, self._final_index, self._n_nfa
-        for k in key:
-            s = k % n
-            self._live[d, term_of[s]] = True
-            i = fin.get(s)
-            if i is not None:
-                self._acc[d, i] = True
-        self._sets.append(key)
-        self._index[key] = d
-        self.expanded.append(False)
-        return d
+        if status != NEED_ROOM:
+            raise InternalError(f"{self.what}: lazy lexer kernel returned {status}")
+        d = int(self._n_states[0])
+        full = d + 1 >= self._cap or 2 * (d + 1) > self._htab.shape[0]
+        if full or self._set_ptr[d] + self._buf.shape[0] > self._set_keys.shape[0]:
+            self._grow()
+        else:  # a closure or union outgrew the scratch
+            self._scratch(2 * self._buf.shape[0])
+
+    def _state_of(self, key: frozenset[int]) -> int:
+        """The id of the state of configuration set ``key`` (created if new)."""
+        return self._intern(np.fromiter(sorted(key), dtype=np.int64, count=len(key)))
+
+    @property
+    def _sets(self) -> _LazySets:
+        """``_sets[q]``: the configurations of state ``q`` as a frozenset."""
+        return _LazySets(self)
+
+    @property
+    def _index(self) -> _LazyIndex:
+        """``_index[configurations]``: the id of an existing state with those configurations."""
+        return _LazyIndex(self)
 
     # -- public
     @property
     def transitions(self) -> np.ndarray:
         """``int32[n_states, 256]`` (a view; ``-2`` rows: not expanded yet)."""
-        return self._trans[: len(self._sets)]
+        return self._trans[: self.n_states]
 
     @property
     def accepting_terminals(self) -> np.ndarray:
-        return self._acc[: len(self._sets)]
+        return self._acc[: self.n_states]
 
     @property
     def live_terminals(self) -> np.ndarray:
-        return self._live[: len(self._sets)]
+        return self._live[: self.n_states]
+
+    @property
+    def expanded(self) -> np.ndarray:
+        """``bool[n_states]``: whether a state's row is built (a view)."""
+        return self._expanded[: self.n_states]
 
     @property
     def n_states(self) -> int:
-        return len(self._sets)
+        return int(self._n_states[0])
 
     @property
     def n_terminals(self) -> int:
@@ -1620,41 +1714,29 @@ class LazyLexerDFA:
 
     def expand(self, q: int) -> None:
         """Compute the transition row of state ``q`` (creating its successor states; mutates)."""
-        if self.expanded[q]:
+        if self._expanded[q]:
             return
-        n_cls = self.n_classes
-        # moves grouped by class range (configurations of one set mostly share the ranges of the
-        # JSON string body): one union per range, then one per run of classes between range ends
-        by_range: dict[tuple[int, int], list[frozenset[int]]] = {}
+        while True:
+            status = lazy_expand_kernel(
+                q, self._n_nfa, self.class_of, self.n_classes, self._eps_ptr, self._eps_idx, self._edge_ptr,
+                self._edge_lo, self._edge_hi, self._edge_t, self._loop_of_a, self._back_loop_a, self._loops_a,
+                self._keep, self._term_of_a, self._final_term, self._set_ptr, self._set_keys, self._hashes,
+                self._htab, self._n_states, self._trans, self._acc, self._live, self._expanded,
+                self.limits.max_lazy_lexer_states, self._buf, self._tab, self._used, self._stack,
+            )
+            if status == 0:
+                return
+            self._on_kernel_status(int(status))
+
+    def reference_successors(self, q: int) -> list[frozenset[int]]:
+        """Per byte, the configuration set after state ``q`` as the Python construction gives it
+        (empty: dead): the slow reference :meth:`expand`'s kernel is tested against."""
+        by_class: dict[int, set] = {}
         for s in self._sets[q]:
             for k0, k1, tc in self._move_list(s):
-                lst = by_range.get((k0, k1))
-                if lst is None:
-                    by_range[(k0, k1)] = [tc]
-                else:
-                    lst.append(tc)
-        # sweep the class axis: the moves covering a run between two range ends are those
-        # started and not yet ended there
-        starts: dict[int, list] = {}
-        ends: dict[int, list] = {}
-        for i, ((k0, k1), lst) in enumerate(by_range.items()):
-            tc = lst[0] if len(lst) == 1 else frozenset().union(*lst)
-            starts.setdefault(k0, []).append((i, tc))
-            ends.setdefault(k1 + 1, []).append(i)
-        points = sorted(starts.keys() | ends.keys())
-        row = np.full(n_cls, -1, dtype=np.int32)
-        active: dict[int, frozenset] = {}
-        for a, b in zip(points, points[1:]):
-            for i in ends.get(a, ()):
-                del active[i]
-            for i, tc in starts.get(a, ()):
-                active[i] = tc
-            if active:
-                covering = list(active.values())
-                acc = covering[0] if len(covering) == 1 else frozenset().union(*covering)
-                row[a:b] = self._state_of(acc)
-        self._trans[q] = row[self.class_of]
-        self.expanded[q] = True
+                for c in range(k0, k1 + 1):
+                    by_class.setdefault(c, set()).update(tc)
+        return [frozenset(by_class.get(int(self.class_of[b]), ())) for b in range(256)]
 
     def advance(self, state: int, data: bytes) -> int:
         """Return the state after ``data`` from ``state`` (expanding as needed), or -1."""
@@ -1680,7 +1762,7 @@ class LazyLexerDFA:
         m = horizon + 2
         out = []
         changed = False
-        for k in self._sets[q]:
+        for k in self._keys(q).tolist():
             x, c = k % n, k // n
             li = self._loop_of.get(x, -1) if c else -1
             if li >= 0 and not self._loop_nullable[li]:
@@ -1692,12 +1774,47 @@ class LazyLexerDFA:
                         changed = True
                         k = c2 * n + x
             out.append(k)
-        return self._state_of(frozenset(out)) if changed else q
+        return self._intern(np.unique(np.asarray(out, dtype=np.int64))) if changed else q
 
     def in_counted_loop(self, q: int) -> bool:
         """Whether some configuration of state ``q`` is inside a counted loop."""
         loop_of, n = self._loop_of, self._n_nfa
-        return any((k % n) in loop_of for k in self._sets[q])
+        return any((k % n) in loop_of for k in self._keys(q).tolist())
+
+
+class _LazySets:
+    """``lexer._sets[q]``: a lazy lexer state's configurations as a frozenset (read-only)."""
+
+    def __init__(self, lexer: LazyLexerDFA):
+        self._lexer = lexer
+
+    def __getitem__(self, q: int) -> frozenset[int]:
+        return frozenset(self._lexer._keys(q).tolist())
+
+    def __len__(self) -> int:
+        return self._lexer.n_states
+
+
+class _LazyIndex:
+    """``lexer._index[configurations]``: the id of an existing state (``KeyError`` if none)."""
+
+    def __init__(self, lexer: LazyLexerDFA):
+        self._lexer = lexer
+
+    def get(self, key: frozenset[int], default=None):
+        lx = self._lexer
+        keys = np.fromiter(sorted(key), dtype=np.int64, count=len(key))
+        d = lazy_find(keys, lx._set_ptr, lx._set_keys, lx._hashes, lx._htab)
+        return default if d < 0 else int(d)
+
+    def __getitem__(self, key: frozenset[int]) -> int:
+        d = self.get(key)
+        if d is None:
+            raise KeyError(key)
+        return d
+
+    def __contains__(self, key: frozenset[int]) -> bool:
+        return self.get(key) is not None
 
 
 def terminals_to_lazy_dfa(

@@ -106,3 +106,43 @@ def test_counted_lexer_is_small_where_copies_are_not():
     assert q >= 0 and end.advance(q, b"x") == -1 and end.accepting_terminals[end.advance(q, b'"'), 0]
     with pytest.raises(LimitExceededError, match="max_counted_repeat"):
         terminals_to_lazy_dfa([r"a{0,2000000}"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(0, len(LEXERS) + len(COUNTED_LEXERS) - 1), data=st.lists(st.sampled_from(CHUNKS + [b"0", b"\\u"]), max_size=20))
+def test_expand_kernel_equals_the_python_construction(k, data):
+    """Every row the numba kernel builds leads, byte by byte, to exactly the configuration set
+    the Python construction (``reference_successors``) computes; states are interned once. The
+    arrays start small, so the walk also exercises their growth (states, keys, scratch)."""
+    pats = (LEXERS + COUNTED_LEXERS)[k]
+    lazy = terminals_to_lazy_dfa(pats)
+    q = lazy.start
+    seen = {q}
+    for chunk in data:
+        for b in chunk:
+            lazy.expand(q)
+            ref = lazy.reference_successors(q)
+            row = lazy.transitions[q]
+            for byte in range(256):
+                got = int(row[byte])
+                assert (got < 0) == (not ref[byte]), (pats, q, byte)
+                if got >= 0:
+                    assert lazy._sets[got] == ref[byte]
+                    assert lazy._index[ref[byte]] == got
+            q = int(row[b])
+            if q < 0:
+                break
+            seen.add(q)
+        if q < 0:
+            break
+    sets = [lazy._sets[s] for s in range(lazy.n_states)]
+    assert len(set(sets)) == len(sets), "a configuration set was interned twice"
+
+
+def test_lazy_lexer_grows_past_its_initial_arrays():
+    """Thousands of states (a counted string) through many doublings of every array."""
+    lazy = terminals_to_lazy_dfa([r'"(?:[^"\\]|\\["\\n]){0,3000}"', r"[0-9]+"])
+    q = lazy.advance(lazy.start, b'"' + "aé\\n".encode() * 700)
+    assert q >= 0 and lazy.n_states > 2000
+    assert lazy.accepting_terminals[lazy.advance(q, b'"'), 0]
+    assert lazy.advance(q, b"\\x") == -1
