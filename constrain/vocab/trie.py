@@ -167,9 +167,15 @@ def self_loop_byte_sets(transitions: np.ndarray) -> np.ndarray:
 
 def self_loop_byte_sets_of(rows: np.ndarray, states: np.ndarray) -> np.ndarray:
     """:func:`self_loop_byte_sets` of some rows of a table: ``rows[k]`` is the row of ``states[k]``."""
-    n = rows.shape[0]
-    loops = rows == np.asarray(states, dtype=rows.dtype)[:, None]
-    packed = np.packbits(loops, axis=1, bitorder="little")  # uint8 [n, 32]: bit b%8 of byte b//8
-    if not n:
-        return np.zeros((0, 4), dtype=np.uint64)
-    return np.ascontiguousarray(packed).view("<u8").reshape(n, 4).astype(np.uint64)
+    return _self_loop_kernel(np.ascontiguousarray(rows), np.asarray(states, dtype=np.int64))
+
+
+@numba.njit(cache=True, nogil=True)
+def _self_loop_kernel(rows: np.ndarray, states: np.ndarray) -> np.ndarray:
+    out = np.zeros((rows.shape[0], 4), dtype=np.uint64)
+    for k in range(rows.shape[0]):
+        s = states[k]
+        for b in range(256):
+            if rows[k, b] == s:
+                out[k, b >> 6] |= np.uint64(1) << np.uint64(b & 63)
+    return out

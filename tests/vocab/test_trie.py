@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from hypothesis import given
+import numpy as np
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from constrain.vocab.trie import TokenTrie
@@ -59,3 +60,21 @@ def test_find_and_longest_prefix(tokens, data):
     assert length == (max(prefixes) if prefixes else 0)
     if tid >= 0:
         assert tokens[tid] == data[:length]
+
+
+@settings(max_examples=50, deadline=None)
+@given(n=st.integers(0, 12), seed=st.integers(0, 2**31 - 1))
+def test_self_loop_byte_sets_match_a_bit_by_bit_reference(n, seed):
+    """Bit b of word b // 64 of row k is set iff byte b leads state ``states[k]`` back to itself."""
+    from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of
+
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-2, max(n, 1), size=(n, 256)).astype(np.int32)
+    got = self_loop_byte_sets(table)
+    assert got.shape == (n, 4) and got.dtype == np.uint64
+    for k in range(n):
+        for b in range(256):
+            assert bool(int(got[k, b >> 6]) >> (b & 63) & 1) == (table[k, b] == k)
+    if n:
+        rows = rng.integers(0, n, size=3)
+        assert np.array_equal(self_loop_byte_sets_of(table[rows], rows), got[rows])
