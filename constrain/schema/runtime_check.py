@@ -37,23 +37,10 @@ def per_vocabulary(vocab, build: Callable[[object], _T]) -> _T:
     return got
 
 
-def _tokens_by_bytes(vocab) -> dict[bytes, list[int]]:
-    out: dict[bytes, list[int]] = {}
-    for t in range(vocab.size):
-        data = vocab.token_bytes(t)
-        if data:
-            out.setdefault(data, []).append(t)
-    return out
-
-
 def tokens_spelling_prefixes(vocab, rest: bytes) -> list[int]:
     """The tokens whose bytes are a non-empty prefix of ``rest``: those that continue a text
-    along ``rest`` (an earlier key or item) without leaving it."""
-    by_bytes = per_vocabulary(vocab, _tokens_by_bytes)
-    out: list[int] = []
-    for i in range(1, len(rest) + 1):
-        out.extend(by_bytes.get(rest[:i], ()))
-    return out
+    along ``rest`` (an earlier key or item) without leaving it (read off the vocabulary's trie)."""
+    return vocab.trie.tokens_along(rest)
 
 
 class RuntimeCheckConstraint(CompiledConstraint):

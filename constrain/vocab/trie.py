@@ -96,6 +96,21 @@ class TokenTrie:
         """Whether some token extends the string of ``node``."""
         return int(self.subtree_end[node]) > node + 1
 
+    def tokens_along(self, data: bytes) -> list[int]:
+        """Ids of the tokens whose bytes are a non-empty prefix of ``data`` (shortest first)."""
+        node = 0
+        out: list[int] = []
+        for byte in data:
+            child = node + 1
+            end = int(self.subtree_end[node])
+            while child < end and self.node_byte[child] != byte:
+                child = int(self.subtree_end[child])
+            if child >= end:
+                break
+            node = child
+            out.extend(self.tokens_at(node).tolist())
+        return out
+
     def longest_token_prefix(self, data: bytes) -> tuple[int, int]:
         """``(token_id, length)`` of the longest token that is a prefix of ``data`` (``(-1, 0)`` if none)."""
         node = 0

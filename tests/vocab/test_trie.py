@@ -78,3 +78,11 @@ def test_self_loop_byte_sets_match_a_bit_by_bit_reference(n, seed):
     if n:
         rows = rng.integers(0, n, size=3)
         assert np.array_equal(self_loop_byte_sets_of(table[rows], rows), got[rows])
+
+
+@settings(max_examples=100, deadline=None)
+@given(tokens=st.lists(st.binary(min_size=1, max_size=4), max_size=30), data=st.binary(max_size=8))
+def test_tokens_along_are_the_tokens_spelling_a_prefix(tokens, data):
+    trie = TokenTrie.build(tokens)
+    want = sorted(t for t, b in enumerate(tokens) if data.startswith(b))
+    assert sorted(trie.tokens_along(data)) == want
