@@ -112,6 +112,7 @@ def safe_depth_kernel(
     ws_only: np.ndarray,  # bool [n_q]: every live expected terminal is ignored whitespace
     start_q: int,
     max_chars: int,
+    max_set: int,  # give up (return the level reached) when a level holds more states than this
     step_b: np.ndarray,  # int32 [k]: first bytes of safe characters, one per (byte class, decoder state)
     step_u: np.ndarray,  # int32 [k]: UTF-8 decoder state after that byte (0: a whole character)
     cont_ptr: np.ndarray,  # int32 [9]: continuation bytes allowed in decoder state u, one per byte class:
@@ -134,7 +135,9 @@ def safe_depth_kernel(
     the lexer lead to the same state, so one byte per class is read
     (:func:`constrain.vocab.slices.safe_byte_steps`). Returns ``max_chars`` as soon
     as one level's set of states equals the previous one (a loop, e.g. a JSON string body).
-    Returns ``-2 - x`` when the row of lazy lexer state ``x`` is needed and not built yet.
+    Returns ``-2 - x`` when the row of lazy lexer state ``x`` is needed and not built yet. A level
+    of more than ``max_set`` states ends the search at the level reached (a smaller depth is
+    always sound: the walk then visits those slices itself).
 
     The states after ``n`` characters form a set (``cur``); each level explores every safe byte
     from each of them, the continuation bytes of multi-byte characters through (state, decoder
@@ -188,6 +191,8 @@ def safe_depth_kernel(
                         stk_x[sp] = y
                         stk_u[sp] = u2
                         sp += 1
+        if nn > max_set:
+            return level + 1
         if nn == ncur:
             a = np.sort(cur[:ncur])
             c = np.sort(nxt[:nn])

@@ -565,6 +565,11 @@ class GrammarConstraint(CompiledConstraint):
         self._lexeme_cache[key] = entry
         return entry
 
+    _SAFE_DEPTH_MAX_SET = 256
+    """Most lexer states one level of the safe-text search may hold (beyond, it stops there)."""
+    _SAFE_DEPTH_MAX_NEW_STATES = 512
+    """Most lazy lexer states one safe-text search may create (beyond, it answers 0)."""
+
     def _new_depth_scratch(self, n_q: int) -> tuple[np.ndarray, ...]:
         """Scratch arrays of :func:`safe_depth_kernel` for lexers of up to ``n_q`` states."""
         return (np.zeros(8 * n_q, np.int64), np.empty(n_q, np.int32), np.empty(n_q, np.int32),
@@ -577,6 +582,7 @@ class GrammarConstraint(CompiledConstraint):
         if first_blocked is not self._no_block and (first_blocked & SAFE_FIRST).any():
             return 0
         step_b, step_u, cont_ptr, cont_b = self._safe_steps
+        built = self.lexer.n_states
         while True:
             n_q = self._transitions.shape[0]
             if self._depth_scratch[1].shape[0] < n_q:
@@ -584,10 +590,13 @@ class GrammarConstraint(CompiledConstraint):
             mark, cur, nxt, stk_x, stk_u = self._depth_scratch
             depth = safe_depth_kernel(
                 self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, self._slices.max_chars,
-                step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp, cur, nxt, stk_x, stk_u,
+                self._SAFE_DEPTH_MAX_SET, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
+                cur, nxt, stk_x, stk_u,
             )
             if depth >= 0:
                 return depth
+            if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
+                return 0  # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens
             self._lazy_expand_rows(np.asarray([depth], dtype=np.int32))
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:

@@ -178,8 +178,8 @@ def test_depth_kernel_reports_missing_lazy_rows(classes):
     scratch = (np.zeros(24, np.int64), np.zeros(1, np.int64), np.empty(3, np.int32), np.empty(3, np.int32),
                np.empty(24, np.int32), np.empty(24, np.int32))
 
-    def depth(start: int = 1, max_chars: int = 4) -> int:
-        return safe_depth_kernel(trans, live, ws_only, start, max_chars, *steps, UTF8_NEXT, *scratch)
+    def depth(start: int = 1, max_chars: int = 4, max_set: int = 256) -> int:
+        return safe_depth_kernel(trans, live, ws_only, start, max_chars, max_set, *steps, UTF8_NEXT, *scratch)
 
     assert depth() == -2 - 1
     trans[1] = 2  # every byte from 1 to 2; 2 unknown
@@ -257,3 +257,39 @@ def _constraint(name: str, lazy: bool):
         grammar_compile._EAGER_LEXER_STATES = saved
     assert c._lazy == lazy
     return c
+
+
+# MaskBench Github_trivial o35155 (abridged to 8 of its 14 branches): unanchored patterns in every
+# branch make the value string's lazy lexer track partial matches of all of them at once, and the
+# safe-text search over *every* 16-character text created states without end (the session-11
+# whole-folder run timed out on it). The search now stops at 256 states per level and 512 new
+# lazy states per call; the masks stay exact.
+_IDS = {
+    "INSPIRE BAI": r"(\w+\.)+\d+", "ORCID": r"\d{4}-\d{4}-\d{4}-\d{3}[0-9Xx]", "ARXIV": r"\w+_(\w_)?\d+",
+    "CERN": r"CERN-\d+", "GOOGLESCHOLAR": r"(\w|-){12}", "VIAF": r"\d{7,9}", "SCOPUS": r"\d{10,11}",
+    "WIKIPEDIA": r"\w+",
+}
+UNANCHORED_IDS = {
+    "anyOf": [{"properties": {"type": {"enum": [k]}, "value": {"type": "string", "pattern": p}}, "type": "object"}
+              for k, p in _IDS.items()],
+    "required": ["type", "value"],
+}
+
+
+def test_safe_text_search_is_bounded_on_a_lexer_that_blows_up():
+    from constrain.limits import Limits
+    from constrain.schema import compile_json_schema
+
+    c = compile_json_schema(UNANCHORED_IDS, text_vocab(), limits=Limits(max_lazy_lexer_states=4000))
+    gc = c
+    while not hasattr(gc, "_safe_depth"):
+        gc = gc.inner
+    assert gc._lazy
+    state = c.initial_state()
+    for ch in '{"type": "ORCID", "value": "1234-5678-9012-345X"}':
+        words = c.compute_token_bits(state)
+        assert np.array_equal(words, gc.reference_token_bits(state)) if c is gc else True
+        state = c.advance_bytes(state, ch.encode())
+        assert state is not None
+    assert c.is_accepting(state)
+    assert gc.lexer.n_states <= 4000  # without the bounds: LimitExceededError long before the end
