@@ -79,14 +79,18 @@ class TokenTrie:
         """Index of the node spelling ``data``, or -1 if no token starts with ``data``."""
         node = 0
         for byte in data:
-            child = node + 1
-            end = int(self.subtree_end[node])
-            while child < end and self.node_byte[child] != byte:
-                child = int(self.subtree_end[child])
-            if child >= end:
+            node = self._child(node, byte)
+            if node < 0:
                 return -1
-            node = child
         return node
+
+    def _child(self, node: int, byte: int) -> int:
+        """The child of ``node`` that adds ``byte``, or -1."""
+        child = node + 1
+        end = int(self.subtree_end[node])
+        while child < end and self.node_byte[child] != byte:
+            child = int(self.subtree_end[child])
+        return child if child < end else -1
 
     def tokens_at(self, node: int) -> np.ndarray:
         """Token ids whose bytes end exactly at ``node``."""
@@ -101,13 +105,9 @@ class TokenTrie:
         node = 0
         out: list[int] = []
         for byte in data:
-            child = node + 1
-            end = int(self.subtree_end[node])
-            while child < end and self.node_byte[child] != byte:
-                child = int(self.subtree_end[child])
-            if child >= end:
+            node = self._child(node, byte)
+            if node < 0:
                 break
-            node = child
             out.extend(self.tokens_at(node).tolist())
         return out
 
@@ -116,13 +116,9 @@ class TokenTrie:
         node = 0
         best = (-1, 0)
         for pos, byte in enumerate(data):
-            child = node + 1
-            end = int(self.subtree_end[node])
-            while child < end and self.node_byte[child] != byte:
-                child = int(self.subtree_end[child])
-            if child >= end:
+            node = self._child(node, byte)
+            if node < 0:
                 break
-            node = child
             toks = self.tokens_at(node)
             if len(toks):
                 best = (int(toks[0]), pos + 1)
