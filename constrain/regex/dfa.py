@@ -1468,7 +1468,6 @@ class LazyLexerDFA:
                 if not coreach[s]:
                     coreach[s] = True
                     stack.append(s)
-        self._term_of = term_of.tolist()
         self._coreach = coreach.tolist()
         # a loop whose body matches "" can count iterations without reading a byte
         self._loop_nullable = []
