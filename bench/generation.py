@@ -259,15 +259,16 @@ def run_hf(engines: Engines, name, prompts, compiled, max_new_tokens):
     timed = Timed(proc) if proc is not None else None
     timer = FirstTokenTimer()
     t0 = time.perf_counter()
+    device = next(engines.model.parameters()).device
     with torch.no_grad():
         out = engines.model.generate(
-            input_ids=ids, attention_mask=att, max_new_tokens=max_new_tokens, do_sample=False,
+            input_ids=ids.to(device), attention_mask=att.to(device), max_new_tokens=max_new_tokens, do_sample=False,
             logits_processor=LogitsProcessorList([timed] if timed else []), streamer=timer,
             pad_token_id=pad, eos_token_id=list(vocab.eos_token_ids), temperature=None, top_p=None, top_k=None,
         )
     wall = time.perf_counter() - t0
     texts, tokens, token_ids = [], [], []
-    for row in out[:, width:].tolist():
+    for row in out[:, width:].cpu().tolist():
         row_ids = []
         for t in row:
             if vocab.is_eos(t):

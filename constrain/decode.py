@@ -301,16 +301,20 @@ def decode_batch_on_device(
     options: DecodeOptions,
     *,
     pad_token_id: int,
+    constraint_of_row: list[int] | None = None,
 ) -> list[GenerationResult]:
-    """Decode with device-resident token tables (:class:`DeviceDFATables`): states, masks and
-    token choice stay on the model's device; the host only checks, once per step, whether all
-    rows have finished. Greedy or plain temperature sampling (no top-p/top-k, no fast-forward).
+    """Decode with device-resident token tables (:class:`~constrain.integrations.device_tables.
+    DeviceTables`): states, masks and token choice stay on the model's device. Per step the host
+    checks whether a transition is new (then the constraint computes it and the tables keep it)
+    and whether all rows have finished. Row ``b`` decodes under ``tables.constraints[
+    constraint_of_row[b]]`` (default: the first). Greedy or plain temperature sampling (no
+    top-p/top-k, no fast-forward). Mutates ``tables`` (rows and transitions it learns).
     """
     import torch
 
     if options.top_p < 1.0 or options.top_k > 0 or options.fast_forward or options.opportunistic:
         raise ValueError("device tables support greedy and plain temperature sampling only")
-    vocab = tables.constraint.vocab
+    vocab = tables.vocab
     batch = len(prompt_ids)
     device = tables.device
     generator = None
@@ -319,7 +323,7 @@ def decode_batch_on_device(
     forward = BatchForward(model)
     input_ids, attention, positions = prompt_step_inputs(prompt_ids, pad_token_id)
     input_ids, attention, positions = input_ids.to(device), attention.to(device), positions.to(device)
-    states = tables.initial_states(batch)
+    states = tables.initial_states(batch, constraint_of_row)
     eos = torch.tensor(vocab.eos_token_ids[0], device=device)
     next_pos = attention.sum(-1)
     chosen: list[torch.Tensor] = []
@@ -366,7 +370,7 @@ def decode_batch_on_device(
         ids = ids[: options.max_new_tokens]
         text = vocab.decode(ids).decode("utf-8", errors="replace")
         if stop_reason != "eos" and not options.allow_incomplete:
-            matcher = tables.constraint.matcher()
+            matcher = tables.constraints[0 if constraint_of_row is None else constraint_of_row[b]].matcher()
             if matcher.accept_tokens(ids) != len(ids) or not matcher.is_accepting():
                 raise IncompleteGenerationError(text, options.max_new_tokens)
         results.append(
@@ -467,11 +471,33 @@ def decode_batch(
             stats["mask_wait"] += time.perf_counter() - t_wait
         return logits
 
-    def choose(b: int, logits, t_step: float) -> None:
-        """Pick row ``b``'s next token from its logits under its mask (filled unless opportunistic),
-        accept it and the tokens fast-forward forces after it; queue them to be fed."""
+    def masked_choices(picks: list[tuple[int, Any]]) -> dict[int, int]:
+        """Tokens of the rows ``(b, logits)`` whose filled masks allow text: the masks of all of
+        them applied at once on the logits' device and one transfer back (greedy: the argmax
+        indices; sampling: the masked logits, then :func:`choose_token` row by row in order).
+        Empty (see :func:`choose`) unless masks are filled before choosing (not opportunistic)."""
+        if options.opportunistic:
+            return {}
+        sel = [(b, row) for b, row in picks
+               if bitmask[b].any() and not np.array_equal(bitmask[b].view(np.uint32), eos_words)]
+        if not sel:
+            return {}
+        logits = torch.stack([row for _, row in sel])
+        words = bitmask_t[[b for b, _ in sel]]
+        apply_bitmask(logits, words.to(logits.device), vocab_size=vocab.size)
+        if options.temperature <= 0:
+            tokens = torch.argmax(logits, dim=-1).tolist()
+        else:
+            cpu = logits.cpu()
+            tokens = [choose_token(cpu[k], options.temperature, options.top_p, options.top_k, generator)
+                      for k in range(len(sel))]
+        return {b: int(t) for (b, _), t in zip(sel, tokens)}
+
+    def choose(b: int, logits, t_step: float, token: int = -1) -> None:
+        """Pick row ``b``'s next token from its logits under its mask (filled unless opportunistic;
+        ``token``: already chosen under it by :func:`masked_choices`), accept it and the tokens
+        fast-forward forces after it; queue them to be fed."""
         matcher = matchers[b]
-        token = -1
         if options.opportunistic:
             token = choose_token(logits.cpu(), options.temperature, 1.0, 0, generator)
             if not matcher.is_token_allowed(token):
@@ -531,9 +557,10 @@ def decode_batch(
             rows, choosing, lambda: prefill(ids.to(device), att.to(device), pos.to(device), last_only=True), sync
         )
         if logits is not None:
-            for i, b in enumerate(rows):
-                if not finished[b]:
-                    choose(b, logits[i, -1].float(), t_step)
+            picks = [(b, logits[i, -1].float()) for i, b in enumerate(rows) if not finished[b]]
+            chosen = masked_choices(picks)
+            for b, row in picks:
+                choose(b, row, t_step, chosen.get(b, -1))
         width = max((len(queue[b]) - 1 for b in rows if not finished[b]), default=0)
         if joining and width > 0:
             ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
@@ -634,10 +661,14 @@ def decode_batch(
             if logits_all is None:
                 # No forward pass ran: the fed columns are not in the cache; every row is finished.
                 continue
+            picks = []
             for i, b in enumerate(live):
                 if b in choosing and not finished[b]:
                     col = -1 if (width == 1 or keep_index is not None) else last_index[i]
-                    choose(b, logits_all[i, col].float(), t_step)
+                    picks.append((b, logits_all[i, col].float()))
+            chosen = masked_choices(picks)
+            for b, row in picks:
+                choose(b, row, t_step, chosen.get(b, -1))
 
     seconds = time.perf_counter() - start
     results = []

@@ -170,26 +170,28 @@ def _generate_aligned(
     )
 
 
-def _device_tables_or_none(compiled: list[CompiledConstraint], device: Any):
-    """Device tables for a batch sharing one regex constraint, or None (with a warning) to use the CPU path."""
+def _device_tables_or_none(compiled: list[CompiledConstraint], device: Any, batch: int):
+    """Device tables for the constraints of the prompts and each prompt's index into them, or None
+    (with a warning) to use the CPU path; ``batch``: rows decoded at once."""
     import warnings
 
-    from constrain.dfa_constraint import DFAConstraint
     from constrain.errors import LimitExceededError
-    from constrain.integrations.device_tables import DeviceDFATables
+    from constrain.integrations.device_tables import DeviceTables
 
-    first = compiled[0]
-    if not isinstance(first, DFAConstraint) or any(c is not first for c in compiled):
-        warnings.warn(
-            "device_tables=True needs one regex constraint shared by the batch; using the CPU path",
-            stacklevel=3,
-        )
-        return None
+    distinct: list[CompiledConstraint] = []
+    index: dict[int, int] = {}
+    for c in compiled:
+        if id(c) not in index:
+            index[id(c)] = len(distinct)
+            distinct.append(c)
     try:
-        return DeviceDFATables.for_constraint(first, device)
-    except LimitExceededError as exc:
+        tables = DeviceTables.for_constraints(distinct, device)
+        if 2 * batch + 1 > tables.max_rows:
+            tables.initial_states(batch)  # raises the limit's error
+    except (LimitExceededError, TypeError) as exc:
         warnings.warn(f"device tables not used ({exc}); using the CPU path", stacklevel=3)
         return None
+    return tables, [index[id(c)] for c in compiled]
 
 
 def _with_length_bounds(
@@ -286,15 +288,17 @@ def generate_ids(
     )
     prompt_ids = [encode_prompt(tokenizer, p, chat=chat, system=system) for p in prompts]
     if device_tables:
-        tables = _device_tables_or_none(compiled, next(model.parameters()).device)
-        if tables is not None:
-            # Device tables decode a batch to its end; a max_batch_size is honoured in chunks.
-            step = max_batch_size or len(prompt_ids)
+        # Device tables decode a batch to its end; a max_batch_size is honoured in chunks.
+        step = max_batch_size or len(prompt_ids)
+        found = _device_tables_or_none(compiled, next(model.parameters()).device, min(step, len(prompt_ids)))
+        if found is not None:
+            tables, constraint_of_row = found
             results = [
                 r
                 for i in range(0, len(prompt_ids), step)
                 for r in decode_batch_on_device(
-                    model, prompt_ids[i : i + step], tables, options, pad_token_id=_pad_token_id(tokenizer, vocab)
+                    model, prompt_ids[i : i + step], tables, options, pad_token_id=_pad_token_id(tokenizer, vocab),
+                    constraint_of_row=constraint_of_row[i : i + step],
                 )
             ]
             return results[0] if isinstance(prompt, str) else results
@@ -409,10 +413,14 @@ def generate(
         the output (and its EOS) end within ``max_new_tokens``, so a JSON document is never cut
         by the budget. Merged with ``length`` (the tighter bound wins).
     device_tables : bool, default: False
-        For a regex constraint shared by the batch: materialize its token transition table and
-        per-state bitmasks on the model's device and decode without host round-trips (greedy or
-        temperature sampling). Falls back to the CPU path, with a warning, when the tables would
-        exceed ``limits.max_device_table_bytes`` or the constraint is not a regex.
+        Keep the constraints' token transition tables and per-state bitmasks on the model's
+        device, filled lazily: a state's bitmask is computed on the host when decoding first
+        reaches it, a transition when it is first taken (a regex state's whole row at once); every
+        later visit stays on the device (greedy or temperature sampling, no fast-forward). Best for
+        regexes and schemas without recursion, whose states are few; any constraint works (exact:
+        the constraint computes every entry). Bounded by ``limits.max_device_table_bytes`` (the
+        tables are flushed and refilled when full); falls back to the CPU path, with a warning,
+        when the bound cannot hold two rows per batch row.
 
     Raises
     ------

@@ -98,6 +98,27 @@ def test_device_tables_match_the_cpu_path(default_model, person):
     assert [r.text for r in results] == cpu
 
 
+def test_device_tables_of_a_schema_and_a_mixed_batch_match_the_cpu_path(default_model, person):
+    """Schemas (grammar constraints) and a batch mixing constraints decode on the lazily filled
+    device tables exactly as on the CPU path."""
+    model, tokenizer = default_model
+    schema = constrain.compile_json_schema(
+        {"type": "object", "properties": {"name": {"type": "string", "maxLength": 12}, "age": {"type": "integer", "minimum": 0, "maximum": 120}},
+         "required": ["name", "age"], "additionalProperties": False},
+        person.vocab,
+    )
+    constraints = [schema, person, schema]
+    cpu = [
+        constrain.generate(model, tokenizer, p, constraint=c, max_new_tokens=60)
+        for p, c in zip(PROMPTS, constraints)
+    ]
+    results = constrain.generate_ids(
+        model, tokenizer, PROMPTS, constraint=constraints, max_new_tokens=60, device_tables=True
+    )
+    assert [r.path for r in results] == ["device"] * len(PROMPTS)
+    assert [r.text for r in results] == cpu
+
+
 def test_device_tables_fall_back_when_too_large(default_model, person):
     model, tokenizer = default_model
     tiny = constrain.Limits(max_device_table_bytes=1024)

@@ -57,3 +57,23 @@ def test_bad_shapes_and_dtypes_name_expected_and_got():
         apply_bitmask([1.0, 2.0], np.zeros((1, 1), np.int32))
     with pytest.raises(ValueError, match="positive"):
         allocate_bitmask(0, 10)
+
+
+@given(st.integers(1, 4), st.integers(1, 200), st.sampled_from([0.0, 0.03, 0.5, 0.97, 1.0]), st.integers(0, 2**32 - 1))
+def test_word_kernel_equals_the_bitwise_definition(batch, v, density, seed):
+    """All-ones, all-zeros and mixed words (the kernel's three cases), host torch (numba on a view
+    of the same memory, strided too) and the device path (shift unpacking: half precision here)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(seed)
+    mask = rng.random((batch, v)) < density
+    bm = bool_to_bitmask(mask)
+    cut = int(rng.integers(0, v + 1))
+    logits = rng.normal(size=(batch, 2, v + 5)).astype(np.float32)
+    expected = np.where(np.pad(mask[:, :cut], ((0, 0), (0, v + 5 - cut))), logits[:, 1], -np.inf)
+    assert np.array_equal(apply_bitmask(logits[:, 1].copy(), bm, vocab_size=cut), expected)
+    strided = torch.from_numpy(logits.copy())[:, 1]  # a view with row stride 2 * (v + 5)
+    assert apply_bitmask(strided, torch.from_numpy(bm), vocab_size=cut) is strided
+    assert np.array_equal(strided.numpy(), expected)
+    half = torch.from_numpy(logits[:, 1].copy()).to(torch.bfloat16)
+    apply_bitmask(half, torch.from_numpy(bm), vocab_size=cut)
+    assert np.array_equal(torch.isinf(half).numpy(), np.isinf(expected))
