@@ -86,7 +86,7 @@ def main() -> None:
         row = [
             timed(lambda: constrain.apply_bitmask(logits, on_dev), dev, args.iters),
             timed(lambda: constrain.apply_bitmask(logits, pinned.to(dev, non_blocking=True)), dev, args.iters),
-            timed(lambda: logits.masked_fill_(~tables.masks(rows), float("-inf")), dev, args.iters),
+            timed(lambda: tables.apply(logits, rows), dev, args.iters),
         ]
         for fn in peers.values():
             try:

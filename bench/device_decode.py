@@ -161,6 +161,7 @@ def main() -> None:
     ap.add_argument("--batch-sizes", default="1,8,32")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--rounds", type=int, default=2, help="rounds per batch size (engines interleaved)")
+    ap.add_argument("--warmup-rounds", type=int, default=1, help="rounds per batch size run first, not counted")
     ap.add_argument("--device", default="cuda" if _cuda() else "cpu")
     ap.add_argument("--dtype", default=None, help="float32 | bfloat16 | float16 (default: bfloat16 on cuda)")
     ap.add_argument("--random-weights", type=Path, default=None, help="a saved config + tokenizer folder")
@@ -233,7 +234,8 @@ def main() -> None:
         rows = list(range(size))
         batch_prompts = [prompts[b % len(prompts)] for b in rows]
         runs = {n: [] for n in names}
-        for rnd in range(args.rounds):
+        for rnd in range(args.warmup_rounds + args.rounds):
+            counted = rnd >= args.warmup_rounds  # a first round per batch size warms its shapes up
             tables = None
             cold: list = []  # the cold device run's constraints, reused by the warm one
             for name in names:
@@ -247,8 +249,15 @@ def main() -> None:
                                  tables if name.startswith("constrain-device") else None, args)
                 else:
                     r = run_peer(name, engines, batch_prompts, cs, args)
-                runs[name].append(r)
-            print(f"batch {size} round {rnd + 1}: " + ", ".join(
+                if counted:
+                    runs[name].append(r)
+                else:
+                    runs.setdefault("_warmup", {})[name] = r
+            if not counted:
+                print(f"batch {size} warm-up round: " + ", ".join(
+                    f"{n} {r['tokens'] / r['wall_s']:.0f} tok/s" for n, r in runs.pop("_warmup").items()), flush=True)
+                continue
+            print(f"batch {size} round {rnd + 1 - args.warmup_rounds}: " + ", ".join(
                 f"{n} {r[-1]['tokens'] / r[-1]['wall_s']:.0f} tok/s" for n, r in runs.items()), flush=True)
         fwd = forward_ms_per_step(model, batch_prompts, args.max_new_tokens, args.device)
         table = {}

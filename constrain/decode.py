@@ -336,8 +336,7 @@ def decode_batch_on_device(
             t0 = time.perf_counter()
             logits = forward(input_ids, attention, positions, last_only=True)[:, -1, : vocab.size].float()
             forward_seconds += time.perf_counter() - t0
-            allowed = tables.masks(states)
-            logits = logits.masked_fill(~allowed, float("-inf"))
+            logits = tables.apply(logits, states)
             if options.temperature <= 0:
                 tokens = torch.argmax(logits, dim=-1)
             else:
@@ -347,7 +346,7 @@ def decode_batch_on_device(
             states = tables.advance(states, tokens)
             chosen.append(tokens)
             steps_done += 1
-            done, stuck = torch.stack([tables.is_finished(states).all(), ~(allowed.any(-1).all())]).tolist()
+            done, stuck = torch.stack([tables.is_finished(states).all(), ~(tables.any_allowed(states).all())]).tolist()
             if stuck:
                 raise VocabularyError("no token of the vocabulary can continue an output of the batch")
             if done or steps_done > options.max_new_tokens:
@@ -471,19 +470,20 @@ def decode_batch(
             stats["mask_wait"] += time.perf_counter() - t_wait
         return logits
 
-    def masked_choices(picks: list[tuple[int, Any]]) -> dict[int, int]:
-        """Tokens of the rows ``(b, logits)`` whose filled masks allow text: the masks of all of
-        them applied at once on the logits' device and one transfer back (greedy: the argmax
-        indices; sampling: the masked logits, then :func:`choose_token` row by row in order).
-        Empty (see :func:`choose`) unless masks are filled before choosing (not opportunistic)."""
+    def masked_choices(rows: list[int], logits: Any) -> dict[int, int]:
+        """Tokens of the ``rows`` (``logits[k]`` is row ``rows[k]``'s) whose filled masks allow
+        text: their masks applied at once on the logits' device and one transfer back (greedy:
+        the argmax indices; sampling: the masked logits, then :func:`choose_token` row by row in
+        order). Empty (see :func:`choose`) unless masks are filled before choosing (not
+        opportunistic). ``logits`` is not modified."""
         if options.opportunistic:
             return {}
-        sel = [(b, row) for b, row in picks
+        sel = [k for k, b in enumerate(rows)
                if bitmask[b].any() and not np.array_equal(bitmask[b].view(np.uint32), eos_words)]
         if not sel:
             return {}
-        logits = torch.stack([row for _, row in sel])
-        words = bitmask_t[[b for b, _ in sel]]
+        logits = logits[torch.tensor(sel).to(logits.device)]  # a copy: the rows stay unmasked
+        words = bitmask_t[[rows[k] for k in sel]]
         apply_bitmask(logits, words.to(logits.device), vocab_size=vocab.size)
         if options.temperature <= 0:
             tokens = torch.argmax(logits, dim=-1).tolist()
@@ -491,7 +491,7 @@ def decode_batch(
             cpu = logits.cpu()
             tokens = [choose_token(cpu[k], options.temperature, options.top_p, options.top_k, generator)
                       for k in range(len(sel))]
-        return {b: int(t) for (b, _), t in zip(sel, tokens)}
+        return {rows[k]: int(t) for k, t in zip(sel, tokens)}
 
     def choose(b: int, logits, t_step: float, token: int = -1) -> None:
         """Pick row ``b``'s next token from its logits under its mask (filled unless opportunistic;
@@ -557,10 +557,11 @@ def decode_batch(
             rows, choosing, lambda: prefill(ids.to(device), att.to(device), pos.to(device), last_only=True), sync
         )
         if logits is not None:
-            picks = [(b, logits[i, -1].float()) for i, b in enumerate(rows) if not finished[b]]
-            chosen = masked_choices(picks)
-            for b, row in picks:
-                choose(b, row, t_step, chosen.get(b, -1))
+            index = [i for i, b in enumerate(rows) if not finished[b]]
+            picked = logits[torch.tensor(index).to(logits.device), -1].float()
+            chosen = masked_choices([rows[i] for i in index], picked)
+            for k, i in enumerate(index):
+                choose(rows[i], picked[k], t_step, chosen.get(rows[i], -1))
         width = max((len(queue[b]) - 1 for b in rows if not finished[b]), default=0)
         if joining and width > 0:
             ids = torch.full((len(rows), width), pad_token_id, dtype=torch.long)
@@ -628,19 +629,21 @@ def decode_batch(
                 continue
             # Next step: ragged rows, right-padded; padding is masked out of attention.
             width = feed_width([len(queue[b]) for b in live], ragged_fill)
-            input_ids = torch.full((len(live), width), pad_token_id, dtype=torch.long)
-            new_attention = torch.zeros((len(live), width), dtype=torch.long)
-            positions = torch.zeros((len(live), width), dtype=torch.long)
+            # Built as Python lists and turned into tensors once (per-row tensor writes cost more
+            # than the step's other host work on a fast device).
+            ids_rows, att_rows, pos_rows = [], [], []
             last_index = [0] * len(live)
             for i, b in enumerate(live):
                 feed, queue[b] = queue[b][:width], queue[b][width:]
-                if feed:
-                    input_ids[i, : len(feed)] = torch.tensor(feed, dtype=torch.long)
-                    new_attention[i, : len(feed)] = 1
-                    positions[i, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
-                    n_real[b] += len(feed)
-                    last_index[i] = len(feed) - 1
-            attention = torch.cat([attention, new_attention], dim=1)
+                pad = width - len(feed)
+                ids_rows.append(feed + [pad_token_id] * pad)
+                att_rows.append([1] * len(feed) + [0] * pad)
+                pos_rows.append(list(range(n_real[b], n_real[b] + len(feed))) + [0] * pad)
+                n_real[b] += len(feed)
+                last_index[i] = max(len(feed) - 1, 0)
+            input_ids = torch.tensor(ids_rows, dtype=torch.long)
+            positions = torch.tensor(pos_rows, dtype=torch.long)
+            attention = torch.cat([attention, torch.tensor(att_rows, dtype=torch.long)], dim=1)
             keep_index = None
             if width > 1 and forward.can_keep_last:
                 keep_index = torch.tensor([[k] for k in last_index], dtype=torch.long)
@@ -661,14 +664,19 @@ def decode_batch(
             if logits_all is None:
                 # No forward pass ran: the fed columns are not in the cache; every row is finished.
                 continue
-            picks = []
+            pick_rows, pick_index, pick_cols = [], [], []
             for i, b in enumerate(live):
                 if b in choosing and not finished[b]:
-                    col = -1 if (width == 1 or keep_index is not None) else last_index[i]
-                    picks.append((b, logits_all[i, col].float()))
-            chosen = masked_choices(picks)
-            for b, row in picks:
-                choose(b, row, t_step, chosen.get(b, -1))
+                    pick_rows.append(b)
+                    pick_index.append(i)
+                    pick_cols.append(-1 if (width == 1 or keep_index is not None) else last_index[i])
+            if pick_rows:
+                # One gather of the choosing rows' logits (not one slice per row).
+                picked = logits_all[torch.tensor(pick_index).to(logits_all.device),
+                                    torch.tensor(pick_cols).to(logits_all.device)].float()
+                chosen = masked_choices(pick_rows, picked)
+                for k, b in enumerate(pick_rows):
+                    choose(b, picked[k], t_step, chosen.get(b, -1))
 
     seconds = time.perf_counter() - start
     results = []

@@ -227,3 +227,19 @@ def test_a_full_table_flushes():
     tables = DeviceTables(c, "cpu")
     _walk_and_compare([c], tables, random.Random(0), steps=30, eos_weight=0.0)
     assert tables.flushes > 0 and tables.n_rows <= 5
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_apply_masks_logits_in_place_like_the_bool_masks(device):
+    c = _constraint("flat")
+    tables = DeviceTables(c, device)
+    rows = tables.initial_states(2)
+    t = VOCAB.trie.longest_token_prefix(b"{")[0]
+    rows = torch.stack([rows[0], tables.advance(rows[1:], torch.tensor([t], device=device))[0]])
+    logits = torch.randn((2, VOCAB.size + 3), device=device)
+    expected = logits.clone()
+    expected[:, : VOCAB.size] = expected[:, : VOCAB.size].masked_fill(~tables.masks(rows), float("-inf"))
+    expected[:, VOCAB.size :] = float("-inf")
+    assert tables.apply(logits, rows) is logits
+    assert torch.equal(logits, expected)
+    assert tables.any_allowed(rows).tolist() == [True, True]

@@ -32,7 +32,7 @@ import torch
 from constrain.compiled import CompiledConstraint
 from constrain.dfa_constraint import DFAConstraint
 from constrain.errors import LimitExceededError, VocabularyError
-from constrain.integrations.torch import unpack_bitmask_torch
+from constrain.integrations.torch import disallowed_torch, unpack_bitmask_torch
 from constrain.kernels.bitmask import bitmask_words
 from constrain.kernels.walk import dfa_token_next_kernel
 
@@ -218,6 +218,19 @@ class DeviceTables:
     def masks(self, rows: torch.Tensor) -> torch.Tensor:
         """``bool[batch, V]`` allowed tokens of ``rows`` (a gather and an unpack on the device)."""
         return unpack_bitmask_torch(self.bitmask[rows], self.vocab.size)
+
+    def apply(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """Set the logits ``float[batch, >= V]`` of tokens ``rows`` disallow to -inf, in place (a
+        gather and two elementwise kernels on the device; columns past the vocabulary too)."""
+        size = self.vocab.size
+        logits[:, :size].masked_fill_(disallowed_torch(self.bitmask[rows], size), float("-inf"))
+        if logits.shape[1] > size:
+            logits[:, size:] = float("-inf")
+        return logits
+
+    def any_allowed(self, rows: torch.Tensor) -> torch.Tensor:
+        """``bool[batch]``: some token is allowed (false only where no continuation exists)."""
+        return (self.bitmask[rows] != 0).any(-1)
 
     def advance(self, rows: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
         """Rows after ``tokens``: a gather on the device; the host computes only transitions not

@@ -19,14 +19,25 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
 
 
 @functools.lru_cache(maxsize=8)
-def _shifts(device: torch.device) -> torch.Tensor:
-    return torch.arange(32, dtype=torch.int32, device=device)
+def _bit_values(device: torch.device) -> torch.Tensor:
+    """``int32[32]``: the value of each bit of a word (bit 31 is the sign bit)."""
+    values = np.array([1 << j for j in range(32)], dtype=np.uint32).view(np.int32)
+    return torch.from_numpy(values).to(device)
+
+
+def _bits(bitmask: torch.Tensor) -> torch.Tensor:
+    """``int32[..., W, 32]``: each word AND each bit value (one kernel; zero where the bit is clear)."""
+    return bitmask.unsqueeze(-1) & _bit_values(bitmask.device)
 
 
 def unpack_bitmask_torch(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """``int32[..., W]`` -> ``bool[..., vocab_size]`` on the bitmask's device."""
-    bits = (bitmask.unsqueeze(-1) >> _shifts(bitmask.device)) & 1
-    return bits.reshape(*bitmask.shape[:-1], -1)[..., :vocab_size].bool()
+    """``int32[..., W]`` -> ``bool[..., vocab_size]`` allowed tokens, on the bitmask's device."""
+    return (_bits(bitmask) != 0).reshape(*bitmask.shape[:-1], -1)[..., :vocab_size]
+
+
+def disallowed_torch(bitmask: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``int32[..., W]`` -> ``bool[..., vocab_size]`` disallowed tokens (two kernels on a device)."""
+    return (_bits(bitmask) == 0).reshape(*bitmask.shape[:-1], -1)[..., :vocab_size]
 
 
 def apply_bitmask_torch(logits: torch.Tensor, bitmask, *, vocab_size: int | None = None) -> torch.Tensor:
@@ -57,8 +68,7 @@ def apply_bitmask_torch(logits: torch.Tensor, bitmask, *, vocab_size: int | None
     limit = width if vocab_size is None else min(vocab_size, width)
     if bm.shape[1] * 32 < limit:
         raise ValueError(f"bitmask has {bm.shape[1]} words, too few for {limit} logits")
-    allowed = unpack_bitmask_torch(bm, limit)
-    lg[:, :limit].masked_fill_(~allowed, float("-inf"))
+    lg[:, :limit].masked_fill_(disallowed_torch(bm, limit), float("-inf"))
     if limit < width:
         lg[:, limit:] = float("-inf")
     return logits
