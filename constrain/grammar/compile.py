@@ -607,22 +607,33 @@ class GrammarConstraint(CompiledConstraint):
         node, after which the forked threads walk that node's subtree
         (:func:`grammar_fork_jobs_kernel`). ``None``: thread capacity hit (caller falls back).
         """
-        words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
-        job_n, job_p, job_q, job_w = [], [], [], []
+        words = None
+        # Lexeme walks already OR-ed in (threads often share one), by identity; the dict keeps each
+        # array alive, so an id cannot be reused by an entry the cache evicts during this loop.
+        seen: dict[int, np.ndarray] = {}
+        job_n, job_pid, job_len, job_q, job_w = [], [], [], [], []
+        parser_id, entry_of = self._parser_id, self._lexeme_entry
         for ps, q, ws, b in state:
-            pid = self._parser_id(ps)
-            eid = int(self._p_eset[pid])
-            lw, nodes, qs, wss = self._lexeme_entry(eid, q, ws, b)
-            np.bitwise_or(words, lw, out=words)
+            pid = parser_id(ps)  # may grow (replace) _p_eset
+            lw, nodes, qs, wss = entry_of(int(self._p_eset[pid]), q, ws, b)
+            if id(lw) not in seen:
+                seen[id(lw)] = lw
+                if words is None:
+                    words = lw.copy()
+                else:
+                    np.bitwise_or(words, lw, out=words)
             if nodes.shape[0]:
                 job_n.append(nodes)
-                job_p.append(np.full(nodes.shape[0], pid, dtype=np.int32))
+                job_pid.append(pid)
+                job_len.append(nodes.shape[0])
                 job_q.append(qs)
                 job_w.append(wss)
+        if words is None:
+            words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
         if not job_n:
             return words
         jn = np.concatenate(job_n)
-        jp = np.concatenate(job_p)
+        jp = np.repeat(np.asarray(job_pid, dtype=np.int32), job_len)
         jq = np.concatenate(job_q)
         jw = np.concatenate(job_w)
         cap = int(self.max_walk_threads)
