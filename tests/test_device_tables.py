@@ -243,3 +243,13 @@ def test_apply_masks_logits_in_place_like_the_bool_masks(device):
     assert tables.apply(logits, rows) is logits
     assert torch.equal(logits, expected)
     assert tables.any_allowed(rows).tolist() == [True, True]
+
+
+def test_tables_kept_per_constraint_are_bounded():
+    first = _constraint("flat")
+    first.__dict__.pop("_device_tables", None)
+    others = [_constraint(r"regex:\d{%d}" % n) for n in range(1, 8)]
+    made = [DeviceTables.for_constraints([first, o], "cpu") for o in others]
+    assert DeviceTables.for_constraints([first, others[-1]], "cpu") is made[-1]  # kept
+    assert len(first.__dict__["_device_tables"]) == DeviceTables._KEPT_PER_CONSTRAINT
+    assert DeviceTables.for_constraints([first, others[0]], "cpu") is not made[0]  # dropped, rebuilt

@@ -327,12 +327,20 @@ class DeviceTables:
         self.next_row[row, self._eos_t] = keep_eos
         self._dfa_filled[row] = True
 
+    _KEPT_PER_CONSTRAINT = 4
+    """Tables kept on one first constraint (different devices or constraint sets); older ones go."""
+
     @classmethod
     def for_constraints(cls, constraints: Sequence[CompiledConstraint], device: Any) -> DeviceTables:
         """Tables of ``constraints`` on ``device``, built once and kept on the first constraint
-        (keyed by the device and the identity of every constraint)."""
+        (keyed by the device and the identity of every constraint; the tables hold the
+        constraints, so an id is not reused while its entry lives). At most
+        ``_KEPT_PER_CONSTRAINT`` sets are kept per first constraint, so device memory stays
+        bounded however many combinations are decoded."""
         cache = constraints[0].__dict__.setdefault("_device_tables", {})
         key = (str(torch.device(device)), tuple(id(c) for c in constraints))
         if key not in cache:
+            while len(cache) >= cls._KEPT_PER_CONSTRAINT:
+                cache.pop(next(iter(cache)))
             cache[key] = cls(constraints, device)
         return cache[key]
