@@ -124,6 +124,7 @@ def safe_depth_kernel(
     nxt: np.ndarray,  # int32 [>= n_q] scratch
     stk_x: np.ndarray,  # int32 [>= 8 * n_q] scratch
     stk_u: np.ndarray,  # int32 [>= 8 * n_q] scratch
+    missing: np.ndarray,  # int32 [>= 9 * n_q] out: lazy states whose rows are needed (see below)
 ) -> int:
     """How many characters of *any* safe JSON-string text ``start_q`` reads while staying live.
 
@@ -135,7 +136,10 @@ def safe_depth_kernel(
     the lexer lead to the same state, so one byte per class is read
     (:func:`constrain.vocab.slices.safe_byte_steps`). Returns ``max_chars`` as soon
     as one level's set of states equals the previous one (a loop, e.g. a JSON string body).
-    Returns ``-2 - x`` when the row of lazy lexer state ``x`` is needed and not built yet. A level
+    Returns ``-2 - m`` when the rows of ``m`` lazy lexer states are needed and not built yet: every
+    such state of the first level that meets one, in ``missing[:m]`` (possibly repeated), so the
+    caller builds them all before it asks again (a level that also meets a dead byte answers its
+    depth instead: unknown rows cannot raise it). A level
     of more than ``max_set`` states ends the search at the level reached (a smaller depth is
     always sound: the walk then visits those slices itself).
 
@@ -150,6 +154,7 @@ def safe_depth_kernel(
         st = stamp[0]
         nn = 0
         sp = 0
+        nmiss = 0
         for i in range(ncur):
             x = cur[i]
             for j in range(step_b.shape[0]):
@@ -157,7 +162,9 @@ def safe_depth_kernel(
                 u = step_u[j]
                 y = transitions[x, b]
                 if y == -2:
-                    return -2 - x
+                    missing[nmiss] = x
+                    nmiss += 1
+                    break  # the row of x is not built: none of its bytes can be read
                 if y < 0 or not live_ok[y] or ws_only[y]:
                     return level
                 k = y * 8 + u
@@ -178,7 +185,9 @@ def safe_depth_kernel(
             for j in range(cont_ptr[u], cont_ptr[u + 1]):
                 y = transitions[x, cont_b[j]]
                 if y == -2:
-                    return -2 - x
+                    missing[nmiss] = x
+                    nmiss += 1
+                    break
                 if y < 0 or not live_ok[y] or ws_only[y]:
                     return level
                 k = y * 8 + u2
@@ -191,6 +200,8 @@ def safe_depth_kernel(
                         stk_x[sp] = y
                         stk_u[sp] = u2
                         sp += 1
+        if nmiss > 0:
+            return -2 - nmiss
         if nn > max_set:
             return level + 1
         if nn == ncur:

@@ -573,7 +573,7 @@ class GrammarConstraint(CompiledConstraint):
     def _new_depth_scratch(self, n_q: int) -> tuple[np.ndarray, ...]:
         """Scratch arrays of :func:`safe_depth_kernel` for lexers of up to ``n_q`` states."""
         return (np.zeros(8 * n_q, np.int64), np.empty(n_q, np.int32), np.empty(n_q, np.int32),
-                np.empty(8 * n_q, np.int32), np.empty(8 * n_q, np.int32))
+                np.empty(8 * n_q, np.int32), np.empty(8 * n_q, np.int32), np.empty(9 * n_q, np.int32))
 
     def _safe_depth(self, eid: int, q: int, first_blocked: np.ndarray) -> int:
         """Characters of any safe text lexer state ``q`` reads while some terminal of expected set
@@ -587,17 +587,18 @@ class GrammarConstraint(CompiledConstraint):
             n_q = self._transitions.shape[0]
             if self._depth_scratch[1].shape[0] < n_q:
                 self._depth_scratch = self._new_depth_scratch(max(n_q, 2 * self._depth_scratch[1].shape[0]))
-            mark, cur, nxt, stk_x, stk_u = self._depth_scratch
+            mark, cur, nxt, stk_x, stk_u, missing = self._depth_scratch
             depth = safe_depth_kernel(
                 self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, self._slices.max_chars,
                 self._SAFE_DEPTH_MAX_SET, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
-                cur, nxt, stk_x, stk_u,
+                cur, nxt, stk_x, stk_u, missing,
             )
             if depth >= 0:
                 return depth
             if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
                 return 0  # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens
-            self._lazy_expand_rows(np.asarray([depth], dtype=np.int32))
+            # every row the level needs, built at once (one table sync, not one per row)
+            self._lazy_expand_rows(-2 - missing[: -2 - depth])
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).

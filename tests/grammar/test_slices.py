@@ -175,15 +175,18 @@ def test_depth_kernel_reports_missing_lazy_rows(classes):
     trans = np.full((3, 256), -2, dtype=np.int32)
     live = np.ones(3, dtype=bool)
     ws_only = np.zeros(3, dtype=bool)
+    missing = np.empty(27, np.int32)
     scratch = (np.zeros(24, np.int64), np.zeros(1, np.int64), np.empty(3, np.int32), np.empty(3, np.int32),
-               np.empty(24, np.int32), np.empty(24, np.int32))
+               np.empty(24, np.int32), np.empty(24, np.int32), missing)
 
-    def depth(start: int = 1, max_chars: int = 4, max_set: int = 256) -> int:
-        return safe_depth_kernel(trans, live, ws_only, start, max_chars, max_set, *steps, UTF8_NEXT, *scratch)
+    def depth(start: int = 1, max_chars: int = 4, max_set: int = 256) -> int | list[int]:
+        """The depth, or the sorted states whose rows the kernel asked for."""
+        d = safe_depth_kernel(trans, live, ws_only, start, max_chars, max_set, *steps, UTF8_NEXT, *scratch)
+        return d if d >= 0 else sorted(set(missing[: -2 - d].tolist()))
 
-    assert depth() == -2 - 1
+    assert depth() == [1]
     trans[1] = 2  # every byte from 1 to 2; 2 unknown
-    assert depth() == -2 - 2
+    assert depth() == [2]
     trans[2] = 2
     assert depth() == 4
     live[2] = False
@@ -191,13 +194,40 @@ def test_depth_kernel_reports_missing_lazy_rows(classes):
     live[2] = True
     trans[2, 0x80:] = 0  # multi-byte characters lead to state 0, which has two more characters
     trans[0] = -2
-    assert depth() == -2 - 0
+    assert depth() == [0]
+    trans[1, 0x80:] = 0  # level 0 reaches 2 and (through multi-byte characters) 0: 0 is reported
+    assert depth() == [0]
+    trans[1, 0x80:] = 2
     trans[0] = 1
     assert depth() == 4  # 1 -> 2 -> (0 -> 1 ...) loops
     trans[2, :0x80] = -1  # one character leads to 2 (ASCII) or past it; a second ASCII one dies
     assert depth() == 1
     trans[0, 0x80:] = -1  # a three-byte character now dies in its last byte (2 -> 0 -> dead)
     assert depth() == 0
+
+
+def test_depth_kernel_reports_every_missing_row_of_a_level_at_once():
+    """Two states of one level without rows: both are asked for in one answer; a dead byte in
+    the same level answers the level's depth instead (unknown rows cannot raise it)."""
+    byte_class = np.zeros(256, np.int32)
+    byte_class[ord("a")] = 1
+    byte_class[0x80:] = 2
+    steps = safe_byte_steps(byte_class)
+    trans = np.full((4, 256), -2, dtype=np.int32)
+    trans[0] = 1
+    trans[0, ord("a")] = 2
+    trans[0, 0x80:] = 3  # multi-byte characters stay in 3, whose row is built
+    trans[3] = 3
+    live = np.ones(4, dtype=bool)
+    ws_only = np.zeros(4, dtype=bool)
+    missing = np.empty(36, np.int32)
+    scratch = (np.zeros(32, np.int64), np.zeros(1, np.int64), np.empty(4, np.int32), np.empty(4, np.int32),
+               np.empty(32, np.int32), np.empty(32, np.int32), missing)
+    d = safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch)
+    assert d < 0 and sorted(set(missing[: -2 - d].tolist())) == [1, 2]  # level 1 holds 1, 2 and 3
+    trans[2] = 3
+    trans[2, ord("a")] = -1  # 2 dies on "a" at level 1: depth 1, whatever 1's unknown row holds
+    assert safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch) == 1
 
 
 def test_blocked_first_byte_gives_depth_zero():
