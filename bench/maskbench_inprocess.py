@@ -36,7 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--any", action="store_true", help='property_order="any"')
     ap.add_argument("--cold", action="store_true",
                     help="empty the process-wide compile caches before each schema (TTFM of a fresh process, JIT aside)")
+    ap.add_argument("--counters", action="store_true",
+                    help="count the grammar engine's lazy-lexer expansions and table syncs (deterministic)")
     opts = ap.parse_args(argv)
+    counts = _install_counters() if opts.counters else None
 
     from constrain.integrations.transformers import load_default_tokenizer
 
@@ -69,7 +72,26 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(chosen)} files ({statuses}), {len(us)} masks, {time.time() - t0:.0f} s")
     print("TTFM ms p25/p50/p75/p90/p99:", pct(ttfm, (25, 50, 75, 90, 99)))
     print("TBM us p50/p75/p90/p95/p99/p99.9:", pct(us, (50, 75, 90, 95, 99, 99.9)))
+    if counts is not None:
+        print("calls:", dict(sorted(counts.items())))
     return 0
+
+
+def _install_counters() -> dict[str, int]:
+    """Wrap the grammar engine's first-visit steps with call counters (a deterministic measure of
+    how often a mask had to stop and build something, free of this machine's timing noise)."""
+    from constrain.grammar.compile import GrammarConstraint
+
+    counts: dict[str, int] = {}
+    for name in ("compute_token_bits", "_lazy_expand_rows", "_lazy_sync", "_safe_depth", "_serve_kernel_requests"):
+        inner = getattr(GrammarConstraint, name)
+
+        def counted(*args, _inner=inner, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _inner(*args, **kwargs)
+
+        setattr(GrammarConstraint, name, counted)
+    return counts
 
 
 if __name__ == "__main__":
