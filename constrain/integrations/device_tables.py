@@ -46,11 +46,6 @@ def device_row_bytes(vocab_size: int) -> int:
     return vocab_size * 4 + bitmask_words(vocab_size) * 4
 
 
-def device_table_bytes(constraint: DFAConstraint) -> int:
-    """Bytes the tables of every state of a regex constraint would take (the sink included)."""
-    return (constraint.dfa.n_states + 1) * device_row_bytes(constraint.vocab.size)
-
-
 class DeviceTables:
     """Lazily filled ``next_row`` / ``bitmask`` tables of one or more constraints on ``device``.
 
@@ -211,17 +206,14 @@ class DeviceTables:
         self._room(len(set(keys) - self._rows.keys()), [])
         return torch.as_tensor([self._intern(k) for k in keys], dtype=torch.long, device=self.device)
 
-    def bitmasks(self, rows: torch.Tensor) -> torch.Tensor:
-        """``int32[batch, W]`` packed allowed tokens of ``rows`` (a gather on the device)."""
-        return self.bitmask[rows]
-
     def masks(self, rows: torch.Tensor) -> torch.Tensor:
         """``bool[batch, V]`` allowed tokens of ``rows`` (a gather and an unpack on the device)."""
         return unpack_bitmask_torch(self.bitmask[rows], self.vocab.size)
 
     def apply(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        """Set the logits ``float[batch, >= V]`` of tokens ``rows`` disallow to -inf, in place (a
-        gather and two elementwise kernels on the device; columns past the vocabulary too)."""
+        """Set to -inf, in place, the logits ``float[batch, >= V]`` of every token the state of
+        each row of ``rows`` disallows, and of the columns past the vocabulary (a gather and two
+        elementwise kernels on the device)."""
         size = self.vocab.size
         logits[:, :size].masked_fill_(disallowed_torch(self.bitmask[rows], size), float("-inf"))
         if logits.shape[1] > size:
