@@ -100,27 +100,6 @@ def forward_ms_per_step(model, prompts, steps: int, device: str) -> float:
     return 1e3 * (time.perf_counter() - t0) / steps
 
 
-class AllowAll:
-    """Every token allowed (the ``none`` engine in our loop)."""
-
-    def __init__(self, vocab):
-        import numpy as np
-
-        self._row = np.full(constrain.allocate_bitmask(1, vocab.size).shape[1], -1, dtype=np.int32)
-
-    def fill_bitmask(self, bitmask, row=0):
-        bitmask[row] = self._row
-
-    def accept_token(self, token):
-        return True
-
-    def is_accepting(self):
-        return True
-
-    def is_token_allowed(self, token):
-        return True
-
-
 def run_ours(name, model, vocab, prompts, constraints, tables, args) -> dict:
     """One batch under engine ``name``; ``tables`` (device engines) is reused by the warm engine."""
     options = DecodeOptions(max_new_tokens=args.max_new_tokens, allow_incomplete=True)
@@ -133,7 +112,9 @@ def run_ours(name, model, vocab, prompts, constraints, tables, args) -> dict:
         results = decode_batch_on_device(model, prompts, tables, options, pad_token_id=pad,
                                          constraint_of_row=[index[id(c)] for c in constraints])
     else:
-        matchers = [AllowAll(vocab) if name == "none" else c.matcher() for c in constraints]
+        from generation import AllowAll  # every token allowed: the "none" engine
+
+        matchers = [AllowAll(vocab.size) if name == "none" else c.matcher() for c in constraints]
         results = decode_batch(model, prompts, matchers, vocab, options, pad_token_id=pad)
     sync(args.device)
     wall = time.perf_counter() - t0
