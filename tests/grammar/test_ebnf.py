@@ -162,7 +162,7 @@ def _recognizes(ir, symbols: tuple[int, ...]) -> bool:
     return any(lhs == ir.start and dot == len(rhs) and origin == 0 for lhs, rhs, dot, origin in chart[-1])
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(st.lists(_expr(), min_size=1, max_size=3), st.lists(_expr(), min_size=1, max_size=2),
        st.lists(_expr(), min_size=1, max_size=2), st.booleans())
 def test_random_ebnf_has_lark_language(a_alts, b_alts, c_alts, empty_c):
