@@ -37,6 +37,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from constrain._cache import BoundedCache
 from constrain.errors import SchemaError, UnsupportedFeatureError
 
 MAX_CODE_POINT = 0x10FFFF
@@ -154,11 +155,27 @@ def spell_string(s: str) -> str:
     return "".join(spell(ord(c)) for c in s)
 
 
+_ESCAPED_CLASSES = BoundedCache(16384)
+_NONE = object()
+
+
 def escaped_class(ranges: Ranges) -> str | None:
     """Regex over serialized text matching the spelling of exactly one code point of ``ranges``.
 
-    ``None`` when ``ranges`` (minus surrogates) is empty.
+    ``None`` when ``ranges`` (minus surrogates) is empty. Kept in a process-wide table by
+    ``ranges`` (a pattern's classes and the formats' recur across schemas and compiles).
     """
+    key = ranges if isinstance(ranges, tuple) else tuple(ranges)
+    hit = _ESCAPED_CLASSES.get(key)
+    if hit is None:
+        hit = _ESCAPED_CLASSES.put(key, _escaped_class(key))
+        if hit is None:
+            _ESCAPED_CLASSES.put(key, _NONE)
+    return None if hit is _NONE else hit
+
+
+def _escaped_class(ranges: Ranges) -> str | None:
+    """:func:`escaped_class`, computed."""
     ranges = intersect(normalize(ranges), ALL)
     raw = subtract(ranges, ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)))
     alts = []
@@ -487,9 +504,19 @@ def _one(cp: int) -> Ranges:
     return ((cp, cp),)
 
 
+_PARSED_PATTERNS = BoundedCache(4096)
+
+
 def parse_pattern(pattern: str, pointer: str = ""):
-    """Parse an ECMA-262 pattern into the AST (``Cls``/``Seq``/``Alt``/``Rep``/``Anchor``)."""
-    return _PatternParser(pattern, pointer).parse()
+    """Parse an ECMA-262 pattern into the AST (``Cls``/``Seq``/``Alt``/``Rep``/``Anchor``).
+
+    ASTs are immutable and kept in a process-wide table by pattern (the formats' patterns are
+    parsed again for every string with a ``format``); a pattern that fails is parsed again each
+    time, so its error names the caller's ``pointer``."""
+    hit = _PARSED_PATTERNS.get(pattern)
+    if hit is None:
+        hit = _PARSED_PATTERNS.put(pattern, _PatternParser(pattern, pointer).parse())
+    return hit
 
 
 # ------------------------------------------------------------------------------ AST -> regex text

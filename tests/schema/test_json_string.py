@@ -160,3 +160,31 @@ def test_unanchored_alternatives_share_one_loop_per_side():
     mixed = re.compile(js.pattern_search_regex("^ab|cd$|^ef|gh"))
     for s, ok in [("abz", True), ("zcd", True), ("efz", True), ("zghz", True), ("zab", False), ("cdz", False)]:
         assert (mixed.fullmatch(s) is not None) == ok, s
+
+
+_RANGE = st.tuples(st.integers(0, 0x10FFFF), st.integers(0, 0x200)).map(lambda t: (t[0], min(0x10FFFF, t[0] + t[1])))
+
+
+@settings(max_examples=200)
+@given(st.lists(_RANGE, max_size=6))
+def test_escaped_class_table_gives_what_it_computes(ranges):
+    """The process-wide table of escaped classes answers what the computation gives, for a
+    first call, a repeat, and the same ranges as another (unnormalized) sequence."""
+    want = js._escaped_class(tuple(ranges))
+    assert js.escaped_class(tuple(ranges)) == want
+    assert js.escaped_class(tuple(ranges)) == want
+    assert js.escaped_class(list(ranges)) == want
+    if want is not None:
+        body = re.compile(want)
+        for lo, hi in js.intersect(js.normalize(ranges), js.ALL)[:3]:
+            assert body.fullmatch(js.spell(lo)) and body.fullmatch(js.spell(hi))
+
+
+def test_parsed_patterns_are_shared_but_errors_name_each_pointer():
+    """A pattern's AST is parsed once and shared; an invalid one fails every time, with the
+    pointer of the schema that used it."""
+    assert js.parse_pattern("^[a-z]+$", "/a") is js.parse_pattern("^[a-z]+$", "/b")
+    for ptr in ("/properties/x/pattern", "/properties/y/pattern"):
+        with pytest.raises(SchemaError) as e:
+            js.parse_pattern("[z-a]", ptr)
+        assert e.value.pointer == ptr
