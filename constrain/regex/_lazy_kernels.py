@@ -283,3 +283,91 @@ def lazy_rehash(hashes, size):
             slot = (slot + 1) & mask
         htab[slot] = d
     return htab
+
+
+@numba.njit(cache=True, nogil=True)
+def coreach_kernel(eps_ptr, eps_idx, edge_ptr, edge_t, finals):
+    """``bool[n]``: whether each NFA state reaches one of ``finals`` over epsilon and byte edges
+    (loop counts ignored). A reverse search over a predecessor CSR built here. Pure."""
+    n = eps_ptr.shape[0] - 1
+    counts = np.zeros(n + 1, dtype=np.int64)
+    for s in range(n):
+        for j in range(eps_ptr[s], eps_ptr[s + 1]):
+            counts[eps_idx[j] + 1] += 1
+        for j in range(edge_ptr[s], edge_ptr[s + 1]):
+            counts[edge_t[j] + 1] += 1
+    for i in range(n):
+        counts[i + 1] += counts[i]
+    put = counts[:n].copy()
+    preds = np.empty(counts[n], dtype=np.int64)
+    for s in range(n):
+        for j in range(eps_ptr[s], eps_ptr[s + 1]):
+            t = eps_idx[j]
+            preds[put[t]] = s
+            put[t] += 1
+        for j in range(edge_ptr[s], edge_ptr[s + 1]):
+            t = edge_t[j]
+            preds[put[t]] = s
+            put[t] += 1
+    seen = np.zeros(n, dtype=np.bool_)
+    stack = np.empty(n, dtype=np.int64)
+    sp = 0
+    for f in finals:
+        if not seen[f]:
+            seen[f] = True
+            stack[sp] = f
+            sp += 1
+    while sp > 0:
+        sp -= 1
+        t = stack[sp]
+        for j in range(counts[t], counts[t + 1]):
+            s = preds[j]
+            if not seen[s]:
+                seen[s] = True
+                stack[sp] = s
+                sp += 1
+    return seen
+
+
+@numba.njit(cache=True, nogil=True)
+def reads_byte_kernel(starts, eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_t, coreach, byte_ok):
+    """Per start state: whether some byte edge between co-reachable states reachable from it
+    (over co-reachable states, loop counts ignored) reads a byte ``b`` with ``byte_ok[b]``
+    (edges as byte ranges ``edge_lo..edge_hi``). Pure."""
+    n = eps_ptr.shape[0] - 1
+    out = np.zeros(starts.shape[0], dtype=np.bool_)
+    stamp = np.zeros(n, dtype=np.int64)
+    stack = np.empty(n, dtype=np.int64)
+    for i in range(starts.shape[0]):
+        a = starts[i]
+        gen = i + 1
+        stamp[a] = gen
+        sp = 1
+        stack[0] = a
+        found = False
+        while sp > 0 and not found:
+            sp -= 1
+            s = stack[sp]
+            for j in range(edge_ptr[s], edge_ptr[s + 1]):
+                t = edge_t[j]
+                if coreach[t]:
+                    for b in range(edge_lo[j], edge_hi[j] + 1):
+                        if byte_ok[b]:
+                            found = True
+                            break
+                    if found:
+                        break
+                    if stamp[t] != gen:
+                        stamp[t] = gen
+                        stack[sp] = t
+                        sp += 1
+            if found:
+                break
+            for j in range(eps_ptr[s], eps_ptr[s + 1]):
+                t = eps_idx[j]
+                if coreach[t] and stamp[t] != gen:
+                    stamp[t] = gen
+                    stack[sp] = t
+                    sp += 1
+        out[i] = found
+    return out

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Union
 
 import numpy as np
@@ -31,10 +31,13 @@ from constrain.regex._kernels import live_terminals_kernel
 from constrain.regex._lazy_kernels import (
     NEED_ROOM,
     TOO_MANY_STATES,
+    coreach_kernel,
+    lazy_closure,
     lazy_expand_kernel,
     lazy_find,
     lazy_intern,
     lazy_rehash,
+    reads_byte_kernel,
 )
 from constrain.regex._parse import CharSpec, Parsed, parse
 
@@ -436,25 +439,38 @@ class _Fragment:
     ``eps_src -> eps_dst``, byte-range edges ``src --lo..hi--> dst``, entry ``start``, exit ``end``.
     Immutable once built (shared through the fragment cache)."""
 
-    __slots__ = ("n", "eps_src", "eps_dst", "src", "lo", "hi", "dst", "start", "end")
+    __slots__ = ("n", "eps_src", "eps_dst", "src", "lo", "hi", "dst", "start", "end", "loops", "loop_of")
 
-    def __init__(self, n, eps_src, eps_dst, src, lo, hi, dst, start, end):
+    def __init__(self, n, eps_src, eps_dst, src, lo, hi, dst, start, end, loops=None, loop_of=None):
         self.n, self.start, self.end = n, start, end
         self.eps_src, self.eps_dst, self.src, self.lo, self.hi, self.dst = eps_src, eps_dst, src, lo, hi, dst
+        # counted loops (a lazy lexer's fragments only; None: none): ``loops`` int64[k, 5] rows
+        # (body, back, exit, min, max or -1) over local ids, ``loop_of`` int64[n] (-1: outside)
+        self.loops, self.loop_of = loops, loop_of
 
 
-def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None) -> _Fragment:
+def _regex_fragment(p: Parsed, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None,
+                    counted: bool = False) -> _Fragment:
     """The Thompson fragment of a parsed regex, as :meth:`_NFA.build` makes it, in arrays; more
-    than ``cap`` states (default ``limits.max_nfa_states``) raise the ``max_nfa_states`` error."""
-    nfa = _NFA(limits, what, cap=cap)
+    than ``cap`` states (default ``limits.max_nfa_states``) raise the ``max_nfa_states`` error.
+    ``counted``: large repetitions as counted loops (a lazy lexer's fragment)."""
+    nfa = _NFA(limits, what, counted=counted, cap=cap)
     try:
         a, b = nfa.build(p.ast, flags | p.global_flags, p.specs)
     except RecursionError:
         raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
     eps_ptr, eps_idx, edge_ptr, lo, hi, tgt = _nfa_arrays(nfa)
-    ids = np.arange(len(nfa.eps), dtype=np.int64)
-    return _Fragment(len(nfa.eps), np.repeat(ids, np.diff(eps_ptr)), eps_idx, np.repeat(ids, np.diff(edge_ptr)),
-                     lo, hi, tgt, a, b)
+    n = len(nfa.eps)
+    ids = np.arange(n, dtype=np.int64)
+    loops = loop_of = None
+    if nfa.loops:
+        loops = np.asarray([(body, back, exit_, lo_, -1 if hi_ is None else hi_)
+                            for body, back, exit_, lo_, hi_ in nfa.loops], dtype=np.int64).reshape(-1, 5)
+        loop_of = np.full(n, -1, dtype=np.int64)
+        for x, li in nfa.loop_of.items():
+            loop_of[x] = li
+    return _Fragment(n, np.repeat(ids, np.diff(eps_ptr)), eps_idx, np.repeat(ids, np.diff(edge_ptr)),
+                     lo, hi, tgt, a, b, loops, loop_of)
 
 
 def _dfa_fragment(dfa) -> _Fragment:
@@ -496,26 +512,31 @@ def _literal_fragment(data: bytes) -> _Fragment:
     return _Fragment(k + 1, empty, empty, ids, b, b.copy(), ids + 1, 0, k)
 
 
-def _fragment(p, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None) -> _Fragment:
+def _fragment(p, flags: ip.REFlags, limits: Limits, what: str, cap: int | None = None,
+              counted: bool = False) -> _Fragment:
     """The fragment of a lexer entry or of one piece of a :class:`ParsedConcat`, kept in a
     bounded process-wide table keyed by the object's identity (the table holds the object, so
     its ``id`` is not reused while there): parses are cached, and schema lexers repeat the same
     terminals and pieces across compiles. A fragment not in the table stops being built past
     ``cap`` states (the ``max_nfa_states`` error); one in the table comes back whatever its size
-    (the caller checks the total)."""
-    hit = _FRAGMENTS.get_for(p, flags)
+    (the caller checks the total). ``counted``: as a lazy lexer builds it (a regex with a large
+    repetition gets a counted loop, kept apart; any other fragment is the same either way)."""
+    counted = counted and isinstance(p, Parsed) and _parsed_max_repeat(p) > COUNTED_REPEAT_MIN
+    key = (flags, True) if counted else flags
+    hit = _FRAGMENTS.get_for(p, key)
     if hit is not None:
         return hit
     if isinstance(p, Parsed):
-        frag = _regex_fragment(p, flags, limits, what, cap)
+        frag = _regex_fragment(p, flags, limits, what, cap, counted)
     elif isinstance(p, ParsedLiteral):
         frag = _fragment(p.parsed, flags, limits, what, cap) if p.folds(flags) else _literal_fragment(p.data)
     else:
         frag = _dfa_fragment(p)
-    return _FRAGMENTS.put_for(p, frag, flags)
+    return _FRAGMENTS.put_for(p, frag, key)
 
 
-def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str, max_eager: int | None = None):
+def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what: str, max_eager: int | None = None,
+                  counted: bool = False):
     """The lexer NFA of ``parsed`` as CSR arrays, assembled from cached fragments: state 0 the
     start (an epsilon edge to each entry), then each entry's states followed by its final state.
 
@@ -523,7 +544,11 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     The same language as :func:`_build_nfa`, with the same bound ``limits.max_nfa_states`` on the
     total. Fragments not yet cached are built within what the bound leaves (no separate sizing
     pass). ``max_eager``: over this many NFA states, raise ``LimitExceededError`` (field
-    ``max_dfa_states``), the grammar compiler's cue to build the lexer lazily."""
+    ``max_dfa_states``), the grammar compiler's cue to build the lexer lazily.
+
+    ``counted``: the lazy lexer's NFA (large repetitions as counted loops, as :func:`_build_nfa`
+    with ``counted=True`` makes it); two more arrays come back, ``loops`` (int64[k, 5]: body,
+    back, exit, min, max or -1) and ``loop_of`` (int64[n]: a state's loop, -1 outside)."""
     budget = limits.max_nfa_states if max_eager is None else min(max_eager, limits.max_nfa_states)
 
     def over(total: int):
@@ -540,7 +565,7 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     for i, (p, flags) in enumerate(parsed):
         for q in p.parts if isinstance(p, ParsedConcat) else (p,):
             try:
-                frag = _fragment(q, flags, limits, what, budget - total)
+                frag = _fragment(q, flags, limits, what, budget - total, counted)
             except RecursionError:
                 raise UnsupportedFeatureError(f"group nesting this deep in {what}") from None
             except LimitExceededError as exc:
@@ -582,7 +607,21 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     if len(src) > 1 and (src[1:] < src[:-1]).any():  # fragments list their edges by source
         order_e = np.argsort(src, kind="stable")
         lo, hi, dst = lo[order_e], hi[order_e], dst[order_e]
-    return eps_ptr, eps_dst[order], edge_ptr, lo, hi, dst, finals
+    if not counted:
+        return eps_ptr, eps_dst[order], edge_ptr, lo, hi, dst, finals
+    loop_of = np.full(n, -1, dtype=np.int64)
+    loops = [np.zeros((0, 5), dtype=np.int64)]
+    n_loops = 0
+    for j, f in enumerate(frags):
+        if f.loops is None:
+            continue
+        shifted = f.loops.copy()
+        shifted[:, :3] += b[j]
+        loops.append(shifted)
+        inside = f.loop_of >= 0
+        loop_of[b[j] : b[j] + f.n][inside] = f.loop_of[inside] + n_loops
+        n_loops += len(f.loops)
+    return eps_ptr, eps_dst[order], edge_ptr, lo, hi, dst, finals, np.concatenate(loops), loop_of
 
 
 def csr_order(src: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -1102,7 +1141,9 @@ def _parse_pieces(pieces: list[str], limits: Limits):
             yield _parse_piece(piece[k:], limits)
 
 
-def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> list:
+def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits, retry: Limits | None = None) -> list:
+    """Each entry's cached parse and flags. ``retry``: limits to parse an entry with again when
+    ``limits`` refuse its repetition bound (the lazy lexer counts what the eager one expands)."""
     parsed = []
     for pattern, icase, dotall in entries:
         if not isinstance(pattern, str):  # a prebuilt byte DFA (grammar terminals given as automata)
@@ -1113,7 +1154,15 @@ def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits) -> li
             flags |= ip.REFlags.I
         if dotall:
             flags |= ip.REFlags.S
-        parsed.append((_parse_cached(pattern, limits), flags))
+        if retry is None:
+            parsed.append((_parse_cached(pattern, limits), flags))
+            continue
+        try:
+            parsed.append((_parse_cached(pattern, limits), flags))
+        except LimitExceededError as exc:
+            if exc.field != "max_repeat_count":
+                raise
+            parsed.append((_parse_cached(pattern, retry), flags))
     return parsed
 
 
@@ -1408,6 +1457,19 @@ def literal_to_regex(text: str) -> str:
 # ------------------------------------------------------------------------------------------------
 
 
+class _NFAView:
+    """An NFA's CSR arrays as per-state lists, as :class:`_NFA` holds them: ``eps[s]`` the epsilon
+    successors, ``edges[s]`` the ``(lo, hi, target)`` byte ranges (read-only)."""
+
+    def __init__(self, eps_ptr, eps_idx, edge_ptr, lo, hi, tgt):
+        ep, ei = eps_ptr.tolist(), eps_idx.tolist()
+        gp = edge_ptr.tolist()
+        triples = list(zip(lo.tolist(), hi.tolist(), tgt.tolist()))
+        n = len(ep) - 1
+        self.eps = [ei[ep[s] : ep[s + 1]] for s in range(n)]
+        self.edges = [triples[gp[s] : gp[s + 1]] for s in range(n)]
+
+
 class LazyLexerDFA:
     """A lexer DFA whose states are built on demand from the NFA (no minimization).
 
@@ -1424,64 +1486,64 @@ class LazyLexerDFA:
     """
 
     def __init__(self, entries: list[tuple[str, bool, bool]], limits: Limits, what: str):
-        # Large repetitions are counted loops here (not expanded), up to max_counted_repeat.
+        # Large repetitions are counted loops here (not expanded), up to max_counted_repeat: an
+        # entry is parsed under ``limits`` first (the parse the eager attempt cached), and again
+        # with the raised bound only when its repetitions need it.
         bound = max(limits.max_repeat_count, limits.max_counted_repeat)
         try:
-            parsed = _entries_parsed(entries, replace(limits, max_repeat_count=bound))
+            parsed = _entries_parsed(entries, limits, replace(limits, max_repeat_count=bound))
         except LimitExceededError as exc:
             if exc.field != "max_repeat_count":
                 raise
             raise LimitExceededError(
                 "max_counted_repeat", limits.max_counted_repeat, f"{what}: a repetition bound is too large"
             ) from None
-        nfa, start, finals = _build_nfa(parsed, limits, what, counted=True)
+        # the NFA assembled from cached fragments (the pieces member terminals share are built once)
+        eps_ptr, eps_idx, edge_ptr, lo, hi, edge_t, finals, loops_a, loop_of_a = _lexer_arrays(
+            parsed, limits, what, counted=True)
         self.limits = limits
         self.what = what
-        self._nfa = nfa
         n_terms = len(entries)
-        n_nfa = len(nfa.eps)
+        n_nfa = len(eps_ptr) - 1
         # A configuration (NFA state s, loop count c) is the int key c * n_nfa + s (c = 0 outside
         # counted loops, so there the key is the state itself); DFA states are sets of keys.
         self._n_nfa = n_nfa
-        self._loop_of = nfa.loop_of
-        self._loops = nfa.loops
-        self._back_loop = {loop[1]: i for i, loop in enumerate(nfa.loops)}
-        # terminal of each NFA state: fragments are built one after the other, each ending in its final
+        self._eps_ptr, self._eps_idx, self._edge_ptr, self._edge_t = eps_ptr, eps_idx, edge_ptr, edge_t
+        self._edge_lo_b, self._edge_hi_b = lo, hi
+        self._loops_a, self._loop_of_a = loops_a, loop_of_a
+        self._loops = [(int(b), int(k), int(e), int(mn), None if mx < 0 else int(mx))
+                       for b, k, e, mn, mx in loops_a.tolist()]
+        self._loop_of = dict(zip(np.flatnonzero(loop_of_a >= 0).tolist(), loop_of_a[loop_of_a >= 0].tolist()))
+        self._back_loop = {loop[1]: i for i, loop in enumerate(self._loops)}
+        # terminal of each NFA state: entries are laid out one after the other, each ending in its final
+        finals = [int(f) for f in finals]
         term_of = np.full(n_nfa, -1, dtype=np.int64)
-        lo = 1
+        first = 1
         for i, f in enumerate(finals):
-            term_of[lo : f + 1] = i
-            lo = f + 1
+            term_of[first : f + 1] = i
+            first = f + 1
         # co-reachability: reverse search from the final states over eps and byte edges
-        preds: list[list[int]] = [[] for _ in range(n_nfa)]
-        for s in range(n_nfa):
-            for t in nfa.eps[s]:
-                preds[t].append(s)
-            for _, _, t in nfa.edges[s]:
-                preds[t].append(s)
-        coreach = np.zeros(n_nfa, dtype=bool)
-        stack = list(finals)
-        coreach[finals] = True
-        while stack:
-            t = stack.pop()
-            for s in preds[t]:
-                if not coreach[s]:
-                    coreach[s] = True
-                    stack.append(s)
+        coreach = coreach_kernel(eps_ptr, eps_idx, edge_ptr, edge_t, np.asarray(finals, dtype=np.int64))
         self._coreach = coreach.tolist()
         # a loop whose body matches "" can count iterations without reading a byte
         self._loop_nullable = []
-        for body, back, _exit, _lo, _hi in nfa.loops:
+        for body, back, _exit, _lo, _hi in self._loops:
             seen_e, stack_e = {body}, [body]
             while stack_e:
-                for y in nfa.eps[stack_e.pop()]:
+                x = stack_e.pop()
+                for y in eps_idx[eps_ptr[x] : eps_ptr[x + 1]].tolist():
                     if y not in seen_e:
                         seen_e.add(y)
                         stack_e.append(y)
             self._loop_nullable.append(back in seen_e)
         self._final_index = {f: i for i, f in enumerate(finals)}
         self._finals = finals
-        self.class_of, self.n_classes = _byte_classes(nfa)
+        boundary = np.zeros(257, dtype=bool)
+        boundary[0] = True
+        boundary[lo] = True
+        boundary[hi + 1] = True
+        self.class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
+        self.n_classes = int(self.class_of[-1]) + 1
         self._class_of_l = self.class_of.tolist()
         self._closures: dict[int, frozenset[int]] = {}
         self._moves: dict[int, list] = {}
@@ -1499,13 +1561,23 @@ class LazyLexerDFA:
         self._live = np.zeros((self._cap, n_terms), dtype=bool)
         self._expanded = np.zeros(self._cap, dtype=bool)
         self._scratch(1024)
-        start_set = self._closure(start)
-        if not start_set:
+        start_keys = self._closure_keys(0)
+        if not len(start_keys):
             raise InternalError(f"{what}: no terminal matches any string")
-        self._state_of(start_set)
+        self._intern(start_keys)
         self.start = 0
 
     # -- NFA helpers (over configurations, see __init__)
+    def _closure_keys(self, key: int) -> np.ndarray:
+        """The kept configurations of the epsilon closure of ``key``, sorted (the kernel's
+        :func:`~constrain.regex._lazy_kernels.lazy_closure`, scratch grown as needed)."""
+        while True:
+            m = lazy_closure(key, self._n_nfa, self._eps_ptr, self._eps_idx, self._loop_of_a, self._back_loop_a,
+                             self._loops_a, self._keep, self._buf, 0, self._tab, self._used, self._stack)
+            if m >= 0:
+                return np.sort(self._buf[:m])
+            self._scratch(2 * self._buf.shape[0])
+
     def _eps_targets(self, key: int) -> list[int]:
         """Configurations one epsilon edge away from ``key``: counts are kept inside a loop's body,
         incremented on entering its back state (saturating at ``min`` when unbounded), reset to 0
@@ -1578,21 +1650,14 @@ class LazyLexerDFA:
 
     # -- flat tables for the numba kernels (constrain.regex._lazy_kernels)
     def _kernel_tables(self, coreach: np.ndarray, term_of: np.ndarray, finals: list[int]) -> None:
-        """The NFA as the CSR arrays and per-state tables the kernels read (built once); byte
+        """The per-state tables the kernels read beside the NFA's CSR arrays (built once); byte
         edges as class ranges."""
-        nfa, n = self._nfa, self._n_nfa
-        self._eps_ptr, self._eps_idx, self._edge_ptr, lo, hi, self._edge_t = _nfa_arrays(nfa)
+        n = self._n_nfa
         col = self.class_of.astype(np.int64)
-        self._edge_lo, self._edge_hi = col[lo], col[hi]
-        self._loop_of_a = np.full(n, -1, dtype=np.int64)
-        for x, li in nfa.loop_of.items():
-            self._loop_of_a[x] = li
+        self._edge_lo, self._edge_hi = col[self._edge_lo_b], col[self._edge_hi_b]
         self._back_loop_a = np.full(n, -1, dtype=np.int64)
         for back, li in self._back_loop.items():
             self._back_loop_a[back] = li
-        self._loops_a = np.asarray(
-            [(body, back, exit_, lo, -1 if hi is None else hi) for body, back, exit_, lo, hi in nfa.loops], dtype=np.int64
-        ).reshape(-1, 5)
         has_edge = np.diff(self._edge_ptr) > 0
         is_final = np.zeros(n, dtype=bool)
         is_final[finals] = True
@@ -1601,6 +1666,12 @@ class LazyLexerDFA:
         self._final_term = np.full(n, -1, dtype=np.int64)
         for i, f in enumerate(finals):
             self._final_term[f] = i
+
+    @cached_property
+    def _nfa(self) -> _NFAView:
+        """The NFA as per-state Python lists (``eps[s]``, ``edges[s]`` of ``(lo, hi, target)``
+        byte ranges), built on first use: only the Python reference construction reads it."""
+        return _NFAView(self._eps_ptr, self._eps_idx, self._edge_ptr, self._edge_lo_b, self._edge_hi_b, self._edge_t)
 
     def _scratch(self, size: int) -> None:
         """(Re)allocate the kernels' scratch: closure/union buffer and hash set of ``size`` slots."""
@@ -1827,28 +1898,15 @@ def terminals_to_lazy_dfa(
 def lazy_terminal_info(lexer: LazyLexerDFA) -> tuple[list[bool], list[bool], list[bool]]:
     """Per terminal of a lazy lexer: (matches no string, matches the empty string, uses a byte
     outside space/tab/newline/CR/FF/VT), read off the NFA (reachable and co-reachable edges)."""
-    nfa = lexer._nfa
-    starts = nfa.eps[0]
-    ws = frozenset(b" \t\n\r\f\v")
-    coreach = lexer._coreach
-    no_string, empty, non_ws = [], [], []
-    for i, a in enumerate(starts):
+    eps_ptr, eps_idx = lexer._eps_ptr, lexer._eps_idx
+    starts = eps_idx[eps_ptr[0] : eps_ptr[1]]  # one per entry, in order
+    coreach = np.asarray(lexer._coreach, dtype=np.bool_)
+    non_ws_byte = np.ones(256, dtype=np.bool_)
+    non_ws_byte[list(b" \t\n\r\f\v")] = False
+    non_ws = reads_byte_kernel(starts, eps_ptr, eps_idx, lexer._edge_ptr, lexer._edge_lo_b, lexer._edge_hi_b,
+                               lexer._edge_t, coreach, non_ws_byte)
+    no_string, empty = [], []
+    for i, a in enumerate(starts.tolist()):
         no_string.append(not coreach[a])
-        empty.append(lexer._finals[i] in lexer._closure(a))
-        seen = {a}
-        stack = [a]
-        found = False
-        while stack and not found:
-            s = stack.pop()
-            nxt = list(nfa.eps[s])
-            for lo, hi, t in nfa.edges[s]:
-                if coreach[t] and any(b not in ws for b in range(lo, hi + 1)):
-                    found = True
-                    break
-                nxt.append(t)
-            for t in nxt:
-                if t not in seen and coreach[t]:
-                    seen.add(t)
-                    stack.append(t)
-        non_ws.append(found)
-    return no_string, empty, non_ws
+        empty.append(bool(coreach[a] and (lexer._closure_keys(a) == lexer._finals[i]).any()))
+    return no_string, empty, non_ws.tolist()

@@ -146,3 +146,24 @@ def test_lazy_lexer_grows_past_its_initial_arrays():
     assert q >= 0 and lazy.n_states > 2000
     assert lazy.accepting_terminals[lazy.advance(q, b'"'), 0]
     assert lazy.advance(q, b"\\x") == -1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([
+    "a+", "[ \\t]+", "(?:x|y)?", "\\n", "[^a]", "\\d{2}", "z*", "[ ]{0,3}", "q(?:r|)", "[\\x00-\\x1f]+", "\\f\\v",
+    "[a-c]{0,1}", "(?:\\r\\n)+", "é",
+]), min_size=1, max_size=6))
+def test_lazy_terminal_info_agrees_with_the_eager_lexer(patterns):
+    """Per terminal, the lazy lexer's (no string, empty string, non-whitespace byte) read off its
+    NFA equal what the grammar compiler reads off the eager lexer DFA of the same terminals."""
+    from constrain.grammar.compile import _NON_WS
+    from constrain.regex._kernels import uses_bytes_kernel
+    from constrain.regex.dfa import lazy_terminal_info
+
+    eager = terminals_to_dfa(patterns)
+    lazy = terminals_to_lazy_dfa(patterns)
+    no_string, empty, non_ws = lazy_terminal_info(lazy)
+    acc = eager.accepting_terminals
+    assert no_string == (~acc.any(axis=0)).tolist()
+    assert empty == acc[eager.start].tolist()
+    assert non_ws == uses_bytes_kernel(eager.transitions, eager.live_terminals, _NON_WS).tolist()

@@ -332,3 +332,49 @@ def test_lexer_dfa_with_states_accepting_several_terminals():
     t = lexer.transitions[0, ord("b")]
     assert lexer.accepting_terminals[t].tolist() == [False, False, True, True]
     assert lexer.accepting_terminals[lexer.transitions[s, ord("a")]].tolist() == [True, False, False, False]
+
+
+_COUNTED_PIECES = ["a{40,90}", "[0-9]{0,200}", "(?:ab|c){33}", "x{5}", "[\\x20\\t]{0,2}\\:", "é{35,}", "(?:[a-f]{40})?"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    entries=st.lists(
+        st.tuples(st.lists(st.sampled_from(_COUNTED_PIECES), min_size=1, max_size=3), st.sampled_from(["", "key", "\"k\""])),
+        min_size=1, max_size=4),
+    plain=st.lists(regexes(), max_size=2),
+    again=st.booleans(),
+)
+def test_counted_fragment_assembly_is_the_lazy_builders_nfa(entries, plain, again):
+    """The lazy lexer's NFA assembled from cached counted fragments (``_lexer_arrays(...,
+    counted=True)``) is, state for state, the NFA ``_build_nfa(..., counted=True)`` builds: the
+    same epsilon and byte edges, final states, counted loops and loop membership; from the cache
+    the second time too."""
+    from constrain.regex.dfa import _lexer_arrays, _nfa_arrays
+
+    limits = DEFAULT_LIMITS
+    patterns = [lit + "".join(pieces) for pieces, lit in entries] + list(plain)
+    try:
+        parsed = _entries_parsed([(p, False, False) for p in patterns], limits)
+        nfa, start, finals = _build_nfa(parsed, limits, "test", counted=True)
+    except LimitExceededError:
+        return
+    eps_ptr, eps_idx, edge_ptr, lo, hi, tgt = _nfa_arrays(nfa)
+
+    def per_state(ptr, *cols):
+        rows = list(zip(*(c.tolist() for c in cols)))
+        p = ptr.tolist()
+        return [sorted(rows[p[s] : p[s + 1]]) for s in range(len(p) - 1)]
+
+    for _ in range(2 if again else 1):
+        a_eps_ptr, a_eps_idx, a_edge_ptr, a_lo, a_hi, a_tgt, a_finals, loops, loop_of = _lexer_arrays(
+            parsed, limits, "test", counted=True)
+        assert start == 0 and a_finals.tolist() == finals
+        assert per_state(a_eps_ptr, a_eps_idx) == per_state(eps_ptr, eps_idx)
+        assert per_state(a_edge_ptr, a_lo, a_hi, a_tgt) == per_state(edge_ptr, lo, hi, tgt)
+        want_loops = [(b, k, e, mn, -1 if mx is None else mx) for b, k, e, mn, mx in nfa.loops]
+        assert [tuple(r) for r in loops.tolist()] == want_loops
+        assert {s: li for s, li in enumerate(loop_of.tolist()) if li >= 0} == nfa.loop_of
+    large = {"a{40,90}", "[0-9]{0,200}", "(?:ab|c){33}", "é{35,}", "(?:[a-f]{40})?"}
+    if any(large & set(pieces) for pieces, _lit in entries):
+        assert len(loops), "a repetition over COUNTED_REPEAT_MIN is a counted loop"
