@@ -168,8 +168,9 @@ def quotient_kernel(trans: np.ndarray, blk: np.ndarray, n: int) -> tuple[np.ndar
 @numba.njit(cache=True, nogil=True)
 def _close(seeds, n_seeds, eps_ptr, eps_idx, important, stamp, gen, stack, out):
     """Epsilon closure of ``seeds[:n_seeds]``: its important states (those with a byte edge or a
-    final one), sorted, in ``out[:m]``; returns ``m``. ``stamp``/``gen`` mark visited states
-    (``stamp`` is written: its entries become ``gen``)."""
+    final one), in no particular order, in ``out[:m]``; returns ``m``. ``stamp``/``gen`` mark
+    visited states (``stamp`` is written: its entries become ``gen``, so after the call an
+    important state is in the closure iff its stamp is ``gen``)."""
     top = 0
     for i in range(n_seeds):
         s = seeds[i]
@@ -190,7 +191,6 @@ def _close(seeds, n_seeds, eps_ptr, eps_idx, important, stamp, gen, stack, out):
                 stamp[y] = gen
                 stack[top] = y
                 top += 1
-    out[:m].sort()
     return m
 
 
@@ -210,10 +210,14 @@ def rehash_slots(hashes, n, cap):
 
 @numba.njit(cache=True, nogil=True)
 def _set_hash(vals, m):
-    h = np.uint64(14695981039346656037)
+    """A hash of the set ``vals[:m]`` that does not depend on the order (a sum of mixed
+    elements; equal sets, equal hashes)."""
+    h = np.uint64(m) * np.uint64(0x9E3779B97F4A7C15)
     for i in range(m):
-        h = (h ^ np.uint64(vals[i])) * np.uint64(1099511628211)
-    h = (h ^ np.uint64(m)) * np.uint64(1099511628211)
+        z = np.uint64(vals[i]) + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        h += z ^ (z >> np.uint64(31))
     return h
 
 
@@ -246,6 +250,9 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
     slots = np.full(cap, -1, dtype=np.int64)
     counts = np.zeros(n_cls + 1, dtype=np.int64)
     put = np.zeros(n_cls, dtype=np.int64)
+    mark = np.zeros(n_cls + 1, dtype=np.bool_)
+    seg_of = np.zeros(n_cls, dtype=np.int64)
+    seg_res = np.zeros(n_cls, dtype=np.int64)
     pairs = np.empty(256, dtype=np.int64)
     seed = np.empty(1, dtype=np.int64)
     seed[0] = start
@@ -254,36 +261,54 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
     n_sets = 0
     d = -1  # the state whose row is being built (-1: the start set)
     while True:
+        n_seg = 1
         if d >= 0:
-            # successors of set d: targets per class by counting sort, then one closure per class
-            counts[:] = 0
+            # successors of set d. The classes are cut into segments at this set's edge bounds
+            # (every edge of the set covers a segment whole or not at all, so the classes of a
+            # segment have one successor); targets per segment by counting sort, then one closure
+            # per segment whose targets differ from the segment before.
+            mark[0] = True
             for i in range(set_ptr[d], set_ptr[d + 1]):
                 s = pool[i]
                 for e in range(edge_ptr[s], edge_ptr[s + 1]):
-                    for k in range(edge_lo[e], edge_hi[e] + 1):
-                        counts[k + 1] += 1
+                    mark[edge_lo[e]] = True
+                    mark[edge_hi[e] + 1] = True
+            g = -1
             for k in range(n_cls):
-                counts[k + 1] += counts[k]
-            total = counts[n_cls]
+                if mark[k]:
+                    g += 1
+                    mark[k] = False
+                seg_of[k] = g
+            mark[n_cls] = False
+            n_seg = g + 1
+            counts[: n_seg + 1] = 0
+            for i in range(set_ptr[d], set_ptr[d + 1]):
+                s = pool[i]
+                for e in range(edge_ptr[s], edge_ptr[s + 1]):
+                    for g in range(seg_of[edge_lo[e]], seg_of[edge_hi[e]] + 1):
+                        counts[g + 1] += 1
+            for g in range(n_seg):
+                counts[g + 1] += counts[g]
+            total = counts[n_seg]
             if total > len(pairs):
                 pairs = np.empty(2 * total, dtype=np.int64)
-            put[:] = counts[:n_cls]
+            put[:n_seg] = counts[:n_seg]
             for i in range(set_ptr[d], set_ptr[d + 1]):
                 s = pool[i]
                 for e in range(edge_ptr[s], edge_ptr[s + 1]):
                     t = edge_tgt[e]
-                    for k in range(edge_lo[e], edge_hi[e] + 1):
-                        pairs[put[k]] = t
-                        put[k] += 1
-            table[d, :] = -1
-        for k in range(n_cls if d >= 0 else 1):
+                    for g in range(seg_of[edge_lo[e]], seg_of[edge_hi[e]] + 1):
+                        pairs[put[g]] = t
+                        put[g] += 1
+        for k in range(n_seg):
             if d >= 0:
+                seg_res[k] = -1
                 lo = counts[k]
                 hi = counts[k + 1]
                 if lo == hi:
                     continue
                 if k > 0 and counts[k] - counts[k - 1] == hi - lo:
-                    # the same targets as the class before (the same edges cover both): same successor
+                    # the same targets as the segment before (the same edges cover both): same successor
                     plo = counts[k - 1]
                     same = True
                     for i in range(hi - lo):
@@ -291,7 +316,7 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                             same = False
                             break
                     if same:
-                        table[d, k] = table[d, k - 1]
+                        seg_res[k] = seg_res[k - 1]
                         continue
                 gen += 1
                 m = _close(pairs[lo:hi], hi - lo, eps_ptr, eps_idx, important, stamp, gen, stack, buf)
@@ -302,10 +327,11 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
             while slots[j] >= 0:
                 c = slots[j]
                 if hashes[c] == h and set_ptr[c + 1] - set_ptr[c] == m:
+                    # same size, and every member of c is in the closure just made (stamped gen)
                     same = True
                     base = set_ptr[c]
                     for i in range(m):
-                        if pool[base + i] != buf[i]:
+                        if stamp[pool[base + i]] != gen:
                             same = False
                             break
                     if same:
@@ -343,7 +369,10 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                     cap *= 2
                     slots = rehash_slots(hashes, n_sets, cap)
             if d >= 0:
-                table[d, k] = found
+                seg_res[k] = found
+        if d >= 0:
+            for k in range(n_cls):
+                table[d, k] = seg_res[seg_of[k]]
         d += 1
         if d >= n_sets:
             break
