@@ -135,16 +135,33 @@ def _LarkRules(text: str, **options):
 
 
 def productive_rules(raw_rules: list[tuple[int, tuple[int, ...]]]) -> tuple[tuple[int, tuple[int, ...]], ...]:
-    """The rules whose every symbol derives some string (IR symbol encoding), in their order."""
+    """The rules whose every symbol derives some string (IR symbol encoding), in their order.
+
+    A worklist over the nonterminal occurrences (linear in the rules' total length): a rule
+    becomes productive when its last unproductive occurrence does, its left side with it."""
+    pending = [0] * len(raw_rules)
+    uses: dict[int, list[int]] = {}
     productive: set[int] = set()
-    changed = True
-    while changed:
-        changed = False
-        for lhs, rhs in raw_rules:
-            if lhs not in productive and all(s >= 0 or (-s - 1) in productive for s in rhs):
-                productive.add(lhs)
-                changed = True
-    return tuple((lhs, rhs) for lhs, rhs in raw_rules if all(s >= 0 or (-s - 1) in productive for s in rhs))
+    queue: list[int] = []
+    for i, (lhs, rhs) in enumerate(raw_rules):
+        n = 0
+        for s in rhs:
+            if s < 0:
+                uses.setdefault(-s - 1, []).append(i)
+                n += 1
+        pending[i] = n
+        if n == 0 and lhs not in productive:
+            productive.add(lhs)
+            queue.append(lhs)
+    while queue:
+        for i in uses.get(queue.pop(), ()):
+            pending[i] -= 1
+            if pending[i] == 0:
+                lhs = raw_rules[i][0]
+                if lhs not in productive:
+                    productive.add(lhs)
+                    queue.append(lhs)
+    return tuple(rule for rule, n in zip(raw_rules, pending) if n == 0)
 
 
 def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", external: dict | None = None) -> GrammarIR:
