@@ -592,15 +592,21 @@ def _lexer_arrays(parsed: list[tuple[Parsed, ip.REFlags]], limits: Limits, what:
     ends = np.fromiter((f.end for f in frags), dtype=np.int64, count=k) + bases
     b = bases.tolist()
     inner = ~last
-    eps_src = np.concatenate([np.zeros(len(parsed), dtype=np.int64), ends[last], ends[inner]]
-                             + [f.eps_src + b[j] for j, f in enumerate(frags)])
-    eps_dst = np.concatenate([starts[first], finals, starts[1:][inner[:-1]]]
-                             + [f.eps_dst + b[j] for j, f in enumerate(frags)])
+    # each fragment's edges shifted by its base: one concatenation per array, then one add of
+    # the bases repeated per edge (not an add per fragment)
     empty = [np.zeros(0, dtype=np.int64)]
-    src = np.concatenate([f.src + b[j] for j, f in enumerate(frags)] or empty)
+    n_eps = np.fromiter((len(f.eps_src) for f in frags), dtype=np.int64, count=k)
+    n_edges = np.fromiter((len(f.src) for f in frags), dtype=np.int64, count=k)
+    eps_shift = np.repeat(bases, n_eps)
+    edge_shift = np.repeat(bases, n_edges)
+    eps_src = np.concatenate([np.zeros(len(parsed), dtype=np.int64), ends[last], ends[inner],
+                              np.concatenate([f.eps_src for f in frags] or empty) + eps_shift])
+    eps_dst = np.concatenate([starts[first], finals, starts[1:][inner[:-1]],
+                              np.concatenate([f.eps_dst for f in frags] or empty) + eps_shift])
+    src = np.concatenate([f.src for f in frags] or empty) + edge_shift
     lo = np.concatenate([f.lo for f in frags] or empty)
     hi = np.concatenate([f.hi for f in frags] or empty)
-    dst = np.concatenate([f.dst + b[j] for j, f in enumerate(frags)] or empty)
+    dst = np.concatenate([f.dst for f in frags] or empty) + edge_shift
     eps_ptr, order = csr_order(eps_src, n)
     edge_ptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(src, minlength=n), out=edge_ptr[1:])
