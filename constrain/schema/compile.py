@@ -1514,7 +1514,7 @@ class _Compiler:
             return self.string_automaton(fl.kws, ex_ptr or fl.ptr, only, list(exclude), hint)
         if body is None:
             return None
-        if self.catalogs and _regex_depth(body) > _MAX_REGEX_DEPTH:
+        if self.catalogs and _too_deep(body):
             return self.string_automaton(fl.kws, ex_ptr or fl.ptr, only, list(exclude), hint)
         return self.terminal('"' + body + '"', hint + "_str")
 
@@ -2269,7 +2269,7 @@ class _Compiler:
                 rx = ""  # (the automaton below)
             if rx is None:
                 continue
-            if self.catalogs and (rx == "" or _regex_depth(rx) > _MAX_REGEX_DEPTH):
+            if self.catalogs and (rx == "" or _too_deep(rx)):
                 # a regex too long or too deeply nested for the lexer's parser (the complement of
                 # a long counted chain): the key region's automaton is the key terminal
                 key = self.dfa_terminal(dfa, hint + "_key")
@@ -2666,6 +2666,12 @@ _ANY_ORDER_TRACKED_STATES = 4096
 # Group nesting past which a regex goes to the lexer as an automaton instead (the regex parser
 # recurses per group level; DFA-to-regex output of a complemented counted chain nests per position).
 _MAX_REGEX_DEPTH = 48
+
+
+def _too_deep(rx: str) -> bool:
+    """Whether ``rx`` nests groups deeper than ``_MAX_REGEX_DEPTH``; a regex with no more ``(``
+    than that cannot (the common case, answered without a scan)."""
+    return rx.count("(") > _MAX_REGEX_DEPTH and _regex_depth(rx) > _MAX_REGEX_DEPTH
 
 
 def _regex_depth(rx: str) -> int:

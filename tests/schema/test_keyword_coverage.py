@@ -346,3 +346,14 @@ def test_regex_depth():
     assert _regex_depth("\\(\\(a\\)") == 0
     assert _regex_depth("[(]([)]x)") == 1
     assert _regex_depth("(?:[]()])") == 1
+
+
+def test_too_deep_agrees_with_the_depth():
+    from constrain.schema.compile import _MAX_REGEX_DEPTH, _regex_depth, _too_deep
+
+    nested = "(" * (_MAX_REGEX_DEPTH + 1) + "a" + ")" * (_MAX_REGEX_DEPTH + 1)
+    flat = "(a)" * (_MAX_REGEX_DEPTH + 5)  # many groups, depth 1
+    escaped = "\\(" * (_MAX_REGEX_DEPTH + 5)
+    for rx in (nested, flat, escaped, "(a(b)c)", nested[1:-1]):
+        assert _too_deep(rx) == (_regex_depth(rx) > _MAX_REGEX_DEPTH)
+    assert _too_deep(nested) and not _too_deep(flat) and not _too_deep(nested[1:-1])
