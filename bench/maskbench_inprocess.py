@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("data_dir", nargs="?", type=Path, default=mb.DEFAULT_DATA)
     ap.add_argument("--limit", type=int, default=300, help="stratified sample size (default 300, seed 0)")
-    ap.add_argument("--every", type=int, default=4, help="every k-th file with tests (default 4)")
+    ap.add_argument("--every", type=int, default=None, help="every k-th file with tests (default 4; 1 with --all)")
     ap.add_argument("--any", action="store_true", help='property_order="any"')
     ap.add_argument("--cold", action="store_true",
                     help="empty the process-wide compile caches before each schema (TTFM of a fresh process, JIT aside)")
@@ -56,16 +56,18 @@ def main(argv: list[str] | None = None) -> int:
     mb._warmup(engine)
     files = list_files(opts.data_dir) if opts.all else sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
     with_tests = [f for f in files if json.loads((opts.data_dir / f).read_text(encoding="utf-8")).get("tests")]
-    chosen = with_tests[:: opts.every]
+    chosen = with_tests[:: opts.every or (1 if opts.all else 4)]
     ttfm: list[float] = []
     tbm: list[int] = []
     per_file: dict[str, float] = {}
     statuses: dict[str, int] = {}
     t0 = time.time()
     for f in tqdm(chosen, desc="schemas", unit="schema", disable=not sys.stderr.isatty()):
-        task = mb.load_task(opts.data_dir, f, tok)
-        if opts.ttfm_only:
-            task["instances"] = []
+        if opts.ttfm_only:  # the schema alone: no instance is tokenized
+            doc = json.loads((opts.data_dir / f).read_text(encoding="utf-8"))
+            task = {"file": f, "schema": doc["schema"], "instances": []}
+        else:
+            task = mb.load_task(opts.data_dir, f, tok)
         if opts.cold:
             from constrain._cache import clear_compile_caches
 
