@@ -694,6 +694,17 @@ def _subset_construction(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start:
     return table, accepts, class_of, n_cls
 
 
+def _range_classes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, int]:
+    """Partition 0..255 into classes that no byte range ``lo[i]..hi[i]`` splits: ``(class_of
+    int32[256], n_classes)``, classes numbered from byte 0 up. Pure."""
+    boundary = np.zeros(257, dtype=bool)
+    boundary[0] = True
+    boundary[lo] = True
+    boundary[hi + 1] = True
+    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
+    return class_of, int(class_of[-1]) + 1
+
+
 def _subset_arrays(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, limits: Limits, what: str,
                    max_work: int | None = None):
     """:func:`_subset_construction` with the accepted patterns as CSR arrays: returns
@@ -701,12 +712,7 @@ def _subset_arrays(eps_ptr, eps_idx, edge_ptr, lo, hi, tgt, finals, start: int, 
     sorted pattern indices accepted in state ``d`` (no per-state tuples: the lexer path)."""
     from constrain.regex._kernels import subset_kernel
 
-    boundary = np.zeros(257, dtype=bool)
-    boundary[0] = True
-    boundary[lo] = True
-    boundary[hi + 1] = True
-    class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
-    n_cls = int(class_of[-1]) + 1
+    class_of, n_cls = _range_classes(lo, hi)
     final_of = np.full(len(eps_ptr) - 1, -1, dtype=np.int64)
     final_of[np.asarray(finals, dtype=np.int64)] = np.arange(len(finals), dtype=np.int64)
     max_states = limits.max_dfa_states
@@ -1544,12 +1550,7 @@ class LazyLexerDFA:
             self._loop_nullable.append(back in seen_e)
         self._final_index = {f: i for i, f in enumerate(finals)}
         self._finals = finals
-        boundary = np.zeros(257, dtype=bool)
-        boundary[0] = True
-        boundary[lo] = True
-        boundary[hi + 1] = True
-        self.class_of = (np.cumsum(boundary[:256]) - 1).astype(np.int32)
-        self.n_classes = int(self.class_of[-1]) + 1
+        self.class_of, self.n_classes = _range_classes(lo, hi)
         self._class_of_l = self.class_of.tolist()
         self._closures: dict[int, frozenset[int]] = {}
         self._moves: dict[int, list] = {}
