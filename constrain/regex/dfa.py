@@ -1537,6 +1537,7 @@ class LazyLexerDFA:
         # co-reachability: reverse search from the final states over eps and byte edges
         coreach = coreach_kernel(eps_ptr, eps_idx, edge_ptr, edge_t, np.asarray(finals, dtype=np.int64))
         self._coreach = coreach.tolist()
+        self._coreach_a = coreach
         # a loop whose body matches "" can count iterations without reading a byte
         self._loop_nullable = []
         for body, back, _exit, _lo, _hi in self._loops:
@@ -1907,7 +1908,7 @@ def lazy_terminal_info(lexer: LazyLexerDFA) -> tuple[list[bool], list[bool], lis
     outside space/tab/newline/CR/FF/VT), read off the NFA (reachable and co-reachable edges)."""
     eps_ptr, eps_idx = lexer._eps_ptr, lexer._eps_idx
     starts = eps_idx[eps_ptr[0] : eps_ptr[1]]  # one per entry, in order
-    coreach = np.asarray(lexer._coreach, dtype=np.bool_)
+    coreach = lexer._coreach_a
     non_ws_byte = np.ones(256, dtype=np.bool_)
     non_ws_byte[list(b" \t\n\r\f\v")] = False
     non_ws = reads_byte_kernel(starts, eps_ptr, eps_idx, lexer._edge_ptr, lexer._edge_lo_b, lexer._edge_hi_b,

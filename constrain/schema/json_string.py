@@ -36,6 +36,7 @@ written ``\\/``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from constrain._cache import BoundedCache
 from constrain.errors import SchemaError, UnsupportedFeatureError
@@ -155,27 +156,18 @@ def spell_string(s: str) -> str:
     return "".join(spell(ord(c)) for c in s)
 
 
-_ESCAPED_CLASSES = BoundedCache(16384)
-_NONE = object()
-
-
 def escaped_class(ranges: Ranges) -> str | None:
     """Regex over serialized text matching the spelling of exactly one code point of ``ranges``.
 
-    ``None`` when ``ranges`` (minus surrogates) is empty. Kept in a process-wide table by
-    ``ranges`` (a pattern's classes and the formats' recur across schemas and compiles).
+    ``None`` when ``ranges`` (minus surrogates) is empty. Memoized by ``ranges`` (a pattern's
+    classes and the formats' recur across schemas and compiles).
     """
-    key = ranges if isinstance(ranges, tuple) else tuple(ranges)
-    hit = _ESCAPED_CLASSES.get(key)
-    if hit is None:
-        hit = _ESCAPED_CLASSES.put(key, _escaped_class(key))
-        if hit is None:
-            _ESCAPED_CLASSES.put(key, _NONE)
-    return None if hit is _NONE else hit
+    return _escaped_class(ranges if isinstance(ranges, tuple) else tuple(ranges))
 
 
+@lru_cache(maxsize=16384)
 def _escaped_class(ranges: Ranges) -> str | None:
-    """:func:`escaped_class`, computed."""
+    """:func:`escaped_class` of a tuple of ranges (memoized; emptied by ``clear_compile_caches``)."""
     ranges = intersect(normalize(ranges), ALL)
     raw = subtract(ranges, ((0, 0x1F), (0x22, 0x22), (0x5C, 0x5C)))
     alts = []
