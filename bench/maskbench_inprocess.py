@@ -12,7 +12,8 @@ has compiled nothing before, numba's JIT aside)::
 
 ``--all --ttfm-only`` compiles every file with tests in the folder (no sample, no instances: about
 three minutes) and reports the TTFM percentiles and how many schemas take over 50/100/200 ms,
-the compile tail without the peers' noise; ``--json`` keeps the per-file times.
+the compile tail without the peers' noise; ``--json`` keeps the per-file times. ``--untested`` adds the files without test instances, which
+the whole-folder bench compiles as well (its TTFM percentiles count them; they hold much of the tail).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="count the grammar engine's lazy-lexer expansions and table syncs (deterministic)")
     ap.add_argument("--all", action="store_true", help="every file with tests in the folder (no sample)")
     ap.add_argument("--ttfm-only", action="store_true", help="compile and fill the first mask only (no instances)")
+    ap.add_argument("--untested", action="store_true",
+                    help="with --ttfm-only: also the files without test instances (bench/maskbench.py compiles "
+                         "them too, so its TTFM percentiles include them)")
     ap.add_argument("--json", type=Path, help="write {file: TTFM ms} here")
     opts = ap.parse_args(argv)
     counts = _install_counters() if opts.counters else None
@@ -55,7 +59,10 @@ def main(argv: list[str] | None = None) -> int:
     engine = mb.ConstrainEngine(tok, **({"property_order": "any"} if opts.any else {}))
     mb._warmup(engine)
     files = list_files(opts.data_dir) if opts.all else sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
-    with_tests = [f for f in files if json.loads((opts.data_dir / f).read_text(encoding="utf-8")).get("tests")]
+    if opts.untested and not opts.ttfm_only:
+        ap.error("--untested needs --ttfm-only (files without instances have no masks to time)")
+    with_tests = files if opts.untested else [
+        f for f in files if json.loads((opts.data_dir / f).read_text(encoding="utf-8")).get("tests")]
     chosen = with_tests[:: opts.every or (1 if opts.all else 4)]
     ttfm: list[float] = []
     tbm: list[int] = []
