@@ -79,6 +79,60 @@ class SparseDFA:
         return ByteDFA(trans, self.accepting.copy(), 0)
 
 
+class ExcludingSparseDFA:
+    """The strings of the byte automaton ``base`` except the byte strings ``excluded``: a
+    :class:`SparseDFA` of that language (``offsets``, ``edge_byte``, ``edge_target``,
+    ``accepting``, ``start`` and the methods, as there), built by ``build()`` on first use.
+
+    An eager lexer with several such terminals over one ``base`` (a JSON object's "any key but
+    its declared names", one per object) never builds them: it runs ``base`` once and reads each
+    terminal's acceptance off which excluded strings end where ``base`` accepts
+    (:class:`constrain.regex.dfa._ExclusionFold`), instead of running a copy per terminal side by
+    side. Every other reader (a lazy lexer, error checks) gets the automaton. The language never
+    changes; the automaton is cached on the object once built."""
+
+    __slots__ = ("base", "excluded", "_build", "_dfa")
+
+    def __init__(self, base: SparseDFA, excluded: tuple, build):
+        self.base = base
+        self.excluded = excluded  # bytes each; those ``base`` does not accept exclude nothing
+        self._build = build
+        self._dfa = None
+
+    @property
+    def dfa(self) -> SparseDFA:
+        """The automaton (built on first use)."""
+        if self._dfa is None:
+            self._dfa = self._build()
+            self._build = None
+        return self._dfa
+
+    @property
+    def summary(self) -> str:
+        """A description that does not build the automaton (for grammar listings)."""
+        return f"<automaton: the strings of a {self.base.n_states}-state automaton but {len(self.excluded)}>"
+
+    offsets = property(lambda self: self.dfa.offsets)
+    edge_byte = property(lambda self: self.dfa.edge_byte)
+    edge_target = property(lambda self: self.dfa.edge_target)
+    accepting = property(lambda self: self.dfa.accepting)
+    start = property(lambda self: self.dfa.start)
+    n_states = property(lambda self: self.dfa.n_states)
+    n_edges = property(lambda self: self.dfa.n_edges)
+
+    def advance(self, state: int, data: bytes) -> int:
+        return self.dfa.advance(state, data)
+
+    def matches(self, data: bytes) -> bool:
+        return self.dfa.matches(data)
+
+    def forced_bytes(self, state: int) -> bytes:
+        return self.dfa.forced_bytes(state)
+
+    def to_byte_dfa(self) -> ByteDFA:
+        return self.dfa.to_byte_dfa()
+
+
 class SparseDFAConstraint(CompiledConstraint):
     """Constraint over a :class:`SparseDFA`; the state is an ``int``."""
 

@@ -86,7 +86,7 @@ from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read
 from constrain.kernels.bitmask import bitmask_words
 from constrain.limits import DEFAULT_LIMITS, Limits
 from constrain.regex._kernels import uses_bytes_kernel
-from constrain.regex.dfa import LexerDFA
+from constrain.regex.dfa import LexerDFA, class_columns
 from constrain.vocab.slices import SAFE_FIRST, UTF8_NEXT, safe_byte_steps
 from constrain.vocab.trie import self_loop_byte_sets, self_loop_byte_sets_of, subtree_byte_sets
 from constrain.vocab.vocabulary import Vocabulary
@@ -1019,7 +1019,13 @@ def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
     acc = lexer.accepting_terminals
     no_string = ~acc.any(axis=0)
     empty = acc[lexer.start]
-    uses_non_ws = uses_bytes_kernel(lexer.transitions, lexer.live_terminals, _NON_WS)
+    if lexer.byte_class is None:
+        uses_non_ws = uses_bytes_kernel(lexer.transitions, lexer.live_terminals, _NON_WS)
+    else:  # one column per byte class; a class is non-whitespace if one of its bytes is
+        cls = lexer.byte_class
+        non_ws_cls = np.zeros(int(cls.max()) + 1, dtype=bool)
+        np.logical_or.at(non_ws_cls, cls, _NON_WS)
+        uses_non_ws = uses_bytes_kernel(class_columns(lexer.transitions, cls), lexer.live_terminals, non_ws_cls)
     ws_bits = 0
     for i, t in enumerate(ir.terminals):
         _check_terminal(ir, text, t.name, bool(no_string[i]), bool(empty[i]))
@@ -1035,6 +1041,8 @@ def _external_terminal(name: str, value, limits: Limits):
 
     if isinstance(value, str):
         return regex_to_dfa(value, limits=limits)
+    if getattr(value, "excluded", None) is not None:  # an ExcludingSparseDFA: a lexer may never build its automaton
+        return value
     dfa = getattr(value, "dfa", value)  # a DFAConstraint / SparseDFAConstraint, or the DFA itself
     if hasattr(dfa, "n_states") and hasattr(dfa, "accepting"):
         return dfa

@@ -24,6 +24,7 @@ from itertools import product
 
 from constrain.errors import LimitExceededError
 from constrain.grammar.lark_frontend import GrammarIR, TerminalIR, productive_rules
+from constrain.regex.dfa import automaton_summary
 
 _TOKEN = re.compile(r"\s*(?:([A-Za-z_][A-Za-z0-9_]*)|([()|?*+]))")
 _PLAIN = re.compile(r"\s*[A-Za-z_][A-Za-z0-9_]*(?:\s+[A-Za-z_][A-Za-z0-9_]*)*\s*")
@@ -181,7 +182,7 @@ def rules_to_ir(
                     t = term_index[sym] = len(term_list)
                     if sym in external:
                         dfa = external[sym]
-                        term_list.append(TerminalIR(sym, f"<automaton: {dfa.n_states} states>", False, False, dfa))
+                        term_list.append(TerminalIR(sym, automaton_summary(dfa), False, False, dfa))
                     else:
                         term_list.append(TerminalIR(sym, term_rx[sym], False, False))
                 syms.append(t)

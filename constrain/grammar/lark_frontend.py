@@ -17,6 +17,7 @@ from pathlib import Path
 
 from constrain.errors import GrammarSyntaxError, UnsupportedFeatureError
 from constrain.regex import literal_to_regex
+from constrain.regex.dfa import automaton_summary
 
 _SUPPORTED_FLAGS = {"i", "s", "u"}  # u: Python 3 str patterns are always unicode
 _LOCATION = re.compile(r"line (\d+),? col(?:umn)? (\d+)", re.IGNORECASE)
@@ -198,7 +199,7 @@ def lark_to_ir(text: str, *, start: str = "start", source: str = "grammar", exte
         if tdef is None and external and name in external:
             dfa = external[name]
             term_index[name] = len(terminals)
-            terminals.append(TerminalIR(name, f"<automaton: {dfa.n_states} states>", False, False, dfa))
+            terminals.append(TerminalIR(name, automaton_summary(dfa), False, False, dfa))
             return term_index[name]
         if tdef is None:
             line, col = _locate(text, name)

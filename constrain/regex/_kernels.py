@@ -122,6 +122,197 @@ def hopcroft_kernel(trans: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np
 
 
 @numba.njit(cache=True, nogil=True)
+def live_states_kernel(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
+    """``live[s]``: an accepting state is reachable from ``s`` in ``table`` (``int32[n, k]``,
+    -1 none), by a reverse BFS over the transitions. Pure."""
+    n, k = table.shape
+    cnt = np.zeros(n + 1, dtype=np.int64)
+    for s in range(n):
+        for c in range(k):
+            t = table[s, c]
+            if t >= 0:
+                cnt[t + 1] += 1
+    for t in range(n):
+        cnt[t + 1] += cnt[t]
+    preds = np.empty(cnt[n], dtype=np.int64)
+    fill = cnt[:n].copy()
+    for s in range(n):
+        for c in range(k):
+            t = table[s, c]
+            if t >= 0:
+                preds[fill[t]] = s
+                fill[t] += 1
+    live = accepting.copy()
+    queue = np.empty(n, dtype=np.int64)
+    q = 0
+    for s in range(n):
+        if live[s]:
+            queue[q] = s
+            q += 1
+    head = 0
+    while head < q:
+        t = queue[head]
+        head += 1
+        for p in range(cnt[t], cnt[t + 1]):
+            s = preds[p]
+            if not live[s]:
+                live[s] = True
+                queue[q] = s
+                q += 1
+    return live
+
+
+@numba.njit(cache=True, nogil=True)
+def hopcroft_partial_kernel(table: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np.ndarray:
+    """:func:`hopcroft_kernel` for a partial transition table (``int32[n, k]``, -1: no
+    transition), without a sink: only the transitions there are are read, so a sparse table (a
+    lexer whose states have edges on a few of its classes) costs its edges, not ``k n``.
+
+    Two states are merged iff they have the same block in ``block0`` and, on every class, both
+    lack a transition or both go to merged states; so "no transition" must mean "dead" (remove
+    the transitions into states that cannot accept first). Every initial block starts as a
+    splitter (with a partial table, stability under the whole state set is not free, so the
+    complete version's "all but the largest" does not hold); a split block then adds its
+    smaller part, as a state with a transition into the block goes into exactly one part.
+    ``O(m log n)`` for ``m`` transitions (Valmari and Lehtinen's bound for partial DFAs). Block
+    ids dense, in no particular order. Pure."""
+    n, k = table.shape
+    inv_start = np.zeros(k * n + 1, dtype=np.int64)
+    for s in range(n):
+        for c in range(k):
+            t = table[s, c]
+            if t >= 0:
+                inv_start[c * n + t + 1] += 1
+    for i in range(k * n):
+        inv_start[i + 1] += inv_start[i]
+    fill = inv_start[:-1].copy()
+    inv = np.empty(inv_start[k * n], dtype=np.int64)
+    for s in range(n):
+        for c in range(k):
+            t = table[s, c]
+            if t >= 0:
+                j = c * n + t
+                inv[fill[j]] = s
+                fill[j] += 1
+    block_of = block0.astype(np.int64).copy()
+    first = np.zeros(n + 1, dtype=np.int64)
+    size = np.zeros(n + 1, dtype=np.int64)
+    for s in range(n):
+        size[block_of[s]] += 1
+    acc = 0
+    for b in range(n_blocks0):
+        first[b] = acc
+        acc += size[b]
+    elems = np.empty(n, dtype=np.int64)
+    loc = np.empty(n, dtype=np.int64)
+    put = first.copy()
+    for s in range(n):
+        b = block_of[s]
+        elems[put[b]] = s
+        loc[s] = put[b]
+        put[b] += 1
+    n_blocks = n_blocks0
+    marked = np.zeros(n + 1, dtype=np.int64)
+    work = np.empty(2 * n + 2, dtype=np.int64)
+    n_work = 0
+    for b in range(n_blocks0):
+        if size[b] > 0:
+            work[n_work] = b
+            n_work += 1
+    buf = np.empty(n, dtype=np.int64)
+    touched = np.empty(n + 1, dtype=np.int64)
+    while n_work > 0:
+        n_work -= 1
+        a = work[n_work]
+        m = size[a]
+        for i in range(m):  # a snapshot: the splitter may itself be split below
+            buf[i] = elems[first[a] + i]
+        for c in range(k):
+            n_touched = 0
+            for i in range(m):
+                j = c * n + buf[i]
+                for p in range(inv_start[j], inv_start[j + 1]):
+                    s = inv[p]
+                    b = block_of[s]
+                    pos = loc[s]
+                    front = first[b] + marked[b]
+                    if pos < front:
+                        continue  # already marked
+                    if marked[b] == 0:
+                        touched[n_touched] = b
+                        n_touched += 1
+                    u = elems[front]
+                    elems[front] = s
+                    loc[s] = front
+                    elems[pos] = u
+                    loc[u] = pos
+                    marked[b] += 1
+            for ti in range(n_touched):
+                b = touched[ti]
+                mk = marked[b]
+                marked[b] = 0
+                if mk == size[b]:
+                    continue
+                nb = n_blocks
+                n_blocks += 1
+                if mk <= size[b] - mk:  # the marked front part is the new (smaller) block
+                    first[nb] = first[b]
+                    size[nb] = mk
+                    first[b] += mk
+                    size[b] -= mk
+                else:
+                    first[nb] = first[b] + mk
+                    size[nb] = size[b] - mk
+                    size[b] = mk
+                for q in range(first[nb], first[nb] + size[nb]):
+                    block_of[elems[q]] = nb
+                work[n_work] = nb
+                n_work += 1
+    return block_of
+
+
+@numba.njit(cache=True, nogil=True)
+def quotient_partial_kernel(table: np.ndarray, blk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`quotient_kernel` of a partial table (``int32[n, k]``, -1 none, no sink): blocks
+    numbered in the order a queue BFS from state 0's block (classes left to right) meets them,
+    -1 stays -1. Returns ``(table int32[m, k], rep int64[m])``, ``rep`` the first state of each
+    numbered block. Pure."""
+    n, k = table.shape
+    nb = 0
+    for s in range(n):
+        if blk[s] + 1 > nb:
+            nb = blk[s] + 1
+    first = np.full(nb, -1, dtype=np.int64)
+    for s in range(n):
+        if first[blk[s]] < 0:
+            first[blk[s]] = s
+    order = np.full(nb, -1, dtype=np.int64)
+    seq = np.empty(nb, dtype=np.int64)
+    order[blk[0]] = 0
+    seq[0] = blk[0]
+    m = 1
+    head = 0
+    while head < m:
+        r = first[seq[head]]
+        head += 1
+        for c in range(k):
+            t = table[r, c]
+            if t >= 0 and order[blk[t]] < 0:
+                order[blk[t]] = m
+                seq[m] = blk[t]
+                m += 1
+    out = np.empty((m, k), dtype=np.int32)
+    rep = np.empty(m, dtype=np.int64)
+    for i in range(m):
+        r = first[seq[i]]
+        rep[i] = r
+        for c in range(k):
+            t = table[r, c]
+            out[i, c] = -1 if t < 0 else order[blk[t]]
+    return out, rep
+
+
+@numba.njit(cache=True, nogil=True)
 def quotient_kernel(trans: np.ndarray, blk: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """The quotient table of the partition ``blk`` of the states of ``trans`` (``int32[n + 1, k]``,
     complete, state ``n`` the sink): each block's row is its first state's row mapped to blocks;
@@ -398,10 +589,12 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
 
 
 @numba.njit(cache=True, nogil=True)
-def live_terminals_kernel(table: np.ndarray, acc: np.ndarray) -> np.ndarray:
-    """``live[s, i]``: an accepting state of terminal ``i`` (``acc[:, i]``) is reachable from
-    ``s`` in ``table`` (``int32[n, 256]``, -1 none): one reverse BFS per terminal over the
-    distinct predecessor edges. Pure."""
+def live_terminals_kernel(table: np.ndarray, acc: np.ndarray, acc_rows: np.ndarray, acc_terms: np.ndarray) -> np.ndarray:
+    """``live[s, i]``: an accepting state of terminal ``i`` (``acc[:, i]``, whose true entries
+    are exactly the pairs ``(acc_rows[j], acc_terms[j])``) is reachable from ``s`` in ``table``
+    (``int32[n, k]``, -1 none; a column per byte or per byte class): one reverse BFS per
+    terminal over the distinct predecessor edges, seeded from the pairs (``acc`` is not scanned
+    column by column). Pure."""
     n = table.shape[0]
     n_terms = acc.shape[1]
     cnt = np.zeros(n + 1, dtype=np.int64)
@@ -424,14 +617,24 @@ def live_terminals_kernel(table: np.ndarray, acc: np.ndarray) -> np.ndarray:
                 mark[t] = s
                 preds[fill[t]] = s
                 fill[t] += 1
+    # the accepting states of each terminal (counting sort of the pairs by terminal)
+    seed_ptr = np.zeros(n_terms + 1, dtype=np.int64)
+    for j in range(len(acc_terms)):
+        seed_ptr[acc_terms[j] + 1] += 1
+    for i in range(n_terms):
+        seed_ptr[i + 1] += seed_ptr[i]
+    seeds = np.empty(len(acc_terms), dtype=np.int64)
+    put = seed_ptr[:n_terms].copy()
+    for j in range(len(acc_terms)):
+        seeds[put[acc_terms[j]]] = acc_rows[j]
+        put[acc_terms[j]] += 1
     live = acc.copy()
     queue = np.empty(n, dtype=np.int64)
     for i in range(n_terms):
         q = 0
-        for s in range(n):
-            if acc[s, i]:
-                queue[q] = s
-                q += 1
+        for j in range(seed_ptr[i], seed_ptr[i + 1]):
+            queue[q] = seeds[j]
+            q += 1
         head = 0
         while head < q:
             t = queue[head]

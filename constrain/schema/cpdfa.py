@@ -907,6 +907,24 @@ def _any_string_bytes():
 
 def except_names_byte_dfa(names):
     """The quoted JSON strings (one spelling per code point, as :func:`to_byte_dfa`) whose value
+    is not in ``names``, as an :class:`~constrain.constraints.sparse_dfa.ExcludingSparseDFA`: the
+    automaton of every JSON string and the names' quoted spellings, the automaton of the
+    difference (:func:`_except_names_sparse`) built only if something reads it (an eager lexer
+    shares the first between such terminals and never does). Pure."""
+    from constrain.constraints.sparse_dfa import ExcludingSparseDFA
+
+    names = list(names)
+    spelled = set()
+    for name in names:
+        try:
+            spelled.add(('"' + js.spell_string(name) + '"').encode("utf-8"))
+        except UnicodeEncodeError:  # a lone surrogate: no JSON string of g spells it
+            continue
+    return ExcludingSparseDFA(_any_string_bytes()[0], tuple(sorted(spelled)), lambda: _except_names_sparse(names))
+
+
+def _except_names_sparse(names):
+    """The quoted JSON strings (one spelling per code point, as :func:`to_byte_dfa`) whose value
     is not in ``names``: the byte automaton of every JSON string, with a trie of the names'
     spellings laid over its first bytes; the trie states at the end of a name are dropped.
 

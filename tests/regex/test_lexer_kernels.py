@@ -160,7 +160,8 @@ def test_liveness_and_byte_use_kernels(case):
                     if (new != want[s]).any():
                         want[s] = new
                         changed = True
-    live = live_terminals_kernel(table, acc)
+    rows, terms = np.nonzero(acc)
+    live = live_terminals_kernel(table, acc, rows.astype(np.int64), terms.astype(np.int64))
     assert np.array_equal(live, want)
     uses = uses_bytes_kernel(table, live, which)
     for i in range(acc.shape[1]):
