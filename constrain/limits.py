@@ -52,6 +52,9 @@ class Limits:
     # JSON Schema compiler bounds (each raises LimitExceededError naming the field):
     # nested $ref/allOf/not inlinings of one schema;
     max_schema_ref_depth: int = 64
+    # nesting of objects and arrays in the schema document (the compiler recurses per level; the
+    # deepest MaskBench schema nests 63 deep, Python's recursion limit is reached near 400);
+    max_schema_depth: int = 128
     # grammar rules one schema may generate (~200 bytes of grammar text each);
     max_schema_rules: int = 20_000
     # enum values (or enumerated multipleOf values) of one schema node;

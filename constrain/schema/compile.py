@@ -103,6 +103,7 @@ import copy
 import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -252,6 +253,56 @@ class _NoFiniteDomain(UnsupportedFeatureError):
     """uniqueItems whose items have no finite domain (the caller may enforce it at run time)."""
 
 
+@lru_cache(maxsize=65536)
+def _terminal_base(hint: str) -> str:
+    """A terminal name's stem from a hint: upper-case letters, digits and ``_`` (kept per hint)."""
+    base = _NON_UPPER_WORD.sub("_", hint.upper()).strip("_")[:40] or "T"
+    return base if base[0].isalpha() else "T_" + base
+
+
+@lru_cache(maxsize=65536)
+def _rule_base(hint: str) -> str:
+    """A rule name's stem from a hint: lower-case letters, digits and ``_`` (kept per hint)."""
+    base = _NON_LOWER_WORD.sub("_", hint.lower()).strip("_")[:48] or "root"
+    return base if base[0].isalpha() else "n_" + base
+
+
+_NON_UPPER_WORD = re.compile(r"[^A-Z0-9]+")
+_NON_LOWER_WORD = re.compile(r"[^a-z0-9]+")
+
+
+def _check_depth(root, max_depth: int) -> None:
+    """Raise ``LimitExceededError`` (``max_schema_depth``, with the pointer of the first object
+    or array too deep) when ``root`` nests objects and arrays more than ``max_depth`` deep;
+    iterative, so a hostile document cannot exhaust the stack here."""
+    stack = [(root, 1, None)]  # (node, depth, trail): trail = (parent's trail, key), spelled on failure only
+    while stack:
+        x, d, trail = stack.pop()
+        if d > max_depth:
+            keys = []
+            while trail is not None:
+                trail, key = trail
+                keys.append(_esc_ptr(str(key)))
+            ptr = "/" + "/".join(reversed(keys))
+            raise _limit("max_schema_depth", max_depth, f"schema at {ptr}: objects and arrays nested {d} deep")
+        if isinstance(x, dict):
+            stack.extend((v, d + 1, (trail, k)) for k, v in x.items() if isinstance(v, (dict, list)))
+        elif isinstance(x, list):
+            stack.extend((v, d + 1, (trail, i)) for i, v in enumerate(x) if isinstance(v, (dict, list)))
+
+
+def _json_copy(x):
+    """A deep copy of a JSON document (dicts, lists and scalars copied by hand, several times
+    faster than ``copy.deepcopy``; anything else through ``copy.deepcopy``). Pure."""
+    if isinstance(x, dict):
+        return {k: _json_copy(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [_json_copy(v) for v in x]
+    if x is None or isinstance(x, (str, int, float, bool)):
+        return x
+    return copy.deepcopy(x)
+
+
 class _Compiler:
     def __init__(self, root, whitespace, max_whitespace, property_order, limits, unknown_keywords="ignore",
                  unknown_formats="ignore", catalogs=False, runtime_unique=False):
@@ -329,9 +380,7 @@ class _Compiler:
     def terminal(self, regex: str, hint: str) -> str:
         if regex in self.terminals:
             return self.terminals[regex]
-        base = re.sub(r"[^A-Z0-9]+", "_", hint.upper()).strip("_")[:40] or "T"
-        if not base[0].isalpha():
-            base = "T_" + base
+        base = _terminal_base(hint)
         name = base
         k = 1
         while name in self.term_names:
@@ -390,9 +439,7 @@ class _Compiler:
     def new_rule(self, hint: str) -> str:
         if len(self.rules) >= self.limits.max_schema_rules:
             raise _limit("max_schema_rules", self.limits.max_schema_rules, f"the schema needs more than {self.limits.max_schema_rules} grammar rules")
-        base = re.sub(r"[^a-z0-9]+", "_", hint.lower()).strip("_")[:48] or "root"
-        if not base[0].isalpha():
-            base = "n_" + base
+        base = _rule_base(hint)
         name = base
         k = self._name_next.get(base, 1)  # (numbered from where the last rule of this base stopped)
         if k > 1:
@@ -2858,11 +2905,16 @@ def _schema_grammar(
     :func:`schema_to_lark`. ``catalogs`` (compile_json_schema): large string enums as automata and
     uniqueItems over strings left to the run-time check (``compiler.unique_sites``)."""
     root = load_schema(schema)
-    if isinstance(root, dict):
-        root = copy.deepcopy(root)
-    c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats,
-                  catalogs, runtime_unique=catalogs)
-    expr = c.node(root, "")
+    try:
+        if isinstance(root, dict):
+            _check_depth(root, limits.max_schema_depth)
+            root = _json_copy(root)
+        c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats,
+                      catalogs, runtime_unique=catalogs)
+        expr = c.node(root, "")
+    except RecursionError:  # within max_schema_depth, but $refs and keywords stacked past Python's limit
+        raise _limit("max_schema_depth", limits.max_schema_depth,
+                     "the schema's subschemas nest too deeply for the compiler (Python's recursion limit)") from None
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")
     c.start_expr = expr

@@ -120,8 +120,10 @@ def _cls_char(cp: int) -> str:
 lit_char = _cls_char  # outside a class the same escaping is safe (specials get a backslash)
 
 
+@lru_cache(maxsize=65536)
 def lit(text: str) -> str:
-    """Regex matching exactly ``text`` (safe inside a Lark ``/.../`` terminal).
+    """Regex matching exactly ``text`` (safe inside a Lark ``/.../`` terminal). Pure, so kept in
+    a process-wide table: schemas spell the same keys and punctuation again and again.
 
     A backslash is written ``[\\\\]``, not ``\\\\``: lark rewrites ``\\"`` to ``"`` before compiling, which
     would break an escaped backslash followed by a quote (a string literal ending in a backslash)."""
@@ -152,7 +154,9 @@ def spell(cp: int) -> str:
     return chr(cp)
 
 
+@lru_cache(maxsize=65536)
 def spell_string(s: str) -> str:
+    """The serialized spelling of ``s`` (:func:`spell` of each code point; kept per string)."""
     return "".join(spell(ord(c)) for c in s)
 
 

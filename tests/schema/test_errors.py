@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from constrain.errors import LimitExceededError, SchemaError, UnsupportedFeatureError
+from constrain.limits import Limits
 from constrain.schema import schema_to_lark
 
 UNSUPPORTED = [
@@ -106,6 +107,42 @@ def test_limits():
     with pytest.raises(LimitExceededError, match="max_schema_ref_depth"):
         schema_to_lark(chain, limits=small_depth)
     schema_to_lark(chain)  # 10 levels are fine under the default (64)
+
+
+def _nested_items(depth: int) -> dict:
+    s: dict = {"type": "integer"}
+    for _ in range(depth):
+        s = {"type": "array", "items": s}
+    return s
+
+
+def test_schema_nesting_is_bounded_with_a_pointer():
+    """A hostile document nested thousands deep is a LimitExceededError naming the first node too
+    deep (it was a RecursionError, raised by the copy before any check); the default bound sits
+    below the depth at which the compiler's recursion would fail, so what it admits compiles."""
+    with pytest.raises(LimitExceededError, match="max_schema_depth") as info:
+        schema_to_lark(_nested_items(5000))
+    assert "schema at /items/items/" in str(info.value) and "nested 129 deep" in str(info.value)
+    with pytest.raises(LimitExceededError, match=r"schema at /items/items/items: objects and arrays nested 4 deep"):
+        schema_to_lark(_nested_items(5), limits=Limits(max_schema_depth=3))
+    # the key of a pointer is escaped as JSON Pointer says
+    with pytest.raises(LimitExceededError, match="schema at /properties/a~1b/items"):
+        schema_to_lark({"properties": {"a/b": {"items": {"items": {}}}}}, limits=Limits(max_schema_depth=3))
+    assert "start" in schema_to_lark(_nested_items(Limits().max_schema_depth - 1))
+
+
+def test_recursion_past_pythons_limit_is_a_limit_error():
+    """Within max_schema_depth, a compile that still runs out of Python's stack (here: a low
+    recursion limit) is reported as the depth limit, not a RecursionError."""
+    import sys
+
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(len(__import__("inspect").stack()) + 120)
+    try:
+        with pytest.raises(LimitExceededError, match="max_schema_depth.*|recursion limit"):
+            schema_to_lark(_nested_items(100))
+    finally:
+        sys.setrecursionlimit(old)
 
 
 def test_self_referencing_allof_cycle_is_bounded():
