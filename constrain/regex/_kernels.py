@@ -471,6 +471,11 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
     pairs = np.empty(256, dtype=np.int64)
     seed = np.empty(1, dtype=np.int64)
     seed[0] = start
+    # the set made from one NFA state's closure, per NFA state (-1: not made yet): a segment
+    # with a single target (a trie state's bytes that continue no name, most chains) is a
+    # lookup, not a closure and a hash probe
+    single = np.full(n_nfa, -1, dtype=np.int64)
+    single_t = -1
     gen = 1
     m = _close(seed, 1, eps_ptr, eps_idx, important, stamp, gen, stack, buf)
     n_sets = 0
@@ -533,6 +538,10 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                     if same:
                         seg_res[k] = seg_res[k - 1]
                         continue
+                single_t = pairs[lo] if hi - lo == 1 else -1
+                if single_t >= 0 and single[single_t] >= 0:
+                    seg_res[k] = single[single_t]
+                    continue
                 gen += 1
                 m = _close(pairs[lo:hi], hi - lo, eps_ptr, eps_idx, important, stamp, gen, stack, buf)
             h = _set_hash(buf, m)
@@ -585,6 +594,8 @@ def subset_kernel(eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_tgt, final_
                     slots = rehash_slots(hashes, n_sets, cap)
             if d >= 0:
                 seg_res[k] = found
+                if single_t >= 0:
+                    single[single_t] = found
         if d >= 0:
             for k in range(n_cls):
                 table[d, k] = seg_res[seg_of[k]]
