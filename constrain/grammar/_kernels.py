@@ -808,3 +808,47 @@ def lexer_distances_kernel(
                 n_cur = n_nxt
                 d += 1
     return out
+
+
+@numba.njit(cache=True, nogil=True)
+def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, n_e, n_old,
+                           live_tab, acc_tab, wsonly_tab, ws_live, acc_col, n_acc_cols):
+    """The per-lexer-state table entries of lazily built states ``n_old ..`` (rows ``new_acc`` /
+    ``new_live``, ``bool[m, n_terms]``), written in place: ``ws_live`` (a whitespace terminal is
+    live), ``acc_col`` (a scan-table column for states accepting something, numbered from
+    ``n_acc_cols``; -1 none), and per expected set ``e < n_e`` (its terminals
+    ``eset_cols[eset_ptr[e]:eset_ptr[e + 1]]``): ``live_tab[e, q]`` some expected terminal is
+    live, ``acc_tab[e, q]`` one accepts, ``wsonly_tab[e, q]`` only whitespace ones are live.
+    Returns the new column count."""
+    m, n_terms = new_acc.shape
+    for i in range(m):
+        q = n_old + i
+        wl = False
+        aa = False
+        for t in range(n_terms):
+            if new_live[i, t] and ws_mask[t]:
+                wl = True
+            if new_acc[i, t]:
+                aa = True
+        ws_live[q] = wl
+        if aa:
+            acc_col[q] = n_acc_cols
+            n_acc_cols += 1
+        else:
+            acc_col[q] = -1
+        for e in range(n_e):
+            live = False
+            accept = False
+            non_ws = False
+            for j in range(eset_ptr[e], eset_ptr[e + 1]):
+                t = eset_cols[j]
+                if new_live[i, t]:
+                    live = True
+                    if not ws_mask[t]:
+                        non_ws = True
+                if new_acc[i, t]:
+                    accept = True
+            live_tab[e, q] = live
+            acc_tab[e, q] = accept
+            wsonly_tab[e, q] = live and not non_ws
+    return n_acc_cols

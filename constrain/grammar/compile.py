@@ -78,6 +78,7 @@ from constrain.grammar._kernels import (
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
+    lazy_state_rows_kernel,
     safe_depth_kernel,
     merge_insert,
 )
@@ -97,14 +98,24 @@ _NON_WS = np.array([b not in _WS_BYTES for b in range(256)])
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
 
-def _row_bitsets(mat: np.ndarray) -> list[int]:
-    """Each row of a ``bool[n, k]`` matrix as a Python int with bit ``i`` = column ``i``."""
-    if not mat.shape[0]:
-        return []
-    packed = np.packbits(mat, axis=1, bitorder="little")
-    width = packed.shape[1]
-    raw = np.ascontiguousarray(packed).tobytes()
-    return [int.from_bytes(raw[i : i + width], "little") for i in range(0, len(raw), width)]
+class _RowBits:
+    """``bits[q]``: row ``q`` of a ``bool[n, k]`` matrix as a Python int (bit ``i`` = column
+    ``i``), made on first read and kept (rows never change once a state exists; the matrix may
+    grow, so it is fetched through ``matrix_of``). Most lexer states' rows are never read by
+    Python: the mask kernels read the arrays."""
+
+    __slots__ = ("_matrix_of", "_bits")
+
+    def __init__(self, matrix_of):
+        self._matrix_of = matrix_of
+        self._bits: dict[int, int] = {}
+
+    def __getitem__(self, q: int) -> int:
+        b = self._bits.get(q)
+        if b is None:
+            row = np.packbits(self._matrix_of()[q], bitorder="little")
+            b = self._bits[q] = int.from_bytes(row.tobytes(), "little")
+        return b
 
 
 class GrammarConstraint(CompiledConstraint):
@@ -125,13 +136,14 @@ class GrammarConstraint(CompiledConstraint):
             self._dirty: list[int] = []
             self._ignore_cols = np.flatnonzero([(self._ignore_bits >> i) & 1 for i in range(lexer.n_terminals)])
             self._ign_seen = 0  # lazy states below this one were checked for ignored lexeme ends
+            self._class_reps = np.unique(lexer.class_of, return_index=True)[1]  # a byte per byte class
             self._lazy_ensure(0, self._LAZY_AHEAD)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
         # transition rows as lists for _step, listed when first stepped (None: not yet; most states
         # never are: the mask kernels read the array)
         self._rows: list[list[int] | None] = [None] * self._transitions.shape[0]
-        self._acc_bits = _row_bitsets(lexer.accepting_terminals)
-        self._live_bits = _row_bitsets(lexer.live_terminals)
+        self._acc_bits = _RowBits(lambda: self.lexer.accepting_terminals)
+        self._live_bits = _RowBits(lambda: self.lexer.live_terminals)
         self._ignore_bits = sum(1 << i for i in ir.ignore)
         self._ws_bits = ws_terminals & self._ignore_bits
         self._bound = int(limits.max_consecutive_whitespace)
@@ -175,6 +187,7 @@ class GrammarConstraint(CompiledConstraint):
         an ignored terminal ends (their blocked-byte sets read the row)."""
         lexer = self.lexer
         depth_ok = self._depth_ok
+        reps = self._class_reps
         stack = [(q, depth)]
         while stack:
             s, d = stack.pop()
@@ -187,7 +200,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._dirty.append(s)
             depth_ok[s] = d
             if d > 1:
-                row = lexer.transitions[s]
+                row = lexer.transitions[s][reps]  # one byte per class: the row's distinct targets
                 for t in np.unique(row[row >= 0]).tolist():
                     if t >= len(depth_ok) or depth_ok[t] < d - 1:
                         stack.append((t, d - 1))
@@ -235,16 +248,13 @@ class GrammarConstraint(CompiledConstraint):
         new_acc = acc[n_old:n]
         new_live = lexer.live_terminals[n_old:n]
         self._rows.extend([None] * (n - n_old))  # most lazily built states are never stepped by _step
-        self._acc_bits.extend(_row_bitsets(new_acc))
-        self._live_bits.extend(_row_bitsets(new_live))
-        ws_mask = self._ws_mask
-        self._ws_live[n_old:n] = (new_live & ws_mask).any(axis=1)
-        acc_any = new_acc.any(axis=1)
-        n_new_cols = int(acc_any.sum())
-        cols = np.full(n - n_old, -1, dtype=np.int32)
-        cols[acc_any] = np.arange(self._n_acc_cols, self._n_acc_cols + n_new_cols, dtype=np.int32)
-        self._acc_col[n_old:n] = cols
-        self._n_acc_cols += n_new_cols
+        # per new state: whitespace-live, scan-table column, and the rows of every expected set
+        # seen so far (one kernel pass over the new rows and the sets' terminals)
+        n_e = len(self._eset_ids)
+        self._n_acc_cols = int(lazy_state_rows_kernel(
+            np.ascontiguousarray(new_acc), np.ascontiguousarray(new_live), self._ws_mask, self._eset_ptr,
+            self._eset_cols, n_e, n_old, self._live_tab, self._acc_tab, self._wsonly_tab, self._ws_live,
+            self._acc_col, self._n_acc_cols))
         if self._n_acc_cols > self._scan_tab.shape[1]:
             width = max(self._n_acc_cols, 2 * self._scan_tab.shape[1])
             grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
@@ -256,7 +266,9 @@ class GrammarConstraint(CompiledConstraint):
         isws: list[bool] = []
         starts = self._ign_start
         k0 = int(starts[n_old])
-        for q in range(n_old, n):
+        if not ignore:
+            starts[n_old + 1 : n + 1] = k0
+        for q in range(n_old, n) if ignore else ():
             for t in ignore:
                 if acc[q, t]:
                     bids.append(self._blocked_id(q, t))
@@ -271,15 +283,6 @@ class GrammarConstraint(CompiledConstraint):
             self._ign_bid[k0:need] = bids
             self._ign_isws[k0:need] = isws
         self._sync_blocked_tab()
-        # the rows of every expected set seen so far, for the new states: one product per table
-        n_e = len(self._eset_ids)
-        if n_e:
-            e_mat = self._eset_mat[:n_e].astype(np.float32).T  # [n_terms, n_e]
-            live_any = new_live.astype(np.float32) @ e_mat > 0
-            self._live_tab[:n_e, n_old:n] = live_any.T
-            self._acc_tab[:n_e, n_old:n] = (new_acc.astype(np.float32) @ e_mat > 0).T
-            non_ws_live = (new_live & ~ws_mask).astype(np.float32) @ e_mat > 0
-            self._wsonly_tab[:n_e, n_old:n] = (live_any & ~non_ws_live).T
         self._arrays.clear()
 
     def _grow_state_tables(self, n: int) -> None:
@@ -349,7 +352,9 @@ class GrammarConstraint(CompiledConstraint):
         self._acc_col[acc_any] = np.arange(int(acc_any.sum()), dtype=np.int32)
         starts, bids, isws = [0], [], []
         ignore = sorted(self.ir.ignore)
-        for q in range(n_q):
+        if not ignore:
+            starts = [0] * (n_q + 1)
+        for q in range(n_q) if ignore else ():
             for t in ignore:
                 if acc[q, t]:
                     bids.append(self._blocked_id(q, t))
@@ -368,7 +373,9 @@ class GrammarConstraint(CompiledConstraint):
         self._p_eset = np.zeros(64, dtype=np.int32)
         self._scan_tab = np.full((64, max(1, int(acc_any.sum()))), -2, dtype=np.int32)
         self._eset_ids: dict[int, int] = {}
-        self._eset_mat = np.zeros((8, len(self.ir.terminals)), dtype=bool)  # expected terminals per eset id
+        # expected terminals per eset id e: _eset_cols[_eset_ptr[e]:_eset_ptr[e + 1]]
+        self._eset_ptr = np.zeros(9, dtype=np.int64)
+        self._eset_cols = np.zeros(64, dtype=np.int64)
         self._live_tab = np.zeros((8, n_q), dtype=bool)
         self._acc_tab = np.zeros((8, n_q), dtype=bool)
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
@@ -407,14 +414,20 @@ class GrammarConstraint(CompiledConstraint):
             eid = len(self._eset_ids)
             if eid >= self._live_tab.shape[0]:
                 grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
-                self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_mat = map(
-                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_mat))
+                self._live_tab, self._acc_tab, self._wsonly_tab = map(
+                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab))
+                self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0] - 1, np.int64)])
             live_ok, accept_ok, ws_only = self._state_arrays(expected)
             n = min(live_ok.shape[0], self._q_cap)  # states past the capacity: written by the next sync
             self._live_tab[eid, :n] = live_ok[:n]
             self._acc_tab[eid, :n] = accept_ok[:n]
             self._wsonly_tab[eid, :n] = ws_only[:n]
-            self._eset_mat[eid] = [(expected >> i) & 1 for i in range(self._eset_mat.shape[1])]
+            cols = [i for i in range(len(self.ir.terminals)) if (expected >> i) & 1]
+            start = int(self._eset_ptr[eid])
+            if start + len(cols) > self._eset_cols.shape[0]:
+                self._eset_cols = np.concatenate([self._eset_cols, np.zeros(start + len(cols), np.int64)])
+            self._eset_cols[start : start + len(cols)] = cols
+            self._eset_ptr[eid + 1] = start + len(cols)
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])

@@ -54,3 +54,42 @@ def test_lexer_over_the_work_bound_is_built_lazily(monkeypatch):
                 break
             t = rnd.choice(allowed)
             s1, s2 = eager.advance_token(s1, t), lazy.advance_token(s2, t)
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+def test_lazy_sync_tables_equal_the_whole_matrix_formula(name):
+    """After random masked walks over a lazy lexer (states built and synced a few at a time),
+    the walk kernels' per-state tables hold, for every expected set seen and every built state,
+    what the whole matrices say; and the Python bit rows (read on demand) are the matrix rows."""
+    c = _compile(TEXTS[name], True)
+    rnd = random.Random(name)
+    for _ in range(6):
+        state = c.initial_state()
+        for _step in range(10):
+            bits = c.token_bits(state)
+            allowed = [t for t in range(c.vocab.size) if (bits[t >> 5] >> (t & 31)) & 1]
+            if not allowed:
+                break
+            state = c.advance_token(state, rnd.choice(allowed))
+            if state is None:
+                break
+    lexer = c.lexer
+    n = lexer.n_states
+    n_terms = len(c.ir.terminals)
+    w = np.array([(c._ws_bits >> i) & 1 for i in range(n_terms)], dtype=bool)
+    live, acc = lexer.live_terminals[:n], lexer.accepting_terminals[:n]
+    assert np.array_equal(c._ws_live[:n], (live & w).any(axis=1))
+    assert np.array_equal(c._acc_col[:n] >= 0, acc.any(axis=1))
+    cols = c._acc_col[:n][acc.any(axis=1)]
+    assert len(set(cols.tolist())) == len(cols), "a scan-table column per accepting state"
+    assert len(c._eset_ids) > 0
+    for expected, e_id in c._eset_ids.items():
+        e = np.array([(expected >> i) & 1 for i in range(n_terms)], dtype=bool)
+        assert sorted(c._eset_cols[c._eset_ptr[e_id] : c._eset_ptr[e_id + 1]].tolist()) == np.flatnonzero(e).tolist()
+        el = live & e
+        assert np.array_equal(c._live_tab[e_id, :n], el.any(axis=1))
+        assert np.array_equal(c._acc_tab[e_id, :n], (acc & e).any(axis=1))
+        assert np.array_equal(c._wsonly_tab[e_id, :n], el.any(axis=1) & ~(el & ~w).any(axis=1))
+    for q in rnd.sample(range(n), min(n, 40)):
+        assert c._acc_bits[q] == sum(1 << int(i) for i in np.flatnonzero(acc[q]))
+        assert c._live_bits[q] == sum(1 << int(i) for i in np.flatnonzero(live[q]))
