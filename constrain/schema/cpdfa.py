@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import functools
 import heapq
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Hashable, Sequence
 
 from constrain._cache import BoundedCache
@@ -46,6 +46,8 @@ class DFA:
 
     trans: list
     labels: list
+    # the same transitions as CSR arrays (row_ptr, lo, hi, target), when the maker had them
+    csr: tuple | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_states(self) -> int:
@@ -262,6 +264,7 @@ def product(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Lim
     segs = list(zip(seg_lo.tolist(), seg_hi.tolist(), seg_tgt.tolist()))
     bounds = row_ptr.tolist()
     trans = [segs[bounds[q] : bounds[q + 1]] for q in range(n)]
+    csr = (row_ptr[: n + 1], seg_lo, seg_hi, seg_tgt)
     # component labels per product state (row -1, a dead component, reads the appended None),
     # then one label() call per distinct combination
     cols = []
@@ -277,7 +280,7 @@ def product(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Lim
         if got is memo:
             got = memo[combo] = label(combo)
         labels.append(got)
-    return DFA(trans, labels)
+    return DFA(trans, labels, csr)
 
 
 def _product_reference(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], limits: Limits, what: str = "string language") -> DFA:
@@ -317,7 +320,59 @@ def _product_reference(dfas: Sequence[DFA], label: Callable[[tuple], Hashable], 
 
 def minimize(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
     """The minimal DFA (labels: bool) of the strings whose state label satisfies ``accept``,
-    without states that cannot reach acceptance or be reached (None: the empty language)."""
+    without states that cannot reach acceptance or be reached (None: the empty language).
+
+    In arrays: the edges cut the code points into classes, the class table is minimized by the
+    lexers' partial-table Hopcroft (:func:`constrain.regex.dfa._minimize_ids`: dead states
+    dropped, states numbered in BFS order from the start), and each row is written back as
+    ranges, adjacent classes with one target merged. :func:`_minimize_reference` is the Python
+    original (another numbering, the same minimal DFA)."""
+    import numpy as np
+
+    from constrain.regex.dfa import _minimize_ids
+
+    n = dfa.n_states
+    acc = np.fromiter((bool(accept(x)) for x in dfa.labels), dtype=bool, count=n)
+    if not acc.any():
+        return None
+    if dfa.csr is not None:
+        ptr, lo, hi, tgt = (np.asarray(a, dtype=np.int64) for a in dfa.csr)
+        src = np.repeat(np.arange(n, dtype=np.int64), np.diff(ptr))
+    else:
+        flat = [(q, a, b, t) for q, row in enumerate(dfa.trans) for a, b, t in row]
+        arr = np.asarray(flat, dtype=np.int64).reshape(-1, 4)
+        src, lo, hi, tgt = arr[:, 0], arr[:, 1], arr[:, 2], arr[:, 3]
+    points = np.unique(np.concatenate([lo, hi + 1]))
+    k = max(len(points) - 1, 1)
+    table = np.full((n, k), -1, dtype=np.int32)
+    if len(src):
+        c0 = np.searchsorted(points, lo)
+        span = np.searchsorted(points, hi + 1) - c0
+        total = int(span.sum())
+        offset = np.arange(total, dtype=np.int64) - np.repeat(np.cumsum(span) - span, span)
+        table[np.repeat(src, span), np.repeat(c0, span) + offset] = np.repeat(tgt, span)
+    out, rep = _minimize_ids(table, acc.astype(np.int64), k)
+    labels = acc[rep].tolist()
+    if len(out) == 1 and not labels[0] and (out[0] < 0).all():
+        return None  # the start cannot reach acceptance
+    # each row's runs of one target over adjacent classes (classes are adjacent code points)
+    valid = out >= 0
+    starts = valid.copy()
+    starts[:, 1:] &= out[:, 1:] != out[:, :-1]
+    ends = valid.copy()
+    ends[:, :-1] &= out[:, :-1] != out[:, 1:]
+    rs, cs = np.nonzero(starts)
+    _re, ce = np.nonzero(ends)
+    edges = list(zip(points[cs].tolist(), (points[ce + 1] - 1).tolist(), out[rs, cs].tolist()))
+    bounds = np.zeros(len(out) + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rs, minlength=len(out)), out=bounds[1:])
+    b = bounds.tolist()
+    return DFA([edges[b[i] : b[i + 1]] for i in range(len(out))], labels)
+
+
+def _minimize_reference(dfa: DFA, accept: Callable[[Hashable], bool]) -> DFA | None:
+    """:func:`minimize` in Python: liveness and reachability by sets, Hopcroft over a class table
+    of Python lists, states renumbered in input order (kept for the tests)."""
     n = dfa.n_states
     acc = [bool(accept(x)) for x in dfa.labels]
     # live states: those that can reach an accepting state

@@ -283,3 +283,44 @@ def test_except_names_byte_dfa_is_the_code_point_product(names):
             continue
         assert not got.matches(spelled)
         assert got.matches(spelled[:-1] + b'z"')
+
+
+@settings(max_examples=200, deadline=None)
+@given(dfas())
+def test_minimize_equals_the_python_reference(dfa):
+    """The array minimization and the Python original give the same minimal DFA: the same size
+    and, walked side by side from the start over every interval, the same labels and edges."""
+    got, want = cpdfa.minimize(dfa, bool), cpdfa._minimize_reference(dfa, bool)
+    assert (got is None) == (want is None)
+    if got is None:
+        return
+    assert got.n_states == want.n_states
+    pair = {0: 0}
+    stack = [0]
+    while stack:
+        a = stack.pop()
+        b = pair[a]
+        assert got.labels[a] == want.labels[b]
+        ea, eb = got.trans[a], want.trans[b]
+        assert [(lo, hi) for lo, hi, _ in ea] == [(lo, hi) for lo, hi, _ in eb]
+        for (_, _, ta), (_, _, tb) in zip(ea, eb):
+            if ta in pair:
+                assert pair[ta] == tb
+            else:
+                pair[ta] = tb
+                stack.append(ta)
+    assert len(pair) == got.n_states
+
+
+def test_minimize_of_a_product_reads_its_arrays():
+    """A product carries its transitions as arrays; minimize reads them (same result as from
+    the lists)."""
+    pat = r"^[a-c]+x?$"
+    pdfa = cpdfa.from_branches(js.search_branches(js.parse_pattern(pat), "", pat), DEFAULT_LIMITS)
+    prod = cpdfa.product([pdfa, cpdfa.length(2, 40, DEFAULT_LIMITS)], lambda bits: all(b is True for b in bits),
+                         DEFAULT_LIMITS, "test")
+    assert prod.csr is not None
+    a = cpdfa.minimize(prod, bool)
+    b = cpdfa.minimize(cpdfa.DFA(prod.trans, prod.labels), bool)
+    assert a.trans == b.trans and a.labels == b.labels
+    assert a.run("ab") and a.run("a" * 39 + "x") and not a.run("a" * 40 + "x") and not a.run("a")
