@@ -321,6 +321,8 @@ class _Compiler:
         self._unconditional_unique: set[str] | None = None
         self.external: dict[str, object] = {}  # %declare'd catalog terminals: name -> byte DFA
         self._valid_memo: dict[tuple[int, str], tuple] = {}  # (id(schema), JSON text) -> (schema, verdict)
+        self._resolved: dict[str, tuple] = {}  # $ref -> (node, pointer), resolve's memo
+        self._finite: dict[int, tuple] = {}  # id(schema) -> (schema, finite_candidates' answer)
         self._enum_cache: dict[int, tuple] = {}  # id(schema) -> (schema, enum hash keys, schema without enum)
         if unknown_keywords not in ("ignore", "error"):
             raise ValueError("unknown_keywords must be 'ignore' or 'error'")
@@ -498,8 +500,17 @@ class _Compiler:
                 self._scan_anchors(v, f"{ptr}/{i}")
 
     def resolve(self, ref, ptr):
+        """``(node, pointer)`` of a local ``$ref``; kept per reference (the compiler resolves the
+        same ones thousands of times in a large schema; a failure is raised anew each time, with
+        the caller's pointer)."""
         if not isinstance(ref, str):
             raise SchemaError("'$ref' must be a string", pointer=ptr)
+        hit = self._resolved.get(ref)
+        if hit is None:
+            hit = self._resolved[ref] = self._resolve(ref, ptr)
+        return hit
+
+    def _resolve(self, ref: str, ptr: str):
         frag = None
         if ref.startswith("#"):
             frag = ref[1:]
@@ -848,7 +859,16 @@ class _Compiler:
 
     def finite_candidates(self, schema: dict, ptr: str, depth: int) -> list | None:
         """A finite superset of the values valid against ``schema``: the smallest ``enum``/``const``
-        of the schema itself or of an ``allOf`` member (through ``allOf`` and ``$ref``); None if none."""
+        of the schema itself or of an ``allOf`` member (through ``allOf`` and ``$ref``); None if none.
+        Kept per schema node (a function of the node: the compiler asks for the same ones again
+        and again; one that raised is not kept)."""
+        key = id(schema)
+        hit = self._finite.get(key, self._finite)
+        if hit is self._finite:
+            hit = self._finite[key] = (schema, self._finite_candidates(schema, ptr, depth))  # (holds the node)
+        return None if hit[1] is None else list(hit[1])
+
+    def _finite_candidates(self, schema: dict, ptr: str, depth: int) -> list | None:
         best = None
         todo = [(schema, ptr, depth)]
         seen = set()
