@@ -142,8 +142,10 @@ class GrammarConstraint(CompiledConstraint):
         # transition rows as lists for _step, listed when first stepped (None: not yet; most states
         # never are: the mask kernels read the array)
         self._rows: list[list[int] | None] = [None] * self._transitions.shape[0]
-        self._acc_bits = _RowBits(lambda: self.lexer.accepting_terminals)
-        self._live_bits = _RowBits(lambda: self.lexer.live_terminals)
+        # (the lexer, not self: a closure over self would make the constraint a reference cycle,
+        # freed only by a full garbage collection)
+        self._acc_bits = _RowBits(lambda: lexer.accepting_terminals)
+        self._live_bits = _RowBits(lambda: lexer.live_terminals)
         self._ignore_bits = sum(1 << i for i in ir.ignore)
         self._ws_bits = ws_terminals & self._ignore_bits
         self._bound = int(limits.max_consecutive_whitespace)

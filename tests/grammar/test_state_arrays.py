@@ -93,3 +93,27 @@ def test_lazy_sync_tables_equal_the_whole_matrix_formula(name):
     for q in rnd.sample(range(n), min(n, 40)):
         assert c._acc_bits[q] == sum(1 << int(i) for i in np.flatnonzero(acc[q]))
         assert c._live_bits[q] == sum(1 << int(i) for i in np.flatnonzero(live[q]))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_constraint_is_freed_without_the_cycle_collector(lazy):
+    """Nothing the constraint holds refers back to it (a closure over ``self`` did, so every
+    compiled grammar waited for a full collection, which in a long-lived process took seconds
+    inside some unlucky mask): with the collector off, dropping the last reference frees it."""
+    import gc
+    import weakref
+
+    c = _compile(TEXTS["closed_object"], lazy)
+    state = c.initial_state()
+    bits = c.token_bits(state)
+    t = int(np.flatnonzero(np.unpackbits(bits.view(np.uint8), bitorder="little"))[0])
+    c.advance_token(state, t)
+    ref = weakref.ref(c)
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        del c, state
+        assert ref() is None
+    finally:
+        if was:
+            gc.enable()
