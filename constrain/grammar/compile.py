@@ -98,23 +98,22 @@ _NON_WS = np.array([b not in _WS_BYTES for b in range(256)])
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
 
-class _RowBits:
+class _RowBits(dict):
     """``bits[q]``: row ``q`` of a ``bool[n, k]`` matrix as a Python int (bit ``i`` = column
     ``i``), made on first read and kept (rows never change once a state exists; the matrix may
     grow, so it is fetched through ``matrix_of``). Most lexer states' rows are never read by
-    Python: the mask kernels read the arrays."""
+    Python: the mask kernels read the arrays. A dict with ``__missing__``, so a row already made
+    is a plain dict lookup (the matcher reads them on every step)."""
 
-    __slots__ = ("_matrix_of", "_bits")
+    __slots__ = ("_matrix_of",)
 
     def __init__(self, matrix_of):
+        super().__init__()
         self._matrix_of = matrix_of
-        self._bits: dict[int, int] = {}
 
-    def __getitem__(self, q: int) -> int:
-        b = self._bits.get(q)
-        if b is None:
-            row = np.packbits(self._matrix_of()[q], bitorder="little")
-            b = self._bits[q] = int.from_bytes(row.tobytes(), "little")
+    def __missing__(self, q: int) -> int:
+        row = np.packbits(self._matrix_of()[q], bitorder="little")
+        b = self[q] = int.from_bytes(row.tobytes(), "little")
         return b
 
 
