@@ -1,9 +1,9 @@
-"""Numba kernels of DFA minimization: Hopcroft's partition refinement over flat arrays, and the
-BFS numbering of the quotient.
+"""Numba kernels of DFA minimization: Hopcroft's partition refinement over flat arrays (partial
+tables: only the transitions there are), and the BFS numbering of the quotient.
 
-Used by :func:`constrain.regex.dfa.hopcroft_refine` (lexer DFAs, and the code-point DFAs of
-:mod:`constrain.schema.cpdfa`). The Python implementation it replaced is kept in ``dfa.py`` as
-the reference the tests compare it with.
+Used by :func:`constrain.regex.dfa._minimize_ids` (lexer DFAs, and the code-point DFAs of
+:mod:`constrain.schema.cpdfa`) and :func:`constrain.regex.dfa.hopcroft_refine`. The Python
+implementation they replaced is kept in ``dfa.py`` as the reference the tests compare with.
 """
 
 from __future__ import annotations
@@ -13,160 +13,42 @@ import numpy as np
 
 
 @numba.njit(cache=True, nogil=True)
-def hopcroft_kernel(trans: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np.ndarray:
-    """The coarsest refinement of the partition ``block0`` (dense ids ``0..n_blocks0-1``) that is
-    stable under ``trans`` (``int32[n, k]``, complete: every entry in ``0..n-1``); block of each
-    state (ids not in any particular order). ``O(k n log n)``.
-
-    The partition is one permutation of the states (``elems``) cut into ranges, one per block
-    (``first``, ``size``); ``loc`` is a state's index in it. Splitting by a splitter set moves the
-    predecessors of its states to the front of their block's range (``marked``), then cuts the
-    range; the smaller part becomes a new block and a new splitter. Every initial block but the
-    largest starts as a splitter, which suffices for any initial partition. Pure.
-    """
-    n, k = trans.shape
-    # predecessors per (class, target): CSR over index c * n + t
-    inv_start = np.zeros(k * n + 1, dtype=np.int64)
-    for s in range(n):
-        for c in range(k):
-            inv_start[c * n + trans[s, c] + 1] += 1
-    for i in range(k * n):
-        inv_start[i + 1] += inv_start[i]
-    fill = inv_start[:-1].copy()
-    inv = np.empty(k * n, dtype=np.int64)
-    for s in range(n):
-        for c in range(k):
-            j = c * n + trans[s, c]
-            inv[fill[j]] = s
-            fill[j] += 1
-    # the partition, states grouped by block (counting sort)
-    block_of = block0.astype(np.int64).copy()
-    first = np.zeros(n + 1, dtype=np.int64)
-    size = np.zeros(n + 1, dtype=np.int64)
-    for s in range(n):
-        size[block_of[s]] += 1
-    acc = 0
-    for b in range(n_blocks0):
-        first[b] = acc
-        acc += size[b]
-    elems = np.empty(n, dtype=np.int64)
-    loc = np.empty(n, dtype=np.int64)
-    put = first.copy()
-    for s in range(n):
-        b = block_of[s]
-        elems[put[b]] = s
-        loc[s] = put[b]
-        put[b] += 1
-    n_blocks = n_blocks0
-    marked = np.zeros(n + 1, dtype=np.int64)
-    work = np.empty(2 * n + 2, dtype=np.int64)
-    n_work = 0
-    largest = 0
-    for b in range(n_blocks0):
-        if size[b] > size[largest]:
-            largest = b
-    for b in range(n_blocks0):
-        if b != largest and size[b] > 0:
-            work[n_work] = b
-            n_work += 1
-    buf = np.empty(n, dtype=np.int64)
-    touched = np.empty(n + 1, dtype=np.int64)
-    while n_work > 0:
-        n_work -= 1
-        a = work[n_work]
-        m = size[a]
-        for i in range(m):  # a snapshot: the splitter may itself be split below
-            buf[i] = elems[first[a] + i]
-        for c in range(k):
-            n_touched = 0
-            for i in range(m):
-                j = c * n + buf[i]
-                for p in range(inv_start[j], inv_start[j + 1]):
-                    s = inv[p]
-                    b = block_of[s]
-                    pos = loc[s]
-                    front = first[b] + marked[b]
-                    if pos < front:
-                        continue  # already marked
-                    if marked[b] == 0:
-                        touched[n_touched] = b
-                        n_touched += 1
-                    u = elems[front]
-                    elems[front] = s
-                    loc[s] = front
-                    elems[pos] = u
-                    loc[u] = pos
-                    marked[b] += 1
-            for ti in range(n_touched):
-                b = touched[ti]
-                mk = marked[b]
-                marked[b] = 0
-                if mk == size[b]:
-                    continue
-                nb = n_blocks
-                n_blocks += 1
-                if mk <= size[b] - mk:  # the marked front part is the new (smaller) block
-                    first[nb] = first[b]
-                    size[nb] = mk
-                    first[b] += mk
-                    size[b] -= mk
-                else:
-                    first[nb] = first[b] + mk
-                    size[nb] = size[b] - mk
-                    size[b] = mk
-                for q in range(first[nb], first[nb] + size[nb]):
-                    block_of[elems[q]] = nb
-                work[n_work] = nb
-                n_work += 1
-    return block_of
-
-
-@numba.njit(cache=True, nogil=True)
-def live_states_kernel(table: np.ndarray, accepting: np.ndarray) -> np.ndarray:
-    """``live[s]``: an accepting state is reachable from ``s`` in ``table`` (``int32[n, k]``,
-    -1 none), by a reverse BFS over the transitions. Pure."""
+def _predecessors(table: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The transitions of ``table`` (``int32[n, k]``, -1 none) listed per target state (CSR):
+    ``(ptr, source, class)``, target ``t``'s in ``ptr[t]:ptr[t + 1]``, sources ascending. Pure."""
     n, k = table.shape
-    cnt = np.zeros(n + 1, dtype=np.int64)
+    ptr = np.zeros(n + 1, dtype=np.int64)
     for s in range(n):
         for c in range(k):
             t = table[s, c]
             if t >= 0:
-                cnt[t + 1] += 1
+                ptr[t + 1] += 1
     for t in range(n):
-        cnt[t + 1] += cnt[t]
-    preds = np.empty(cnt[n], dtype=np.int64)
-    fill = cnt[:n].copy()
+        ptr[t + 1] += ptr[t]
+    src = np.empty(ptr[n], dtype=np.int64)
+    cls = np.empty(ptr[n], dtype=np.int64)
+    fill = ptr[:n].copy()
     for s in range(n):
         for c in range(k):
             t = table[s, c]
             if t >= 0:
-                preds[fill[t]] = s
+                src[fill[t]] = s
+                cls[fill[t]] = c
                 fill[t] += 1
-    live = accepting.copy()
-    queue = np.empty(n, dtype=np.int64)
-    q = 0
-    for s in range(n):
-        if live[s]:
-            queue[q] = s
-            q += 1
-    head = 0
-    while head < q:
-        t = queue[head]
-        head += 1
-        for p in range(cnt[t], cnt[t + 1]):
-            s = preds[p]
-            if not live[s]:
-                live[s] = True
-                queue[q] = s
-                q += 1
-    return live
+    return ptr, src, cls
 
 
 @numba.njit(cache=True, nogil=True)
 def hopcroft_partial_kernel(table: np.ndarray, block0: np.ndarray, n_blocks0: int) -> np.ndarray:
-    """:func:`hopcroft_kernel` for a partial transition table (``int32[n, k]``, -1: no
-    transition), without a sink: only the transitions there are are read, so a sparse table (a
+    """The coarsest refinement of the partition ``block0`` (dense ids ``0..n_blocks0-1``) that
+    is stable under a transition table (``int32[n, k]``; -1: no transition, a complete table has
+    none): Hopcroft's algorithm reading only the transitions there are, so a sparse table (a
     lexer whose states have edges on a few of its classes) costs its edges, not ``k n``.
+
+    The partition is one permutation of the states (``elems``) cut into ranges, one per block
+    (``first``, ``size``); ``loc`` is a state's index in it. Splitting by a class's sources
+    moves them to the front of their block's range (``marked``), then cuts the range; the
+    smaller part becomes a new block and a new splitter.
 
     Two states are merged iff they have the same block in ``block0`` and, on every class, both
     lack a transition or both go to merged states; so "no transition" must mean "dead" (remove
@@ -181,26 +63,8 @@ def hopcroft_partial_kernel(table: np.ndarray, block0: np.ndarray, n_blocks0: in
     for partial DFAs, plus a pass over the classes per splitter). Block ids dense, in no
     particular order. Pure."""
     n, k = table.shape
-    # predecessors per target state (CSR): source and class of each transition
-    in_ptr = np.zeros(n + 1, dtype=np.int64)
-    for s in range(n):
-        for c in range(k):
-            t = table[s, c]
-            if t >= 0:
-                in_ptr[t + 1] += 1
-    for t in range(n):
-        in_ptr[t + 1] += in_ptr[t]
+    in_ptr, in_src, in_cls = _predecessors(table)
     m_edges = in_ptr[n]
-    in_src = np.empty(m_edges, dtype=np.int64)
-    in_cls = np.empty(m_edges, dtype=np.int64)
-    fill = in_ptr[:n].copy()
-    for s in range(n):
-        for c in range(k):
-            t = table[s, c]
-            if t >= 0:
-                in_src[fill[t]] = s
-                in_cls[fill[t]] = c
-                fill[t] += 1
     block_of = block0.astype(np.int64).copy()
     first = np.zeros(n + 1, dtype=np.int64)
     size = np.zeros(n + 1, dtype=np.int64)
@@ -297,10 +161,11 @@ def hopcroft_partial_kernel(table: np.ndarray, block0: np.ndarray, n_blocks0: in
 
 @numba.njit(cache=True, nogil=True)
 def quotient_partial_kernel(table: np.ndarray, blk: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`quotient_kernel` of a partial table (``int32[n, k]``, -1 none, no sink): blocks
-    numbered in the order a queue BFS from state 0's block (classes left to right) meets them,
-    -1 stays -1. Returns ``(table int32[m, k], rep int64[m])``, ``rep`` the first state of each
-    numbered block. Pure."""
+    """The quotient table of the partition ``blk`` of the states of a partial table
+    (``int32[n, k]``, -1 none): each block's row is its first state's row mapped to blocks,
+    blocks numbered in the order a queue BFS from state 0's block (classes left to right) meets
+    them, -1 staying -1. Returns ``(table int32[m, k], rep int64[m])``, ``rep`` the first state
+    of each numbered block. Pure."""
     n, k = table.shape
     nb = 0
     for s in range(n):
@@ -333,50 +198,6 @@ def quotient_partial_kernel(table: np.ndarray, blk: np.ndarray) -> tuple[np.ndar
         for c in range(k):
             t = table[r, c]
             out[i, c] = -1 if t < 0 else order[blk[t]]
-    return out, rep
-
-
-@numba.njit(cache=True, nogil=True)
-def quotient_kernel(trans: np.ndarray, blk: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """The quotient table of the partition ``blk`` of the states of ``trans`` (``int32[n + 1, k]``,
-    complete, state ``n`` the sink): each block's row is its first state's row mapped to blocks;
-    blocks are numbered in the order a queue BFS from the start's block (classes left to right)
-    first meets them, the sink's block is -1. Returns ``(table int32[m, k], rep int64[m])``,
-    ``rep`` the first state of each numbered block. The start's block must not be the sink's.
-    Pure."""
-    k = trans.shape[1]
-    dead = blk[n]
-    nb = 0
-    for s in range(n + 1):
-        if blk[s] + 1 > nb:
-            nb = blk[s] + 1
-    first = np.full(nb, -1, dtype=np.int64)
-    for s in range(n):
-        if first[blk[s]] < 0:
-            first[blk[s]] = s
-    order = np.full(nb, -1, dtype=np.int64)
-    seq = np.empty(nb, dtype=np.int64)
-    order[blk[0]] = 0
-    seq[0] = blk[0]
-    m = 1
-    head = 0
-    while head < m:
-        r = first[seq[head]]
-        head += 1
-        for c in range(k):
-            t = blk[trans[r, c]]
-            if t != dead and order[t] < 0:
-                order[t] = m
-                seq[m] = t
-                m += 1
-    out = np.empty((m, k), dtype=np.int32)
-    rep = np.empty(m, dtype=np.int64)
-    for i in range(m):
-        r = first[seq[i]]
-        rep[i] = r
-        for c in range(k):
-            t = blk[trans[r, c]]
-            out[i, c] = -1 if t == dead else order[t]
     return out, rep
 
 

@@ -843,14 +843,16 @@ def hopcroft_refine(trans, block_of, n_cls: int) -> list[int]:
     """Refine the partition ``block_of`` (of every state, the sink included) to the coarsest one
     that is stable under the transitions (``trans[s][k]``: the successor of ``s`` on class ``k``;
     complete: no -1): Hopcroft's algorithm, ``O(k n log n)``, in numba
-    (:func:`constrain.regex._kernels.hopcroft_kernel`). Also minimizes the code-point DFAs of
-    :mod:`constrain.schema.cpdfa`. Block ids come back dense but in no particular order."""
-    from constrain.regex._kernels import hopcroft_kernel
+    (:func:`constrain.regex._kernels.hopcroft_partial_kernel`, which reads a complete table as
+    a partial one with every transition present); the Python reference of
+    :func:`constrain.schema.cpdfa.minimize` partitions with it. Block ids come back dense but in
+    no particular order."""
+    from constrain.regex._kernels import hopcroft_partial_kernel
 
     ids: dict[int, int] = {}
     block0 = np.fromiter((ids.setdefault(b, len(ids)) for b in block_of), dtype=np.int64, count=len(block_of))
     table = np.asarray(trans, dtype=np.int32).reshape(len(block_of), n_cls)
-    return hopcroft_kernel(table, block0, len(ids)).tolist()
+    return hopcroft_partial_kernel(table, block0, len(ids)).tolist()
 
 
 def hopcroft_refine_reference(trans: list[list[int]], block_of: list[int], n_cls: int) -> list[int]:
@@ -946,10 +948,13 @@ def _minimize_ids(table: np.ndarray, label_ids: np.ndarray, n_cls: int) -> tuple
     ``table`` (the same labels). No Python per state, and no sink: the partition reads only the
     transitions there are (:func:`~constrain.regex._kernels.hopcroft_partial_kernel`), after
     those into dead states are removed."""
-    from constrain.regex._kernels import hopcroft_partial_kernel, live_states_kernel, quotient_partial_kernel
+    from constrain.regex._kernels import hopcroft_partial_kernel, quotient_partial_kernel
 
     table = np.ascontiguousarray(table, dtype=np.int32)
-    live = live_states_kernel(table, np.asarray(label_ids) != _EMPTY_LABEL)
+    # live: some labelled (accepting) state is reachable; the per-terminal liveness kernel, one column
+    accepting = (np.asarray(label_ids) != _EMPTY_LABEL)
+    seeds = np.flatnonzero(accepting).astype(np.int64)
+    live = live_terminals_kernel(table, accepting[:, None], seeds, np.zeros(len(seeds), dtype=np.int64))[:, 0]
     if not live[0]:
         return np.full((1, n_cls), -1, dtype=np.int32), np.zeros(1, dtype=np.int64)
     # the partial table's "no transition" must mean "dead": transitions into dead states are dropped
@@ -965,13 +970,17 @@ def _renumber(trans, block_of, n: int, n_cls: int) -> tuple[np.ndarray, np.ndarr
     and, per quotient state, its first state in ``trans`` (the sink is state ``n``).
 
     Each block's row is its first state's row mapped to blocks; the blocks are numbered in the
-    order a queue BFS over the quotient meets them (:func:`~constrain.regex._kernels.quotient_kernel`)."""
-    from constrain.regex._kernels import quotient_kernel
+    order a queue BFS over the quotient meets them
+    (:func:`~constrain.regex._kernels.quotient_partial_kernel`, the sink's block read as "no
+    transition")."""
+    from constrain.regex._kernels import quotient_partial_kernel
 
     blk = np.asarray(block_of, dtype=np.int64)
     if blk[0] == blk[n]:
         return np.full((1, n_cls), -1, dtype=np.int32), np.zeros(1, dtype=np.int64)
-    return quotient_kernel(np.ascontiguousarray(np.asarray(trans, dtype=np.int32).reshape(n + 1, n_cls)), blk, n)
+    table = np.asarray(trans, dtype=np.int32).reshape(n + 1, n_cls)[:n].copy()
+    table[blk[table] == blk[n]] = -1
+    return quotient_partial_kernel(table, blk[:n])
 
 
 def _expand(table_cls: np.ndarray, class_of: np.ndarray) -> np.ndarray:

@@ -1,6 +1,6 @@
 """The numba Hopcroft kernel gives the same minimal DFA as the Python reference.
 
-``_minimize`` partitions with :func:`constrain.regex._kernels.hopcroft_kernel`;
+``_minimize`` partitions with :func:`constrain.regex._kernels.hopcroft_partial_kernel`;
 ``_minimize(..., hopcroft=True)`` with :func:`hopcroft_refine_reference` (plain Python). Both
 renumber the blocks in BFS order from the start, so on the same input the two tables and label
 lists must be identical, on random DFAs (dead states, unreachable states, several labels) and on
