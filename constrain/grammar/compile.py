@@ -98,6 +98,16 @@ _NON_WS = np.array([b not in _WS_BYTES for b in range(256)])
 Thread = tuple  # (ParserState, lexer state or -1, ignored-whitespace byte count, blocked-set id or -1)
 
 
+def _bit_indices(bits: int) -> list[int]:
+    """The indices of the set bits of ``bits``, ascending (a terminal set as column numbers)."""
+    out = []
+    while bits:
+        low = bits & -bits
+        out.append(low.bit_length() - 1)
+        bits ^= low
+    return out
+
+
 class _RowBits(dict):
     """``bits[q]``: row ``q`` of a ``bool[n, k]`` matrix as a Python int (bit ``i`` = column
     ``i``), made on first read and kept (rows never change once a state exists; the matrix may
@@ -423,7 +433,7 @@ class GrammarConstraint(CompiledConstraint):
             self._live_tab[eid, :n] = live_ok[:n]
             self._acc_tab[eid, :n] = accept_ok[:n]
             self._wsonly_tab[eid, :n] = ws_only[:n]
-            cols = [i for i in range(len(self.ir.terminals)) if (expected >> i) & 1]
+            cols = _bit_indices(expected)
             start = int(self._eset_ptr[eid])
             if start + len(cols) > self._eset_cols.shape[0]:
                 self._eset_cols = np.concatenate([self._eset_cols, np.zeros(start + len(cols), np.int64)])
@@ -682,8 +692,7 @@ class GrammarConstraint(CompiledConstraint):
         arrs = self._arrays.get(expected)
         if arrs is None:
             # only the expected terminals' columns are read (usually a handful of the lexer's)
-            n_terms = len(self.ir.terminals)
-            cols = [i for i in range(n_terms) if (expected >> i) & 1]
+            cols = _bit_indices(expected)
             not_ws = [i for i in cols if not (self._ws_bits >> i) & 1]
             live = self.lexer.live_terminals
             live_ok = live[:, cols].any(axis=1)
