@@ -810,6 +810,26 @@ def lexer_distances_kernel(
     return out
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _eset_state_entry(live_row, acc_row, ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q):
+    """``live_tab`` / ``acc_tab`` / ``wsonly_tab`` ``[e, q]`` from lexer state ``q``'s terminal rows
+    and expected set ``e``'s terminals ``eset_cols[lo:hi]``."""
+    live = False
+    accept = False
+    non_ws = False
+    for j in range(lo, hi):
+        t = eset_cols[j]
+        if live_row[t]:
+            live = True
+            if not ws_mask[t]:
+                non_ws = True
+        if acc_row[t]:
+            accept = True
+    live_tab[e, q] = live
+    acc_tab[e, q] = accept
+    wsonly_tab[e, q] = live and not non_ws
+
+
 @numba.njit(cache=True, nogil=True)
 def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, n_e, n_old,
                            live_tab, acc_tab, wsonly_tab, ws_live, acc_col, n_acc_cols):
@@ -837,18 +857,16 @@ def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, n_e,
         else:
             acc_col[q] = -1
         for e in range(n_e):
-            live = False
-            accept = False
-            non_ws = False
-            for j in range(eset_ptr[e], eset_ptr[e + 1]):
-                t = eset_cols[j]
-                if new_live[i, t]:
-                    live = True
-                    if not ws_mask[t]:
-                        non_ws = True
-                if new_acc[i, t]:
-                    accept = True
-            live_tab[e, q] = live
-            acc_tab[e, q] = accept
-            wsonly_tab[e, q] = live and not non_ws
+            _eset_state_entry(new_live[i], new_acc[i], ws_mask, eset_cols, eset_ptr[e], eset_ptr[e + 1],
+                              live_tab, acc_tab, wsonly_tab, e, q)
     return n_acc_cols
+
+
+@numba.njit(cache=True, nogil=True)
+def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab, acc_tab, wsonly_tab):
+    """Row ``e`` of ``live_tab`` / ``acc_tab`` / ``wsonly_tab`` for lexer states ``0 .. n - 1`` (rows
+    of ``live`` / ``acc``, ``bool[n_q, n_terms]``): a new expected set, terminals
+    ``eset_cols[lo:hi]`` (written in place; the same entries :func:`lazy_state_rows_kernel` writes
+    for states built later)."""
+    for q in range(n):
+        _eset_state_entry(live[q], acc[q], ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q)

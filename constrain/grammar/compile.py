@@ -78,6 +78,7 @@ from constrain.grammar._kernels import (
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
+    eset_state_rows_kernel,
     lazy_state_rows_kernel,
     safe_depth_kernel,
     merge_insert,
@@ -428,17 +429,19 @@ class GrammarConstraint(CompiledConstraint):
                 self._live_tab, self._acc_tab, self._wsonly_tab = map(
                     grow, (self._live_tab, self._acc_tab, self._wsonly_tab))
                 self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0] - 1, np.int64)])
-            live_ok, accept_ok, ws_only = self._state_arrays(expected)
-            n = min(live_ok.shape[0], self._q_cap)  # states past the capacity: written by the next sync
-            self._live_tab[eid, :n] = live_ok[:n]
-            self._acc_tab[eid, :n] = accept_ok[:n]
-            self._wsonly_tab[eid, :n] = ws_only[:n]
             cols = _bit_indices(expected)
             start = int(self._eset_ptr[eid])
             if start + len(cols) > self._eset_cols.shape[0]:
                 self._eset_cols = np.concatenate([self._eset_cols, np.zeros(start + len(cols), np.int64)])
             self._eset_cols[start : start + len(cols)] = cols
             self._eset_ptr[eid + 1] = start + len(cols)
+            lexer = self.lexer
+            # states past the capacity: written by the next sync
+            n = min(lexer.n_states, self._q_cap)
+            eset_state_rows_kernel(
+                lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
+                start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab,
+            )
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])

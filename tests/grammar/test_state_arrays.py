@@ -57,11 +57,14 @@ def test_lexer_over_the_work_bound_is_built_lazily(monkeypatch):
 
 
 @pytest.mark.parametrize("name", sorted(TEXTS))
-def test_lazy_sync_tables_equal_the_whole_matrix_formula(name):
-    """After random masked walks over a lazy lexer (states built and synced a few at a time),
-    the walk kernels' per-state tables hold, for every expected set seen and every built state,
-    what the whole matrices say; and the Python bit rows (read on demand) are the matrix rows."""
-    c = _compile(TEXTS[name], True)
+@pytest.mark.parametrize("lazy", [False, True])
+def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
+    """After random masked walks (over a lazy lexer: states built and synced a few at a time),
+    the walk kernels' per-state tables hold, for every expected set seen (written by
+    ``eset_state_rows_kernel`` when the set is first seen, by ``lazy_state_rows_kernel`` for
+    states built later) and every built state, what the whole matrices say; and the Python bit
+    rows (read on demand) are the matrix rows."""
+    c = _compile(TEXTS[name], lazy)
     rnd = random.Random(name)
     for _ in range(6):
         state = c.initial_state()
