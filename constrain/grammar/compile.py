@@ -216,6 +216,22 @@ class GrammarConstraint(CompiledConstraint):
                 for t in np.unique(row[row >= 0]).tolist():
                     if t >= len(depth_ok) or depth_ok[t] < d - 1:
                         stack.append((t, d - 1))
+        self._lazy_expand_ignored_ends()
+
+    def _lazy_expand_along(self, eid: int, q: int, roots: np.ndarray) -> None:
+        """Expand every lexer state the lexeme walk of expected set ``eid`` from ``q`` over the
+        forest subtrees below ``roots`` can read a byte in (lazy lexer; one numba pass instead of a
+        walk per few bytes of depth), then sync the tables."""
+        cols = self._eset_cols[self._eset_ptr[eid] : self._eset_ptr[eid + 1]]
+        built = self.lexer.expand_along(q, roots, self._slices.forest, self._forest_sub_bytes, cols)
+        self._dirty.extend(built.tolist())
+        self._lazy_expand_ignored_ends()
+        self._lazy_sync()
+
+    def _lazy_expand_ignored_ends(self) -> None:
+        """Expand the new lexer states where an ignored terminal ends (their blocked-byte sets read
+        the row); states below ``_ign_seen`` were looked at before."""
+        lexer = self.lexer
         if self._ignore_bits:
             # states created since the last look (older ones where an ignored lexeme ends were
             # expanded then); expanding may create more
@@ -569,6 +585,7 @@ class GrammarConstraint(CompiledConstraint):
         sliced = self._slices
         forest = sliced.forest
         first_blocked = self._no_block if b < 0 else self._blocked[b]
+        along = False  # whether the rows along the walk were built
         while True:
             depth = self._safe_depth(eid, q if q >= 0 else 0, first_blocked)
             words = sliced.covered_words[depth].copy()
@@ -583,7 +600,15 @@ class GrammarConstraint(CompiledConstraint):
                 self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
                 continue
             if self._lazy and nb and (bs[:nb] < 0).any():
-                self._lazy_expand_rows(bs[:nb][bs[:nb] < 0])
+                missing = bs[:nb][bs[:nb] < 0]
+                if not along:
+                    # every row the walk can need, built at once (the walk may stop at the first
+                    # missing row of each subtree: walking again a few bytes deeper each time
+                    # cost a walk and a table sync per round)
+                    along = True
+                    self._lazy_expand_along(eid, q if q >= 0 else 0, sliced.walk_roots[depth])
+                else:
+                    self._lazy_expand_rows(missing)
                 continue
             break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())

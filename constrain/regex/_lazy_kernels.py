@@ -248,6 +248,67 @@ def lazy_expand_kernel(q, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr, edge_l
     return 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _loops_over(trans, s, sub_bytes, i) -> bool:
+    """Whether every byte below trie node ``i`` (``sub_bytes[i]``, 4 words) leads state ``s`` to itself."""
+    for b in range(256):
+        if (sub_bytes[i, b >> 6] >> np.uint64(b & 63)) & np.uint64(1) and trans[s, b] != s:
+            return False
+    return True
+
+
+@numba.njit(cache=True, nogil=True)
+def lazy_expand_walk_kernel(start_q, roots, node_byte, node_depth, subtree_end, sub_bytes, max_depth, live_cols,
+                            out, n_out, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_t,
+                            loop_of, back_loop, loops, keep, term_of, final_term, set_ptr, set_keys, hashes, htab,
+                            n_states, trans, acc, live, expanded, max_states, buf, tab, used, stack):
+    """Build the row of every state a walk of the trie subtrees below ``roots`` reaches from
+    ``start_q`` and reads a byte in, while some terminal of ``live_cols`` stays live: the rows a
+    grammar walk over those subtrees needs, at once instead of a few bytes per walk. Subtrees whose
+    bytes all loop on the state are not entered (every state there is that one). Appends the ids
+    of the states expanded to ``out`` from ``n_out[0]`` (and advances it); stops early when ``out``
+    is full. Returns 0, or a status of :func:`lazy_expand_kernel` (act on it and call again:
+    rows built so far stay built)."""
+    states = np.empty(max_depth + 1, np.int64)
+    for k in range(roots.shape[0]):
+        r = roots[k]
+        d0 = node_depth[r]
+        states[d0] = start_q
+        i = r + 1
+        end = subtree_end[r]
+        while i < end:
+            d = node_depth[i]
+            p = states[d - 1]
+            if not expanded[p]:
+                if n_out[0] >= out.shape[0]:
+                    return 0
+                st = lazy_expand_kernel(p, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_t,
+                                        loop_of, back_loop, loops, keep, term_of, final_term, set_ptr, set_keys,
+                                        hashes, htab, n_states, trans, acc, live, expanded, max_states, buf, tab,
+                                        used, stack)
+                if st != 0:
+                    return st
+                out[n_out[0]] = p
+                n_out[0] += 1
+            s = trans[p, node_byte[i]]
+            ok = s >= 0
+            if ok:
+                ok = False
+                for j in range(live_cols.shape[0]):
+                    if live[s, live_cols[j]]:
+                        ok = True
+                        break
+            if not ok or subtree_end[i] == i + 1:
+                i = subtree_end[i]  # dead, or a leaf: its row is not read
+                continue
+            if s == p and _loops_over(trans, s, sub_bytes, i):
+                i = subtree_end[i]
+                continue
+            states[d] = s
+            i += 1
+    return 0
+
+
 @numba.njit(cache=True, nogil=True)
 def lazy_find(keys, set_ptr, set_keys, hashes, htab) -> int:
     """The id of the state whose configurations are ``keys`` (sorted), or -1 if there is none."""

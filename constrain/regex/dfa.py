@@ -34,6 +34,7 @@ from constrain.regex._lazy_kernels import (
     coreach_kernel,
     lazy_closure,
     lazy_expand_kernel,
+    lazy_expand_walk_kernel,
     lazy_find,
     lazy_intern,
     lazy_rehash,
@@ -1939,6 +1940,27 @@ class LazyLexerDFA:
             )
             if status == 0:
                 return
+            self._on_kernel_status(int(status))
+
+    def expand_along(self, start: int, roots: np.ndarray, trie, sub_bytes: np.ndarray, live_cols: np.ndarray,
+                     limit: int = 4096) -> np.ndarray:
+        """Build the row of every state a walk of ``trie``'s subtrees below ``roots`` reaches from
+        ``start`` and reads a byte in, while a terminal of ``live_cols`` stays live (mutates; see
+        :func:`~constrain.regex._lazy_kernels.lazy_expand_walk_kernel`); at most ``limit`` rows.
+        Returns the ids of the states expanded."""
+        out = np.empty(limit, dtype=np.int64)
+        n_out = np.zeros(1, dtype=np.int64)
+        while True:
+            status = lazy_expand_walk_kernel(
+                start, roots, trie.node_byte, trie.node_depth, trie.subtree_end, sub_bytes, trie.max_depth,
+                live_cols, out, n_out, self._n_nfa, self.class_of, self.n_classes, self._eps_ptr, self._eps_idx,
+                self._edge_ptr, self._edge_lo, self._edge_hi, self._edge_t, self._loop_of_a, self._back_loop_a,
+                self._loops_a, self._keep, self._term_of_a, self._final_term, self._set_ptr, self._set_keys,
+                self._hashes, self._htab, self._n_states, self._trans, self._acc, self._live, self._expanded,
+                self.limits.max_lazy_lexer_states, self._buf, self._tab, self._used, self._stack,
+            )
+            if status == 0:
+                return out[: n_out[0]]
             self._on_kernel_status(int(status))
 
     def reference_successors(self, q: int) -> list[frozenset[int]]:

@@ -167,3 +167,59 @@ def test_lazy_terminal_info_agrees_with_the_eager_lexer(patterns):
     assert no_string == (~acc.any(axis=0)).tolist()
     assert empty == acc[eager.start].tolist()
     assert non_ws == uses_bytes_kernel(eager.transitions, eager.live_terminals, _NON_WS).tolist()
+
+
+def _rows_a_walk_reads(lazy, start, trie, roots, cols):
+    """Reference for ``expand_along``: the states whose row a walk of ``trie`` below ``roots`` from
+    ``start`` reads (a node with children reached in a state where a terminal of ``cols`` is live),
+    building rows one at a time in Python."""
+    need = set()
+    for r in roots.tolist():
+        stack = [(r, start)]
+        while stack:
+            node, q = stack.pop()
+            children = []
+            i = node + 1
+            while i < trie.subtree_end[node]:
+                children.append(i)
+                i = int(trie.subtree_end[i])
+            if not children:
+                continue
+            need.add(q)
+            lazy.expand(q)
+            for c in children:
+                q2 = int(lazy.transitions[q, trie.node_byte[c]])
+                if q2 >= 0 and lazy.live_terminals[q2, cols].any():
+                    stack.append((c, q2))
+    return need
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(0, len(LEXERS) - 1),
+       tokens=st.lists(st.lists(st.sampled_from(list(ALPHABET)), min_size=1, max_size=9).map(bytes),
+                       min_size=1, max_size=40, unique=True),
+       prefix=st.lists(st.sampled_from(list(ALPHABET)), max_size=4).map(bytes),
+       col_bits=st.integers(1, 15))
+def test_expand_along_builds_every_row_a_trie_walk_reads(k, tokens, prefix, col_bits):
+    """``expand_along`` builds the row of every state a walk of the token trie from a state reads
+    (the grammar's lexeme walk then meets no missing row), whatever the terminals kept live, and
+    no row of a state the walk does not reach."""
+    from constrain.vocab.trie import TokenTrie, subtree_byte_sets
+
+    lazy = terminals_to_lazy_dfa(LEXERS[k])
+    start = lazy.advance(lazy.start, prefix)
+    if start < 0:
+        return
+    n_t = lazy.n_terminals
+    cols = np.array([t for t in range(n_t) if (col_bits >> t) & 1] or [0], dtype=np.int64)
+    trie = TokenTrie.build(tokens)
+    roots = np.zeros(1, dtype=np.int32)
+    built = lazy.expand_along(start, roots, trie, subtree_byte_sets(trie), cols)
+    assert len(set(built.tolist())) == len(built)
+    expanded = lazy.expanded.copy()
+    # the reference (which builds rows itself) finds nothing the kernel left unbuilt ...
+    need = _rows_a_walk_reads(lazy, start, trie, roots, cols)
+    # (a subtree skipped by the shortcut stays in a state already built)
+    assert all(expanded[q] for q in need), "a state the walk reads was not built"
+    # ... and the kernel built rows only of states the walk reaches
+    assert set(built.tolist()) <= need
