@@ -125,6 +125,8 @@ def safe_depth_kernel(
     stk_x: np.ndarray,  # int32 [>= 8 * n_q] scratch
     stk_u: np.ndarray,  # int32 [>= 8 * n_q] scratch
     missing: np.ndarray,  # int32 [>= 9 * n_q] out: lazy states whose rows are needed (see below)
+    reached: np.ndarray,  # int32 [k] out: every state read on the way, level by level (see below)
+    n_reached: np.ndarray,  # int64 [1] out: entries of ``reached`` written; -1 if it overflowed
 ) -> int:
     """How many characters of *any* safe JSON-string text ``start_q`` reads while staying live.
 
@@ -146,15 +148,26 @@ def safe_depth_kernel(
     The states after ``n`` characters form a set (``cur``); each level explores every safe byte
     from each of them, the continuation bytes of multi-byte characters through (state, decoder
     state) pairs, each pair once per level.
+
+    ``reached`` lists the states each level read (after a whole or a partial character), levels
+    in order, with ``-1 - level`` before each level's entries. Where the answer is ``max_chars``
+    nothing was cut short, and what was read does not depend on ``live_ok`` / ``ws_only``: the
+    depth for other expected sets is the first level holding a state that fails them (see
+    ``GrammarConstraint._safe_depth``).
     """
     ncur = 1
     cur[0] = start_q
+    nr = 0
+    cap_r = reached.shape[0]
     for level in range(max_chars):
         stamp[0] += 1
         st = stamp[0]
         nn = 0
         sp = 0
         nmiss = 0
+        if nr < cap_r:
+            reached[nr] = -1 - level
+        nr += 1
         for i in range(ncur):
             x = cur[i]
             for j in range(step_b.shape[0]):
@@ -166,10 +179,14 @@ def safe_depth_kernel(
                     nmiss += 1
                     break  # the row of x is not built: none of its bytes can be read
                 if y < 0 or not live_ok[y] or ws_only[y]:
+                    n_reached[0] = nr if nr <= cap_r else -1
                     return level
                 k = y * 8 + u
                 if mark[k] != st:
                     mark[k] = st
+                    if nr < cap_r:
+                        reached[nr] = y
+                    nr += 1
                     if u == 0:
                         nxt[nn] = y
                         nn += 1
@@ -189,10 +206,14 @@ def safe_depth_kernel(
                     nmiss += 1
                     break
                 if y < 0 or not live_ok[y] or ws_only[y]:
+                    n_reached[0] = nr if nr <= cap_r else -1
                     return level
                 k = y * 8 + u2
                 if mark[k] != st:
                     mark[k] = st
+                    if nr < cap_r:
+                        reached[nr] = y
+                    nr += 1
                     if u2 == 0:
                         nxt[nn] = y
                         nn += 1
@@ -201,8 +222,10 @@ def safe_depth_kernel(
                         stk_u[sp] = u2
                         sp += 1
         if nmiss > 0:
+            n_reached[0] = nr if nr <= cap_r else -1
             return -2 - nmiss
         if nn > max_set:
+            n_reached[0] = nr if nr <= cap_r else -1
             return level + 1
         if nn == ncur:
             a = np.sort(cur[:ncur])
@@ -213,10 +236,12 @@ def safe_depth_kernel(
                     same = False
                     break
             if same:
+                n_reached[0] = nr if nr <= cap_r else -1
                 return max_chars
         for i in range(nn):
             cur[i] = nxt[i]
         ncur = nn
+    n_reached[0] = nr if nr <= cap_r else -1
     return max_chars
 
 

@@ -174,6 +174,9 @@ class GrammarConstraint(CompiledConstraint):
         classes = lexer.class_of if self._lazy else lexer.byte_class
         self._safe_steps = safe_byte_steps(classes)
         self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
+        # what full-depth safe-text searches from eager lexer states read (see _safe_depth)
+        self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._reach_buf = (np.empty(32768, np.int32), np.zeros(1, np.int64))
         self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
@@ -633,6 +636,14 @@ class GrammarConstraint(CompiledConstraint):
         builds lazy rows as needed)."""
         if first_blocked is not self._no_block and (first_blocked & SAFE_FIRST).any():
             return 0
+        max_chars = self._slices.max_chars
+        reach = self._safe_reach.get(q)
+        if reach is not None:
+            # the states safe text reads from q, level by level, are the same for every expected
+            # set: the depth is the first level holding one that fails this set
+            states, levels = reach
+            bad = ~self._live_tab[eid][states] | self._wsonly_tab[eid][states]
+            return int(levels[bad].min()) if bad.any() else max_chars
         step_b, step_u, cont_ptr, cont_b = self._safe_steps
         built = self.lexer.n_states
         while True:
@@ -640,17 +651,30 @@ class GrammarConstraint(CompiledConstraint):
             if self._depth_scratch[1].shape[0] < n_q:
                 self._depth_scratch = self._new_depth_scratch(max(n_q, 2 * self._depth_scratch[1].shape[0]))
             mark, cur, nxt, stk_x, stk_u, missing = self._depth_scratch
+            reached, n_reached = self._reach_buf
             depth = safe_depth_kernel(
-                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, self._slices.max_chars,
+                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, max_chars,
                 self._SAFE_DEPTH_MAX_SET, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
-                cur, nxt, stk_x, stk_u, missing,
+                cur, nxt, stk_x, stk_u, missing, reached, n_reached,
             )
+            if depth == max_chars and not self._lazy and n_reached[0] >= 0:
+                self._keep_safe_reach(q, reached[: n_reached[0]])
             if depth >= 0:
                 return depth
             if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
                 return 0  # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens
             # every row the level needs, built at once (one table sync, not one per row)
             self._lazy_expand_rows(-2 - missing[: -2 - depth])
+
+    def _keep_safe_reach(self, q: int, reached: np.ndarray) -> None:
+        """Keep what a full-depth safe-text search from eager lexer state ``q`` read (the kernel's
+        ``reached`` list): each state once, with the first level it was read at."""
+        marks = reached < 0
+        level = np.cumsum(marks) - 1
+        states, first = np.unique(reached[~marks], return_index=True)
+        if len(self._safe_reach) >= self.limits.max_cached_masks:
+            self._safe_reach.pop(next(iter(self._safe_reach)))
+        self._safe_reach[q] = (states.astype(np.int64), level[~marks][first])
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).

@@ -11,6 +11,7 @@ tokens, with eager and lazy lexers.
 from __future__ import annotations
 
 import functools
+import random
 
 import numpy as np
 import pytest
@@ -158,6 +159,11 @@ def test_safe_depth_is_sound(max_len, prefix, text, cut):
     assert len(prefix) + len(take) <= max_len
 
 
+def _reach_out():
+    """The kernel's ``reached`` / ``n_reached`` outputs (unread here)."""
+    return np.empty(64, np.int32), np.zeros(1, np.int64)
+
+
 @functools.lru_cache(maxsize=None)
 def _string_constraint(max_len: int):
     return compile_grammar(schema_to_lark({"type": "string", "maxLength": max_len}), text_vocab())
@@ -181,7 +187,7 @@ def test_depth_kernel_reports_missing_lazy_rows(classes):
 
     def depth(start: int = 1, max_chars: int = 4, max_set: int = 256) -> int | list[int]:
         """The depth, or the sorted states whose rows the kernel asked for."""
-        d = safe_depth_kernel(trans, live, ws_only, start, max_chars, max_set, *steps, UTF8_NEXT, *scratch)
+        d = safe_depth_kernel(trans, live, ws_only, start, max_chars, max_set, *steps, UTF8_NEXT, *scratch, *_reach_out())
         return d if d >= 0 else sorted(set(missing[: -2 - d].tolist()))
 
     assert depth() == [1]
@@ -223,11 +229,11 @@ def test_depth_kernel_reports_every_missing_row_of_a_level_at_once():
     missing = np.empty(36, np.int32)
     scratch = (np.zeros(32, np.int64), np.zeros(1, np.int64), np.empty(4, np.int32), np.empty(4, np.int32),
                np.empty(32, np.int32), np.empty(32, np.int32), missing)
-    d = safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch)
+    d = safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch, *_reach_out())
     assert d < 0 and sorted(set(missing[: -2 - d].tolist())) == [1, 2]  # level 1 holds 1, 2 and 3
     trans[2] = 3
     trans[2, ord("a")] = -1  # 2 dies on "a" at level 1: depth 1, whatever 1's unknown row holds
-    assert safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch) == 1
+    assert safe_depth_kernel(trans, live, ws_only, 0, 4, 256, *steps, UTF8_NEXT, *scratch, *_reach_out()) == 1
 
 
 def test_blocked_first_byte_gives_depth_zero():
@@ -274,6 +280,37 @@ def test_sliced_masks_equal_the_reference_walk(name, lazy, rnd):
         texty = [t for t in ids if safe_text_length(c.vocab.token_bytes(t)) > 1]
         state = c.advance_bytes(state, c.vocab.token_bytes(rnd.choice(texty if texty and rnd.random() < 0.7 else ids)))
         assert state is not None
+
+
+def test_remembered_safe_reach_gives_the_kernels_depth_for_every_expected_set():
+    """An eager lexer state's full-depth safe-text search is kept (the states it read, by level)
+    and answers later expected sets without a search: the same depth as a fresh search, for every
+    (expected set, lexer state) the masks met, over every schema of ``SCHEMAS``."""
+    checked = 0
+    depths = set()
+    for name in sorted(SCHEMAS):
+        c = compile_grammar(schema_to_lark(SCHEMAS[name]), text_vocab())
+        assert not c._lazy
+        rnd = random.Random(name)
+        for _ in range(8):  # masks along random walks: expected sets and lexer states to ask about
+            state = c.initial_state()
+            for _step in range(25):
+                ids = _ids(c, c.token_bits(state))
+                if not ids:
+                    break
+                state = c.advance_bytes(state, c.vocab.token_bytes(rnd.choice(ids)))
+        qs = sorted(set(c._safe_reach) | set(rnd.sample(range(c.lexer.n_states), 30)))
+        for eid in range(len(c._eset_ids)):
+            for q in qs:
+                kept = c._safe_reach.pop(q, None)
+                fresh = c._safe_depth(eid, q, c._no_block)
+                c._safe_reach.pop(q, None)
+                if kept is not None:
+                    c._safe_reach[q] = kept
+                    assert c._safe_depth(eid, q, c._no_block) == fresh, (name, eid, q)
+                    checked += 1
+                    depths.add(fresh)
+    assert checked >= 10 and len(depths) >= 2, (checked, depths)  # full depth and less
 
 
 @functools.lru_cache(maxsize=None)
