@@ -19,6 +19,7 @@ the whole-folder bench compiles as well (its TTFM percentiles count them; they h
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import sys
 import time
@@ -50,6 +51,11 @@ def main(argv: list[str] | None = None) -> int:
                     help="with --ttfm-only: also the files without test instances (bench/maskbench.py compiles "
                          "them too, so its TTFM percentiles include them)")
     ap.add_argument("--json", type=Path, help="write {file: TTFM ms} here")
+    ap.add_argument("--gc-off", action="store_true",
+                    help="cyclic garbage collector off while masks are timed (one full collection between schemas): "
+                         "the masks' own cost, without the collections the bench's long-lived workers run into")
+    ap.add_argument("--by-lexer", action="store_true",
+                    help="also split TBM by the grammar's lexer (eager / lazy): total fill time, p99, fills over 200 us")
     opts = ap.parse_args(argv)
     counts = _install_counters() if opts.counters else None
 
@@ -58,6 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     tok = load_default_tokenizer()
     engine = mb.ConstrainEngine(tok, **({"property_order": "any"} if opts.any else {}))
     mb._warmup(engine)
+    lexer_of: dict[str, str] = {}
+    if opts.by_lexer:
+        compile_schema = engine.compile_json_schema
+
+        def compile_and_note(schema, _compile=compile_schema):
+            compiled = _compile(schema)
+            lazy = getattr(compiled, "_lazy", None)
+            lexer_of["last"] = "other" if lazy is None else ("lazy" if lazy else "eager")
+            return compiled
+
+        engine.compile_json_schema = compile_and_note
+    if opts.gc_off:
+        gc.disable()
     files = list_files(opts.data_dir) if opts.all else sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
     if opts.untested and not opts.ttfm_only:
         ap.error("--untested needs --ttfm-only (files without instances have no masks to time)")
@@ -66,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     chosen = with_tests[:: opts.every or (1 if opts.all else 4)]
     ttfm: list[float] = []
     tbm: list[int] = []
+    tbm_by: dict[str, list[int]] = {}
     per_file: dict[str, float] = {}
     statuses: dict[str, int] = {}
     t0 = time.time()
@@ -79,12 +99,16 @@ def main(argv: list[str] | None = None) -> int:
             from constrain._cache import clear_compile_caches
 
             clear_compile_caches()
+        lexer_of.pop("last", None)
         res = mb.run_schema(engine, task)
         statuses[res["status"]] = statuses.get(res["status"], 0) + 1
         if "ttfm_ms" in res:
             ttfm.append(res["ttfm_ms"])
             per_file[f] = res["ttfm_ms"]
             tbm.extend(res["tbm_ns"])
+            tbm_by.setdefault(lexer_of.get("last", "other"), []).extend(res["tbm_ns"])
+        if opts.gc_off:
+            gc.collect()
     us = np.asarray(tbm, dtype=np.float64) / 1e3
 
     def pct(xs, qs):
@@ -94,6 +118,13 @@ def main(argv: list[str] | None = None) -> int:
     print("TTFM ms p25/p50/p75/p90/p99:", pct(ttfm, (25, 50, 75, 90, 99)))
     print("TBM us p50/p75/p90/p95/p99/p99.9:", pct(us, (50, 75, 90, 95, 99, 99.9)))
     print("schemas over 50/100/200 ms TTFM:", [sum(v > b for v in ttfm) for b in (50, 100, 200)])
+    if len(us) and not opts.ttfm_only:
+        parts = [("all", us)] + [(k, np.asarray(v, dtype=np.float64) / 1e3) for k, v in sorted(tbm_by.items())
+                                 if opts.by_lexer]
+        for name, xs in parts:
+            if len(xs):
+                print(f"TBM {name}: {len(xs)} masks, {xs.sum() / 1e3:.0f} ms in all, p99 {np.percentile(xs, 99):.1f} us, "
+                      f"{int((xs > 200).sum())} over 200 us ({xs[xs > 200].sum() / 1e3:.0f} ms)")
     if opts.json is not None:
         opts.json.write_text(json.dumps(per_file, indent=0), encoding="utf-8")
     if counts is not None:
