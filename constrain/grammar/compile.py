@@ -603,7 +603,6 @@ class GrammarConstraint(CompiledConstraint):
                 self._bnd = tuple(np.empty(2 * nb, np.int32) for _ in range(3))
                 continue
             if self._lazy and nb and (bs[:nb] < 0).any():
-                missing = bs[:nb][bs[:nb] < 0]
                 if not along:
                     # every row the walk can need, built at once (the walk may stop at the first
                     # missing row of each subtree: walking again a few bytes deeper each time
@@ -611,7 +610,7 @@ class GrammarConstraint(CompiledConstraint):
                     along = True
                     self._lazy_expand_along(eid, q if q >= 0 else 0, sliced.walk_roots[depth])
                 else:
-                    self._lazy_expand_rows(missing)
+                    self._lazy_expand_rows(bs[:nb][bs[:nb] < 0])
                 continue
             break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
