@@ -75,8 +75,7 @@ def main(argv: list[str] | None = None) -> int:
             return compiled
 
         engine.compile_json_schema = compile_and_note
-    if opts.gc_off:
-        gc.disable()
+    gc_was_on = gc.isenabled()
     files = list_files(opts.data_dir) if opts.all else sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
     if opts.untested and not opts.ttfm_only:
         ap.error("--untested needs --ttfm-only (files without instances have no masks to time)")
@@ -89,26 +88,32 @@ def main(argv: list[str] | None = None) -> int:
     per_file: dict[str, float] = {}
     statuses: dict[str, int] = {}
     t0 = time.time()
-    for f in tqdm(chosen, desc="schemas", unit="schema", disable=not sys.stderr.isatty()):
-        if opts.ttfm_only:  # the schema alone: no instance is tokenized
-            doc = json.loads((opts.data_dir / f).read_text(encoding="utf-8"))
-            task = {"file": f, "schema": doc["schema"], "instances": []}
-        else:
-            task = mb.load_task(opts.data_dir, f, tok)
-        if opts.cold:
-            from constrain._cache import clear_compile_caches
+    if opts.gc_off:
+        gc.disable()
+    try:
+        for f in tqdm(chosen, desc="schemas", unit="schema", disable=not sys.stderr.isatty()):
+            if opts.ttfm_only:  # the schema alone: no instance is tokenized
+                doc = json.loads((opts.data_dir / f).read_text(encoding="utf-8"))
+                task = {"file": f, "schema": doc["schema"], "instances": []}
+            else:
+                task = mb.load_task(opts.data_dir, f, tok)
+            if opts.cold:
+                from constrain._cache import clear_compile_caches
 
-            clear_compile_caches()
-        lexer_of.pop("last", None)
-        res = mb.run_schema(engine, task)
-        statuses[res["status"]] = statuses.get(res["status"], 0) + 1
-        if "ttfm_ms" in res:
-            ttfm.append(res["ttfm_ms"])
-            per_file[f] = res["ttfm_ms"]
-            tbm.extend(res["tbm_ns"])
-            tbm_by.setdefault(lexer_of.get("last", "other"), []).extend(res["tbm_ns"])
-        if opts.gc_off:
-            gc.collect()
+                clear_compile_caches()
+            lexer_of.pop("last", None)
+            res = mb.run_schema(engine, task)
+            statuses[res["status"]] = statuses.get(res["status"], 0) + 1
+            if "ttfm_ms" in res:
+                ttfm.append(res["ttfm_ms"])
+                per_file[f] = res["ttfm_ms"]
+                tbm.extend(res["tbm_ns"])
+                tbm_by.setdefault(lexer_of.get("last", "other"), []).extend(res["tbm_ns"])
+            if opts.gc_off:
+                gc.collect()
+    finally:
+        if gc_was_on:
+            gc.enable()
     us = np.asarray(tbm, dtype=np.float64) / 1e3
 
     def pct(xs, qs):

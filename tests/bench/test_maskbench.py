@@ -356,3 +356,25 @@ def test_constrain_any_order_engine_accepts_instances_out_of_schema_order(tmp_pa
     assert results["constrain"]["Toy---order.json"]["status"] == "validation_error"
     assert results["constrain-any"]["Toy---order.json"]["status"] == "passing"
     assert "| constrain-any | 1 |" in report
+
+
+def test_inprocess_by_lexer_and_gc_off(data_dir, smollm2_tokenizer, capsys):
+    """``bench/maskbench_inprocess.py --by-lexer --gc-off`` on the tiny folder: every timed mask
+    counted once in "all" and once under its grammar's lexer, and the collector is back on after."""
+    import gc
+
+    import bench.maskbench_inprocess as mbi
+
+    pytest.importorskip("constrain.schema")
+    assert gc.isenabled()
+    assert mbi.main([str(data_dir), "--every", "1", "--limit", "10", "--gc-off", "--by-lexer"]) == 0
+    assert gc.isenabled()
+    out = capsys.readouterr().out
+    counts = {}
+    for line in out.splitlines():
+        if line.startswith("TBM ") and ":" in line and "masks" in line:
+            name, rest = line[4:].split(":", 1)
+            counts[name] = int(rest.split()[0])
+    assert counts.get("all", 0) > 0, out
+    assert sum(v for k, v in counts.items() if k != "all") == counts["all"], out
+    assert set(counts) - {"all"} <= {"eager", "lazy", "other"} and "eager" in counts, out
