@@ -1931,16 +1931,21 @@ class LazyLexerDFA:
         if self._expanded[q]:
             return
         while True:
-            status = lazy_expand_kernel(
-                q, self._n_nfa, self.class_of, self.n_classes, self._eps_ptr, self._eps_idx, self._edge_ptr,
-                self._edge_lo, self._edge_hi, self._edge_t, self._loop_of_a, self._back_loop_a, self._loops_a,
-                self._keep, self._term_of_a, self._final_term, self._set_ptr, self._set_keys, self._hashes,
-                self._htab, self._n_states, self._trans, self._acc, self._live, self._expanded,
-                self.limits.max_lazy_lexer_states, self._buf, self._tab, self._used, self._stack,
-            )
+            status = lazy_expand_kernel(q, *self._expand_args())
             if status == 0:
                 return
             self._on_kernel_status(int(status))
+
+    def _expand_args(self) -> tuple:
+        """What :func:`~constrain.regex._lazy_kernels.lazy_expand_kernel` reads after the state:
+        the NFA tables, the state store and the scratch (fetched anew: growing replaces arrays)."""
+        return (
+            self._n_nfa, self.class_of, self.n_classes, self._eps_ptr, self._eps_idx, self._edge_ptr,
+            self._edge_lo, self._edge_hi, self._edge_t, self._loop_of_a, self._back_loop_a, self._loops_a,
+            self._keep, self._term_of_a, self._final_term, self._set_ptr, self._set_keys, self._hashes,
+            self._htab, self._n_states, self._trans, self._acc, self._live, self._expanded,
+            self.limits.max_lazy_lexer_states, self._buf, self._tab, self._used, self._stack,
+        )
 
     def expand_along(self, start: int, roots: np.ndarray, trie, sub_bytes: np.ndarray, live_cols: np.ndarray,
                      limit: int = 4096) -> np.ndarray:
@@ -1953,11 +1958,7 @@ class LazyLexerDFA:
         while True:
             status = lazy_expand_walk_kernel(
                 start, roots, trie.node_byte, trie.node_depth, trie.subtree_end, sub_bytes, trie.max_depth,
-                live_cols, out, n_out, self._n_nfa, self.class_of, self.n_classes, self._eps_ptr, self._eps_idx,
-                self._edge_ptr, self._edge_lo, self._edge_hi, self._edge_t, self._loop_of_a, self._back_loop_a,
-                self._loops_a, self._keep, self._term_of_a, self._final_term, self._set_ptr, self._set_keys,
-                self._hashes, self._htab, self._n_states, self._trans, self._acc, self._live, self._expanded,
-                self.limits.max_lazy_lexer_states, self._buf, self._tab, self._used, self._stack,
+                live_cols, out, n_out, *self._expand_args(),
             )
             if status == 0:
                 return out[: n_out[0]]
