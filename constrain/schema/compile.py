@@ -2056,13 +2056,33 @@ class _Compiler:
             alts.append(f"{self.struct('[')} {f} {self.struct(']')}")
         return self.rule(hint + "_array", alts)
 
+    def power_seq(self, item: str, n: int, hint: str) -> str:
+        """Exactly ``n`` copies of ``item`` as a few symbols: rules for ``item`` repeated 1, 2, 4,
+        ... times (each the previous one twice) and one of them per set bit of ``n`` (adds rules).
+        Plain BNF, so the grammar stays inside what :func:`~constrain.grammar.ebnf.rules_to_ir`
+        reads (Lark's ``item ~ n`` sent the whole schema through Lark's grammar loader)."""
+        power = self.new_rule(f"{hint}_rep1")
+        self.rules[power] = [item]
+        parts = []
+        k = 1
+        while True:
+            if n & k:
+                parts.append(power)
+            k <<= 1
+            if k > n:
+                break
+            twice = self.new_rule(f"{hint}_rep{k}")
+            self.rules[twice] = [f"{power} {power}"]
+            power = twice
+        return " ".join(parts)
+
     def repeat_seq(self, item: str | None, lo: int, hi: int | None, hint: str) -> str | None:
         """Expression for ``item`` repeated lo..hi times (item None: only 0 times)."""
         if hi is not None and lo > hi:
             return None
         if item is None:
             return "" if lo == 0 else None
-        req = " ".join([f"({item})"] * lo) if lo <= 8 else f"({item}) ~ {lo}"
+        req = " ".join([f"({item})"] * lo) if lo <= 8 else self.power_seq(item, lo, hint)
         if hi is None:
             opt = f"({item})*"
         elif hi == lo:

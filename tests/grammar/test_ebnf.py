@@ -209,3 +209,24 @@ def test_expansion_limit():
     assert len(rules_to_ir("a", rules, terms, max_expansions=4096).rules) == 1 + 4096
     with pytest.raises(LimitExceededError):
         rules_to_ir("a", rules, terms, max_expansions=4095)
+
+
+@pytest.mark.parametrize("lo,hi", [(9, 9), (13, 20), (15, None), (37, 40)])
+def test_long_required_repetition_stays_in_the_subset(lo, hi):
+    """minItems over 8 was written as Lark's ``item ~ n``, outside rules_to_ir's subset: the whole
+    schema went through Lark's grammar loader (~95 ms of a MaskBench schema's compile). Now the
+    rules are plain BNF, read like Lark reads them, and the array lengths are exactly lo..hi."""
+    schema = {"type": "array", "items": {"type": "integer"}, "minItems": lo}
+    if hi is not None:
+        schema["maxItems"] = hi
+    _assert_same(*_both(schema))  # rules_to_ir raises EBNFSubsetError on anything outside the subset
+    from constrain.schema import compile_json_schema
+    from constrain.vocab.vocabulary import Vocabulary
+
+    vocab = Vocabulary.from_tokens([bytes([b]) for b in range(256)] + [None], 256)
+    c = compile_json_schema(schema, vocab)
+    for n in range(max(0, lo - 2), (hi or lo + 3) + 3):
+        text = json.dumps(list(range(n))).encode()
+        m = c.matcher()
+        ok = all(m.accept_token(b) for b in text) and m.is_accepting()
+        assert ok == (lo <= n and (hi is None or n <= hi)), n
