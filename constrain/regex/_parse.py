@@ -524,7 +524,10 @@ def _structure(text: str) -> ip.Pattern:
             pos += 1  # lazy: the same language
         return ip._Repeated(atom, lo, hi)
 
-    out = pattern()
+    try:
+        out = pattern()
+    finally:  # the three call each other through their cells: unlinked so that refcounting frees them
+        pattern = conc = quantified = None
     if pos != n:
         raise _NotSanitized
     return out

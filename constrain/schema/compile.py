@@ -1876,7 +1876,10 @@ class _Compiler:
                 return r
 
             first = pos_exprs[0] if k > 0 else rest_expr
-            after = tail(1)
+            try:
+                after = tail(1)
+            finally:
+                tail = None  # recursive through its cell: unlinked so that refcounting frees it
             if first is not None and after is not None:
                 alts.append(f"{self.struct('[')} {first} {after} {self.struct(']')}".replace("  ", " "))
         return self.rule(hint + "_array", alts)
@@ -2052,6 +2055,7 @@ class _Compiler:
             firsts.append(f"{match} {after(min(1, cap))}")
         if other is not None:
             firsts.append(f"{other} {after(0)}")
+        after = None  # recursive through its cell: unlinked so that refcounting frees it
         for f in firsts:
             alts.append(f"{self.struct('[')} {f} {self.struct(']')}")
         return self.rule(hint + "_array", alts)
@@ -2471,7 +2475,10 @@ class _Compiler:
         alts = []
         if min_p == 0 and not any(req for _, _, req in entries) and inside is None:
             alts.append(self.empty_container("{", "}"))
-        body = NE(0)
+        try:
+            body = NE(0)
+        finally:  # S and NE call themselves through their cells: unlink them so that refcounting,
+            S = NE = None  # not the cyclic collector, frees them (and what they hold) on return
         if body is not None:
             alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
         return self.rule(hint + "_object", alts)
@@ -2610,7 +2617,8 @@ class _Compiler:
                     first.append((head, state(0, start[0], start[1], c1, f2)))
         if addl_pair is not None and (max_p is None or max_p >= 1):
             first.append((addl_pair, state(0, 0, 0, c1, full)))
-        alts = []
+        state = None  # recursive through its cell: unlinked so that refcounting frees it (an error
+        alts = []     # on the way leaves it to the cyclic collector)
         if final(0, 0) and min_p == 0 and not inside:
             alts.append(self.empty_container("{", "}"))
         body = [f"{head} {rest}".strip() for head, rest in first if rest is not None]
@@ -2727,7 +2735,10 @@ class _Compiler:
         alts = []
         if min_p == 0 and not required:
             alts.append(self.empty_container("{", "}"))
-        body = state(0, 0, False, 0)
+        try:
+            body = state(0, 0, False, 0)
+        finally:
+            state = None  # recursive through its cell: unlinked so that refcounting frees it
         if body:
             alts.append(f"{self.struct('{')} {body} {self.struct('}')}")
         return self.rule(hint + "_object", alts)

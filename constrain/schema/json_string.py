@@ -725,6 +725,8 @@ def except_strings_regex(excluded, min_len: int = 0) -> str | None:
             node = node.setdefault(ord(ch), {})
         node[None] = True
     anys = ANY_CHAR + "*"
+    if not excluded:
+        return anys
 
     def walk(node) -> str:
         kids = sorted(k for k in node if k is not None)
@@ -737,9 +739,10 @@ def except_strings_regex(excluded, min_len: int = 0) -> str | None:
         body = group("|".join(alts))
         return body + "?" if None not in node else body
 
-    if not excluded:
-        return anys
-    return walk(trie)
+    try:
+        return walk(trie)
+    finally:
+        walk = None  # recursive through its cell: unlinked so that refcounting frees it
 
 
 def lit_spelling(cp: int) -> str:
