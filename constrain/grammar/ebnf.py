@@ -149,44 +149,39 @@ def rules_to_ir(
             out.extend(ex.alternative(name, a) if a != "" else [()])
         bnf[name] = list(dict.fromkeys(out))
 
-    # reachable rules, in first-reference order (Lark drops unused rules)
+    # reachable rules, in first-reference order (Lark drops unused rules), numbered as they are
+    # met; terminals numbered at first use; one pass over the reachable right-hand sides
     order = ["start"]
-    seen = {"start"}
-    i = 0
-    while i < len(order):
-        for rhs in bnf[order[i]]:
-            for sym in rhs:
-                if sym in bnf:
-                    if sym not in seen:
-                        seen.add(sym)
-                        order.append(sym)
-                elif sym not in term_rx and sym not in external:
-                    raise EBNFSubsetError(f"undefined symbol {sym!r}")
-        i += 1
-
-    nt_index = {name: k for k, name in enumerate(order)}
+    nt_index = {"start": 0}
     term_index: dict[str, int] = {}
     term_list: list[TerminalIR] = []
     raw_rules: list[tuple[int, tuple[int, ...]]] = []
-    for name in order:
-        lhs = nt_index[name]
-        for rhs in bnf[name]:
+    i = 0
+    while i < len(order):
+        for rhs in bnf[order[i]]:
             syms = []
             for sym in rhs:
                 k = nt_index.get(sym)
-                if k is not None:
-                    syms.append(-(k + 1))
-                    continue
-                t = term_index.get(sym)
-                if t is None:
-                    t = term_index[sym] = len(term_list)
-                    if sym in external:
-                        dfa = external[sym]
-                        term_list.append(TerminalIR(sym, automaton_summary(dfa), False, False, dfa))
+                if k is None:
+                    if sym in bnf:
+                        k = nt_index[sym] = len(order)
+                        order.append(sym)
                     else:
-                        term_list.append(TerminalIR(sym, term_rx[sym], False, False))
-                syms.append(t)
-            raw_rules.append((lhs, tuple(syms)))
+                        t = term_index.get(sym)
+                        if t is None:
+                            t = term_index[sym] = len(term_list)
+                            if sym in external:
+                                dfa = external[sym]
+                                term_list.append(TerminalIR(sym, automaton_summary(dfa), False, False, dfa))
+                            elif sym in term_rx:
+                                term_list.append(TerminalIR(sym, term_rx[sym], False, False))
+                            else:
+                                raise EBNFSubsetError(f"undefined symbol {sym!r}")
+                        syms.append(t)
+                        continue
+                syms.append(-(k + 1))
+            raw_rules.append((i, tuple(syms)))
+        i += 1
     kept = productive_rules(raw_rules)
     if not any(lhs == 0 for lhs, _ in kept):
         raise EBNFSubsetError("start derives no finite string")  # Lark words the error
