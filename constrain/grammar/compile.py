@@ -1031,7 +1031,7 @@ minimizing the expanded DFA takes one refinement round per repeated position (a 
 ``maxLength: 1024`` cost ~20 s of compile), while the lazy lexer builds only visited states."""
 
 
-def _check_terminal(ir: GrammarIR, text: str, name: str, no_string: bool, empty: bool) -> None:
+def _check_terminal(ir: GrammarIR, text, name: str, no_string: bool, empty: bool) -> None:
     if no_string:
         line, col = _locate(text, name)
         raise GrammarSyntaxError(f"terminal {name} matches no string", source=ir.source, line=line or 1, column=col or 1)
@@ -1042,7 +1042,7 @@ def _check_terminal(ir: GrammarIR, text: str, name: str, no_string: bool, empty:
         )
 
 
-def _check_terminals_alone(ir: GrammarIR, text: str, limits: Limits) -> None:
+def _check_terminals_alone(ir: GrammarIR, text, limits: Limits) -> None:
     """Compile each terminal alone and raise the located error of the first bad one (slow path)."""
     from constrain.regex import regex_to_dfa
 
@@ -1058,7 +1058,7 @@ def _check_terminals_alone(ir: GrammarIR, text: str, limits: Limits) -> None:
             ) from None
 
 
-def _compile_terminals(ir: GrammarIR, text: str, limits: Limits):
+def _compile_terminals(ir: GrammarIR, text, limits: Limits):
     """The combined lexer DFA of all terminals, and the bit set of whitespace-only terminals.
 
     The per-terminal checks (matches nothing, matches the empty string, only whitespace bytes) are
@@ -1171,9 +1171,9 @@ def external_terminals(terminals: dict | None, limits: Limits = DEFAULT_LIMITS) 
     return {name: _external_terminal(name, v, limits) for name, v in (terminals or {}).items()}
 
 
-def grammar_from_ir(ir: GrammarIR, text: str, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> GrammarConstraint:
-    """The constraint of a grammar already in IR form (``text``: its Lark text, for error locations);
-    what :func:`compile_grammar` does after reading the text."""
+def grammar_from_ir(ir: GrammarIR, text, vocab: Vocabulary, limits: Limits = DEFAULT_LIMITS) -> GrammarConstraint:
+    """The constraint of a grammar already in IR form (``text``: its Lark text, or a function that
+    makes it, read only to locate an error); what :func:`compile_grammar` does after reading the text."""
     if not isinstance(vocab, Vocabulary):
         raise TypeError(f"vocab must be a constrain.Vocabulary, got {type(vocab).__name__}")
     source = ir.source

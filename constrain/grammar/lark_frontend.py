@@ -53,8 +53,11 @@ class GrammarIR:
         return self.terminals[sym].name if sym >= 0 else self.nonterminals[-sym - 1]
 
 
-def _locate(text: str, needle: str) -> tuple[int | None, int | None]:
-    """1-based line/column of the first definition or use of ``needle`` in ``text``."""
+def _locate(text, needle: str) -> tuple[int | None, int | None]:
+    """1-based line/column of the first definition or use of ``needle`` in ``text`` (a string, or
+    a function that makes it: a caller whose text is only needed to locate an error)."""
+    if callable(text):
+        text = text()
     m = re.search(r"(?m)^\s*[?!]?" + re.escape(needle) + r"\b", text) or re.search(
         r"\b" + re.escape(needle) + r"\b", text
     )

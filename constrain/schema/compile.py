@@ -2951,10 +2951,12 @@ def _schema_grammar(
     unknown_formats: str = "ignore",
     limits: Limits = DEFAULT_LIMITS,
     catalogs: bool = False,
-) -> tuple[str, dict, "_Compiler"]:
+    text: bool = True,
+) -> tuple[str | None, dict, "_Compiler"]:
     """(Lark text, {declared catalog terminal: byte DFA}, the compiler) of ``schema``; see
     :func:`schema_to_lark`. ``catalogs`` (compile_json_schema): large string enums as automata and
-    uniqueItems over strings left to the run-time check (``compiler.unique_sites``)."""
+    uniqueItems over strings left to the run-time check (``compiler.unique_sites``). ``text=False``:
+    None for the text (``compiler.text(compiler.start_expr)`` makes it when needed)."""
     root = load_schema(schema)
     try:
         if isinstance(root, dict):
@@ -2969,7 +2971,7 @@ def _schema_grammar(
     if expr is None or expr == "":
         raise SchemaError("no value can satisfy this schema", pointer="")
     c.start_expr = expr
-    return c.text(expr), c.external, c
+    return (c.text(expr) if text else None), c.external, c
 
 
 def schema_to_lark(schema, **options) -> str:
@@ -3012,13 +3014,17 @@ def compile_json_schema(schema, vocab, *, limits: Limits = DEFAULT_LIMITS, **opt
     from constrain.grammar.compile import external_terminals, grammar_from_ir
     from constrain.grammar.ebnf import EBNFSubsetError, rules_to_ir
 
-    text, external, compiler = _schema_grammar(schema, limits=limits, catalogs=True, **options)
+    _, external, compiler = _schema_grammar(schema, limits=limits, catalogs=True, text=False, **options)
+
+    def text() -> str:  # the Lark text: for the fallback below, or to locate a terminal's error
+        return compiler.text(compiler.start_expr)
+
     try:  # the compiler's rules straight to BNF (Lark's reading of the same text is the fallback)
         rules = {name: compiler.rules[name] for name in compiler.rule_order if compiler.rules[name]}
         ir = rules_to_ir(compiler.start_expr, rules, compiler.term_defs, external_terminals(external, limits),
                          max_expansions=limits.max_grammar_rules)
     except EBNFSubsetError:
-        g = compile_grammar(text, vocab, limits=limits, terminals=external)
+        g = compile_grammar(text(), vocab, limits=limits, terminals=external)
     else:
         g = grammar_from_ir(ir, text, vocab, limits)
     g.literal_hints = schema_literals(load_schema(schema))

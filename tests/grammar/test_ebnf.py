@@ -230,3 +230,28 @@ def test_long_required_repetition_stays_in_the_subset(lo, hi):
         m = c.matcher()
         ok = all(m.accept_token(b) for b in text) and m.is_accepting()
         assert ok == (lo <= n and (hi is None or n <= hi)), n
+
+
+def test_grammar_from_ir_makes_the_text_only_to_locate_an_error():
+    """compile_json_schema hands grammar_from_ir a function for the Lark text (writing it is ~2% of
+    a large schema's compile): a clean grammar never calls it, an error is still located by it."""
+    from constrain.grammar.compile import grammar_from_ir
+    from constrain.vocab.vocabulary import Vocabulary
+
+    vocab = Vocabulary.from_tokens([bytes([b]) for b in range(256)] + [None], 256)
+    calls = []
+
+    def text_of(text):
+        def make():
+            calls.append(1)
+            return text
+        return make
+
+    good = rules_to_ir("a", {"a": ["A B"]}, [("A", "a"), ("B", "b+")])
+    grammar_from_ir(good, text_of("start: a\na: A B\nA: /a/\nB: /b+/\n"), vocab)
+    assert calls == []
+    bad = rules_to_ir("a", {"a": ["A B"]}, [("A", "a"), ("B", "b*")])
+    with pytest.raises(UnsupportedFeatureError) as info:
+        grammar_from_ir(bad, text_of("start: a\na: A B\nA: /a/\nB: /b*/\n"), vocab)
+    assert calls == [1]
+    assert str(info.value).startswith("grammar:4:1: terminal B")  # where B is defined
