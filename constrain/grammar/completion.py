@@ -320,7 +320,7 @@ class GrammarCompletion:
                 continue
             if not expanded:
                 stack.append((s, True))
-                for _, _, o in s.items:
+                for _, _, o in map(self.gc.parser.item_parts, s.items):
                     if o is not None and o not in self._G:
                         stack.append((o, False))
                 continue
@@ -336,7 +336,7 @@ class GrammarCompletion:
             if sym >= 0:
                 continue
             best = self._inf
-            for pr, pdot, po in items:
+            for pr, pdot, po in map(parser.item_parts, items):
                 lhs = -(parser.rule_lhs[pr] + 1)
                 suf = self._suffix_cost(pr, pdot + 1)
                 if lhs == n_nt_sym:
@@ -365,7 +365,7 @@ class GrammarCompletion:
                 if sym < 0:
                     continue
                 best = self._inf
-                for r, dot, o in items:
+                for r, dot, o in map(self.gc.parser.item_parts, items):
                     g = self._g_table(state if o is None else o)
                     best = self._vmin(best, self._mv(self._suffix_cost(r, dot + 1), g.get(-(self.gc.parser.rule_lhs[r] + 1), self._inf)))
                 out[sym] = best

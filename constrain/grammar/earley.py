@@ -5,16 +5,25 @@ predictor also moves the dot over a nullable symbol), so left recursion, empty r
 need no special cases. Scanning appends one
 column and returns a new state, so states are values that a matcher can keep on its rollback stack.
 
-A state is the last column only: each item names its origin as the *state object* it was
-predicted in (a persistent, graph-structured chart), not a column index. States are interned by
-their item set and compare by identity (O(1) hash), so different lexings of the same text that
-leave equivalent charts merge into one object even when they scanned a different number of
-lexemes (``-2`` as one number or as ``-`` then ``2``). Without this the number of lexing threads
-grows exponentially with such ambiguities.
+A state is the last column only: each item names its origin as the *state* it was predicted in (a
+persistent, graph-structured chart), not a column index. States are interned by their item set
+and compare by identity (O(1) hash), so different lexings of the same text that leave equivalent
+charts merge into one object even when they scanned a different number of lexemes (``-2`` as one
+number or as ``-`` then ``2``). Without this the number of lexing threads grows exponentially
+with such ambiguities.
+
+An item is one Python int, ``origin << b | lr``: ``lr`` numbers the (rule, dot) pairs (a rule's
+dots are consecutive, so ``item + 1`` moves the dot; ``b`` bits hold them all), ``origin`` is the
+origin state's id (``0``: the state the item lives in), so most items stay below 2**30, CPython's
+one-digit ints. Ints are not tracked by the cyclic garbage collector, while
+``(rule, dot, state)`` tuples were: a new parser state's closure allocated thousands of tracked
+objects, half of what a mask fill allocated, and young collections inside fills are a large part
+of the mask-time tail. :meth:`EarleyParser.item_parts` spells an item out.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable
 
 from constrain.grammar.lark_frontend import GrammarIR
@@ -23,18 +32,19 @@ from constrain.grammar.lark_frontend import GrammarIR
 class ParserState:
     """An immutable Earley chart tip: the last column, whose items point at their origin states.
 
-    Items are ``(rule, dot, origin)`` where ``origin`` is the :class:`ParserState` the rule was
-    predicted in, or ``None`` for this state itself; only items with the dot before a symbol are
-    kept. Compare by identity (states are interned).
+    ``items``: a frozenset of item ints (see the module docstring) with the dot before a symbol;
+    ``waiting``: symbol -> tuple of those items with that symbol after the dot; ``sid``: this
+    state's id in its parser (origins refer to it). Compare by identity (states are interned).
     """
 
-    __slots__ = ("items", "waiting", "expected", "can_finish", "_scan_memo", "__weakref__")
+    __slots__ = ("items", "waiting", "expected", "can_finish", "sid", "_scan_memo", "__weakref__")
 
-    def __init__(self, items: frozenset, waiting: dict, expected: int, can_finish: bool):
+    def __init__(self, items: frozenset, waiting: dict, expected: int, can_finish: bool, sid: int):
         self.items = items
         self.waiting = waiting  # symbol -> tuple of items with that symbol after the dot
         self.expected = expected  # bitset of the terminal ids the parser can scan next
         self.can_finish = can_finish  # the scanned terminals form a complete sentence
+        self.sid = sid
         self._scan_memo: dict[int, ParserState | None] = {}
 
     def __repr__(self) -> str:
@@ -53,6 +63,19 @@ class EarleyParser:
         self.rules_of: dict[int, list[int]] = {}
         for r, lhs in enumerate(self.rule_lhs):
             self.rules_of.setdefault(-(lhs + 1), []).append(r)
+        # (rule, dot) pairs numbered rule by rule: lr_base[r] + dot; per pair the symbol after the
+        # dot (None at the end), and per end pair its rule
+        self.lr_base: list[int] = []
+        self.lr_next: list[int | None] = []
+        self.lr_end_rule: dict[int, int] = {}
+        lr_next = self.lr_next
+        for r, rhs in enumerate(self.rule_rhs):
+            self.lr_base.append(len(lr_next))
+            lr_next.extend(rhs)
+            self.lr_end_rule[len(lr_next)] = r
+            lr_next.append(None)
+        self.lr_bits = max(1, len(lr_next).bit_length())  # item = origin << lr_bits | lr
+        self.lr_mask = (1 << self.lr_bits) - 1
         # nullable nonterminals (as negative symbols), by a worklist: a rule's count is the number of
         # its rhs symbols not known nullable yet (rules with a terminal never count down)
         nullable: set[int] = set()
@@ -79,41 +102,62 @@ class EarleyParser:
                     queue.append(-(self.rule_lhs[r] + 1))
         self.nullable = frozenset(nullable)
         self._intern: dict[tuple, ParserState] = {}
+        self._states: list[ParserState | None] = [None]  # by id; 0 is "the item's own state"
         self._merge_memo: dict[frozenset, ParserState] = {}
         self._predictions: dict[int, tuple[frozenset, frozenset]] = {}
-        self.initial = self._close([(0, 0, None)])
+        self.initial = self._close([0])  # rule 0, dot 0, origin: its own state
+
+    def item_parts(self, item: int) -> tuple[int, int, ParserState | None]:
+        """``(rule, dot, origin state)`` of an item (origin None: the state the item lives in)."""
+        lr = item & self.lr_mask
+        oid = item >> self.lr_bits
+        r = bisect_right(self.lr_base, lr) - 1
+        return r, lr - self.lr_base[r], (self._states[oid] if oid else None)
+
+    def _new_state(self, key, items: frozenset, finished: bool) -> ParserState:
+        """Intern a state for ``items`` (mutates the intern tables)."""
+        lr_next, mask = self.lr_next, self.lr_mask
+        waiting: dict[int, list] = {}
+        for it in items:
+            waiting.setdefault(lr_next[it & mask], []).append(it)
+        expected = 0
+        for sym in waiting:
+            if sym >= 0:
+                expected |= 1 << sym
+        state = ParserState(items, {k: tuple(v) for k, v in waiting.items()}, expected, finished, len(self._states))
+        self._states.append(state)
+        self._intern[key] = state
+        return state
 
     def _prediction(self, sym: int) -> tuple[frozenset, frozenset]:
         """``(symbols, items)`` of predicting nonterminal ``sym`` in a column: every nonterminal
         predicted along the way (``sym`` included) and every item with the dot before a symbol
-        that the prediction adds (origin ``None``: this column), dots moved over nullable symbols.
+        that the prediction adds (origin 0: this column), dots moved over nullable symbols.
         A function of ``sym`` alone, so computed once per symbol and then added as a whole."""
         got = self._predictions.get(sym)
         if got is not None:
             return got
-        rule_rhs = self.rule_rhs
+        lr_next, lr_base = self.lr_next, self.lr_base
         rules_of = self.rules_of
         nullable = self.nullable
         items: set = set()
         predicted = {sym}
-        todo = [(r2, 0, None) for r2 in rules_of.get(sym, ())]
+        todo = [lr_base[r2] for r2 in rules_of.get(sym, ())]
         while todo:
             item = todo.pop()
             if item in items:
                 continue
-            r, dot, _ = item
-            rhs = rule_rhs[r]
-            if dot >= len(rhs):
+            nxt = lr_next[item]  # (origin 0: the item is its lr)
+            if nxt is None:
                 continue  # completed in this column: nullable, its parents were moved on already
             items.add(item)
-            nxt = rhs[dot]
             if nxt < 0:
                 if nxt not in predicted:
                     predicted.add(nxt)
                     for r2 in rules_of.get(nxt, ()):
-                        todo.append((r2, 0, None))
+                        todo.append(lr_base[r2])
                 if nxt in nullable:
-                    todo.append((r, dot + 1, None))
+                    todo.append(item + 1)
         got = self._predictions[sym] = (frozenset(predicted), frozenset(items))
         return got
 
@@ -125,9 +169,11 @@ class EarleyParser:
         column and is taken whole from :meth:`_prediction`. Items completed within this column
         need no completion step: their nonterminal is nullable and the predictor already moved the
         dot of every item waiting on it (Aycock–Horspool)."""
-        rule_rhs = self.rule_rhs
+        lr_next, lr_end_rule = self.lr_next, self.lr_end_rule
         rule_lhs = self.rule_lhs
         nullable = self.nullable
+        states = self._states
+        mask, bits = self.lr_mask, self.lr_bits
         items: set = set()
         kept: list = []  # items of ``items`` with the dot before a symbol
         predicted: set[int] = set()
@@ -139,42 +185,35 @@ class EarleyParser:
             if item in items:
                 continue
             items.add(item)
-            r, dot, origin = item
-            rhs = rule_rhs[r]
-            if dot < len(rhs):
+            lr = item & mask
+            sym = lr_next[lr]
+            if sym is not None:
                 kept.append(item)
-                sym = rhs[dot]
                 if sym < 0:
                     if sym not in predicted:
                         syms, pitems = self._prediction(sym)
                         predicted |= syms
                         added.append(pitems)
                     if sym in nullable:
-                        todo.append((r, dot + 1, origin))
+                        todo.append(item + 1)
             else:
+                r = lr_end_rule[lr]
                 if r == 0:
                     finished = True
-                if origin is None:
+                oid = item >> bits
+                if not oid:
                     continue
-                sym = -(rule_lhs[r] + 1)
-                # a parent's None origin means the state it lives in, i.e. ``origin``
-                for pr, pdot, porigin in origin.waiting.get(sym, ()):
-                    todo.append((pr, pdot + 1, origin if porigin is None else porigin))
+                # a parent's origin 0 means the state it lives in, i.e. the completed item's origin
+                own = (oid << bits) + 1
+                for p in states[oid].waiting.get(-(rule_lhs[r] + 1), ()):
+                    todo.append(p + 1 if p > mask else p + own)
         # Completed items only drive completion inside this closure; dropping them from the state
         # lets lexings that differ only in how the last lexemes were grouped share one state.
         key_items = frozenset(kept).union(*added) if added else frozenset(kept)
         key = (key_items, finished)
         state = self._intern.get(key)
         if state is None:
-            waiting: dict[int, list] = {}
-            for it in key_items:
-                waiting.setdefault(rule_rhs[it[0]][it[1]], []).append(it)
-            expected = 0
-            for sym in waiting:
-                if sym >= 0:
-                    expected |= 1 << sym
-            state = ParserState(key_items, {s: tuple(v) for s, v in waiting.items()}, expected, finished)
-            self._intern[key] = state
+            state = self._new_state(key, key_items, finished)
         return state
 
     def scan(self, state: ParserState, terminals: int) -> ParserState | None:
@@ -184,12 +223,14 @@ class EarleyParser:
             return memo[terminals]
         hit = terminals & state.expected
         seed = []
+        mask = self.lr_mask
+        own = (state.sid << self.lr_bits) + 1
         while hit:
             low = hit & -hit
             t = low.bit_length() - 1
             hit ^= low
-            for r, dot, origin in state.waiting[t]:
-                seed.append((r, dot + 1, state if origin is None else origin))
+            for it in state.waiting[t]:
+                seed.append(it + 1 if it > mask else it + own)
         result = self._close(seed) if seed else None
         memo[terminals] = result
         return result
@@ -212,15 +253,7 @@ class EarleyParser:
         key = (items, finished)
         merged = self._intern.get(key)
         if merged is None:
-            waiting: dict[int, list] = {}
-            expected = 0
-            for it in items:
-                waiting.setdefault(self.rule_rhs[it[0]][it[1]], []).append(it)
-            for sym in waiting:
-                if sym >= 0:
-                    expected |= 1 << sym
-            merged = ParserState(items, {k: tuple(v) for k, v in waiting.items()}, expected, finished)
-            self._intern[key] = merged
+            merged = self._new_state(key, items, finished)
         self._merge_memo[mkey] = merged
         return merged
 
