@@ -1082,8 +1082,30 @@ def split_top_level(pattern: str) -> list[str] | None:
     return pieces if pieces is not None and len(pieces) > 1 else None
 
 
+_PLAIN_HEAD = re.compile(r"[^\\\[\]^$|()]+(?=\()")
+"""Text before a pattern's first group holding none of the characters the piece scan looks at."""
+
+
 def _top_level_pieces(pattern: str) -> list[str] | None:
-    """:func:`split_top_level`, but a single piece comes back as ``[pattern]``."""
+    """:func:`split_top_level`, but a single piece comes back as ``[pattern]``.
+
+    A plain head before the first group (a member terminal's key) is its own piece, and the scan
+    of the rest is cached: a schema's member terminals share a few value patterns behind
+    thousands of keys."""
+    m = _PLAIN_HEAD.match(pattern)
+    if m is None:
+        return _scan_pieces(pattern)
+    rest = _scan_pieces_cached(pattern[m.end():])
+    return None if rest is None else [m.group(), *rest]
+
+
+@lru_cache(maxsize=4096)
+def _scan_pieces_cached(pattern: str) -> tuple[str, ...] | None:
+    pieces = _scan_pieces(pattern)
+    return None if pieces is None else tuple(pieces)
+
+
+def _scan_pieces(pattern: str) -> list[str] | None:
     n = len(pattern)
     i = 0
     depth = 0

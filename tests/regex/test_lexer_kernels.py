@@ -195,6 +195,19 @@ def test_split_top_level(pattern, pieces):
     assert split_top_level(pattern) == pieces
 
 
+@settings(max_examples=300, deadline=None)
+@given(head=st.text(alphabet='ab"k: {}*+?.\\[]^$|()', max_size=8),
+       rest=st.text(alphabet='ab"(?:)[]{}*+?|^$\\0,2', max_size=16))
+def test_piece_scan_with_a_cached_tail_is_the_plain_scan(head, rest):
+    """A plain head before the first group is split off and the rest's scan is cached: the pieces
+    are the one-pass scan's, for any text (groups, classes, escapes, anchors, unbalanced)."""
+    from constrain.regex.dfa import _scan_pieces, _top_level_pieces
+
+    pattern = head + rest
+    assert _top_level_pieces(pattern) == _scan_pieces(pattern)
+    assert _top_level_pieces(pattern) == _scan_pieces(pattern)  # again, from the cache
+
+
 @settings(max_examples=200, deadline=None)
 @given(parts=st.lists(st.tuples(regexes(), st.sampled_from(["", "*", "?", "{2}", "{0,2}?", "+"]), st.booleans()), min_size=1, max_size=4), icase=st.booleans())
 def test_pieces_build_the_same_nfa_as_the_whole(parts, icase):
