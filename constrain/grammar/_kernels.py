@@ -246,6 +246,42 @@ def safe_depth_kernel(
 
 
 @numba.njit(cache=True, nogil=True)
+def safe_reach_kernel(reached: np.ndarray, n: int, first: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The states of :func:`safe_depth_kernel`'s ``reached[:n]``, each once, with the first level
+    that read it: ``(states int64, levels int64)`` in order of first appearance. ``first``: int64
+    scratch over the lexer states, all -1 on entry and on return."""
+    states = np.empty(n, np.int64)
+    levels = np.empty(n, np.int64)
+    k = 0
+    level = -1
+    for i in range(n):
+        x = reached[i]
+        if x < 0:
+            level += 1
+        elif first[x] < 0:
+            first[x] = level
+            states[k] = x
+            levels[k] = level
+            k += 1
+    for j in range(k):
+        first[states[j]] = -1
+    return states[:k].copy(), levels[:k].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def reach_depth_kernel(live_ok: np.ndarray, ws_only: np.ndarray, states: np.ndarray, levels: np.ndarray,
+                       max_chars: int) -> int:
+    """The safe-text depth of one expected set from a kept reach (:func:`safe_reach_kernel`): the
+    first level holding a state that is dead or whitespace-only for the set, else ``max_chars``."""
+    best = -1
+    for j in range(states.shape[0]):
+        s = states[j]
+        if (not live_ok[s] or ws_only[s]) and (best < 0 or levels[j] < best):
+            best = levels[j]
+    return max_chars if best < 0 else best
+
+
+@numba.njit(cache=True, nogil=True)
 def merge_lookup(mkeys: np.ndarray, mvals: np.ndarray, p1: int, p2: int) -> int:
     """Open-addressing table (linear probing, size a power of two, empty key -1): merged pid or -1."""
     key = (np.int64(p1) << 32) | np.int64(p2)
@@ -855,26 +891,95 @@ def _eset_state_entry(live_row, acc_row, ws_mask, eset_cols, lo, hi, live_tab, a
     wsonly_tab[e, q] = live and not non_ws
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _eset_state_entry_words(lw, aw, ew, enw, live_tab, acc_tab, wsonly_tab, e, q):
+    """As :func:`_eset_state_entry` from bit words: ``lw`` / ``aw`` the live / accepting terminals
+    of state ``q``, ``ew`` / ``enw`` expected set ``e``'s terminals / its non-whitespace ones
+    (uint64 words; cheaper than the column loop when the set has many terminals)."""
+    live = False
+    accept = False
+    non_ws = False
+    for w in range(ew.shape[0]):
+        if lw[w] & ew[w]:
+            live = True
+        if aw[w] & ew[w]:
+            accept = True
+        if lw[w] & enw[w]:
+            non_ws = True
+    live_tab[e, q] = live
+    acc_tab[e, q] = accept
+    wsonly_tab[e, q] = live and not non_ws
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _uses_words(lo, hi, n_words):
+    """Whether an expected set of ``hi - lo`` terminals is tested by bit words (three word ANDs a
+    word) rather than column by column."""
+    return hi - lo > 3 * n_words
+
+
 @numba.njit(cache=True, nogil=True)
-def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, n_e, n_old,
-                           live_tab, acc_tab, wsonly_tab, ws_live, acc_col, n_acc_cols):
+def eset_words_kernel(eset_cols, lo, hi, ws_mask, out):
+    """``out[0]`` / ``out[1]`` (uint64 words, zeroed here): the terminals ``eset_cols[lo:hi]`` of one
+    expected set / those of them that are not whitespace."""
+    out[:] = 0
+    for j in range(lo, hi):
+        t = eset_cols[j]
+        bit = np.uint64(1) << np.uint64(t & 63)
+        out[0, t >> 6] |= bit
+        if not ws_mask[t]:
+            out[1, t >> 6] |= bit
+
+
+@numba.njit(cache=True, nogil=True)
+def term_words_kernel(live, acc, n, out):
+    """``out[q, 0]`` / ``out[q, 1]`` for states ``q < n``: rows ``live[q]`` / ``acc[q]``
+    (``bool[n_q, n_terms]``) as uint64 bit words (rows of ``out`` zeroed first)."""
+    n_terms = live.shape[1]
+    for q in range(n):
+        out[q, :, :] = 0
+        for t in range(n_terms):
+            bit = np.uint64(1) << np.uint64(t & 63)
+            if live[q, t]:
+                out[q, 0, t >> 6] |= bit
+            if acc[q, t]:
+                out[q, 1, t >> 6] |= bit
+
+
+@numba.njit(cache=True, nogil=True)
+def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, eset_words, n_e, n_old,
+                           live_tab, acc_tab, wsonly_tab, ws_live, acc_col, n_acc_cols, term_words):
     """The per-lexer-state table entries of lazily built states ``n_old ..`` (rows ``new_acc`` /
     ``new_live``, ``bool[m, n_terms]``), written in place: ``ws_live`` (a whitespace terminal is
     live), ``acc_col`` (a scan-table column for states accepting something, numbered from
     ``n_acc_cols``; -1 none), and per expected set ``e < n_e`` (its terminals
-    ``eset_cols[eset_ptr[e]:eset_ptr[e + 1]]``): ``live_tab[e, q]`` some expected terminal is
-    live, ``acc_tab[e, q]`` one accepts, ``wsonly_tab[e, q]`` only whitespace ones are live.
-    Returns the new column count."""
+    ``eset_cols[eset_ptr[e]:eset_ptr[e + 1]]``, as bit words ``eset_words[e]``): ``live_tab[e, q]``
+    some expected terminal is live, ``acc_tab[e, q]`` one accepts, ``wsonly_tab[e, q]`` only
+    whitespace ones are live. ``term_words``: the states' rows as bit words, written when it has
+    rows (empty: not kept). Returns the new column count."""
     m, n_terms = new_acc.shape
+    n_words = eset_words.shape[2]
+    lw = np.zeros(n_words, np.uint64)
+    aw = np.zeros(n_words, np.uint64)
+    keep = term_words.shape[0] > 0
     for i in range(m):
         q = n_old + i
         wl = False
         aa = False
+        lw[:] = 0
+        aw[:] = 0
         for t in range(n_terms):
-            if new_live[i, t] and ws_mask[t]:
-                wl = True
+            bit = np.uint64(1) << np.uint64(t & 63)
+            if new_live[i, t]:
+                lw[t >> 6] |= bit
+                if ws_mask[t]:
+                    wl = True
             if new_acc[i, t]:
+                aw[t >> 6] |= bit
                 aa = True
+        if keep:
+            term_words[q, 0, :] = lw
+            term_words[q, 1, :] = aw
         ws_live[q] = wl
         if aa:
             acc_col[q] = n_acc_cols
@@ -882,16 +987,32 @@ def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, n_e,
         else:
             acc_col[q] = -1
         for e in range(n_e):
-            _eset_state_entry(new_live[i], new_acc[i], ws_mask, eset_cols, eset_ptr[e], eset_ptr[e + 1],
-                              live_tab, acc_tab, wsonly_tab, e, q)
+            lo = eset_ptr[e]
+            hi = eset_ptr[e + 1]
+            if _uses_words(lo, hi, n_words):
+                _eset_state_entry_words(lw, aw, eset_words[e, 0], eset_words[e, 1], live_tab, acc_tab, wsonly_tab,
+                                        e, q)
+            else:
+                _eset_state_entry(new_live[i], new_acc[i], ws_mask, eset_cols, lo, hi, live_tab, acc_tab,
+                                  wsonly_tab, e, q)
     return n_acc_cols
 
 
 @numba.njit(cache=True, nogil=True)
-def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab, acc_tab, wsonly_tab):
+def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab, acc_tab, wsonly_tab,
+                           eset_words, term_words):
     """Row ``e`` of ``live_tab`` / ``acc_tab`` / ``wsonly_tab`` for lexer states ``0 .. n - 1`` (rows
     of ``live`` / ``acc``, ``bool[n_q, n_terms]``): a new expected set, terminals
     ``eset_cols[lo:hi]`` (written in place; the same entries :func:`lazy_state_rows_kernel` writes
-    for states built later)."""
-    for q in range(n):
-        _eset_state_entry(live[q], acc[q], ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q)
+    for states built later). Also writes the set's bit words ``eset_words[e]``; a set of many
+    terminals is tested by words against ``term_words`` (the states' rows as words, which must
+    then cover ``0 .. n - 1``)."""
+    eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
+    if _uses_words(lo, hi, eset_words.shape[2]):
+        ew = eset_words[e, 0]
+        enw = eset_words[e, 1]
+        for q in range(n):
+            _eset_state_entry_words(term_words[q, 0], term_words[q, 1], ew, enw, live_tab, acc_tab, wsonly_tab, e, q)
+    else:
+        for q in range(n):
+            _eset_state_entry(live[q], acc[q], ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q)

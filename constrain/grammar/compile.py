@@ -80,7 +80,10 @@ from constrain.grammar._kernels import (
     grammar_walk_kernel,
     eset_state_rows_kernel,
     lazy_state_rows_kernel,
+    term_words_kernel,
+    reach_depth_kernel,
     safe_depth_kernel,
+    safe_reach_kernel,
     merge_insert,
 )
 from constrain.grammar.earley import EarleyParser, ParserState
@@ -177,6 +180,7 @@ class GrammarConstraint(CompiledConstraint):
         # what full-depth safe-text searches from eager lexer states read (see _safe_depth)
         self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._reach_buf = (np.empty(32768, np.int32), np.zeros(1, np.int64))
+        self._reach_first = np.full(0, -1, np.int64)  # scratch of safe_reach_kernel (all -1)
         self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
@@ -284,8 +288,8 @@ class GrammarConstraint(CompiledConstraint):
         n_e = len(self._eset_ids)
         self._n_acc_cols = int(lazy_state_rows_kernel(
             np.ascontiguousarray(new_acc), np.ascontiguousarray(new_live), self._ws_mask, self._eset_ptr,
-            self._eset_cols, n_e, n_old, self._live_tab, self._acc_tab, self._wsonly_tab, self._ws_live,
-            self._acc_col, self._n_acc_cols))
+            self._eset_cols, self._eset_words, n_e, n_old, self._live_tab, self._acc_tab, self._wsonly_tab,
+            self._ws_live, self._acc_col, self._n_acc_cols, self._term_words))
         if self._n_acc_cols > self._scan_tab.shape[1]:
             width = max(self._n_acc_cols, 2 * self._scan_tab.shape[1])
             grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
@@ -338,6 +342,8 @@ class GrammarConstraint(CompiledConstraint):
         self._live_tab = grown(self._live_tab, False, axis=1)
         self._acc_tab = grown(self._acc_tab, False, axis=1)
         self._wsonly_tab = grown(self._wsonly_tab, False, axis=1)
+        if self._term_words.shape[0]:
+            self._term_words = grown(self._term_words, 0)
         self._q_cap = cap
 
     def _sync_blocked_tab(self) -> None:
@@ -410,6 +416,13 @@ class GrammarConstraint(CompiledConstraint):
         self._live_tab = np.zeros((8, n_q), dtype=bool)
         self._acc_tab = np.zeros((8, n_q), dtype=bool)
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
+        # expected sets as uint64 bit words ([e, 0] its terminals, [e, 1] the non-whitespace ones),
+        # and, once a set of many terminals comes, the lexer states' live / accepting terminals as
+        # words too (_term_words, [q, 0] / [q, 1]; no rows: not built): such a set's table rows
+        # then cost a few word ANDs per state instead of a loop over its terminals
+        n_words = max(1, (len(self.ir.terminals) + 63) // 64)
+        self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
+        self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
         self._merges: dict[tuple[int, int], int] = {}
         self._mkeys = np.full(1024, -1, dtype=np.int64)
         self._mvals = np.zeros(1024, dtype=np.int64)
@@ -445,8 +458,8 @@ class GrammarConstraint(CompiledConstraint):
             eid = len(self._eset_ids)
             if eid >= self._live_tab.shape[0]:
                 grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
-                self._live_tab, self._acc_tab, self._wsonly_tab = map(
-                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab))
+                self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words = map(
+                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words))
                 self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0] - 1, np.int64)])
             cols = _bit_indices(expected)
             start = int(self._eset_ptr[eid])
@@ -457,9 +470,13 @@ class GrammarConstraint(CompiledConstraint):
             lexer = self.lexer
             # states past the capacity: written by the next sync
             n = min(lexer.n_states, self._q_cap)
+            if len(cols) > 3 * self._eset_words.shape[2] and not self._term_words.shape[0]:
+                self._term_words = np.zeros((self._q_cap, 2, self._eset_words.shape[2]), dtype=np.uint64)
+                term_words_kernel(lexer.live_terminals, lexer.accepting_terminals, n, self._term_words)
             eset_state_rows_kernel(
                 lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
-                start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab,
+                start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words,
+                self._term_words,
             )
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
@@ -640,9 +657,7 @@ class GrammarConstraint(CompiledConstraint):
         if reach is not None:
             # the states safe text reads from q, level by level, are the same for every expected
             # set: the depth is the first level holding one that fails this set
-            states, levels = reach
-            bad = ~self._live_tab[eid][states] | self._wsonly_tab[eid][states]
-            return int(levels[bad].min()) if bad.any() else max_chars
+            return int(reach_depth_kernel(self._live_tab[eid], self._wsonly_tab[eid], reach[0], reach[1], max_chars))
         step_b, step_u, cont_ptr, cont_b = self._safe_steps
         built = self.lexer.n_states
         while True:
@@ -668,12 +683,12 @@ class GrammarConstraint(CompiledConstraint):
     def _keep_safe_reach(self, q: int, reached: np.ndarray) -> None:
         """Keep what a full-depth safe-text search from eager lexer state ``q`` read (the kernel's
         ``reached`` list): each state once, with the first level it was read at."""
-        marks = reached < 0
-        level = np.cumsum(marks) - 1
-        states, first = np.unique(reached[~marks], return_index=True)
+        n_q = self._transitions.shape[0]
+        if self._reach_first.shape[0] < n_q:
+            self._reach_first = np.full(n_q, -1, np.int64)
         if len(self._safe_reach) >= self.limits.max_cached_masks:
             self._safe_reach.pop(next(iter(self._safe_reach)))
-        self._safe_reach[q] = (states.astype(np.int64), level[~marks][first])
+        self._safe_reach[q] = safe_reach_kernel(reached, reached.shape[0], self._reach_first)
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 import constrain.grammar.compile as grammar_compile
 from constrain.grammar import compile_grammar
-from constrain.grammar._kernels import safe_depth_kernel
+from constrain.grammar._kernels import reach_depth_kernel, safe_depth_kernel, safe_reach_kernel
 from constrain.kernels.bitmask import bitmask_words
 from constrain.schema import schema_to_lark
 from constrain.vocab.slices import UTF8_NEXT, SLICE_CHARS, build_slices, safe_byte_steps, safe_text_length
@@ -311,6 +311,32 @@ def test_remembered_safe_reach_gives_the_kernels_depth_for_every_expected_set():
                     checked += 1
                     depths.add(fresh)
     assert checked >= 10 and len(depths) >= 2, (checked, depths)  # full depth and less
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 40), max_size=12), min_size=1, max_size=8),
+       st.lists(st.booleans(), min_size=41, max_size=41), st.lists(st.booleans(), min_size=41, max_size=41))
+def test_kept_reach_kernels_match_numpy(levels_states, live, ws):
+    """``safe_reach_kernel`` keeps each state of a ``reached`` list once with its first level, and
+    ``reach_depth_kernel`` answers the first level holding a dead or whitespace-only state: both as
+    the numpy spelling (cumsum of the level marks, unique's first index, masked min)."""
+    reached = []
+    for level, states in enumerate(levels_states):
+        reached += [-1 - level] + states
+    reached = np.array(reached, np.int32)
+    first = np.full(41, -1, np.int64)
+    states, levels = safe_reach_kernel(reached, reached.shape[0], first)
+    assert (first == -1).all()  # scratch restored
+    marks = reached < 0
+    level = np.cumsum(marks) - 1
+    ref_states, idx = np.unique(reached[~marks], return_index=True)
+    order = np.argsort(states)
+    assert states[order].tolist() == ref_states.tolist()
+    assert levels[order].tolist() == level[~marks][idx].tolist()
+    live_ok, ws_only = np.array(live), np.array(ws)
+    bad = ~live_ok[ref_states] | ws_only[ref_states]
+    want = int(level[~marks][idx][bad].min()) if bad.any() else 99
+    assert reach_depth_kernel(live_ok, ws_only, states, levels, 99) == want
 
 
 @functools.lru_cache(maxsize=None)

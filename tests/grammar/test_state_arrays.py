@@ -56,19 +56,10 @@ def test_lexer_over_the_work_bound_is_built_lazily(monkeypatch):
             s1, s2 = eager.advance_token(s1, t), lazy.advance_token(s2, t)
 
 
-@pytest.mark.parametrize("name", sorted(TEXTS))
-@pytest.mark.parametrize("lazy", [False, True])
-def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
-    """After random masked walks (over a lazy lexer: states built and synced a few at a time),
-    the walk kernels' per-state tables hold, for every expected set seen (written by
-    ``eset_state_rows_kernel`` when the set is first seen, by ``lazy_state_rows_kernel`` for
-    states built later) and every built state, what the whole matrices say; and the Python bit
-    rows (read on demand) are the matrix rows."""
-    c = _compile(TEXTS[name], lazy)
-    rnd = random.Random(name)
-    for _ in range(6):
+def _random_masked_walks(c, rnd, walks: int = 6, steps: int = 10) -> None:
+    for _ in range(walks):
         state = c.initial_state()
-        for _step in range(10):
+        for _step in range(steps):
             bits = c.token_bits(state)
             allowed = [t for t in range(c.vocab.size) if (bits[t >> 5] >> (t & 31)) & 1]
             if not allowed:
@@ -76,6 +67,9 @@ def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
             state = c.advance_token(state, rnd.choice(allowed))
             if state is None:
                 break
+
+
+def _assert_walk_tables_match_the_matrices(c, rnd) -> None:
     lexer = c.lexer
     n = lexer.n_states
     n_terms = len(c.ir.terminals)
@@ -93,9 +87,65 @@ def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
         assert np.array_equal(c._live_tab[e_id, :n], el.any(axis=1))
         assert np.array_equal(c._acc_tab[e_id, :n], (acc & e).any(axis=1))
         assert np.array_equal(c._wsonly_tab[e_id, :n], el.any(axis=1) & ~(el & ~w).any(axis=1))
+        assert _words_of(c._eset_words[e_id, 0]) == np.flatnonzero(e).tolist()
+        assert _words_of(c._eset_words[e_id, 1]) == np.flatnonzero(e & ~w).tolist()
+    for q in range(n) if c._term_words.shape[0] else ():
+        assert _words_of(c._term_words[q, 0]) == np.flatnonzero(live[q]).tolist()
+        assert _words_of(c._term_words[q, 1]) == np.flatnonzero(acc[q]).tolist()
     for q in rnd.sample(range(n), min(n, 40)):
         assert c._acc_bits[q] == sum(1 << int(i) for i in np.flatnonzero(acc[q]))
         assert c._live_bits[q] == sum(1 << int(i) for i in np.flatnonzero(live[q]))
+
+
+def _words_of(words: np.ndarray) -> list[int]:
+    """The bit indices set in uint64 words (bit i of word k: terminal 64 k + i)."""
+    return [64 * k + i for k, x in enumerate(words.tolist()) for i in range(64) if (x >> i) & 1]
+
+
+@pytest.mark.parametrize("name", sorted(TEXTS))
+@pytest.mark.parametrize("lazy", [False, True])
+def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
+    """After random masked walks (over a lazy lexer: states built and synced a few at a time),
+    the walk kernels' per-state tables hold, for every expected set seen (written by
+    ``eset_state_rows_kernel`` when the set is first seen, by ``lazy_state_rows_kernel`` for
+    states built later) and every built state, what the whole matrices say; and the Python bit
+    rows (read on demand) are the matrix rows."""
+    c = _compile(TEXTS[name], lazy)
+    rnd = random.Random(name)
+    _random_masked_walks(c, rnd)
+    _assert_walk_tables_match_the_matrices(c, rnd)
+
+
+# 90 keywords (two words of terminal bits) where any may come, and short sets between them: the
+# expected sets of more than 3 words' worth of terminals go through the bit-word kernels
+_MANY_KEYWORDS = (
+    "start: item (\",\" item)* \";\"?\n"
+    "item: " + " | ".join(f'"kw{i}" value' for i in range(90)) + "\n"
+    'value: ":" (NUMBER | "[" NUMBER "]")\n'
+    "NUMBER: /[0-9]+/\n"
+    "%ignore /[ ]+/\n"
+)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_walk_tables_of_large_expected_sets_by_bit_words(lazy):
+    """Expected sets of many terminals are tested by bit words (the states' terminal rows packed
+    into ``_term_words``, kept in step as a lazy lexer grows): the tables still equal the
+    whole-matrix formula, and the masks are the reference walk's."""
+    c = _compile(_MANY_KEYWORDS, lazy)
+    assert len(c.ir.terminals) > 64
+    rnd = random.Random(5)
+    _random_masked_walks(c, rnd, walks=10, steps=12)
+    assert c._term_words.shape[0] > 0, "no expected set took the bit-word path"
+    _assert_walk_tables_match_the_matrices(c, rnd)
+    state = c.initial_state()
+    for _ in range(8):
+        bits = c.token_bits(state)
+        assert np.array_equal(bits, c.reference_token_bits(state))
+        allowed = [t for t in range(c.vocab.size) if (bits[t >> 5] >> (t & 31)) & 1]
+        if not allowed:
+            break
+        state = c.advance_token(state, rnd.choice(allowed))
 
 
 @pytest.mark.parametrize("lazy", [False, True])
