@@ -932,21 +932,6 @@ def eset_words_kernel(eset_cols, lo, hi, ws_mask, out):
 
 
 @numba.njit(cache=True, nogil=True)
-def term_words_kernel(live, acc, n, out):
-    """``out[q, 0]`` / ``out[q, 1]`` for states ``q < n``: rows ``live[q]`` / ``acc[q]``
-    (``bool[n_q, n_terms]``) as uint64 bit words (rows of ``out`` zeroed first)."""
-    n_terms = live.shape[1]
-    for q in range(n):
-        out[q, :, :] = 0
-        for t in range(n_terms):
-            bit = np.uint64(1) << np.uint64(t & 63)
-            if live[q, t]:
-                out[q, 0, t >> 6] |= bit
-            if acc[q, t]:
-                out[q, 1, t >> 6] |= bit
-
-
-@numba.njit(cache=True, nogil=True)
 def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, eset_words, n_e, n_old,
                            live_tab, acc_tab, wsonly_tab, ws_live, acc_col, n_acc_cols, term_words):
     """The per-lexer-state table entries of lazily built states ``n_old ..`` (rows ``new_acc`` /
@@ -1005,10 +990,10 @@ def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab
     of ``live`` / ``acc``, ``bool[n_q, n_terms]``): a new expected set, terminals
     ``eset_cols[lo:hi]`` (written in place; the same entries :func:`lazy_state_rows_kernel` writes
     for states built later). Also writes the set's bit words ``eset_words[e]``; a set of many
-    terminals is tested by words against ``term_words`` (the states' rows as words, which must
-    then cover ``0 .. n - 1``)."""
+    terminals is tested by words against ``term_words`` when it holds the states' rows as words
+    (empty: not packed yet)."""
     eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
-    if _uses_words(lo, hi, eset_words.shape[2]):
+    if term_words.shape[0] >= n and n > 0 and _uses_words(lo, hi, eset_words.shape[2]):
         ew = eset_words[e, 0]
         enw = eset_words[e, 1]
         for q in range(n):

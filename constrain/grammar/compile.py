@@ -80,7 +80,6 @@ from constrain.grammar._kernels import (
     grammar_walk_kernel,
     eset_state_rows_kernel,
     lazy_state_rows_kernel,
-    term_words_kernel,
     reach_depth_kernel,
     safe_depth_kernel,
     safe_reach_kernel,
@@ -145,11 +144,11 @@ class GrammarConstraint(CompiledConstraint):
         self._ignore_bits = sum(1 << i for i in ir.ignore)
         if self._lazy:
             # states within one token's length of the lexer start, and the rows ignored lexemes need
-            self._depth_ok: list[int] = []
+            self._depth_ok = np.zeros(0, dtype=np.int64)  # per state: rows known built this many bytes ahead
             self._dirty: list[int] = []
             self._ignore_cols = np.flatnonzero([(self._ignore_bits >> i) & 1 for i in range(lexer.n_terminals)])
             self._ign_seen = 0  # lazy states below this one were checked for ignored lexeme ends
-            self._class_reps = np.unique(lexer.class_of, return_index=True)[1]  # a byte per byte class
+            self._class_reps = np.unique(lexer.class_of, return_index=True)[1].astype(np.int64)  # a byte per class
             self._lazy_ensure(0, self._LAZY_AHEAD)
         self._transitions = np.ascontiguousarray(lexer.transitions, dtype=np.int32)
         # transition rows as lists for _step, listed when first stepped (None: not yet; most states
@@ -204,25 +203,13 @@ class GrammarConstraint(CompiledConstraint):
         """Expand every lexer state less than ``depth`` bytes from ``q`` (lazy lexer only; mutates
         the lexer, not the tables: call :meth:`_lazy_sync` after). Also expands new states where
         an ignored terminal ends (their blocked-byte sets read the row)."""
-        lexer = self.lexer
-        depth_ok = self._depth_ok
-        reps = self._class_reps
-        stack = [(q, depth)]
-        while stack:
-            s, d = stack.pop()
-            if len(depth_ok) < lexer.n_states:
-                depth_ok.extend([0] * (lexer.n_states - len(depth_ok)))
-            if depth_ok[s] >= d:
-                continue
-            if not lexer.expanded[s]:
-                lexer.expand(s)
-                self._dirty.append(s)
-            depth_ok[s] = d
-            if d > 1:
-                row = lexer.transitions[s][reps]  # one byte per class: the row's distinct targets
-                for t in np.unique(row[row >= 0]).tolist():
-                    if t >= len(depth_ok) or depth_ok[t] < d - 1:
-                        stack.append((t, d - 1))
+        self._lazy_ensure_all(np.array([q], dtype=np.int64), depth)
+
+    def _lazy_ensure_all(self, qs: np.ndarray, depth: int) -> None:
+        """:meth:`_lazy_ensure` from each state of ``qs``, in one kernel pass."""
+        built, self._depth_ok = self.lexer.expand_ahead(qs, depth, self._class_reps, self._depth_ok)
+        if built.shape[0]:
+            self._dirty.extend(built.tolist())
         self._lazy_expand_ignored_ends()
 
     def _lazy_expand_along(self, eid: int, q: int, roots: np.ndarray) -> None:
@@ -365,8 +352,7 @@ class GrammarConstraint(CompiledConstraint):
 
     def _lazy_expand_rows(self, coded: np.ndarray) -> None:
         """Expand the rows a kernel reported missing (``-2 - state`` codes), then sync the tables."""
-        for q in np.unique(-2 - np.asarray(coded)).tolist():
-            self._lazy_ensure(q, self._LAZY_AHEAD)
+        self._lazy_ensure_all(np.unique(-2 - np.asarray(coded)), self._LAZY_AHEAD)
         self._lazy_sync()
 
     # ------------------------------------------------------------------ single-walk tables
@@ -423,6 +409,7 @@ class GrammarConstraint(CompiledConstraint):
         n_words = max(1, (len(self.ir.terminals) + 63) // 64)
         self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
         self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
+        self._wide_cols = 0  # terminals of the wide expected sets met before _term_words was packed
         self._merges: dict[tuple[int, int], int] = {}
         self._mkeys = np.full(1024, -1, dtype=np.int64)
         self._mvals = np.zeros(1024, dtype=np.int64)
@@ -471,8 +458,11 @@ class GrammarConstraint(CompiledConstraint):
             # states past the capacity: written by the next sync
             n = min(lexer.n_states, self._q_cap)
             if len(cols) > 3 * self._eset_words.shape[2] and not self._term_words.shape[0]:
-                self._term_words = np.zeros((self._q_cap, 2, self._eset_words.shape[2]), dtype=np.uint64)
-                term_words_kernel(lexer.live_terminals, lexer.accepting_terminals, n, self._term_words)
+                # packing every state's rows costs about a third of one full-width set's loop:
+                # pack once the wide sets seen add up to that
+                self._wide_cols += len(cols)
+                if 3 * self._wide_cols > len(self.ir.terminals):
+                    self._pack_term_words(n)
             eset_state_rows_kernel(
                 lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
                 start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words,
@@ -486,6 +476,17 @@ class GrammarConstraint(CompiledConstraint):
         self._plist.append(ps)
         self._pid[ps] = pid
         return pid
+
+    def _pack_term_words(self, n: int) -> None:
+        """``_term_words`` for lexer states ``0 .. n - 1`` (rows up to ``_q_cap``; later states are
+        written by :func:`lazy_state_rows_kernel` as a lazy lexer syncs)."""
+        n_words = self._eset_words.shape[2]
+        n_bytes = (len(self.ir.terminals) + 7) // 8
+        packed = np.zeros((self._q_cap, 2, 8 * n_words), dtype=np.uint8)
+        packed[:n, 0, :n_bytes] = np.packbits(self.lexer.live_terminals[:n], axis=1, bitorder="little")
+        packed[:n, 1, :n_bytes] = np.packbits(self.lexer.accepting_terminals[:n], axis=1, bitorder="little")
+        words = packed.view("<u8")  # byte k of a word holds terminals 8k .. 8k + 7
+        self._term_words = words if words.dtype == np.uint64 else words.astype(np.uint64)
 
     def _fill_scan(self, pid: int, q: int) -> None:
         col = self._acc_col[q]

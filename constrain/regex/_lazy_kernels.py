@@ -309,6 +309,75 @@ def lazy_expand_walk_kernel(start_q, roots, node_byte, node_depth, subtree_end, 
     return 0
 
 
+OUT_FULL = -5
+"""Status of :func:`lazy_expand_ahead_kernel`: its ``out`` list is full (take it and call again)."""
+
+
+@numba.njit(cache=True, nogil=True)
+def lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr,
+                             edge_lo, edge_hi, edge_t, loop_of, back_loop, loops, keep, term_of, final_term, set_ptr,
+                             set_keys, hashes, htab, n_states, trans, acc, live, expanded, max_states, buf, tab, used,
+                             stack):
+    """Build the row of every state less than ``depth`` bytes from a state of ``qs`` (reading one
+    byte per class: ``reps``). ``depth_ok[s]``: how far ahead of ``s`` rows are known built (read
+    and raised; sized to the state capacity, so states created here have entries). Appends the
+    ids of the states expanded to ``out`` from ``n_out[0]``. Returns 0, ``OUT_FULL``, or a status
+    of :func:`lazy_expand_kernel`; on any status the depths raised by this call are reset to 0
+    (a lower depth only costs a look again: rows built stay built), so the caller acts on it and
+    calls again with the same arguments."""
+    cap = 64
+    todo_s = np.empty(cap, np.int64)
+    todo_d = np.empty(cap, np.int64)
+    raised = np.empty(cap, np.int64)
+    n_raised = 0
+    sp = 0
+    for k in range(qs.shape[0]):
+        if sp == todo_s.shape[0]:
+            todo_s = np.concatenate((todo_s, np.empty(sp, np.int64)))
+            todo_d = np.concatenate((todo_d, np.empty(sp, np.int64)))
+        todo_s[sp] = qs[k]
+        todo_d[sp] = depth
+        sp += 1
+    status = 0
+    while sp > 0:
+        sp -= 1
+        s = todo_s[sp]
+        d = todo_d[sp]
+        if depth_ok[s] >= d:
+            continue
+        if not expanded[s]:
+            if n_out[0] >= out.shape[0]:
+                status = OUT_FULL
+                break
+            status = lazy_expand_kernel(s, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_t,
+                                        loop_of, back_loop, loops, keep, term_of, final_term, set_ptr, set_keys,
+                                        hashes, htab, n_states, trans, acc, live, expanded, max_states, buf, tab,
+                                        used, stack)
+            if status != 0:
+                break
+            out[n_out[0]] = s
+            n_out[0] += 1
+        depth_ok[s] = d
+        if n_raised == raised.shape[0]:
+            raised = np.concatenate((raised, np.empty(n_raised, np.int64)))
+        raised[n_raised] = s
+        n_raised += 1
+        if d > 1:
+            for j in range(reps.shape[0]):
+                t = trans[s, reps[j]]
+                if t >= 0 and depth_ok[t] < d - 1:
+                    if sp == todo_s.shape[0]:
+                        todo_s = np.concatenate((todo_s, np.empty(sp, np.int64)))
+                        todo_d = np.concatenate((todo_d, np.empty(sp, np.int64)))
+                    todo_s[sp] = t
+                    todo_d[sp] = d - 1
+                    sp += 1
+    if status != 0:
+        for j in range(n_raised):
+            depth_ok[raised[j]] = 0
+    return status
+
+
 @numba.njit(cache=True, nogil=True)
 def lazy_find(keys, set_ptr, set_keys, hashes, htab) -> int:
     """The id of the state whose configurations are ``keys`` (sorted), or -1 if there is none."""

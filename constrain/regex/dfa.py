@@ -30,9 +30,11 @@ from constrain.regex import _charset as cs
 from constrain.regex._kernels import live_terminals_kernel
 from constrain.regex._lazy_kernels import (
     NEED_ROOM,
+    OUT_FULL,
     TOO_MANY_STATES,
     coreach_kernel,
     lazy_closure,
+    lazy_expand_ahead_kernel,
     lazy_expand_kernel,
     lazy_expand_walk_kernel,
     lazy_find,
@@ -1985,6 +1987,29 @@ class LazyLexerDFA:
             if status == 0:
                 return out[: n_out[0]]
             self._on_kernel_status(int(status))
+
+    def expand_ahead(self, qs: np.ndarray, depth: int, reps: np.ndarray, depth_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Build the row of every state less than ``depth`` bytes from a state of ``qs`` (one byte
+        per class: ``reps``; mutates). ``depth_ok``: per state, how far ahead rows are known built
+        (int64, read and raised; grown here to the state capacity, so pass the returned one next
+        time). Returns ``(ids of the states expanded, depth_ok)``."""
+        qs = np.ascontiguousarray(qs, dtype=np.int64)
+        built: list[np.ndarray] = []
+        out = np.empty(1024, dtype=np.int64)
+        n_out = np.zeros(1, dtype=np.int64)
+        while True:
+            if depth_ok.shape[0] < self._cap:
+                depth_ok = np.concatenate([depth_ok, np.zeros(self._cap - depth_ok.shape[0], np.int64)])
+            status = lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, *self._expand_args())
+            if n_out[0]:
+                built.append(out[: n_out[0]].copy())
+                n_out[0] = 0
+            if status == 0:
+                break
+            if status != OUT_FULL:
+                self._on_kernel_status(int(status))
+        ids = built[0] if len(built) == 1 else np.concatenate(built) if built else out[:0].copy()
+        return ids, depth_ok
 
     def reference_successors(self, q: int) -> list[frozenset[int]]:
         """Per byte, the configuration set after state ``q`` as the Python construction gives it

@@ -223,3 +223,57 @@ def test_expand_along_builds_every_row_a_trie_walk_reads(k, tokens, prefix, col_
     assert all(expanded[q] for q in need), "a state the walk reads was not built"
     # ... and the kernel built rows only of states the walk reaches
     assert set(built.tolist()) <= need
+
+
+def _unbuilt_ahead(lexer, qs, depth, reps) -> set[int]:
+    """The states less than ``depth`` bytes (one per class) from ``qs`` whose row is not built,
+    by a Python search over the rows (it stops at an unbuilt one): empty after ``expand_ahead``."""
+    seen: dict[int, int] = {}
+    missing = set()
+    stack = [(int(q), depth) for q in qs]
+    while stack:
+        s, d = stack.pop()
+        if seen.get(s, 0) >= d:
+            continue
+        seen[s] = d
+        if not lexer.expanded[s]:
+            missing.add(s)
+            continue
+        if d > 1:
+            for b in reps.tolist():
+                t = int(lexer.transitions[s, b])
+                if t >= 0:
+                    stack.append((t, d - 1))
+    return missing
+
+
+@settings(max_examples=60, deadline=None)
+@given(k=st.integers(0, len(LEXERS) - 1), prefixes=st.lists(st.lists(st.sampled_from(list(ALPHABET)), max_size=6).map(bytes),
+       min_size=1, max_size=4), depth=st.integers(1, 4))
+def test_expand_ahead_builds_every_row_within_depth(k, prefixes, depth):
+    """``expand_ahead`` builds the row of every state within ``depth - 1`` bytes of the given
+    states, reports each state it expanded once, and keeps its depth record sound across calls
+    (a later call from the same states builds nothing new)."""
+    lexer = terminals_to_lazy_dfa(LEXERS[k])
+    reps = np.unique(lexer.class_of, return_index=True)[1].astype(np.int64)
+    qs = sorted({q for q in (lexer.advance(lexer.start, p) for p in prefixes) if q >= 0})
+    if not qs:
+        return
+    before = set(np.flatnonzero(lexer.expanded).tolist())
+    built, depth_ok = lexer.expand_ahead(np.array(qs), depth, reps, np.zeros(0, np.int64))
+    assert len(set(built.tolist())) == len(built) and not (set(built.tolist()) & before)
+    assert set(built.tolist()) == set(np.flatnonzero(lexer.expanded).tolist()) - before
+    assert not _unbuilt_ahead(lexer, qs, depth, reps)
+    again, _ = lexer.expand_ahead(np.array(qs), depth, reps, depth_ok)
+    assert again.shape[0] == 0
+
+
+def test_expand_ahead_survives_growing_the_lexer():
+    """Far more states than the lexer's first capacity (64) in one call: the kernel stops to let
+    the arrays grow (its depth record reset for what it raised) and goes on; every state within
+    reach ends expanded."""
+    lexer = terminals_to_lazy_dfa([r"(?:a|b)*a(?:a|b){9}", r"[0-9]{1,3}"])
+    reps = np.unique(lexer.class_of, return_index=True)[1].astype(np.int64)
+    built, _ = lexer.expand_ahead(np.array([lexer.start]), 8, reps, np.zeros(0, np.int64))
+    assert lexer.n_states > 64 and len(built) > 64
+    assert not _unbuilt_ahead(lexer, [lexer.start], 8, reps)
