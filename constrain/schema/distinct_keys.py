@@ -25,6 +25,7 @@ written before.
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 
@@ -45,6 +46,40 @@ _START = ((), 0, None)
 
 class _Duplicate(Exception):
     pass
+
+
+_REFUSED = object()  # a token's verdict: it closes a repeated key
+_UNSEEN = object()
+
+
+_NOT_PLAIN = re.compile(rb"[\x00-\x1f\\]")
+
+
+def _plain_text(raw: bytes) -> str | None:
+    """A JSON string body without escapes or control bytes that is whole UTF-8, as text (what
+    JSON decoding gives it); None otherwise (decode it as JSON). Keys are mostly plain: this
+    spares a ``json.loads`` per candidate token and per key byte searched."""
+    if _NOT_PLAIN.search(raw) is not None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _key_text(raw: bytes) -> str:
+    """The key a complete JSON string body spells (``json.loads`` of it quoted; raises ValueError
+    where that does)."""
+    text = _plain_text(raw)
+    return json.loads(b'"' + raw + b'"') if text is None else text
+
+
+def _prefix_text(raw: bytes) -> str:
+    """The complete characters of a JSON string body prefix (``split_partial_string(raw)[0]``)."""
+    text = _plain_text(raw)
+    if text is None and raw[-1:] == b"\\":
+        text = _plain_text(raw[:-1])  # plain text, then an escape just begun (not a character yet)
+    return split_partial_string(raw)[0] if text is None else text
 
 
 def _scan(state: tuple, data: bytes) -> tuple:
@@ -68,7 +103,7 @@ def _scan(state: tuple, data: bytes) -> tuple:
                     buf += bytes((b,))
                 continue
             if mode == 1:  # a key closes
-                key = json.loads(b'"' + buf + b'"')
+                key = _key_text(buf)
                 top = stack[-1]
                 if key in top[1]:
                     raise _Duplicate
@@ -108,7 +143,7 @@ def _needs_search(state: tuple, check_commas: bool = False) -> bool:
         return True
     if mode not in (1, 3) or not stack or not stack[-1][1]:
         return False
-    text, _partial = split_partial_string(buf)
+    text = _prefix_text(buf)
     return any(k.startswith(text) for k in stack[-1][1])
 
 
@@ -168,6 +203,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         super().__init__(inner)
         self.check_commas = check_commas
         self._plans: dict = {}  # scanner state -> _plan
+        self._key_memo: dict = {}  # (quote parity, key bytes) -> _key_candidates
         self._fresh_memo: dict = {}  # (inner state, scanner state) -> _fresh_completion
         self._ix = per_vocabulary(self.vocab, _TokenIndex)
 
@@ -222,7 +258,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 if raw is None:
                     if b != 0x22 and b not in b" \t\r\n":
                         continue  # (only whitespace and the quote can follow the comma)
-                elif b == 0x22 and not escaped and json.loads(b'"' + raw + b'"') in seen:
+                elif b == 0x22 and not escaped and _key_text(raw) in seen:
                     continue  # closes an earlier key: a dead end whatever the grammar says
                 g2 = inner.advance_bytes(g, bytes((b,)))
                 if g2 is None:
@@ -236,7 +272,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 if b == 0x22 and not escaped:
                     return True  # closes a key the object does not have
                 raw2 = raw + bytes((b,))
-                text, _partial = split_partial_string(raw2)
+                text = _prefix_text(raw2)
                 if not any(k.startswith(text) for k in seen):
                     return True  # no earlier key goes this way: whatever ends it is fresh
                 todo.append((g2, raw2))
@@ -245,7 +281,8 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
     def _candidates(self, scan_state: tuple) -> np.ndarray | None:
         """Token ids the scanner may refuse here (None: the inner mask stands): a superset of the
         tokens that close a key equal to an earlier one or end inside a key that is a prefix of
-        an earlier one; :meth:`_plan` scans each exactly.
+        an earlier one; :meth:`_plan` scans each exactly. Unsorted and possibly repeated (one
+        concatenation, no set union: :meth:`_filtered` narrows it to the allowed ones first).
 
         A key closed inside a token without a backslash is, byte for byte, the part between two of
         its quotes, or (inside a key) the key so far plus the part before its first quote; a token
@@ -259,23 +296,44 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
             return ix.multi_key_tokens if len(ix.multi_key_tokens) else None
         if mode >= 3 or (buf is not None and b"\\" in buf):
             return self._with_extra(scan_state, ix.quote_tokens)  # after a backslash: every quote token
-        seen = [k.encode("utf-8") for f in stack if f[0] == "o" for k in f[1]]
-        trailing = ix.by_trailing[1 if mode == 0 else 0]
+        parity = 1 if mode == 0 else 0
+        parts = [ix.always, np.asarray(ix.by_trailing[parity].get(b"", ()), dtype=np.int64)]
         found: list[int] = []
-        for e in seen:
-            found.extend(ix.by_middle.get(e, ()))
-            for i in range(len(e) + 1):
+        for f in stack:
+            if f[0] != "o":
+                continue
+            for k in f[1]:
+                e = k.encode("utf-8")
+                parts.append(self._key_candidates(parity, e))
+                if mode == 1 and e.startswith(buf):
+                    found.extend(ix.by_leading.get(e[len(buf):], ()))
+        parts.append(np.asarray(found, dtype=np.int64))
+        return self._with_extra(scan_state, np.concatenate(parts))
+
+    def _key_candidates(self, parity: int, e: bytes) -> np.ndarray:
+        """The quote tokens that can close key ``e`` between two of their quotes, or open a key
+        that ``e`` continues after their last quote (of quote-count parity ``parity``), cached
+        per key: the part of :meth:`_candidates` that does not depend on the key being written."""
+        got = self._key_memo.get((parity, e))
+        if got is None:
+            ix = self._ix
+            trailing = ix.by_trailing[parity]
+            found = list(ix.by_middle.get(e, ()))
+            for i in range(1, len(e) + 1):
                 found.extend(trailing.get(e[:i], ()))
-            if mode == 1 and e.startswith(buf):
-                found.extend(ix.by_leading.get(e[len(buf):], ()))
-        return self._with_extra(scan_state, np.union1d(ix.always, np.asarray(found, dtype=np.int64)))
+            got = np.asarray(found, dtype=np.int64)
+            if len(self._key_memo) >= _MAX_PLANS:
+                self._key_memo.clear()
+            self._key_memo[(parity, e)] = got
+        return got
 
     def _with_extra(self, scan_state: tuple, base: np.ndarray) -> np.ndarray:
         """``base`` plus, inside a key, the tokens without a quote that continue an earlier key,
         and (``check_commas``) every token with a comma."""
         stack, mode, buf = scan_state
+        parts = [base]
         if self.check_commas and len(self._ix.comma_tokens):
-            base = np.union1d(base, self._ix.comma_tokens)
+            parts.append(self._ix.comma_tokens)
         extra: list[int] = []
         if mode in (1, 3) and stack[-1][1]:
             # inside a key: tokens without a quote matter only if they continue an earlier key
@@ -284,10 +342,10 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 if spelled.startswith(buf):
                     extra.extend(tokens_spelling_prefixes(self.vocab, spelled[len(buf):]))
             if len(self._ix.slash_tokens):
-                base = np.union1d(base, self._ix.slash_tokens)
-        if not extra:
-            return base
-        return np.union1d(base, np.asarray(extra, dtype=np.int64))
+                parts.append(self._ix.slash_tokens)
+        if extra:
+            parts.append(np.asarray(extra, dtype=np.int64))
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def token_bits(self, state) -> np.ndarray:
         words = self.inner.token_bits(state[0])
@@ -297,48 +355,52 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         return self._mask_cache.get(state, lambda st: self._filtered(st, words, plan))
 
     def _plan(self, scan_state: tuple):
-        """``(refused, to_search)`` for a scanner state, cached on it (the scanner state changes
+        """``(candidates, verdicts)`` for a scanner state, cached on it (the scanner state changes
         only when a key, a container or a string starts or ends, not with every token):
-        ``refused`` the candidate tokens that repeat a key whatever the grammar allows (int64
-        array), ``to_search`` those that leave a key prefix of an earlier key (the grammar decides
-        whether a fresh key can still end it). None when no token can be refused."""
+        ``candidates`` the tokens that may repeat a key or strand the key being written (int64
+        array, see :meth:`_candidates`), ``verdicts`` their scans, filled as masks meet them
+        (:meth:`_verdict`: only the candidates some inner mask allows are ever scanned). None
+        when no token can be refused."""
         hit = self._plans.get(scan_state, False)
         if hit is not False:
             return hit
         candidates = self._candidates(scan_state)
-        plan = None
-        if candidates is not None and len(candidates):
-            refused, to_search = [], []
-            for t in candidates.tolist():
-                try:
-                    after = _scan(scan_state, self.vocab.token_bytes(t))
-                    search = _needs_search(after, self.check_commas)
-                except _Duplicate:
-                    refused.append(t)
-                    continue
-                except ValueError:  # not JSON here (an invalid escape): the grammar refuses it
-                    continue
-                if search:
-                    to_search.append((t, after))
-            if refused or to_search:
-                plan = (np.asarray(refused, dtype=np.int64), tuple(to_search))
+        plan = (candidates, {}) if candidates is not None and len(candidates) else None
         if len(self._plans) >= _MAX_PLANS:
             self._plans.pop(next(iter(self._plans)))
         self._plans[scan_state] = plan
         return plan
 
+    def _verdict(self, scan_state: tuple, t: int):
+        """What token ``t`` does to the keys from ``scan_state``: ``_REFUSED`` (it closes a repeated
+        key), the scanner state after it when it leaves a key that is a prefix of an earlier one
+        (the grammar decides whether a fresh key can still end it), else None."""
+        try:
+            after = _scan(scan_state, self.vocab.token_bytes(t))
+            return after if _needs_search(after, self.check_commas) else None
+        except _Duplicate:
+            return _REFUSED
+        except ValueError:  # not JSON here (an invalid escape): the grammar refuses it
+            return None
+
     def _filtered(self, state, words: np.ndarray, plan) -> np.ndarray:
-        refused, to_search = plan
-        out = words.copy()
-        if len(refused):
-            np.bitwise_and.at(out, refused >> 5, ~(np.uint32(1) << (refused & 31).astype(np.uint32)))
-        for t, after in to_search:
-            if not (words[t >> 5] >> np.uint32(t & 31)) & 1:
+        candidates, verdicts = plan
+        allowed = candidates[((words[candidates >> 5] >> (candidates & 31).astype(np.uint32)) & 1) != 0]
+        out = words
+        for t in np.unique(allowed).tolist():
+            v = verdicts.get(t, _UNSEEN)
+            if v is _UNSEEN:
+                v = verdicts[t] = self._verdict(state[1], t)
+            if v is None:
                 continue
-            g = self.inner.advance_token(state[0], t)
-            if g is None or not self._fresh_completion(g, after):
-                out[t >> 5] &= ~np.uint32(1 << (t & 31))
-        return out
+            if v is not _REFUSED:
+                g = self.inner.advance_token(state[0], t)
+                if g is not None and self._fresh_completion(g, v):
+                    continue
+            if out is words:
+                out = words.copy()
+            out[t >> 5] &= ~np.uint32(1 << (t & 31))
+        return out  # (the inner mask itself when nothing is refused: read-only, shared)
 
     def clear_cache(self) -> None:
         super().clear_cache()

@@ -293,3 +293,61 @@ def test_liveness_answers_depend_on_the_grammar_state_not_only_the_scanner():
     for text in ('[{"a":1,"ab":2},{"a":1,"b":2}]', '[{"ab":1},{"b":2,"a":1}]'):
         assert jsonschema.Draft202012Validator(schema).is_valid(json.loads(text))
         assert c.advance_bytes(c.initial_state(), text.encode()) is not None
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from([b"a", b"Z", b" ", b"\xc3\xa9", b"\xc3", b"\xe6\x97", b"\xf0\x9f\x99\x82", b"\\",
+                                 b"\\u00", b"\\ud83d", b"\\n", b"\x01", b"\xed\xa0\x80", b"\x80", b"0"]),
+                max_size=6).map(b"".join))
+def test_plain_key_text_is_what_json_decoding_gives(raw):
+    """The plain-text shortcut decodes a key (whole or a prefix) exactly as the JSON decoders do,
+    and raises where they raise."""
+    from constrain.schema.distinct_keys import _key_text, _prefix_text
+    from constrain.schema.unique import _split_partial
+
+    def outcome(f, *args):
+        try:
+            return ("ok", f(*args))
+        except ValueError:
+            return ("error", None)
+
+    assert outcome(_key_text, raw) == outcome(lambda r: json.loads(b'"' + r + b'"'), raw)
+    assert outcome(_prefix_text, raw) == outcome(lambda r: _split_partial(r)[0], raw)
+
+
+@pytest.mark.parametrize("schema", [CLOSED, OPEN, COUNTED], ids=["closed", "open", "counted"])
+@pytest.mark.parametrize("seed", range(3))
+def test_mask_is_every_allowed_token_scanned(schema, seed):
+    """Along random masked walks, the mask is the inner one minus exactly the tokens whose full
+    scan repeats a key, or leaves a key prefix of an earlier one that no fresh key completes:
+    every token the inner mask allows is checked here, while the constraint scans only its
+    indexed candidates, and only when an inner mask allows them (verdicts kept per scanner state)."""
+    from constrain.schema.distinct_keys import _Duplicate, _needs_search, _scan
+
+    vocab = toy_vocab()
+    c = compile_json_schema({"type": "array", "items": schema}, vocab, property_order="any")
+    assert isinstance(c, DistinctKeysConstraint)
+    rnd = random.Random(seed)
+    state = c.initial_state()
+    for _ in range(60):
+        words = c.token_bits(state)
+        inner = c.inner.token_bits(state[0])
+        allowed = []
+        for t in range(1, vocab.size):
+            if not (inner[t >> 5] >> (t & 31)) & 1:
+                continue
+            try:
+                after = _scan(state[1], vocab.token_bytes(t))
+                want = (not _needs_search(after, c.check_commas)
+                        or ((g := c.inner.advance_token(state[0], t)) is not None and c._fresh_completion(g, after)))
+            except _Duplicate:
+                want = False
+            except ValueError:  # not JSON: left to the grammar
+                want = True
+            assert bool((words[t >> 5] >> (t & 31)) & 1) == want, (vocab.token_bytes(t), state[1])
+            if want:
+                allowed.append(t)
+        if not allowed:
+            break
+        state = c.advance_token(state, rnd.choice(allowed))
+        assert state is not None
