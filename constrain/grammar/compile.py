@@ -165,6 +165,7 @@ class GrammarConstraint(CompiledConstraint):
         self._end_memo: dict[tuple, tuple[Thread, ...]] = {}
         self._mask_cache = MaskCache(limits.max_cached_masks)
         self._forced_cache: dict[frozenset, bytes] = {}
+        self._cand_cache: dict[frozenset, list[int]] = {}  # state -> candidate_bytes (read-only lists)
         trie = vocab.trie
         self._trie = trie
         self._sub_bytes = subtree_byte_sets(trie)
@@ -843,6 +844,8 @@ class GrammarConstraint(CompiledConstraint):
 
     def _merge_threads(self, threads: set) -> set:
         """Threads that differ only in their parser state become one thread (item-set union)."""
+        if len(threads) < 2:
+            return threads
         groups: dict[tuple, list] = {}
         for ps, q, ws, after in threads:
             groups.setdefault((q, ws, after), []).append(ps)
@@ -886,6 +889,9 @@ class GrammarConstraint(CompiledConstraint):
         whitespace bound and the parser's scan at a lexeme end are left to :meth:`advance_bytes`).
         Not every byte of the lexer row: inside a key the JSON string terminal's row is nearly all
         bytes, which the distinct-keys search would probe one by one."""
+        hit = self._cand_cache.get(state)
+        if hit is not None:
+            return hit
         if self._lazy:
             for _, q, _, _ in state:
                 self._lazy_ensure(q if q >= 0 else 0, 1)
@@ -899,7 +905,10 @@ class GrammarConstraint(CompiledConstraint):
             if after >= 0:
                 hit &= ~self._blocked[after]
             ok |= hit
-        return np.flatnonzero(ok).tolist()
+        out = self._cand_cache[state] = np.flatnonzero(ok).tolist()
+        if len(self._cand_cache) > self.limits.max_cached_masks:
+            self._cand_cache.pop(next(iter(self._cand_cache)))
+        return out
 
     def next_bytes(self, state: frozenset, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``; at most ``stop_after``."""
@@ -1028,6 +1037,7 @@ class GrammarConstraint(CompiledConstraint):
     def clear_cache(self) -> None:
         """Drop cached masks (results are unchanged)."""
         self._mask_cache.clear()
+        self._cand_cache.clear()
 
 
 _EAGER_LEXER_STATES = 50_000

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import json
 import re
+from bisect import bisect_left
+from functools import lru_cache
 
 import numpy as np
 
@@ -65,6 +67,21 @@ def _plain_text(raw: bytes) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+@lru_cache(maxsize=4096)
+def _sorted_keys(keys: frozenset) -> tuple[str, ...]:
+    return tuple(sorted(keys))
+
+
+def _extends_a_key(keys: frozenset, text: str) -> bool:
+    """Whether some key of ``keys`` starts with ``text`` (in a sorted list the keys that do follow
+    ``text`` at once, so one bisection answers for an object of many keys)."""
+    if len(keys) <= 4:
+        return any(k.startswith(text) for k in keys)
+    ks = _sorted_keys(keys)
+    i = bisect_left(ks, text)
+    return i < len(ks) and ks[i].startswith(text)
 
 
 def _key_text(raw: bytes) -> str:
@@ -143,8 +160,7 @@ def _needs_search(state: tuple, check_commas: bool = False) -> bool:
         return True
     if mode not in (1, 3) or not stack or not stack[-1][1]:
         return False
-    text = _prefix_text(buf)
-    return any(k.startswith(text) for k in stack[-1][1])
+    return _extends_a_key(stack[-1][1], _prefix_text(buf))
 
 
 class _TokenIndex:
@@ -204,6 +220,8 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         self.check_commas = check_commas
         self._plans: dict = {}  # scanner state -> _plan
         self._key_memo: dict = {}  # (quote parity, key bytes) -> _key_candidates
+        self._spelled: dict = {}  # key -> its JSON spelling (bytes between the quotes)
+        self._along_memo: dict = {}  # rest of an earlier key's spelling -> _tokens_along
         self._fresh_memo: dict = {}  # (inner state, scanner state) -> _fresh_completion
         self._ix = per_vocabulary(self.vocab, _TokenIndex)
 
@@ -272,8 +290,7 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
                 if b == 0x22 and not escaped:
                     return True  # closes a key the object does not have
                 raw2 = raw + bytes((b,))
-                text = _prefix_text(raw2)
-                if not any(k.startswith(text) for k in seen):
+                if not _extends_a_key(seen, _prefix_text(raw2)):
                     return True  # no earlier key goes this way: whatever ends it is fresh
                 todo.append((g2, raw2))
         return False
@@ -338,14 +355,25 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
         if mode in (1, 3) and stack[-1][1]:
             # inside a key: tokens without a quote matter only if they continue an earlier key
             for k in stack[-1][1]:
-                spelled = json.dumps(k, ensure_ascii=False).encode("utf-8")[1:-1]
+                spelled = self._spelled.get(k)
+                if spelled is None:
+                    spelled = self._spelled[k] = json.dumps(k, ensure_ascii=False).encode("utf-8")[1:-1]
                 if spelled.startswith(buf):
-                    extra.extend(tokens_spelling_prefixes(self.vocab, spelled[len(buf):]))
+                    extra.extend(self._tokens_along(spelled[len(buf):]))
             if len(self._ix.slash_tokens):
                 parts.append(self._ix.slash_tokens)
         if extra:
             parts.append(np.asarray(extra, dtype=np.int64))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def _tokens_along(self, rest: bytes) -> list[int]:
+        """:func:`tokens_spelling_prefixes` of ``rest``, cached (the rest of an earlier key)."""
+        got = self._along_memo.get(rest)
+        if got is None:
+            if len(self._along_memo) >= _MAX_PLANS:
+                self._along_memo.clear()
+            got = self._along_memo[rest] = tokens_spelling_prefixes(self.vocab, rest)
+        return got
 
     def token_bits(self, state) -> np.ndarray:
         words = self.inner.token_bits(state[0])

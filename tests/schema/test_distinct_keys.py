@@ -351,3 +351,13 @@ def test_mask_is_every_allowed_token_scanned(schema, seed):
             break
         state = c.advance_token(state, rnd.choice(allowed))
         assert state is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.frozensets(st.text(alphabet="ab\u00e9\U0001f642", max_size=4), max_size=9), st.text(alphabet="ab\u00e9\U0001f642", max_size=3))
+def test_extends_a_key_by_bisection_is_any_startswith(keys, text):
+    """The bisection over the sorted keys answers "some key starts with this text" as the plain
+    scan of every key does, for small and large sets."""
+    from constrain.schema.distinct_keys import _extends_a_key
+
+    assert _extends_a_key(keys, text) == any(k.startswith(text) for k in keys)
