@@ -325,19 +325,14 @@ def lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, n, class_of,
     of :func:`lazy_expand_kernel`; on any status the depths raised by this call are reset to 0
     (a lower depth only costs a look again: rows built stay built), so the caller acts on it and
     calls again with the same arguments."""
-    cap = 64
+    cap = max(64, 2 * qs.shape[0])
     todo_s = np.empty(cap, np.int64)
     todo_d = np.empty(cap, np.int64)
     raised = np.empty(cap, np.int64)
     n_raised = 0
-    sp = 0
-    for k in range(qs.shape[0]):
-        if sp == todo_s.shape[0]:
-            todo_s = np.concatenate((todo_s, np.empty(sp, np.int64)))
-            todo_d = np.concatenate((todo_d, np.empty(sp, np.int64)))
-        todo_s[sp] = qs[k]
-        todo_d[sp] = depth
-        sp += 1
+    sp = qs.shape[0]
+    todo_s[:sp] = qs
+    todo_d[:sp] = depth
     status = 0
     while sp > 0:
         sp -= 1
