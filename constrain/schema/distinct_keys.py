@@ -432,4 +432,5 @@ class DistinctKeysConstraint(RuntimeCheckConstraint):
 
     def clear_cache(self) -> None:
         super().clear_cache()
-        self._plans.clear()
+        for memo in (self._plans, self._key_memo, self._spelled, self._along_memo):
+            memo.clear()
