@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
+from itertools import chain
 
 from constrain.grammar.lark_frontend import GrammarIR
 
@@ -104,7 +105,7 @@ class EarleyParser:
         self._intern: dict[tuple, ParserState] = {}
         self._states: list[ParserState | None] = [None]  # by id; 0 is "the item's own state"
         self._merge_memo: dict[frozenset, ParserState] = {}
-        self._predictions: dict[int, tuple[frozenset, frozenset]] = {}
+        self._predictions: dict[int, tuple[frozenset, frozenset, tuple]] = {}
         self.initial = self._close([0])  # rule 0, dot 0, origin: its own state
 
     def item_parts(self, item: int) -> tuple[int, int, ParserState | None]:
@@ -114,8 +115,8 @@ class EarleyParser:
         r = bisect_right(self.lr_base, lr) - 1
         return r, lr - self.lr_base[r], (self._states[oid] if oid else None)
 
-    def _new_state(self, key, items: frozenset, finished: bool) -> ParserState:
-        """Intern a state for ``items`` (mutates the intern tables)."""
+    def _group(self, items) -> tuple[dict[int, tuple], int]:
+        """``(symbol -> tuple of the items with the dot before it, expected terminal bits)``."""
         lr_next, mask = self.lr_next, self.lr_mask
         waiting: dict[int, list] = {}
         for it in items:
@@ -124,16 +125,34 @@ class EarleyParser:
         for sym in waiting:
             if sym >= 0:
                 expected |= 1 << sym
-        state = ParserState(items, {k: tuple(v) for k, v in waiting.items()}, expected, finished, len(self._states))
+        return {k: tuple(v) for k, v in waiting.items()}, expected
+
+    def _new_state(self, key, items: frozenset, finished: bool, parts=None) -> ParserState:
+        """Intern a state for ``items`` (mutates the intern tables). ``parts``: groupings
+        (:meth:`_group`) whose items together are ``items`` (overlaps allowed), merged symbol by
+        symbol instead of grouping every item again (a closure's predictions are grouped once)."""
+        if parts is None:
+            waiting, expected = self._group(items)
+        else:
+            merged: dict[int, list] = {}
+            expected = 0
+            for group, exp in parts:
+                expected |= exp
+                for sym, its in group.items():
+                    merged.setdefault(sym, []).append(its)
+            waiting = {sym: its[0] if len(its) == 1 else tuple(dict.fromkeys(chain.from_iterable(its)))
+                       for sym, its in merged.items()}
+        state = ParserState(items, waiting, expected, finished, len(self._states))
         self._states.append(state)
         self._intern[key] = state
         return state
 
-    def _prediction(self, sym: int) -> tuple[frozenset, frozenset]:
-        """``(symbols, items)`` of predicting nonterminal ``sym`` in a column: every nonterminal
-        predicted along the way (``sym`` included) and every item with the dot before a symbol
-        that the prediction adds (origin 0: this column), dots moved over nullable symbols.
-        A function of ``sym`` alone, so computed once per symbol and then added as a whole."""
+    def _prediction(self, sym: int) -> tuple[frozenset, frozenset, tuple]:
+        """``(symbols, items, grouped)`` of predicting nonterminal ``sym`` in a column: every
+        nonterminal predicted along the way (``sym`` included), every item with the dot before a
+        symbol that the prediction adds (origin 0: this column), dots moved over nullable symbols,
+        and those items grouped by that symbol (:meth:`_group`). A function of ``sym`` alone, so
+        computed once per symbol and then added as a whole."""
         got = self._predictions.get(sym)
         if got is not None:
             return got
@@ -158,7 +177,7 @@ class EarleyParser:
                         todo.append(lr_base[r2])
                 if nxt in nullable:
                     todo.append(item + 1)
-        got = self._predictions[sym] = (frozenset(predicted), frozenset(items))
+        got = self._predictions[sym] = (frozenset(predicted), frozenset(items), self._group(items))
         return got
 
     def _close(self, seed) -> ParserState:
@@ -178,6 +197,7 @@ class EarleyParser:
         kept: list = []  # items of ``items`` with the dot before a symbol
         predicted: set[int] = set()
         added: list[frozenset] = []
+        groups: list[tuple[dict, int]] = []  # the predictions' items grouped (see _new_state)
         finished = False
         todo = list(seed)
         while todo:
@@ -191,9 +211,10 @@ class EarleyParser:
                 kept.append(item)
                 if sym < 0:
                     if sym not in predicted:
-                        syms, pitems = self._prediction(sym)
+                        syms, pitems, pgroup = self._prediction(sym)
                         predicted |= syms
                         added.append(pitems)
+                        groups.append(pgroup)
                     if sym in nullable:
                         todo.append(item + 1)
             else:
@@ -213,7 +234,7 @@ class EarleyParser:
         key = (key_items, finished)
         state = self._intern.get(key)
         if state is None:
-            state = self._new_state(key, key_items, finished)
+            state = self._new_state(key, key_items, finished, [self._group(kept), *groups] if groups else None)
         return state
 
     def scan(self, state: ParserState, terminals: int) -> ParserState | None:

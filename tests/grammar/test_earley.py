@@ -57,6 +57,17 @@ def _spelled(parser: EarleyParser, items) -> frozenset:
     return frozenset(map(parser.item_parts, items))
 
 
+def _check_waiting(parser: EarleyParser, state) -> None:
+    """The state's ``waiting`` table is its items grouped by the symbol after the dot, each item
+    once (a closure merges its predictions' cached groupings instead of grouping every item)."""
+    want: dict = {}
+    for it in state.items:
+        r, dot, _ = parser.item_parts(it)
+        want.setdefault(parser.rule_rhs[r][dot], set()).add(it)
+    assert {sym: set(its) for sym, its in state.waiting.items()} == want
+    assert all(len(set(its)) == len(its) for its in state.waiting.values())
+
+
 def _check_walks(text: str, start: str = "start", walks: int = 30, seed: int = 0) -> int:
     ir = lark_to_ir(text, start=start)
     parser = EarleyParser(ir)
@@ -64,6 +75,7 @@ def _check_walks(text: str, start: str = "start", walks: int = 30, seed: int = 0
     checked = 0
     items, finished = _textbook_items(parser, [(0, 0, None)])
     assert (_spelled(parser, parser.initial.items), parser.initial.can_finish) == (items, finished)
+    _check_waiting(parser, parser.initial)
     for _ in range(walks):
         state = parser.initial
         for _ in range(rnd.randint(1, 25)):
@@ -82,6 +94,7 @@ def _check_walks(text: str, start: str = "start", walks: int = 30, seed: int = 0
                 if sym >= 0:
                     expected |= 1 << sym
             assert nxt.expected == expected
+            _check_waiting(parser, nxt)
             state = nxt
             checked += 1
     return checked
