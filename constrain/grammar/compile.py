@@ -459,10 +459,11 @@ class GrammarConstraint(CompiledConstraint):
             # states past the capacity: written by the next sync
             n = min(lexer.n_states, self._q_cap)
             if len(cols) > 3 * self._eset_words.shape[2] and not self._term_words.shape[0]:
-                # packing every state's rows costs about a third of one full-width set's loop:
-                # pack once the wide sets seen add up to that
+                # packing every state's rows costs about a third of one full-width set's loop,
+                # plus a fixed cost that small lexers never win back: pack once the wide sets
+                # seen add up to both
                 self._wide_cols += len(cols)
-                if 3 * self._wide_cols > len(self.ir.terminals):
+                if 3 * self._wide_cols > len(self.ir.terminals) and self._wide_cols * n > self._PACK_MIN_WORK:
                     self._pack_term_words(n)
             eset_state_rows_kernel(
                 lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
@@ -477,6 +478,11 @@ class GrammarConstraint(CompiledConstraint):
         self._plist.append(ps)
         self._pid[ps] = pid
         return pid
+
+    _PACK_MIN_WORK = 20_000
+    """Packing the states' terminal rows into ``_term_words`` waits until the wide expected sets
+    seen times the lexer states (their column loops' work) exceed this: below, packing (~20 µs
+    of numpy calls) costs more than the loops it saves."""
 
     def _pack_term_words(self, n: int) -> None:
         """``_term_words`` for lexer states ``0 .. n - 1`` (rows up to ``_q_cap``; later states are

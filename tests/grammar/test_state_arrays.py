@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pytest
 
+from constrain.grammar.compile import GrammarConstraint
 from tests.grammar.test_candidate_bytes import TEXTS, _compile
 
 
@@ -128,10 +129,12 @@ _MANY_KEYWORDS = (
 
 
 @pytest.mark.parametrize("lazy", [False, True])
-def test_walk_tables_of_large_expected_sets_by_bit_words(lazy):
+def test_walk_tables_of_large_expected_sets_by_bit_words(lazy, monkeypatch):
     """Expected sets of many terminals are tested by bit words (the states' terminal rows packed
     into ``_term_words``, kept in step as a lazy lexer grows): the tables still equal the
     whole-matrix formula, and the masks are the reference walk's."""
+    # this lexer is small enough that packing waits for more work: pack at the first wide set
+    monkeypatch.setattr(GrammarConstraint, "_PACK_MIN_WORK", 0)
     c = _compile(_MANY_KEYWORDS, lazy)
     assert len(c.ir.terminals) > 64
     rnd = random.Random(5)
@@ -146,6 +149,21 @@ def test_walk_tables_of_large_expected_sets_by_bit_words(lazy):
         if not allowed:
             break
         state = c.advance_token(state, rnd.choice(allowed))
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_a_small_lexer_keeps_the_column_loops(lazy):
+    """Packing the states' rows into words has a fixed cost that a small lexer never wins back:
+    below ``_PACK_MIN_WORK`` (wide sets' columns times states) the wide sets go column by column,
+    and the tables are still the whole-matrix formula's."""
+    c = _compile(_MANY_KEYWORDS, lazy)
+    rnd = random.Random(5)
+    _random_masked_walks(c, rnd, walks=10, steps=12)
+    wide = [e for e in c._eset_ids.values() if c._eset_ptr[e + 1] - c._eset_ptr[e] > 3 * c._eset_words.shape[2]]
+    assert wide, "no wide expected set met"
+    assert c._wide_cols * c.lexer.n_states <= GrammarConstraint._PACK_MIN_WORK
+    assert c._term_words.shape[0] == 0, "a small lexer packed its rows"
+    _assert_walk_tables_match_the_matrices(c, rnd)
 
 
 @pytest.mark.parametrize("lazy", [False, True])
