@@ -34,19 +34,38 @@ class ParserState:
     """An immutable Earley chart tip: the last column, whose items point at their origin states.
 
     ``items``: a frozenset of item ints (see the module docstring) with the dot before a symbol;
-    ``waiting``: symbol -> tuple of those items with that symbol after the dot; ``sid``: this
+    :meth:`waiting_on` ``(symbol)``: those items with that symbol after the dot; ``sid``: this
     state's id in its parser (origins refer to it). Compare by identity (states are interned).
+
+    The items come grouped by their next symbol in a few parts (the seed's items, each prediction's
+    cached grouping): a symbol's tuple is merged from them on first use and kept (most states only
+    ever scan one or two terminals, so merging every symbol up front was wasted work).
     """
 
-    __slots__ = ("items", "waiting", "expected", "can_finish", "sid", "_scan_memo", "__weakref__")
+    __slots__ = ("items", "_parts", "_waiting", "expected", "can_finish", "sid", "_scan_memo", "__weakref__")
 
-    def __init__(self, items: frozenset, waiting: dict, expected: int, can_finish: bool, sid: int):
+    def __init__(self, items: frozenset, parts: tuple, expected: int, can_finish: bool, sid: int):
         self.items = items
-        self.waiting = waiting  # symbol -> tuple of items with that symbol after the dot
+        self._parts = parts  # dicts symbol -> tuple of items with that symbol after the dot
+        self._waiting: dict[int, tuple] = {}  # merged from the parts on first use
         self.expected = expected  # bitset of the terminal ids the parser can scan next
         self.can_finish = can_finish  # the scanned terminals form a complete sentence
         self.sid = sid
         self._scan_memo: dict[int, ParserState | None] = {}
+
+    def waiting_on(self, sym: int) -> tuple:
+        """The items with ``sym`` after the dot, each once (cached in the state on first use)."""
+        got = self._waiting.get(sym)
+        if got is None:
+            its = [g[sym] for g in self._parts if sym in g]
+            got = its[0] if len(its) == 1 else tuple(dict.fromkeys(chain.from_iterable(its))) if its else ()
+            self._waiting[sym] = got
+        return got
+
+    @property
+    def waiting(self) -> dict[int, tuple]:
+        """Every symbol after a dot -> :meth:`waiting_on` that symbol (a new dict)."""
+        return {sym: self.waiting_on(sym) for sym in dict.fromkeys(chain.from_iterable(self._parts))}
 
     def __repr__(self) -> str:
         return f"ParserState(items={len(self.items)}, expected={self.expected:#x})"
@@ -127,22 +146,23 @@ class EarleyParser:
                 expected |= 1 << sym
         return {k: tuple(v) for k, v in waiting.items()}, expected
 
+    _MAX_PARTS = 16
+    """Most groupings a state keeps (a merge of merges regroups its items beyond)."""
+
     def _new_state(self, key, items: frozenset, finished: bool, parts=None) -> ParserState:
         """Intern a state for ``items`` (mutates the intern tables). ``parts``: groupings
-        (:meth:`_group`) whose items together are ``items`` (overlaps allowed), merged symbol by
-        symbol instead of grouping every item again (a closure's predictions are grouped once)."""
-        if parts is None:
-            waiting, expected = self._group(items)
+        (:meth:`_group`) whose items together are ``items`` (overlaps allowed), kept as they are
+        (:meth:`ParserState.waiting_on` merges a symbol's on first use) instead of grouping every
+        item again (a closure's predictions are grouped once); None: group ``items``."""
+        if parts is None or len(parts) > self._MAX_PARTS:
+            group, expected = self._group(items)
+            groups = (group,)
         else:
-            merged: dict[int, list] = {}
             expected = 0
-            for group, exp in parts:
+            for _, exp in parts:
                 expected |= exp
-                for sym, its in group.items():
-                    merged.setdefault(sym, []).append(its)
-            waiting = {sym: its[0] if len(its) == 1 else tuple(dict.fromkeys(chain.from_iterable(its)))
-                       for sym, its in merged.items()}
-        state = ParserState(items, waiting, expected, finished, len(self._states))
+            groups = tuple(g for g, _ in parts)
+        state = ParserState(items, groups, expected, finished, len(self._states))
         self._states.append(state)
         self._intern[key] = state
         return state
@@ -226,7 +246,7 @@ class EarleyParser:
                     continue
                 # a parent's origin 0 means the state it lives in, i.e. the completed item's origin
                 own = (oid << bits) + 1
-                for p in states[oid].waiting.get(-(rule_lhs[r] + 1), ()):
+                for p in states[oid].waiting_on(-(rule_lhs[r] + 1)):
                     todo.append(p + 1 if p > mask else p + own)
         # Completed items only drive completion inside this closure; dropping them from the state
         # lets lexings that differ only in how the last lexemes were grouped share one state.
@@ -250,7 +270,7 @@ class EarleyParser:
             low = hit & -hit
             t = low.bit_length() - 1
             hit ^= low
-            for it in state.waiting[t]:
+            for it in state.waiting_on(t):
                 seed.append(it + 1 if it > mask else it + own)
         result = self._close(seed) if seed else None
         memo[terminals] = result
@@ -274,7 +294,7 @@ class EarleyParser:
         key = (items, finished)
         merged = self._intern.get(key)
         if merged is None:
-            merged = self._new_state(key, items, finished)
+            merged = self._new_state(key, items, finished, [(g, s.expected) for s in states for g in s._parts])
         self._merge_memo[mkey] = merged
         return merged
 

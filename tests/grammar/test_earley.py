@@ -6,6 +6,8 @@ which measured no faster and was not kept; it pins the parser's states for the n
 
 from __future__ import annotations
 
+import functools
+import operator
 import random
 from pathlib import Path
 
@@ -116,6 +118,42 @@ def test_closure_matches_textbook_with_nullable_cycles():
 ])
 def test_closure_matches_textbook_on_schema_grammars(schema):
     assert _check_walks(schema_to_lark(schema), walks=40) > 0
+
+
+@pytest.mark.parametrize("name", ["json", "NULLABLE_HEAVY"])
+def test_merged_states_wait_on_the_union_of_their_items(name, monkeypatch):
+    """A merge keeps its states' groupings (regrouped past ``_MAX_PARTS``): its waiting table is
+    still the union's items grouped, each once, its expected set the union's, and merges of
+    merges (up to many parts) too. Scanning from a merge equals the textbook closure."""
+    monkeypatch.setattr(EarleyParser, "_MAX_PARTS", 4)  # reach the regrouping with few merges
+    text = NULLABLE_HEAVY if name == "NULLABLE_HEAVY" else (GRAMMARS / f"{name}.lark").read_text(encoding="utf-8")
+    ir = lark_to_ir(text, start="start")
+    parser = EarleyParser(ir)
+    rnd = random.Random(3)
+    pool = [parser.initial]
+    for _ in range(200):
+        state = rnd.choice(pool)
+        terms = [t for t in range(len(ir.terminals)) if state.expected >> t & 1]
+        if terms:
+            nxt = parser.scan(state, 1 << rnd.choice(terms))
+            if nxt is not None:
+                pool.append(nxt)
+    merged_some = False
+    for _ in range(60):
+        group = rnd.sample(pool, min(len(pool), rnd.randint(2, 4)))
+        m = parser.merge(group)
+        assert m.items == frozenset().union(*(g.items for g in group))
+        assert m.expected == functools.reduce(operator.or_, (g.expected for g in group))
+        _check_waiting(parser, m)
+        merged_some |= len(m._parts) > 1
+        assert len(m._parts) <= EarleyParser._MAX_PARTS, "a merge of merges kept every part"
+        for t in [t for t in range(len(ir.terminals)) if m.expected >> t & 1][:3]:
+            seed_items = [(r, dot + 1, m if origin is None else origin)
+                          for r, dot, origin in map(parser.item_parts, m.waiting[t])]
+            nxt = parser.scan(m, 1 << t)
+            assert (_spelled(parser, nxt.items), nxt.can_finish) == _textbook_items(parser, seed_items)
+        pool.append(m)
+    assert merged_some, "no merge kept its parts"
 
 
 def _naive_nullable(parser: EarleyParser) -> frozenset:
