@@ -179,6 +179,8 @@ class GrammarConstraint(CompiledConstraint):
         self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
         # what full-depth safe-text searches from eager lexer states read (see _safe_depth)
         self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # lazy lexer: safe-text depth per (expected set, horizon representative, blocked set)
+        self._lazy_depths: dict[tuple[int, int, int], int] = {}
         self._reach_buf = (np.empty(32768, np.int32), np.zeros(1, np.int64))
         self._reach_first = np.full(0, -1, np.int64)  # scratch of safe_reach_kernel (all -1)
         self._self_loop = self_loop_byte_sets(self._transitions)
@@ -603,19 +605,31 @@ class GrammarConstraint(CompiledConstraint):
             # counts read the next token's bytes alike share one walk, as long as the walk's
             # lexeme ends lie outside the loop (then they are the same states, whatever the count).
             q0 = self.lexer.horizon_representative(q, int(self._trie.max_depth))
+            depth_key = (eid, q0, b)
             if q0 != q:
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, q0, ws, b)
                 if not any(self.lexer.in_counted_loop(int(s_)) for s_ in entry[2].tolist() if s_ >= 0):
                     self._lexeme_cache[key] = entry
                     return entry
+        else:
+            depth_key = None
         self.walk_stats["lexeme_walks"] += 1
         sliced = self._slices
         forest = sliced.forest
         first_blocked = self._no_block if b < 0 else self._blocked[b]
         along = False  # whether the rows along the walk were built
         while True:
-            depth = self._safe_depth(eid, q if q >= 0 else 0, first_blocked)
+            depth = self._lazy_depths.get(depth_key) if depth_key is not None else None
+            if depth is None:
+                # a lazy state reads the next horizon's bytes as its representative does (same
+                # live / accepting sets on the way), so both have one safe-text depth: computed
+                # for the representative once (its rows built once) and kept
+                depth = self._safe_depth(eid, q0 if depth_key is not None else q if q >= 0 else 0, first_blocked)
+                if depth_key is not None:
+                    if len(self._lazy_depths) >= self.limits.max_cached_masks:
+                        self._lazy_depths.pop(next(iter(self._lazy_depths)))
+                    self._lazy_depths[depth_key] = depth
             words = sliced.covered_words[depth].copy()
             bn, bs, bw = self._bnd
             nb = grammar_walk_kernel(

@@ -189,6 +189,63 @@ def test_long_repetitions_are_counted_lazily_not_minimized():
     assert c.lexer.n_states < 15_000  # about ten states per position written, built on demand
 
 
+@pytest.mark.parametrize("text,prefix,unit,count,shared", [
+    (schema_to_lark({"type": "array", "items": {"type": "string", "maxLength": 120}}), b'["', b"ab", 61, True),
+    (schema_to_lark({"type": "array", "items": {"type": "string", "minLength": 45, "maxLength": 120}}),
+     b'["', b"ab", 61, True),
+    ('start: NUM ("," NUM)*\nNUM: /[0-9]{1,90}/\n', b"", b"7", 91, True),
+    (schema_to_lark({"type": "object", "properties": {"k": {"type": "string", "pattern": "^[0-9a-f]{24}$"}}}),
+     b'{"k": "', b"a", 25, False),
+])
+def test_a_counted_position_has_its_representatives_safe_depth(text, prefix, unit, count, shared):
+    """The lazy engine keeps one safe-text depth per horizon representative: at every position of
+    a counted repetition the depth searched from the state itself equals its representative's,
+    and the masks (built through the kept depths) equal the eager engine's."""
+    eager, lazy = _eager_and_lazy(text)
+    se, sl = eager.advance_bytes(eager.initial_state(), prefix), lazy.advance_bytes(lazy.initial_state(), prefix)
+    horizon = int(lazy._trie.max_depth)
+    n_shared = 0
+    for i in range(count):
+        if sl is None:
+            assert se is None
+            break
+        assert np.array_equal(lazy.compute_token_bits(sl), eager.compute_token_bits(se)), f"position {i}"
+        for ps, q, _ws, b in sl:
+            if q < 0:
+                continue
+            eid = int(lazy._p_eset[lazy._parser_id(ps)])
+            blocked = lazy._no_block if b < 0 else lazy._blocked[b]
+            q0 = lazy.lexer.horizon_representative(q, horizon)
+            n_shared += q0 != q
+            lazy._lazy_sync()
+            assert lazy._safe_depth(eid, q, blocked) == lazy._safe_depth(eid, q0, blocked), f"position {i}"
+        se, sl = eager.advance_bytes(se, unit), lazy.advance_bytes(sl, unit)
+    assert lazy._lazy_depths, "no depth was kept"
+    assert (n_shared > 0) == shared
+
+
+_TWO_STRINGS = (
+    'start: "a" ANY | "b" LOWER\n'
+    'ANY: /"[^"\\\\]{0,100}"/\n'
+    'LOWER: /"[a-z ]{0,100}"/\n'
+)
+
+
+@pytest.mark.parametrize("first", ["a", "b"])
+def test_kept_safe_depths_are_per_expected_set(first):
+    """One lexer state (inside a string, any of the two string terminals still live) under two
+    expected sets (after "a" only ANY, after "b" only LOWER) has two safe-text depths: the lazy
+    engine keeps each apart, so whichever comes first, both masks are the eager engine's."""
+    eager, lazy = _eager_and_lazy(_TWO_STRINGS)
+    order = [first, "b" if first == "a" else "a"]
+    for head in order:
+        se = eager.advance_bytes(eager.initial_state(), head.encode() + b'"')
+        sl = lazy.advance_bytes(lazy.initial_state(), head.encode() + b'"')
+        for i in range(12):
+            assert np.array_equal(lazy.compute_token_bits(sl), eager.compute_token_bits(se)), f"{head} position {i}"
+            se, sl = eager.advance_bytes(se, b"ab"), lazy.advance_bytes(sl, b"ab")
+
+
 @pytest.mark.parametrize("text,prefix,unit,count", [
     # lexeme ends outside the counted loop (after the closing quote): positions share walks
     (schema_to_lark({"type": "array", "items": {"type": "string", "minLength": 45, "maxLength": 120}}),
