@@ -224,6 +224,31 @@ def test_a_counted_position_has_its_representatives_safe_depth(text, prefix, uni
     assert (n_shared > 0) == shared
 
 
+@pytest.mark.parametrize("ahead", [1, 6, 20])
+def test_safe_depths_do_not_depend_on_the_lookahead_built(ahead, monkeypatch):
+    """How far past a missing row the safe-text search builds rows only changes how often it
+    stops: at every position of counted strings the depths and masks are those of the smallest
+    lookahead, and the masks the eager engine's."""
+    text = schema_to_lark({"type": "array", "items": {"anyOf": [
+        {"type": "string", "minLength": 45, "maxLength": 120}, {"type": "string", "pattern": "^[a-z]{3,70}$"}]}})
+
+    def depths_and_masks(c, e):
+        s, se, out = c.advance_bytes(c.initial_state(), b'["'), e.advance_bytes(e.initial_state(), b'["'), []
+        for _ in range(40):
+            bits = c.compute_token_bits(s)
+            assert np.array_equal(bits, e.compute_token_bits(se))
+            out.append((sorted(c._lazy_depths.values()), bits.tobytes()))  # state ids differ
+            s, se = c.advance_bytes(s, b"ab\xc3\xa9"), e.advance_bytes(se, b"ab\xc3\xa9")
+        return out
+
+    eager, base = _eager_and_lazy(text)
+    monkeypatch.setattr(grammar_compile.GrammarConstraint, "_LAZY_DEPTH_AHEAD", 1)
+    want = depths_and_masks(base, eager)
+    monkeypatch.setattr(grammar_compile.GrammarConstraint, "_LAZY_DEPTH_AHEAD", ahead)
+    _, lazy = _eager_and_lazy(text)
+    assert depths_and_masks(lazy, eager) == want
+
+
 _TWO_STRINGS = (
     'start: "a" ANY | "b" LOWER\n'
     'ANY: /"[^"\\\\]{0,100}"/\n'
