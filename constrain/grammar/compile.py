@@ -208,9 +208,10 @@ class GrammarConstraint(CompiledConstraint):
         an ignored terminal ends (their blocked-byte sets read the row)."""
         self._lazy_ensure_all(np.array([q], dtype=np.int64), depth)
 
-    def _lazy_ensure_all(self, qs: np.ndarray, depth: int) -> None:
-        """:meth:`_lazy_ensure` from each state of ``qs``, in one kernel pass."""
-        built, self._depth_ok = self.lexer.expand_ahead(qs, depth, self._class_reps, self._depth_ok)
+    def _lazy_ensure_all(self, qs: np.ndarray, depth: int, max_new: int | None = None) -> None:
+        """:meth:`_lazy_ensure` from each state of ``qs``, in one kernel pass (stopping once
+        ``max_new`` states were created, if given: see :meth:`LazyLexerDFA.expand_ahead`)."""
+        built, self._depth_ok = self.lexer.expand_ahead(qs, depth, self._class_reps, self._depth_ok, max_new)
         if built.shape[0]:
             self._dirty.extend(built.tolist())
         self._lazy_expand_ignored_ends()
@@ -358,11 +359,16 @@ class GrammarConstraint(CompiledConstraint):
     search goes on level by level (a character is 1-4 bytes), and each stop costs a search from
     the start and a table sync (on MaskBench's lazy Github schemas, 2 -> 6 bytes: a quarter fewer
     searches, a tenth more states, a tenth fewer masks over 167 µs)."""
+    _LAZY_DEPTH_AHEAD_STATES = 64
+    """Most states one such expansion creates before it stops (a lexer that blows up on arbitrary
+    text creates thousands within 6 bytes; the search then meets the rest and its own bound,
+    ``_SAFE_DEPTH_MAX_NEW_STATES``, ends it)."""
 
-    def _lazy_expand_rows(self, coded: np.ndarray, ahead: int | None = None) -> None:
+    def _lazy_expand_rows(self, coded: np.ndarray, ahead: int | None = None, max_new: int | None = None) -> None:
         """Expand the rows a kernel reported missing (``-2 - state`` codes) and those less than
-        ``ahead`` bytes past them (default ``_LAZY_AHEAD``), then sync the tables."""
-        self._lazy_ensure_all(np.unique(-2 - np.asarray(coded)), ahead or self._LAZY_AHEAD)
+        ``ahead`` bytes past them (default ``_LAZY_AHEAD``; stopping once ``max_new`` states were
+        created, if given), then sync the tables."""
+        self._lazy_ensure_all(np.unique(-2 - np.asarray(coded)), ahead or self._LAZY_AHEAD, max_new)
         self._lazy_sync()
 
     # ------------------------------------------------------------------ single-walk tables
@@ -707,7 +713,7 @@ class GrammarConstraint(CompiledConstraint):
             if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
                 return 0  # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens
             # every row the level needs, built at once (one table sync, not one per row)
-            self._lazy_expand_rows(-2 - missing[: -2 - depth], self._LAZY_DEPTH_AHEAD)
+            self._lazy_expand_rows(-2 - missing[: -2 - depth], self._LAZY_DEPTH_AHEAD, self._LAZY_DEPTH_AHEAD_STATES)
 
     def _keep_safe_reach(self, q: int, reached: np.ndarray) -> None:
         """Keep what a full-depth safe-text search from eager lexer state ``q`` read (the kernel's

@@ -314,17 +314,19 @@ OUT_FULL = -5
 
 
 @numba.njit(cache=True, nogil=True)
-def lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr,
-                             edge_lo, edge_hi, edge_t, loop_of, back_loop, loops, keep, term_of, final_term, set_ptr,
-                             set_keys, hashes, htab, n_states, trans, acc, live, expanded, max_states, buf, tab, used,
-                             stack):
+def lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, max_new, n, class_of, n_cls, eps_ptr, eps_idx,
+                             edge_ptr, edge_lo, edge_hi, edge_t, loop_of, back_loop, loops, keep, term_of, final_term,
+                             set_ptr, set_keys, hashes, htab, n_states, trans, acc, live, expanded, max_states, buf,
+                             tab, used, stack):
     """Build the row of every state less than ``depth`` bytes from a state of ``qs`` (reading one
     byte per class: ``reps``). ``depth_ok[s]``: how far ahead of ``s`` rows are known built (read
     and raised; sized to the state capacity, so states created here have entries). Appends the
-    ids of the states expanded to ``out`` from ``n_out[0]``. Returns 0, ``OUT_FULL``, or a status
-    of :func:`lazy_expand_kernel`; on any status the depths raised by this call are reset to 0
-    (a lower depth only costs a look again: rows built stay built), so the caller acts on it and
-    calls again with the same arguments."""
+    ids of the states expanded to ``out`` from ``n_out[0]``. ``max_new`` > 0: once a row built
+    here has created that many states, stop with ``OUT_FULL`` before the next row. Returns 0,
+    ``OUT_FULL``, or a status of :func:`lazy_expand_kernel`; on any status the depths raised by
+    this call are reset to 0 (a lower depth only costs a look again: rows built stay built), so
+    the caller acts on it and calls again with the same arguments."""
+    n0 = n_states[0]
     cap = max(64, 2 * qs.shape[0])
     todo_s = np.empty(cap, np.int64)
     todo_d = np.empty(cap, np.int64)
@@ -341,7 +343,7 @@ def lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, n, class_of,
         if depth_ok[s] >= d:
             continue
         if not expanded[s]:
-            if n_out[0] >= out.shape[0]:
+            if n_out[0] >= out.shape[0] or (max_new > 0 and n_states[0] - n0 >= max_new):
                 status = OUT_FULL
                 break
             status = lazy_expand_kernel(s, n, class_of, n_cls, eps_ptr, eps_idx, edge_ptr, edge_lo, edge_hi, edge_t,

@@ -1988,26 +1988,34 @@ class LazyLexerDFA:
                 return out[: n_out[0]]
             self._on_kernel_status(int(status))
 
-    def expand_ahead(self, qs: np.ndarray, depth: int, reps: np.ndarray, depth_ok: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def expand_ahead(self, qs: np.ndarray, depth: int, reps: np.ndarray, depth_ok: np.ndarray,
+                     max_new: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Build the row of every state less than ``depth`` bytes from a state of ``qs`` (one byte
         per class: ``reps``; mutates). ``depth_ok``: per state, how far ahead rows are known built
         (int64, read and raised; grown here to the state capacity, so pass the returned one next
-        time). Returns ``(ids of the states expanded, depth_ok)``."""
+        time). ``max_new``: stop once the rows built have created that many states (at least one
+        row is built if one is missing; the rest is left for a later call: the record stays
+        sound). Returns ``(ids of the states expanded, depth_ok)``."""
         qs = np.ascontiguousarray(qs, dtype=np.int64)
         built: list[np.ndarray] = []
         out = np.empty(1024, dtype=np.int64)
         n_out = np.zeros(1, dtype=np.int64)
+        n0 = self.n_states
         while True:
             if depth_ok.shape[0] < self._cap:
                 depth_ok = np.concatenate([depth_ok, np.zeros(self._cap - depth_ok.shape[0], np.int64)])
-            status = lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, *self._expand_args())
+            left = 0 if max_new is None else max(1, max_new - (self.n_states - n0))
+            status = lazy_expand_ahead_kernel(qs, depth, reps, depth_ok, out, n_out, left, *self._expand_args())
             if n_out[0]:
                 built.append(out[: n_out[0]].copy())
                 n_out[0] = 0
             if status == 0:
                 break
-            if status != OUT_FULL:
-                self._on_kernel_status(int(status))
+            if status == OUT_FULL:
+                if max_new is not None and self.n_states - n0 >= max_new:
+                    break
+                continue
+            self._on_kernel_status(int(status))
         ids = built[0] if len(built) == 1 else np.concatenate(built) if built else out[:0].copy()
         return ids, depth_ok
 

@@ -268,6 +268,29 @@ def test_expand_ahead_builds_every_row_within_depth(k, prefixes, depth):
     assert again.shape[0] == 0
 
 
+@pytest.mark.parametrize("max_new", [1, 5, 40])
+def test_expand_ahead_stops_after_max_new_states_and_resumes(max_new):
+    """With ``max_new`` a call stops once its rows created that many states (one row more at
+    most: it checks before each row), builds at least one row while one is missing, keeps its
+    depth record sound (rows left unbuilt are not claimed), and calling again until nothing is
+    built leaves every row within the depth built, across the arrays' growth."""
+    lexer = terminals_to_lazy_dfa([r"(?:a|b)*a(?:a|b){9}", r"[0-9]{1,3}"])
+    reps = np.unique(lexer.class_of, return_index=True)[1].astype(np.int64)
+    most_per_row = len(reps)  # a row creates at most one state per byte class
+    depth_ok = np.zeros(0, np.int64)
+    calls = 0
+    while True:
+        n0 = lexer.n_states
+        built, depth_ok = lexer.expand_ahead(np.array([lexer.start]), 8, reps, depth_ok, max_new)
+        calls += 1
+        assert lexer.n_states - n0 < max_new + most_per_row
+        if not len(built):
+            break
+    assert calls > 2
+    assert lexer.n_states > 64  # the arrays grew on the way
+    assert not _unbuilt_ahead(lexer, [lexer.start], 8, reps)
+
+
 def test_expand_ahead_survives_growing_the_lexer():
     """Far more states than the lexer's first capacity (64) in one call: the kernel stops to let
     the arrays grow (its depth record reset for what it raised) and goes on; every state within
