@@ -1001,3 +1001,78 @@ def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab
     else:
         for q in range(n):
             _eset_state_entry(live[q], acc[q], ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q)
+
+
+@numba.njit(cache=True, nogil=True)
+def row_classes_kernel(term_words: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Lexer states ``0 .. n - 1`` grouped by their terminal rows (``term_words[q]``: live and
+    accepting terminals as uint64 words): ``(class of each state int32 [n], a state of each class
+    int64 [C])``, classes numbered in order of first appearance. States of one class have the
+    same entries in every expected set's table row, so a row can be computed per class."""
+    n_words = term_words.shape[2]
+    size = 1
+    while size < 2 * n + 2:
+        size *= 2
+    slots = np.full(size, -1, np.int64)
+    row_class = np.empty(n, np.int32)
+    reps = np.empty(n, np.int64)
+    n_cls = 0
+    for q in range(n):
+        h = np.uint64(1469598103934665603)
+        for k in range(2):
+            for w in range(n_words):
+                h = (h ^ term_words[q, k, w]) * np.uint64(1099511628211)
+        slot = np.int64(h & np.uint64(size - 1))
+        while True:
+            c = slots[slot]
+            if c < 0:
+                slots[slot] = n_cls
+                reps[n_cls] = q
+                row_class[q] = n_cls
+                n_cls += 1
+                break
+            r = reps[c]
+            same = True
+            for k in range(2):
+                for w in range(n_words):
+                    if term_words[r, k, w] != term_words[q, k, w]:
+                        same = False
+                        break
+                if not same:
+                    break
+            if same:
+                row_class[q] = c
+                break
+            slot = (slot + 1) & (size - 1)
+    return row_class, reps[:n_cls].copy()
+
+
+@numba.njit(cache=True, nogil=True)
+def eset_class_rows_kernel(eset_cols, lo, hi, ws_mask, n, e, live_tab, acc_tab, wsonly_tab, eset_words,
+                           row_class, class_words):
+    """As :func:`eset_state_rows_kernel` for a packed eager lexer whose states are grouped by
+    their terminal rows (:func:`row_classes_kernel`; ``class_words[c]``: the rows of class ``c``
+    as words): the set's entries are computed once per class, then copied to the states."""
+    eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
+    ew = eset_words[e, 0]
+    enw = eset_words[e, 1]
+    n_cls = class_words.shape[0]
+    entry = np.empty(n_cls, np.uint8)  # bit 0 live, bit 1 accepting, bit 2 whitespace-only
+    for c in range(n_cls):
+        live = False
+        accept = False
+        non_ws = False
+        for w in range(ew.shape[0]):
+            lw = class_words[c, 0, w]
+            if lw & ew[w]:
+                live = True
+            if class_words[c, 1, w] & ew[w]:
+                accept = True
+            if lw & enw[w]:
+                non_ws = True
+        entry[c] = np.uint8(live) | (np.uint8(accept) << 1) | (np.uint8(live and not non_ws) << 2)
+    for q in range(n):
+        v = entry[row_class[q]]
+        live_tab[e, q] = (v & 1) != 0
+        acc_tab[e, q] = (v & 2) != 0
+        wsonly_tab[e, q] = (v & 4) != 0

@@ -78,12 +78,14 @@ from constrain.grammar._kernels import (
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
+    eset_class_rows_kernel,
     eset_state_rows_kernel,
     lazy_state_rows_kernel,
     reach_depth_kernel,
     safe_depth_kernel,
     safe_reach_kernel,
     merge_insert,
+    row_classes_kernel,
 )
 from constrain.grammar.earley import EarleyParser, ParserState
 from constrain.grammar.lark_frontend import GrammarIR, _locate, lark_to_ir, read_grammar_text
@@ -426,6 +428,9 @@ class GrammarConstraint(CompiledConstraint):
         self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
         self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
         self._wide_cols = 0  # terminals of the wide expected sets met before _term_words was packed
+        # eager lexer, once packed: the class of each state's rows and each class's rows as words
+        self._row_class: np.ndarray | None = None
+        self._class_words: np.ndarray | None = None
         self._merges: dict[tuple[int, int], int] = {}
         self._mkeys = np.full(1024, -1, dtype=np.int64)
         self._mvals = np.zeros(1024, dtype=np.int64)
@@ -480,11 +485,17 @@ class GrammarConstraint(CompiledConstraint):
                 self._wide_cols += len(cols)
                 if 3 * self._wide_cols > len(self.ir.terminals) and self._wide_cols * n > self._PACK_MIN_WORK:
                     self._pack_term_words(n)
-            eset_state_rows_kernel(
-                lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
-                start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words,
-                self._term_words,
-            )
+            if self._class_words is not None and len(cols) > 3 * self._eset_words.shape[2]:
+                eset_class_rows_kernel(
+                    self._eset_cols, start, start + len(cols), self._ws_mask, n, eid, self._live_tab, self._acc_tab,
+                    self._wsonly_tab, self._eset_words, self._row_class, self._class_words,
+                )
+            else:
+                eset_state_rows_kernel(
+                    lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
+                    start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words,
+                    self._term_words,
+                )
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])
@@ -509,6 +520,11 @@ class GrammarConstraint(CompiledConstraint):
         packed[:n, 1, :n_bytes] = np.packbits(self.lexer.accepting_terminals[:n], axis=1, bitorder="little")
         words = packed.view("<u8")  # byte k of a word holds terminals 8k .. 8k + 7
         self._term_words = words if words.dtype == np.uint64 else words.astype(np.uint64)
+        if not self._lazy:
+            # an eager lexer's states are all here: group them by their rows (a JSON-schema lexer
+            # has ~5x fewer distinct rows than states), so wide sets' rows cost a pass per class
+            self._row_class, reps = row_classes_kernel(self._term_words, n)
+            self._class_words = np.ascontiguousarray(self._term_words[reps])
 
     def _fill_scan(self, pid: int, q: int) -> None:
         col = self._acc_col[q]

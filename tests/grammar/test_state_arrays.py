@@ -8,7 +8,10 @@ import random
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from constrain.grammar._kernels import row_classes_kernel
 from constrain.grammar.compile import GrammarConstraint
 from tests.grammar.test_candidate_bytes import TEXTS, _compile
 
@@ -140,6 +143,8 @@ def test_walk_tables_of_large_expected_sets_by_bit_words(lazy, monkeypatch):
     rnd = random.Random(5)
     _random_masked_walks(c, rnd, walks=10, steps=12)
     assert c._term_words.shape[0] > 0, "no expected set took the bit-word path"
+    # an eager lexer computes wide sets' rows per class of states with equal terminal rows
+    assert (c._class_words is not None) == (not lazy)
     _assert_walk_tables_match_the_matrices(c, rnd)
     state = c.initial_state()
     for _ in range(8):
@@ -188,3 +193,28 @@ def test_a_constraint_is_freed_without_the_cycle_collector(lazy):
     finally:
         if was:
             gc.enable()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 150), st.integers(0, 2**32 - 1))
+def test_row_classes_group_exactly_the_equal_rows(n, n_terms, seed):
+    """States share a class iff their live and accepting terminal rows are equal; each class's
+    representative is one of its states, classes numbered in order of first appearance."""
+    rng = np.random.default_rng(seed)
+    pool = rng.random((max(1, n // 3), 2, n_terms)) < 0.2  # few distinct rows, many repeats
+    rows = pool[rng.integers(0, pool.shape[0], n)]
+    n_words = (n_terms + 63) // 64
+    words = np.zeros((n + 3, 2, n_words), np.uint64)  # rows past n are not read
+    for q in range(n):
+        for k in range(2):
+            for t in np.flatnonzero(rows[q, k]):
+                words[q, k, t >> 6] |= np.uint64(1) << np.uint64(t & 63)
+    row_class, reps = row_classes_kernel(words, n)
+    assert row_class.shape == (n,) and reps.shape[0] == len({rows[q].tobytes() for q in range(n)})
+    for q in range(n):
+        assert np.array_equal(rows[reps[row_class[q]]], rows[q])
+    first = [row_class[q] for q in range(n) if q == reps[row_class[q]]]
+    assert first == list(range(len(reps)))
+    for a in range(len(reps)):
+        for b in range(a + 1, len(reps)):
+            assert not np.array_equal(rows[reps[a]], rows[reps[b]])
