@@ -634,7 +634,10 @@ class GrammarConstraint(CompiledConstraint):
             # counts read the next token's bytes alike share one walk, as long as the walk's
             # lexeme ends lie outside the loop (then they are the same states, whatever the count).
             q0 = self.lexer.horizon_representative(q, int(self._trie.max_depth))
-            depth_key = (eid, q0, b)
+            # a lazy state reads the next horizon's bytes as its representative does (same live /
+            # accepting sets on the way), so both have one safe-text depth: searched from the
+            # representative once (its rows built once) and kept
+            search_q, depth_key = q0, (eid, q0, b)
             if q0 != q:
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, q0, ws, b)
@@ -642,7 +645,7 @@ class GrammarConstraint(CompiledConstraint):
                     self._lexeme_cache[key] = entry
                     return entry
         else:
-            depth_key = None
+            search_q, depth_key = (q if q >= 0 else 0), None
         self.walk_stats["lexeme_walks"] += 1
         sliced = self._slices
         forest = sliced.forest
@@ -651,10 +654,7 @@ class GrammarConstraint(CompiledConstraint):
         while True:
             depth = self._lazy_depths.get(depth_key) if depth_key is not None else None
             if depth is None:
-                # a lazy state reads the next horizon's bytes as its representative does (same
-                # live / accepting sets on the way), so both have one safe-text depth: computed
-                # for the representative once (its rows built once) and kept
-                depth = self._safe_depth(eid, q0 if depth_key is not None else q if q >= 0 else 0, first_blocked)
+                depth = self._safe_depth(eid, search_q, first_blocked)
                 if depth_key is not None:
                     if len(self._lazy_depths) >= self.limits.max_cached_masks:
                         self._lazy_depths.pop(next(iter(self._lazy_depths)))

@@ -147,14 +147,15 @@ class EarleyParser:
         return {k: tuple(v) for k, v in waiting.items()}, expected
 
     _MAX_PARTS = 16
-    """Most groupings a state keeps (a merge of merges regroups its items beyond)."""
+    """Most groupings a merged state keeps (a merge of merges regroups its items beyond; a
+    closure keeps one per prediction, as many as the distinct nonterminals it predicts)."""
 
     def _new_state(self, key, items: frozenset, finished: bool, parts=None) -> ParserState:
         """Intern a state for ``items`` (mutates the intern tables). ``parts``: groupings
         (:meth:`_group`) whose items together are ``items`` (overlaps allowed), kept as they are
         (:meth:`ParserState.waiting_on` merges a symbol's on first use) instead of grouping every
         item again (a closure's predictions are grouped once); None: group ``items``."""
-        if parts is None or len(parts) > self._MAX_PARTS:
+        if parts is None:
             group, expected = self._group(items)
             groups = (group,)
         else:
@@ -294,7 +295,8 @@ class EarleyParser:
         key = (items, finished)
         merged = self._intern.get(key)
         if merged is None:
-            merged = self._new_state(key, items, finished, [(g, s.expected) for s in states for g in s._parts])
+            parts = [(g, s.expected) for s in states for g in s._parts]
+            merged = self._new_state(key, items, finished, parts if len(parts) <= self._MAX_PARTS else None)
         self._merge_memo[mkey] = merged
         return merged
 
