@@ -14,6 +14,10 @@ has compiled nothing before, numba's JIT aside)::
 three minutes) and reports the TTFM percentiles and how many schemas take over 50/100/200 ms,
 the compile tail without the peers' noise; ``--json`` keeps the per-file times. ``--untested`` adds the files without test instances, which
 the whole-folder bench compiles as well (its TTFM percentiles count them; they hold much of the tail).
+
+``--files bench/lists/<name>.txt`` runs a fixed list instead of the sample (the lists there are
+the files with the most slow masks of one kind, from a whole-folder run; see their first lines),
+``--over`` sets the threshold ``--by-lexer`` counts (e.g. 167, llguidance's p99 in that run).
 """
 
 from __future__ import annotations
@@ -56,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
                          "the masks' own cost, without the collections the bench's long-lived workers run into")
     ap.add_argument("--by-lexer", action="store_true",
                     help="also split TBM by the grammar's lexer (eager / lazy): total fill time, p99, fills over 200 us")
+    ap.add_argument("--files", type=Path,
+                    help="a text file of MaskBench file names, one per line (instead of the sample; e.g. bench/lists/)")
+    ap.add_argument("--over", type=float, default=200.0, help="the TBM threshold counted by --by-lexer, in us (default 200)")
     opts = ap.parse_args(argv)
     counts = _install_counters() if opts.counters else None
 
@@ -76,12 +83,21 @@ def main(argv: list[str] | None = None) -> int:
 
         engine.compile_json_schema = compile_and_note
     gc_was_on = gc.isenabled()
-    files = list_files(opts.data_dir) if opts.all else sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
+    if opts.files is not None:
+        files = [ln.strip() for ln in opts.files.read_text(encoding="utf-8").splitlines()
+                 if ln.strip() and not ln.lstrip().startswith("#")]
+        missing = [f for f in files if not (opts.data_dir / f).is_file()]
+        if missing:
+            ap.error(f"--files: {len(missing)} not in {opts.data_dir}, e.g. {missing[0]}")
+    elif opts.all:
+        files = list_files(opts.data_dir)
+    else:
+        files = sample_files(list_files(opts.data_dir), opts.limit, "stratified", 0)
     if opts.untested and not opts.ttfm_only:
         ap.error("--untested needs --ttfm-only (files without instances have no masks to time)")
     with_tests = files if opts.untested else [
         f for f in files if json.loads((opts.data_dir / f).read_text(encoding="utf-8")).get("tests")]
-    chosen = with_tests[:: opts.every or (1 if opts.all else 4)]
+    chosen = with_tests[:: opts.every or (1 if opts.all or opts.files is not None else 4)]
     ttfm: list[float] = []
     tbm: list[int] = []
     tbm_by: dict[str, list[int]] = {}
@@ -128,8 +144,9 @@ def main(argv: list[str] | None = None) -> int:
                                  if opts.by_lexer]
         for name, xs in parts:
             if len(xs):
+                over = opts.over
                 print(f"TBM {name}: {len(xs)} masks, {xs.sum() / 1e3:.0f} ms in all, p99 {np.percentile(xs, 99):.1f} us, "
-                      f"{int((xs > 200).sum())} over 200 us ({xs[xs > 200].sum() / 1e3:.0f} ms)")
+                      f"{int((xs > over).sum())} over {over:g} us ({xs[xs > over].sum() / 1e3:.0f} ms)")
     if opts.json is not None:
         opts.json.write_text(json.dumps(per_file, indent=0), encoding="utf-8")
     if counts is not None:

@@ -378,3 +378,23 @@ def test_inprocess_by_lexer_and_gc_off(data_dir, smollm2_tokenizer, capsys):
     assert counts.get("all", 0) > 0, out
     assert sum(v for k, v in counts.items() if k != "all") == counts["all"], out
     assert set(counts) - {"all"} <= {"eager", "lazy", "other"} and "eager" in counts, out
+
+
+def test_inprocess_runs_a_file_list(data_dir, smollm2_tokenizer, capsys, tmp_path):
+    """``--files`` runs exactly the listed files that have tests (comment lines skipped), and
+    ``--over`` sets the threshold the per-lexer lines count; a listed file not in the folder is a
+    clean usage error."""
+    import bench.maskbench_inprocess as mbi
+
+    pytest.importorskip("constrain.schema")
+    listing = tmp_path / "list.txt"
+    listing.write_text("# two files\nGithub_easy---o2.json\n\nKubernetes---k1.json\n", encoding="utf-8")
+    assert mbi.main([str(data_dir), "--files", str(listing), "--by-lexer", "--over", "0"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].startswith("1 files ({'passing': 1})"), out  # k1 has no tests
+    all_line = next(line for line in out.splitlines() if line.startswith("TBM all:"))
+    n = int(all_line.split(":", 1)[1].split()[0])
+    assert n > 0 and f"{n} over 0 us" in all_line, out  # every mask takes more than 0 us
+    listing.write_text("Github_easy---o9.json\n", encoding="utf-8")
+    with pytest.raises(SystemExit):
+        mbi.main([str(data_dir), "--files", str(listing)])
