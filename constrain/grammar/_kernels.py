@@ -1057,22 +1057,14 @@ def eset_class_rows_kernel(eset_cols, lo, hi, ws_mask, n, e, live_tab, acc_tab, 
     ew = eset_words[e, 0]
     enw = eset_words[e, 1]
     n_cls = class_words.shape[0]
-    entry = np.empty(n_cls, np.uint8)  # bit 0 live, bit 1 accepting, bit 2 whitespace-only
+    # the classes' entries, as one row of class-indexed tables
+    cls_live = np.empty((1, n_cls), np.bool_)
+    cls_acc = np.empty((1, n_cls), np.bool_)
+    cls_wsonly = np.empty((1, n_cls), np.bool_)
     for c in range(n_cls):
-        live = False
-        accept = False
-        non_ws = False
-        for w in range(ew.shape[0]):
-            lw = class_words[c, 0, w]
-            if lw & ew[w]:
-                live = True
-            if class_words[c, 1, w] & ew[w]:
-                accept = True
-            if lw & enw[w]:
-                non_ws = True
-        entry[c] = np.uint8(live) | (np.uint8(accept) << 1) | (np.uint8(live and not non_ws) << 2)
+        _eset_state_entry_words(class_words[c, 0], class_words[c, 1], ew, enw, cls_live, cls_acc, cls_wsonly, 0, c)
     for q in range(n):
-        v = entry[row_class[q]]
-        live_tab[e, q] = (v & 1) != 0
-        acc_tab[e, q] = (v & 2) != 0
-        wsonly_tab[e, q] = (v & 4) != 0
+        c = row_class[q]
+        live_tab[e, q] = cls_live[0, c]
+        acc_tab[e, q] = cls_acc[0, c]
+        wsonly_tab[e, q] = cls_wsonly[0, c]

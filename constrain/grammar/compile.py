@@ -478,14 +478,15 @@ class GrammarConstraint(CompiledConstraint):
             lexer = self.lexer
             # states past the capacity: written by the next sync
             n = min(lexer.n_states, self._q_cap)
-            if len(cols) > 3 * self._eset_words.shape[2] and not self._term_words.shape[0]:
+            wide = len(cols) > 3 * self._eset_words.shape[2]  # tested by bit words (see _uses_words)
+            if wide and not self._term_words.shape[0]:
                 # packing every state's rows costs about a third of one full-width set's loop,
                 # plus a fixed cost that small lexers never win back: pack once the wide sets
                 # seen add up to both
                 self._wide_cols += len(cols)
                 if 3 * self._wide_cols > len(self.ir.terminals) and self._wide_cols * n > self._PACK_MIN_WORK:
                     self._pack_term_words(n)
-            if self._class_words is not None and len(cols) > 3 * self._eset_words.shape[2]:
+            if wide and self._class_words is not None:
                 eset_class_rows_kernel(
                     self._eset_cols, start, start + len(cols), self._ws_mask, n, eid, self._live_tab, self._acc_tab,
                     self._wsonly_tab, self._eset_words, self._row_class, self._class_words,
