@@ -169,6 +169,30 @@ class BatchForward:
         return attention[:, drop:]
 
 
+def _to_device(t, device):
+    """``t`` (a new host tensor) on ``device``: through pinned memory without waiting for the
+    device's queue on CUDA (a copy from pageable memory waits for the stream first)."""
+    if device.type != "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+_ONES: dict = {}
+
+
+def _ones_column(rows: int, like):
+    """A ``[rows, 1]`` column of ones with ``like``'s dtype and device (kept: made once per shape)."""
+    import torch
+
+    key = (rows, like.dtype, like.device)
+    column = _ONES.get(key)
+    if column is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        column = _ONES[key] = torch.ones((rows, 1), dtype=like.dtype, device=like.device)
+    return column
+
+
 def _cache_layers(cache: Any) -> list | None:
     """A KV cache's per-layer ``keys``/``values`` holders, when every layer is a plain growing
     ``[batch, heads, positions, dim]`` pair (transformers' ``DynamicLayer``); else None."""
@@ -482,9 +506,12 @@ def decode_batch(
                if bitmask[b].any() and not np.array_equal(bitmask[b].view(np.uint32), eos_words)]
         if not sel:
             return {}
-        logits = logits[torch.tensor(sel).to(logits.device)]  # a copy: the rows stay unmasked
-        words = bitmask_t[[rows[k] for k in sel]]
-        apply_bitmask(logits, words.to(logits.device), vocab_size=vocab.size)
+        if len(sel) < len(rows):
+            logits = logits[_to_device(torch.tensor(sel), logits.device)]  # a copy: the rows stay unmasked
+        else:
+            logits = logits.clone()
+        words = _to_device(bitmask_t[[rows[k] for k in sel]], logits.device)
+        apply_bitmask(logits, words, vocab_size=vocab.size)
         if options.temperature <= 0:
             tokens = torch.argmax(logits, dim=-1).tolist()
         else:
@@ -550,11 +577,12 @@ def decode_batch(
         the others instead of making the whole batch's next steps ragged."""
         t_step = time.perf_counter()
         ids, att, pos = prompt_step_inputs([prompt_ids[b] for b in rows], pad_token_id)
+        att = att.to(device)
         prefill = BatchForward(model)
         choosing = [b for b in rows if not finished[b]]
         sync = all(matchers[b].is_accepting() for b in choosing)
         logits = masks_then_forward(
-            rows, choosing, lambda: prefill(ids.to(device), att.to(device), pos.to(device), last_only=True), sync
+            rows, choosing, lambda: prefill(ids.to(device), att, pos.to(device), last_only=True), sync
         )
         if logits is not None:
             index = [i for i, b in enumerate(rows) if not finished[b]]
@@ -575,9 +603,9 @@ def decode_batch(
                     pos[i, : len(feed)] = torch.arange(n_real[b], n_real[b] + len(feed))
                     n_real[b] += len(feed)
                     queue[b] = queue[b][-1:]
-            att = torch.cat([att, extra], dim=1)
+            att = torch.cat([att, extra.to(device)], dim=1)
             t_fwd = time.perf_counter()
-            prefill(ids.to(device), att.to(device), pos.to(device), last_only=True)
+            prefill(ids.to(device), att, pos.to(device), last_only=True)
             stats["forward"] += time.perf_counter() - t_fwd
             stats["steps"] += 1
         return prefill, att
@@ -597,8 +625,8 @@ def decode_batch(
                     live, attention, forward.cache = [], None, None
                     refill = True
                 else:
-                    index = torch.tensor(keep, dtype=torch.long)
-                    if forward.select_rows(index.to(device)):
+                    index = torch.tensor(keep, dtype=torch.long).to(device)
+                    if forward.select_rows(index):
                         attention = attention[index]
                         live = [live[i] for i in keep]
                         attention = forward.trim_left(attention)
@@ -610,8 +638,8 @@ def decode_batch(
                 if not alive:
                     continue
                 if len(alive) < len(rows):
-                    index = torch.tensor(alive, dtype=torch.long)
-                    if prefill.select_rows(index.to(device)):
+                    index = torch.tensor(alive, dtype=torch.long).to(device)
+                    if prefill.select_rows(index):
                         att = att[index]
                         rows = [rows[i] for i in alive]
                 if not live:
@@ -630,7 +658,8 @@ def decode_batch(
             # Next step: ragged rows, right-padded; padding is masked out of attention.
             width = feed_width([len(queue[b]) for b in live], ragged_fill)
             # Built as Python lists and turned into tensors once (per-row tensor writes cost more
-            # than the step's other host work on a fast device).
+            # than the step's other host work on a fast device); ids and positions travel to the
+            # device in one copy, the attention mask stays there (a column of ones per plain step).
             ids_rows, att_rows, pos_rows = [], [], []
             last_index = [0] * len(live)
             for i, b in enumerate(live):
@@ -641,9 +670,11 @@ def decode_batch(
                 pos_rows.append(list(range(n_real[b], n_real[b] + len(feed))) + [0] * pad)
                 n_real[b] += len(feed)
                 last_index[i] = max(len(feed) - 1, 0)
-            input_ids = torch.tensor(ids_rows, dtype=torch.long)
-            positions = torch.tensor(pos_rows, dtype=torch.long)
-            attention = torch.cat([attention, torch.tensor(att_rows, dtype=torch.long)], dim=1)
+            input_ids, positions = _to_device(torch.tensor([ids_rows, pos_rows], dtype=torch.long), device)
+            if width == 1 and all(a[0] for a in att_rows):  # every live row feeds one token
+                attention = torch.cat([attention, _ones_column(len(live), attention)], dim=1)
+            else:
+                attention = torch.cat([attention, _to_device(torch.tensor(att_rows, dtype=torch.long), device)], dim=1)
             keep_index = None
             if width > 1 and forward.can_keep_last:
                 keep_index = torch.tensor([[k] for k in last_index], dtype=torch.long)
@@ -654,7 +685,7 @@ def decode_batch(
             # Every row could end: know the masks first, so rows that can only end stop here and
             # a finished batch skips the forward pass.
             sync = bool(choosing) and all(matchers[b].is_accepting() for b in choosing)
-            step_input = (input_ids.to(device), attention.to(device), positions.to(device))
+            step_input = (input_ids, attention, positions)
             logits_all = masks_then_forward(
                 live, choosing,
                 lambda: forward(*step_input, last_only=width == 1,
@@ -671,9 +702,13 @@ def decode_batch(
                     pick_index.append(i)
                     pick_cols.append(-1 if (width == 1 or keep_index is not None) else last_index[i])
             if pick_rows:
-                # One gather of the choosing rows' logits (not one slice per row).
-                picked = logits_all[torch.tensor(pick_index).to(logits_all.device),
-                                    torch.tensor(pick_cols).to(logits_all.device)].float()
+                # One gather of the choosing rows' logits (not one slice per row), none when every
+                # row of a plain step chooses.
+                if len(pick_rows) == len(live) and all(c == -1 for c in pick_cols):
+                    picked = logits_all[:, -1].float()
+                else:
+                    where = _to_device(torch.tensor([pick_index, pick_cols]), logits_all.device)
+                    picked = logits_all[where[0], where[1]].float()
                 chosen = masked_choices(pick_rows, picked)
                 for k, b in enumerate(pick_rows):
                     choose(b, picked[k], t_step, chosen.get(b, -1))
