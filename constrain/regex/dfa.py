@@ -960,9 +960,12 @@ def _minimize_ids(table: np.ndarray, label_ids: np.ndarray, n_cls: int) -> tuple
     live = live_terminals_kernel(table, accepting[:, None], seeds, np.zeros(len(seeds), dtype=np.int64))[:, 0]
     if not live[0]:
         return np.full((1, n_cls), -1, dtype=np.int32), np.zeros(1, dtype=np.int64)
-    # the partial table's "no transition" must mean "dead": transitions into dead states are dropped
-    partial = table.copy()
-    partial[(table >= 0) & ~live[np.maximum(table, 0)]] = -1
+    # the partial table's "no transition" must mean "dead": transitions into dead states are
+    # dropped (a lexer's subset DFA usually has none: then the table is read as it is)
+    partial = table
+    if not live.all():
+        partial = table.copy()
+        partial[(table >= 0) & ~live[np.maximum(table, 0)]] = -1
     uniq, block0 = np.unique(label_ids, return_inverse=True)
     block_of = hopcroft_partial_kernel(partial, block0.astype(np.int64), len(uniq))
     return quotient_partial_kernel(partial, block_of)
@@ -1349,7 +1352,7 @@ class _ExclusionFold:
 
 def _compile(entries: list[tuple[str, bool, bool]], limits: Limits, what: str, max_work: int | None = None):
     """Return the minimized byte table and per-state accepted-pattern tuples of ``entries``."""
-    table, rep, acc_ptr, acc_idx, _class_of = _compile_arrays(entries, limits, what, max_work)
+    table, rep, acc_ptr, acc_idx, _class_of, _table_cls = _compile_arrays(entries, limits, what, max_work)
     ptr, idx = acc_ptr.tolist(), acc_idx.tolist()
     return table, [tuple(idx[ptr[r] : ptr[r + 1]]) for r in rep.tolist()]
 
@@ -1358,9 +1361,9 @@ def _compile_arrays(entries: list[tuple[str, bool, bool]], limits: Limits, what:
                     max_nfa_states: int | None = None, max_repeat: int | None = None):
     """The minimized byte table of ``entries`` (the NFA assembled from cached fragments, each
     entry parsed once; subset construction and minimization in numba), as ``(table, rep,
-    acc_ptr, acc_idx, class_of)``: minimal state ``s`` accepts the patterns
+    acc_ptr, acc_idx, class_of, table_cls)``: minimal state ``s`` accepts the patterns
     ``acc_idx[acc_ptr[rep[s]]:acc_ptr[rep[s] + 1]]``; bytes with the same ``class_of`` have the
-    same column in ``table``. A caller with a lazy fallback gives up
+    same column in ``table``, which is column ``class_of[b]`` of ``table_cls``. A caller with a lazy fallback gives up
     early (``LimitExceededError``, field ``max_dfa_states``) on an NFA of more than
     ``max_nfa_states`` states or a repetition bound over ``max_repeat``."""
     parsed = _entries_parsed(entries, limits)
@@ -1378,7 +1381,7 @@ def _compile_arrays(entries: list[tuple[str, bool, bool]], limits: Limits, what:
     if fold is not None:
         acc_ptr, acc_idx = fold.accepts(acc_ptr, acc_idx)
     table_cls, rep = _minimize_ids(table, _label_ids(acc_ptr, acc_idx), n_cls)
-    return _expand(table_cls, class_of), rep, acc_ptr, acc_idx, class_of
+    return _expand(table_cls, class_of), rep, acc_ptr, acc_idx, class_of, table_cls
 
 
 # ------------------------------------------------------------------------------------------------
@@ -1585,7 +1588,7 @@ def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: 
     """:func:`terminals_to_dfa` of entries ``(pattern, ignore_case, dotall)`` (see
     :func:`_compile_arrays` for the early give-ups), the accepting matrix built from the arrays."""
     n_terms = len(entries)
-    table, rep, acc_ptr, acc_idx, class_of = _compile_arrays(entries, limits, f"lexer of {n_terms} terminals", max_work,
+    table, rep, acc_ptr, acc_idx, class_of, table_cls = _compile_arrays(entries, limits, f"lexer of {n_terms} terminals", max_work,
                                                    max_nfa_states, max_repeat)
     n = table.shape[0]
     counts = np.diff(acc_ptr)[rep]
@@ -1596,7 +1599,7 @@ def _lexer_dfa(entries: list[tuple[str, bool, bool]], limits: Limits, max_work: 
     acc[rows, terms] = True
     # live[s, i]: an accepting state of terminal i is reachable from s (reverse BFS per terminal,
     # over one column per byte class: the same edges as the byte table, a third of the columns)
-    live = live_terminals_kernel(class_columns(table, class_of), acc, rows, terms)
+    live = live_terminals_kernel(np.ascontiguousarray(table_cls, dtype=np.int32), acc, rows, terms)
     return LexerDFA(table, acc, live, 0, class_of)
 
 
