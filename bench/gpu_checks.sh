@@ -1,7 +1,7 @@
 #!/bin/bash
 # The device checks of issue #5, as one script for a lent GPU machine (see docs/performance.md,
-# "On a GPU"): mask application against the peers' kernels, the device-table tests on CUDA, then
-# bench/device_decode.py with SmolLM2's architecture and tokenizer (random weights).
+# "On a GPU"): mask application against the peers' kernels, the device-table tests on CUDA,
+# bench/loop_probe.py, then bench/device_decode.py with SmolLM2's architecture and tokenizer (random weights).
 #
 # Prepare here (the GPU machine reaches no registry or hub):
 #   .venv/bin/python bench/device_decode.py --save-model-config .gpu/smollm2
@@ -27,6 +27,11 @@ timeout 60 $PY bench/apply_mask.py --device "$DEV" --iters 200 2>&1 | tee "$OUT/
 echo "apply_mask: $(( $(date +%s) - t0 )) s"
 timeout 70 $PY -m pytest -q -p no:cacheprovider tests/test_device_tables.py 2>&1 | tail -15 | tee "$OUT/pytest.log"
 echo "tests: $(( $(date +%s) - t0 )) s"
+# our loop against the bare forward pass and generate, and where it waits for the device
+timeout 200 $PY bench/loop_probe.py --random-weights .gpu/smollm2 --device "$DEV" --batch-sizes 8,32 \
+  --max-new-tokens "$TOK" --reps 6 --sync-debug --variants forward,generate,ours,ours-percore 2>&1 \
+  | grep -v "it/s\]" | tee "$OUT/loop_probe.log"
+echo "probe: $(( $(date +%s) - t0 )) s"
 timeout 290 $PY bench/device_decode.py --random-weights .gpu/smollm2 --device "$DEV" --peers --batch-sizes "$SIZES" \
   --max-new-tokens "$TOK" --rounds "$ROUNDS" --warmup-rounds 1 --out "$OUT/device_decode.json" 2>&1 \
   | grep -v "it/s\]" | tee "$OUT/bench.log"
