@@ -117,6 +117,34 @@ class _Expander:
         return name
 
 
+class _SymbolCodes(dict):
+    """A symbol's code in the IR: ``-(k + 1)`` for the ``k``-th rule met, ``t`` for the ``t``-th
+    terminal; assigned on first lookup (``__missing__``), in the order symbols are met, so a
+    known symbol costs one dict lookup. Appends to ``order`` and ``terminals`` (mutates)."""
+
+    def __init__(self, bnf, term_rx, external):
+        super().__init__(start=-1)
+        self.bnf, self.term_rx, self.external = bnf, term_rx, external
+        self.order: list[str] = ["start"]
+        self.terminals: list[TerminalIR] = []
+
+    def __missing__(self, sym: str) -> int:
+        if sym in self.bnf:
+            code = -(len(self.order) + 1)
+            self.order.append(sym)
+        else:
+            code = len(self.terminals)
+            if sym in self.external:
+                dfa = self.external[sym]
+                self.terminals.append(TerminalIR(sym, automaton_summary(dfa), False, False, dfa))
+            elif sym in self.term_rx:
+                self.terminals.append(TerminalIR(sym, self.term_rx[sym], False, False))
+            else:
+                raise EBNFSubsetError(f"undefined symbol {sym!r}")
+        self[sym] = code
+        return code
+
+
 def rules_to_ir(
     start_expr: str,
     rules: dict[str, list[str]],
@@ -151,36 +179,14 @@ def rules_to_ir(
 
     # reachable rules, in first-reference order (Lark drops unused rules), numbered as they are
     # met; terminals numbered at first use; one pass over the reachable right-hand sides
-    order = ["start"]
-    nt_index = {"start": 0}
-    term_index: dict[str, int] = {}
-    term_list: list[TerminalIR] = []
+    codes = _SymbolCodes(bnf, term_rx, external)
+    order, term_list = codes.order, codes.terminals
     raw_rules: list[tuple[int, tuple[int, ...]]] = []
+    code_of = codes.__getitem__
     i = 0
     while i < len(order):
         for rhs in bnf[order[i]]:
-            syms = []
-            for sym in rhs:
-                k = nt_index.get(sym)
-                if k is None:
-                    if sym in bnf:
-                        k = nt_index[sym] = len(order)
-                        order.append(sym)
-                    else:
-                        t = term_index.get(sym)
-                        if t is None:
-                            t = term_index[sym] = len(term_list)
-                            if sym in external:
-                                dfa = external[sym]
-                                term_list.append(TerminalIR(sym, automaton_summary(dfa), False, False, dfa))
-                            elif sym in term_rx:
-                                term_list.append(TerminalIR(sym, term_rx[sym], False, False))
-                            else:
-                                raise EBNFSubsetError(f"undefined symbol {sym!r}")
-                        syms.append(t)
-                        continue
-                syms.append(-(k + 1))
-            raw_rules.append((i, tuple(syms)))
+            raw_rules.append((i, tuple(map(code_of, rhs))))
         i += 1
     kept = productive_rules(raw_rules)
     if not any(lhs == 0 for lhs, _ in kept):
