@@ -177,22 +177,6 @@ def _to_device(t, device):
     return t.pin_memory().to(device, non_blocking=True)
 
 
-_ONES: dict = {}
-
-
-def _ones_column(rows: int, like):
-    """A ``[rows, 1]`` column of ones with ``like``'s dtype and device (kept: made once per shape)."""
-    import torch
-
-    key = (rows, like.dtype, like.device)
-    column = _ONES.get(key)
-    if column is None:
-        if len(_ONES) > 64:
-            _ONES.clear()
-        column = _ONES[key] = torch.ones((rows, 1), dtype=like.dtype, device=like.device)
-    return column
-
-
 def _cache_layers(cache: Any) -> list | None:
     """A KV cache's per-layer ``keys``/``values`` holders, when every layer is a plain growing
     ``[batch, heads, positions, dim]`` pair (transformers' ``DynamicLayer``); else None."""
@@ -672,7 +656,7 @@ def decode_batch(
                 last_index[i] = max(len(feed) - 1, 0)
             input_ids, positions = _to_device(torch.tensor([ids_rows, pos_rows], dtype=torch.long), device)
             if width == 1 and all(a[0] for a in att_rows):  # every live row feeds one token
-                attention = torch.cat([attention, _ones_column(len(live), attention)], dim=1)
+                attention = torch.cat([attention, attention.new_ones((len(live), 1))], dim=1)
             else:
                 attention = torch.cat([attention, _to_device(torch.tensor(att_rows, dtype=torch.long), device)], dim=1)
             keep_index = None
