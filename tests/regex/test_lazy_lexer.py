@@ -148,6 +148,30 @@ def test_lazy_lexer_grows_past_its_initial_arrays():
     assert lazy.advance(q, b"\\x") == -1
 
 
+def test_grown_arrays_hold_only_what_interning_wrote():
+    """Growing copies the rows of existing states and leaves the new capacity unwritten (the
+    transition table is not even filled): every state interned later must still read as fresh.
+    After many grows, a state's row is all ``-2`` exactly when it is not expanded, and its accepting
+    and live terminals are exactly those of its configurations (no bit left over from memory)."""
+    lazy = terminals_to_lazy_dfa([r'"(?:[^"\\]|\\["\\n]){0,3000}"', r"[0-9]{1,400}", r"[a-f]+x"])
+    first = lazy._cap
+    q = lazy.advance(lazy.start, b'"' + "aé\\n".encode() * 400)
+    assert q >= 0
+    lazy.advance(lazy.start, b"1" * 390)
+    lazy.advance(lazy.start, b"abcdef" * 50)
+    assert lazy._cap >= first * lazy._GROWTH**2, "the arrays should have grown at least twice"
+    trans, acc, live = lazy.transitions, lazy.accepting_terminals, lazy.live_terminals
+    n = lazy._n_nfa
+    for s in range(lazy.n_states):
+        unbuilt = trans[s] == -2
+        assert unbuilt.all() == (not lazy.expanded[s]) and (unbuilt.any() == unbuilt.all()), s
+        keys = lazy._sets[s]
+        want_live = {int(lazy._term_of_a[k % n]) for k in keys}
+        want_acc = {int(lazy._final_term[k % n]) for k in keys if lazy._final_term[k % n] >= 0}
+        assert set(np.flatnonzero(live[s]).tolist()) == want_live, s
+        assert set(np.flatnonzero(acc[s]).tolist()) == want_acc, s
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.sampled_from([
     "a+", "[ \\t]+", "(?:x|y)?", "\\n", "[^a]", "\\d{2}", "z*", "[ ]{0,3}", "q(?:r|)", "[\\x00-\\x1f]+", "\\f\\v",
