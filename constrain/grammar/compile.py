@@ -288,20 +288,23 @@ class GrammarConstraint(CompiledConstraint):
             grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
             grown[:, : self._scan_tab.shape[1]] = self._scan_tab
             self._scan_tab = grown
-        # ignored lexemes ending in the new states: appended to the CSR table
-        ignore = sorted(self.ir.ignore)
+        # ignored lexemes ending in the new states: appended to the CSR table (only the states
+        # where one ends are visited in Python; most new states of a long string have none)
+        ignore = self._ignore_cols
         bids: list[int] = []
         isws: list[bool] = []
         starts = self._ign_start
         k0 = int(starts[n_old])
-        if not ignore:
+        if ignore.shape[0]:
+            ends = new_acc[:, ignore]
+            per_state = ends.sum(axis=1)
+            starts[n_old + 1 : n + 1] = k0 + np.cumsum(per_state)
+            for i, j in zip(*map(np.ndarray.tolist, np.nonzero(ends))):  # row-major: by state, then terminal
+                t = int(ignore[j])
+                bids.append(self._blocked_id(n_old + i, t))
+                isws.append(bool((self._ws_bits >> t) & 1))
+        else:
             starts[n_old + 1 : n + 1] = k0
-        for q in range(n_old, n) if ignore else ():
-            for t in ignore:
-                if acc[q, t]:
-                    bids.append(self._blocked_id(q, t))
-                    isws.append(bool((self._ws_bits >> t) & 1))
-            starts[q + 1] = k0 + len(bids)
         if bids:
             need = k0 + len(bids)
             if need > self._ign_bid.shape[0]:
