@@ -1858,13 +1858,16 @@ class LazyLexerDFA:
     table, whose row :func:`~constrain.regex._lazy_kernels.lazy_intern` writes when it creates a
     state; ``np.zeros`` for the rest, pages the OS zeroes on first touch), so a larger factor
     costs address space, not memory, and halves the copying of a doubling (on MaskBench's lazy
-    lexers a grow was a sixth of the time of a first string-body mask)."""
+    lexers growth was a sixth of the time of a string position's first safe-text search). Capped
+    at ``limits.max_lazy_lexer_states`` (plus the room a full store needs)."""
 
     def _grow(self) -> None:
         """Enlarge every state array ``_GROWTH``-fold (the interning table rehashed) and the
         configuration store (mutates; rows of existing states are kept)."""
         d = int(self._n_states[0])
-        cap = self._cap * self._GROWTH
+        # no more room than the state bound can use (lazy_intern refuses a state past it before it
+        # asks for room; at the bound only the configuration store below still grows)
+        cap = max(self._cap, min(self._cap * self._GROWTH, self.limits.max_lazy_lexer_states + 2))
 
         def grown(a: np.ndarray, empty: bool = False) -> np.ndarray:
             out = (np.empty if empty else np.zeros)((cap,) + a.shape[1:], dtype=a.dtype)
@@ -1883,7 +1886,7 @@ class LazyLexerDFA:
         keys = np.empty(max(2 * self._set_keys.shape[0], 16 * cap, used + 2 * self._buf.shape[0]), dtype=np.int64)
         keys[:used] = self._set_keys[:used]
         self._set_keys = keys
-        self._htab = lazy_rehash(self._hashes[:d], 4 * cap)
+        self._htab = lazy_rehash(self._hashes[:d], 1 << (4 * cap - 1).bit_length())  # a power of two
         self._cap = cap
 
     def _keys(self, q: int) -> np.ndarray:

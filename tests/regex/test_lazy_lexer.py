@@ -148,6 +148,19 @@ def test_lazy_lexer_grows_past_its_initial_arrays():
     assert lazy.advance(q, b"\\x") == -1
 
 
+def test_growth_stops_at_the_state_bound():
+    """Growing 4x at a time never reserves more states than ``max_lazy_lexer_states`` can use, and
+    the bound still raises cleanly once reached (a capacity that is not a power of two once sized
+    the interning table off one, and the probe loop never ended)."""
+    limits = Limits(max_lazy_lexer_states=300)
+    lazy = terminals_to_lazy_dfa([r'"[a-z]{0,5000}"'], limits=limits)
+    with pytest.raises(LimitExceededError, match="max_lazy_lexer_states"):
+        lazy.advance(lazy.start, b'"' + b"a" * 1000)
+    assert lazy.n_states == 300 and lazy._cap <= 302
+    size = lazy._htab.shape[0]
+    assert size & (size - 1) == 0, "the interning table probes with a mask: its size must be a power of two"
+
+
 def test_grown_arrays_hold_only_what_interning_wrote():
     """Growing copies the rows of existing states and leaves the new capacity unwritten (the
     transition table is not even filled): every state interned later must still read as fresh.
