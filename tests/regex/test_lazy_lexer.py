@@ -153,12 +153,16 @@ def test_growth_stops_at_the_state_bound():
     the bound still raises cleanly once reached (a capacity that is not a power of two once sized
     the interning table off one, and the probe loop never ended)."""
     limits = Limits(max_lazy_lexer_states=300)
+    grower = terminals_to_lazy_dfa([r'"[a-z]{0,5000}"'], limits=limits)
+    for _ in range(4):  # 64 -> 256 -> 302, then stays (checked before any state is interned there)
+        grower._grow()
+        size = grower._htab.shape[0]
+        assert size & (size - 1) == 0, "the interning table probes with a mask: its size must be a power of two"
+        assert grower._cap <= 302
     lazy = terminals_to_lazy_dfa([r'"[a-z]{0,5000}"'], limits=limits)
     with pytest.raises(LimitExceededError, match="max_lazy_lexer_states"):
         lazy.advance(lazy.start, b'"' + b"a" * 1000)
     assert lazy.n_states == 300 and lazy._cap <= 302
-    size = lazy._htab.shape[0]
-    assert size & (size - 1) == 0, "the interning table probes with a mask: its size must be a power of two"
 
 
 def test_grown_arrays_hold_only_what_interning_wrote():
