@@ -18,6 +18,8 @@ the whole-folder bench compiles as well (its TTFM percentiles count them; they h
 ``--files bench/lists/<name>.txt`` runs a fixed list instead of the sample (the lists there are
 the files with the most slow masks of one kind, from a whole-folder run; see their first lines),
 ``--over`` sets the threshold ``--by-lexer`` counts (e.g. 167, llguidance's p99 in that run).
+``--gc-stats`` counts the garbage collections that land inside fills and how many fills over
+``--over`` ran one (session 20: 14% of the sample's slow fills; a young collection ~130 µs).
 """
 
 from __future__ import annotations
@@ -63,8 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=Path,
                     help="a text file of MaskBench file names, one per line (instead of the sample; e.g. bench/lists/)")
     ap.add_argument("--over", type=float, default=200.0, help="the TBM threshold counted by --by-lexer, in us (default 200)")
+    ap.add_argument("--gc-stats", action="store_true",
+                    help="count the garbage collections that run inside mask fills (per generation, with their time) "
+                         "and how many fills over --over ran one (adds a wrapper call to every fill)")
     opts = ap.parse_args(argv)
     counts = _install_counters() if opts.counters else None
+    gc_stats = _install_gc_stats(opts.over) if opts.gc_stats else None
 
     from constrain.integrations.transformers import load_default_tokenizer
 
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         if gc_was_on:
             gc.enable()
+        if gc_stats is not None:
+            gc_stats["uninstall"]()
     us = np.asarray(tbm, dtype=np.float64) / 1e3
 
     def pct(xs, qs):
@@ -151,7 +159,57 @@ def main(argv: list[str] | None = None) -> int:
         opts.json.write_text(json.dumps(per_file, indent=0), encoding="utf-8")
     if counts is not None:
         print("calls:", dict(sorted(counts.items())))
+    if gc_stats is not None:
+        per_gen = {g: f"{n} ({gc_stats['ns'][g] / n / 1e3:.0f} us each)" for g, n in sorted(gc_stats["collections"].items())}
+        print(f"collections inside fills by generation: {per_gen or 'none'}; fills over {opts.over:g} us: "
+              f"{gc_stats['slow']}, of which {gc_stats['slow_with']} ran a collection")
     return 0
+
+
+def _install_gc_stats(over_us: float) -> dict:
+    """Count the cyclic collections that run while a matcher fills a mask (``gc.callbacks`` plus a
+    wrapper around :meth:`constrain.matcher.Matcher.fill_bitmask`, the one fill every compiled
+    constraint's matcher uses): per generation how many and their time, and how many fills over
+    ``over_us`` ran one. ``stats["uninstall"]()`` restores both."""
+    from collections import Counter
+
+    from constrain.matcher import Matcher
+
+    stats: dict = {"collections": Counter(), "ns": Counter(), "slow": 0, "slow_with": 0}
+    now = time.perf_counter_ns
+    cur = {"in_fill": False, "t0": 0, "gen": 0, "ran": False}
+
+    def on_gc(phase: str, info: dict) -> None:
+        if not cur["in_fill"]:
+            return
+        if phase == "start":
+            cur["t0"], cur["gen"] = now(), info["generation"]
+        else:
+            stats["collections"][cur["gen"]] += 1
+            stats["ns"][cur["gen"]] += now() - cur["t0"]
+            cur["ran"] = True
+
+    inner = Matcher.fill_bitmask
+
+    def fill_bitmask(self, *args, **kwargs):
+        cur["in_fill"], cur["ran"] = True, False
+        t0 = now()
+        try:
+            return inner(self, *args, **kwargs)
+        finally:
+            cur["in_fill"] = False
+            if now() - t0 > over_us * 1e3:
+                stats["slow"] += 1
+                stats["slow_with"] += cur["ran"]
+
+    def uninstall() -> None:
+        Matcher.fill_bitmask = inner
+        gc.callbacks.remove(on_gc)
+
+    gc.callbacks.append(on_gc)
+    Matcher.fill_bitmask = fill_bitmask
+    stats["uninstall"] = uninstall
+    return stats
 
 
 def _install_counters() -> dict[str, int]:

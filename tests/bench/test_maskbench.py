@@ -380,6 +380,29 @@ def test_inprocess_by_lexer_and_gc_off(data_dir, smollm2_tokenizer, capsys):
     assert set(counts) - {"all"} <= {"eager", "lazy", "other"} and "eager" in counts, out
 
 
+def test_inprocess_gc_stats_counts_collections_inside_fills(data_dir, smollm2_tokenizer, capsys):
+    """``--gc-stats`` counts the collections that run inside mask fills (here forced by a
+    collection threshold of 1, so every fill that allocates runs one) and puts the matcher's fill
+    and ``gc.callbacks`` back as they were."""
+    import gc
+
+    import bench.maskbench_inprocess as mbi
+    from constrain.matcher import Matcher
+
+    pytest.importorskip("constrain.schema")
+    fill, callbacks, threshold = Matcher.fill_bitmask, list(gc.callbacks), gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        assert mbi.main([str(data_dir), "--every", "1", "--limit", "10", "--gc-stats", "--over", "0"]) == 0
+    finally:
+        gc.set_threshold(*threshold)
+    assert Matcher.fill_bitmask is fill and gc.callbacks == callbacks
+    line = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("collections inside fills"))
+    assert "{0: '" in line, line  # young collections were seen inside fills
+    slow, ran = (int(x) for x in line.split("fills over 0 us: ")[1].split(" ran")[0].split(", of which "))
+    assert slow > 0 and 0 < ran <= slow, line
+
+
 def test_inprocess_runs_a_file_list(data_dir, smollm2_tokenizer, capsys, tmp_path):
     """``--files`` runs exactly the listed files that have tests (comment lines skipped), and
     ``--over`` sets the threshold the per-lexer lines count; a listed file not in the folder is a
