@@ -79,8 +79,11 @@ Whitespace: ``"flexible"`` allows at most ``max_whitespace`` characters of ``[ \
 ``,`` ``:`` and inside brackets (none before the first or after the last token of the document);
 ``"compact"`` allows none; any other string is a regex for one run of whitespace (written as
 ``(?:R)`` at the same places). Properties come in schema order (``property_order="schema"``) with
-optional ones skippable; additional properties may come anywhere between them (after them all
-when ``minProperties``/``maxProperties`` count members); keys outside ``properties`` may repeat (a CFG
+optional ones skippable -- where a schema's own ``properties`` meet new members a ``$ref``, ``allOf``
+or ``anyOf`` next to them brings in, those come first (a base type's fields before what the schema
+adds; ``oneOf`` and ``if``/``then`` variants come after; see :func:`_composed_first`); additional
+properties may come anywhere between them (after them all when ``minProperties``/``maxProperties``
+count members); keys outside ``properties`` may repeat (a CFG
 cannot forbid duplicate keys; ``json.loads`` keeps the last value). Numbers under a bound use plain
 decimals, plus the exponent forms ``json.dumps`` writes (``1e-07``, ``1e+16``) where every number of
 that form lies inside the bounds. The document has no whitespace before or after the top value.
@@ -200,6 +203,9 @@ class _Flat:
     sources: list = field(default_factory=list)  # (schema, ptr) the node came from
     kws: dict = field(default_factory=dict)  # keyword -> [(value, ptr, owning schema dict)]
     nots: list = field(default_factory=list)
+    variant_props: frozenset = frozenset()
+    """Identities of the ``properties`` entries that a ``oneOf``, ``if``/``then``/``else``,
+    ``dependencies`` or ``not`` brought in, at any depth (see :func:`_composed_first`)."""
 
     def add(self, kw, value, ptr, owner):
         self.kws.setdefault(kw, []).append((value, ptr, owner))
@@ -217,7 +223,41 @@ class _Flat:
         for k, v in other.kws.items():
             out.kws.setdefault(k, []).extend(v)
         out.nots = self.nots + other.nots
+        out.variant_props = self.variant_props | other.variant_props
         return out
+
+
+def _property_entries(flats: list[_Flat]) -> set[int]:
+    """Identities of the ``properties`` entries of ``flats`` (merging copies lists, not entries)."""
+    return {id(e) for fl in flats for e in fl.kws.get("properties", ())}
+
+
+def _composed_first(fl: _Flat, schema: dict, composed: set[int]) -> _Flat:
+    """``fl`` with the ``properties`` entries that ``schema``'s ``allOf``/``anyOf`` members brought
+    in (identities in ``composed``) moved before the schema's own ``properties`` when they name none
+    of its members: a base type that adds fields (``{"allOf": [{"$ref": Base}], "properties":
+    {"extra": ...}}``, the draft-7 way of writing a ``$ref`` with siblings) has them written first,
+    as with a plain ``$ref`` (whose members come first already): a derived type's own fields after
+    its parent's. Entries that refine the schema's own members, and what ``oneOf``, ``if``/``then``,
+    ``dependencies`` and ``not`` bring in (discriminated variants, conditional members), stay after
+    them. Only schema-order objects read this order; the constraints are unchanged. ``fl`` is not
+    mutated."""
+    props = fl.kws.get("properties")
+    if not props or len(props) < 2:
+        return fl
+    at = next((i for i, e in enumerate(props) if e[2] is schema), None)
+    if at is None or not isinstance(props[at][0], dict):
+        return fl
+    own = props[at][0]
+    lead = [e for e in props[at + 1:]
+            if id(e) in composed and id(e) not in fl.variant_props and isinstance(e[0], dict) and e[0]
+            and own.keys().isdisjoint(e[0])]
+    if not lead:
+        return fl
+    moved = {id(e) for e in lead}
+    out = _Flat(fl.ptr, fl.types, fl.type_ptr, fl.enum, fl.sources, dict(fl.kws), fl.nots, fl.variant_props)
+    out.kws["properties"] = props[:at] + lead + [e for e in props[at:] if id(e) not in moved]
+    return out
 
 
 class _Complement:
@@ -756,8 +796,12 @@ class _Compiler:
         if "$ref" in schema:
             t_schema, t_ptr = self.resolve(schema["$ref"], ptr + "/$ref")
             # The referenced schema's properties come before the siblings' (a base type first,
-            # then what the referring schema adds), the order instances are written in.
+            # then what the referring schema adds), the order instances are written in; allOf and
+            # anyOf members' new ones come first too (_composed_first, at the end).
             result = self.product(self.normalize(t_schema, t_ptr, depth + 1), result, ptr)
+        # the properties allOf / anyOf members bring in may come before the schema's own (see the end)
+        composing = "allOf" in schema or "anyOf" in schema
+        before = _property_entries(result) if composing else None
         if "allOf" in schema:
             items = schema["allOf"]
             if not isinstance(items, list) or not items:
@@ -772,6 +816,9 @@ class _Compiler:
             for i, sub in enumerate(items):
                 branches.extend(self.normalize(sub, f"{ptr}/anyOf/{i}", depth + 1))
             result = self.product(result, branches, ptr)
+        composed = _property_entries(result) - before if composing else None
+        varying = bool(set(schema) & {"if", "dependentSchemas", "dependencies", "not", "oneOf"})
+        before_variants = _property_entries(result) if varying else None
         if "if" in schema and schema["if"] is not True:
             # (if and then) or (not if and else); both branches are exact when 'if' is negatable
             i_s, t_s, e_s = schema["if"], schema.get("then", True), schema.get("else", True)
@@ -830,6 +877,13 @@ class _Compiler:
             if len(new) > self.limits.max_schema_alternatives:
                 raise _limit("max_schema_alternatives", self.limits.max_schema_alternatives, f"schema at {ptr or '/'}: too many alternatives")
             result = new
+        if varying:
+            variants = _property_entries(result) - before_variants
+            if variants:
+                for fl in result:  # (new flats: every step above that adds entries merges)
+                    fl.variant_props = fl.variant_props | (variants & _property_entries([fl]))
+        if composed:
+            result = [_composed_first(fl, schema, composed) for fl in result]
         return result
 
     def exclusive_branches(self, items: list, per_branch: list[list[_Flat]], ptr: str, depth: int,

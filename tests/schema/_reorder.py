@@ -1,6 +1,8 @@
 """Put an instance's keys in the order the grammar expects: declared properties in schema order
-(own ``properties``, then ``$ref`` target, ``allOf``, the first matching ``anyOf``/``oneOf``
-branch), then the other keys. JSON objects are unordered, so this changes no value."""
+(the ``$ref`` target's, then the new members of ``allOf`` / the first matching ``anyOf`` branch,
+then the schema's own ``properties``, then ``allOf``/``anyOf`` members refining its own, then the
+first matching ``oneOf`` branch's), then the other keys. JSON objects are unordered, so this
+changes no value."""
 
 from __future__ import annotations
 
@@ -17,25 +19,43 @@ def _resolve(root, ref: str):
     return node
 
 
-def _views(schema, root, inst, depth=0):
+def _props(view) -> dict:
+    return view.get("properties") if isinstance(view.get("properties"), dict) else {}
+
+
+def _views(schema, root, inst, depth=0, variant=False):
+    """The subschemas whose keywords apply to ``inst`` here, in the order their properties come, as
+    ``(subschema, variant)``: variant when a ``oneOf`` or ``if``/``then``/``else`` brought it in."""
     if not isinstance(schema, dict) or depth > 20:
         return []
-    out = [schema]
-    if isinstance(schema.get("$ref"), str):
-        out += _views(_resolve(root, schema["$ref"]), root, inst, depth + 1)
+    ref = _views(_resolve(root, schema["$ref"]), root, inst, depth + 1, variant) if isinstance(schema.get("$ref"), str) else []
+    composed, variants = [], []
     for sub in schema.get("allOf", []):
-        out += _views(sub, root, inst, depth + 1)
-    for kw in ("anyOf", "oneOf"):
+        composed += _views(sub, root, inst, depth + 1, variant)
+    for kw, out in (("anyOf", composed), ("oneOf", variants)):
         for sub in schema.get(kw, []):
             if oracle_valid({**root, **sub} if isinstance(sub, dict) and isinstance(root, dict) else sub, inst):
-                out += _views(sub, root, inst, depth + 1)
+                out += _views(sub, root, inst, depth + 1, variant or kw == "oneOf")
                 break
-    return out
+    if "if" in schema:
+        cond = schema["if"]
+        branch = schema.get("then") if oracle_valid({**root, **cond} if isinstance(cond, dict) else cond, inst) else schema.get("else")
+        variants += _views(branch, root, inst, depth + 1, True)
+    own = _props(schema)
+    # allOf/anyOf members that only add members (a base type) come before the schema's own
+    lead = [(v, var) for v, var in composed if own and not var and _props(v) and own.keys().isdisjoint(_props(v))]
+    rest = [(v, var) for v, var in composed if not any(v is w for w, _ in lead)]
+    return ref + lead + [(schema, variant)] + rest + variants
+
+
+def declared_here(inst, schema) -> set[str]:
+    """The property names the subschemas that apply to ``inst`` (an object) declare."""
+    return {k for v, _variant in _views(schema, schema, inst) for k in _props(v)}
 
 
 def reorder(inst, schema, root=None):
     root = schema if root is None else root
-    views = _views(schema, root, inst)
+    views = [v for v, _variant in _views(schema, root, inst)]
     if isinstance(inst, dict):
         names = []
         for v in views:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from constrain.errors import UnsupportedFeatureError
+from constrain.errors import SchemaError, UnsupportedFeatureError
+from constrain.schema import compile_json_schema
 
-from ._util import check_table, grammar, lark_accepts
+from ._util import check_table, grammar, lark_accepts, run_tokens, segment_tokens
+from .test_end_to_end import toy_vocab
 
 CASES = {
     "type_single": ({"type": "string"}, ["", "a", 'q"\\\n\x01é😀'], [1, None, True, [], {}]),
@@ -225,6 +229,72 @@ def test_property_order_any():
     text = check_table(schema, [{"a": 1}, {"b": "x", "a": 1}, {"a": 1, "b": "x"}], [{"b": "x"}, {}], property_order="any")
     assert not lark_accepts(text, '{"a": 1, "a": 2}')
     assert not lark_accepts(grammar(schema), '{"b": "x", "a": 1}')  # default: schema order
+
+
+_BASE = {"properties": {"b": {"type": "string"}}, "required": ["b"]}
+
+
+def _order_check(schema, first: dict, second: dict):
+    """``first`` is accepted and ``second`` (the same members, the other order) refused in schema
+    order, by the grammar and by the token engine; any order accepts both."""
+    text = check_table(schema, [first], [])
+    assert not lark_accepts(text, json.dumps(second))
+    assert lark_accepts(grammar(schema, property_order="any"), json.dumps(second))
+    vocab = toy_vocab()
+    c = compile_json_schema(schema, vocab)
+    assert run_tokens(c, segment_tokens(vocab, json.dumps(first).encode())) == "accept"
+    assert run_tokens(c, segment_tokens(vocab, json.dumps(second).encode())) == "reject"
+
+
+@pytest.mark.parametrize("form", ["allOf", "anyOf", "allOf_ref", "anyOf_ref"])
+def test_composed_base_members_come_before_the_schemas_own(form):
+    # MaskBench Github_hard---o60038 ({"anyOf": [{"$ref": Base}], "properties": {"Protanopia": ...}}),
+    # Github_medium---o69744, JsonSchemaStore---coffeelint / webjob-publish-settings (allOf [$ref]):
+    # instances write the base type's members first, as with a plain $ref; the schema's own used
+    # to be placed first, which refused them in schema order.
+    own = {"type": "object", "properties": {"own": {"type": "integer"}}}
+    applied = {
+        "allOf": {"allOf": [_BASE]},
+        "anyOf": {"anyOf": [_BASE, {"required": ["zz"]}]},
+        "allOf_ref": {"$defs": {"base": _BASE}, "allOf": [{"$ref": "#/$defs/base"}]},
+        "anyOf_ref": {"$defs": {"base": _BASE}, "anyOf": [{"$ref": "#/$defs/base"}]},
+    }[form]
+    _order_check({**own, **applied}, {"b": "x", "own": 1}, {"own": 1, "b": "x"})
+
+
+@pytest.mark.parametrize("form", ["oneOf", "if_then"])
+def test_variant_members_come_after_the_schemas_own(form):
+    # MaskBench Github_medium---o227 (own members, then a oneOf of {"siteType", "url"} variants) and
+    # JsonSchemaStore---ui5.yaml (if specVersion ... then more members): the variant's members last
+    own = {"type": "object", "properties": {"own": {"type": "integer"}}}
+    applied = {
+        "oneOf": {"oneOf": [_BASE, {"properties": {"c": {"type": "null"}}, "required": ["c"]}]},
+        "if_then": {"if": {"required": ["own"]}, "then": _BASE, "else": _BASE},
+    }[form]
+    _order_check({**own, **applied}, {"own": 1, "b": "x"}, {"b": "x", "own": 1})
+
+
+def test_composed_members_that_refine_the_schemas_own_keep_its_order():
+    # an allOf member that constrains members the schema names itself does not reorder them
+    schema = {"type": "object", "properties": {"p": {"type": "integer"}, "q": {"type": "integer"}},
+              "allOf": [{"properties": {"q": {"minimum": 0}, "r": {"type": "null"}}}]}
+    _order_check(schema, {"p": 1, "q": 2, "r": None}, {"q": 2, "p": 1, "r": None})
+
+
+def test_allof_members_keep_their_order_before_the_schemas_own():
+    schema = {"type": "object", "properties": {"p": {"type": "null"}},
+              "allOf": [{"properties": {"a": {"type": "null"}}}, {"properties": {"b": {"type": "null"}}}]}
+    text = check_table(schema, [{"a": None, "b": None, "p": None}, {"a": None, "p": None}], [])
+    for order in (("p", "a", "b"), ("b", "a", "p"), ("a", "p", "b")):
+        assert not lark_accepts(text, json.dumps({k: None for k in order}, separators=(",", ":")))
+
+
+def test_unsatisfiable_conjunction_next_to_properties_is_a_schema_error():
+    # no alternative left after the products: an error naming the schema, not a crash
+    with pytest.raises(SchemaError, match="schema at /: no value can satisfy"):
+        grammar({"type": "object", "properties": {"a": {}}, "allOf": [False]})
+    with pytest.raises(SchemaError, match="schema at /: no value can satisfy"):
+        compile_json_schema({"type": "object", "properties": {"a": {}}, "anyOf": [{"type": "string"}]}, toy_vocab())
 
 
 def test_grammar_is_readable():
