@@ -12,63 +12,116 @@ charts merge into one object even when they scanned a different number of lexeme
 number or as ``-`` then ``2``). Without this the number of lexing threads grows exponentially
 with such ambiguities.
 
-An item is one Python int, ``origin << b | lr``: ``lr`` numbers the (rule, dot) pairs (a rule's
-dots are consecutive, so ``item + 1`` moves the dot; ``b`` bits hold them all), ``origin`` is the
-origin state's id (``0``: the state the item lives in), so most items stay below 2**30, CPython's
-one-digit ints. Ints are not tracked by the cyclic garbage collector, while
-``(rule, dot, state)`` tuples were: a new parser state's closure allocated thousands of tracked
-objects, half of what a mask fill allocated, and young collections inside fills are a large part
-of the mask-time tail. :meth:`EarleyParser.item_parts` spells an item out.
+An item is one int, ``origin << b | lr``: ``lr`` numbers the (rule, dot) pairs (a rule's dots are
+consecutive, so ``item + 1`` moves the dot; ``b`` bits hold them all), ``origin`` is the origin
+state's id (``0``: the state the item lives in). :meth:`EarleyParser.item_parts` spells an item out.
+
+The chart lives in flat arrays (every state's items sorted by the symbol after the dot, one range
+per state) and a column's closure is a numba kernel (:mod:`._earley_kernels`): a first visit of a
+mask scans a few new states, and the closure, grouping and interning of each in Python objects cost
+more than the rest of such a fill (and allocated what the collector then walked inside fills).
+A :class:`ParserState` is the id, the expected terminals and the finish flag; its items and their
+grouping are read from the arrays when asked for (:attr:`ParserState.items`,
+:meth:`ParserState.waiting_on`).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterable
-from itertools import chain
 
+import numpy as np
+
+from constrain.grammar._earley_kernels import EMPTY, END, earley_close_kernel, earley_union_kernel
 from constrain.grammar.lark_frontend import GrammarIR
+
+
+class _Chart:
+    """The finished states' items, flat: state ``sid``'s items sorted by (symbol after the dot,
+    item) in ``syms`` / ``items[ptr[sid]:ptr[sid + 1]]``. Shared by the parser and its states
+    (which do not point back at the parser: no reference cycle); grown by :meth:`append`."""
+
+    __slots__ = ("ptr", "syms", "items", "n_states", "n_items")
+
+    def __init__(self):
+        self.ptr = np.zeros(64, dtype=np.int64)
+        self.syms = np.zeros(1024, dtype=np.int32)
+        self.items = np.zeros(1024, dtype=np.int64)
+        self.n_states = 1  # state 0 stands for "the state an item lives in": no items
+        self.n_items = 0
+
+    def append(self, items: np.ndarray, syms: np.ndarray) -> int:
+        """Store a new state's sorted items; its id. Replaces the arrays when they grow."""
+        sid = self.n_states
+        n = items.shape[0]
+        a = self.n_items
+        if a + n > self.items.shape[0]:
+            cap = max(2 * self.items.shape[0], a + n)
+            self.items = np.concatenate([self.items[:a], np.zeros(cap - a, np.int64)])
+            self.syms = np.concatenate([self.syms[:a], np.zeros(cap - a, np.int32)])
+        if sid + 2 > self.ptr.shape[0]:
+            self.ptr = np.concatenate([self.ptr, np.zeros(self.ptr.shape[0], np.int64)])
+        self.items[a:a + n] = items
+        self.syms[a:a + n] = syms
+        self.n_items = a + n
+        self.ptr[sid + 1] = a + n
+        self.n_states = sid + 1
+        return sid
 
 
 class ParserState:
     """An immutable Earley chart tip: the last column, whose items point at their origin states.
 
-    ``items``: a frozenset of item ints (see the module docstring) with the dot before a symbol;
-    :meth:`waiting_on` ``(symbol)``: those items with that symbol after the dot; ``sid``: this
-    state's id in its parser (origins refer to it). Compare by identity (states are interned).
-
-    The items come grouped by their next symbol in a few parts (the seed's items, each prediction's
-    cached grouping): a symbol's tuple is merged from them on first use and kept (most states only
-    ever scan one or two terminals, so merging every symbol up front was wasted work).
+    ``sid``: this state's id in its parser (origins refer to it); ``expected``: bitset of the
+    terminal ids the parser can scan next; ``can_finish``: the scanned terminals form a complete
+    sentence. :attr:`items` (a frozenset of item ints, see the module docstring) and
+    :meth:`waiting_on` are read from the parser's chart arrays. Compare by identity (states are
+    interned).
     """
 
-    __slots__ = ("items", "_parts", "_waiting", "expected", "can_finish", "sid", "_scan_memo", "__weakref__")
+    __slots__ = ("sid", "expected", "can_finish", "_chart", "_scan_memo", "__weakref__")
 
-    def __init__(self, items: frozenset, parts: tuple, expected: int, can_finish: bool, sid: int):
-        self.items = items
-        self._parts = parts  # dicts symbol -> tuple of items with that symbol after the dot
-        self._waiting: dict[int, tuple] = {}  # merged from the parts on first use
-        self.expected = expected  # bitset of the terminal ids the parser can scan next
-        self.can_finish = can_finish  # the scanned terminals form a complete sentence
+    def __init__(self, chart: _Chart, sid: int, expected: int, can_finish: bool):
+        self._chart = chart
         self.sid = sid
+        self.expected = expected
+        self.can_finish = can_finish
         self._scan_memo: dict[int, ParserState | None] = {}
 
+    def __hash__(self) -> int:
+        # the id, not the address: sets of threads (tuples holding states) then iterate in the same
+        # order in every run, and so do the mask searches that visit them (equality is identity)
+        return self.sid
+
+    def _range(self) -> tuple[int, int]:
+        ptr = self._chart.ptr
+        return int(ptr[self.sid]), int(ptr[self.sid + 1])
+
+    @property
+    def items(self) -> frozenset:
+        """The items with the dot before a symbol (a new frozenset of ints)."""
+        a, b = self._range()
+        return frozenset(self._chart.items[a:b].tolist())
+
     def waiting_on(self, sym: int) -> tuple:
-        """The items with ``sym`` after the dot, each once (cached in the state on first use)."""
-        got = self._waiting.get(sym)
-        if got is None:
-            its = [g[sym] for g in self._parts if sym in g]
-            got = its[0] if len(its) == 1 else tuple(dict.fromkeys(chain.from_iterable(its))) if its else ()
-            self._waiting[sym] = got
-        return got
+        """The items with ``sym`` after the dot, each once, ascending."""
+        a, b = self._range()
+        syms = self._chart.syms[a:b]
+        lo, hi = np.searchsorted(syms, sym, "left"), np.searchsorted(syms, sym, "right")
+        return tuple(self._chart.items[a + lo:a + hi].tolist())
 
     @property
     def waiting(self) -> dict[int, tuple]:
         """Every symbol after a dot -> :meth:`waiting_on` that symbol (a new dict)."""
-        return {sym: self.waiting_on(sym) for sym in dict.fromkeys(chain.from_iterable(self._parts))}
+        a, b = self._range()
+        out: dict[int, list] = {}
+        for sym, it in zip(self._chart.syms[a:b].tolist(), self._chart.items[a:b].tolist()):
+            out.setdefault(sym, []).append(it)
+        return {k: tuple(v) for k, v in out.items()}
 
     def __repr__(self) -> str:
-        return f"ParserState(items={len(self.items)}, expected={self.expected:#x})"
+        a, b = self._range()
+        return f"ParserState(items={b - a}, expected={self.expected:#x})"
 
 
 class EarleyParser:
@@ -121,11 +174,48 @@ class EarleyParser:
                 if left[r] == 0:
                     queue.append(-(self.rule_lhs[r] + 1))
         self.nullable = frozenset(nullable)
-        self._intern: dict[tuple, ParserState] = {}
+        self._init_tables(n_nt)
+        self._chart = _Chart()
+        self._intern: dict[bytes, ParserState] = {}
         self._states: list[ParserState | None] = [None]  # by id; 0 is "the item's own state"
         self._merge_memo: dict[frozenset, ParserState] = {}
-        self._predictions: dict[int, tuple[frozenset, frozenset, tuple]] = {}
-        self.initial = self._close([0])  # rule 0, dot 0, origin: its own state
+        self.initial = self._close(np.zeros(1, np.int64), 0, ())  # rule 0, dot 0, origin: its own state
+
+    def _init_tables(self, n_nt: int) -> None:
+        """The kernels' grammar tables and scratch (see :mod:`._earley_kernels`)."""
+        self._lr_next = np.array([END if s is None else s for s in self.lr_next], dtype=np.int32)
+        end_lhs = np.zeros(len(self.lr_next), dtype=np.int32)
+        for lr, r in self.lr_end_rule.items():
+            end_lhs[lr] = -(self.rule_lhs[r] + 1)
+        self._lr_end_lhs = end_lhs
+        n_sym = n_nt + 1  # with S'
+        counts = np.zeros(n_sym + 1, dtype=np.int64)
+        for r, lhs in enumerate(self.rule_lhs):
+            counts[lhs + 1] += 1
+        self._rules_ptr = np.cumsum(counts)
+        self._rules_lr = np.zeros(len(self.rule_lhs), dtype=np.int64)
+        fill = self._rules_ptr[:-1].copy()
+        for r, lhs in enumerate(self.rule_lhs):
+            self._rules_lr[fill[lhs]] = self.lr_base[r]
+            fill[lhs] += 1
+        self._nullable = np.zeros(n_sym, dtype=np.bool_)
+        for sym in self.nullable:
+            self._nullable[-sym - 1] = True
+        self._pred_stamp = np.zeros(n_sym, dtype=np.int64)
+        self._stamp = 0
+        self._exp_words = np.zeros(max(1, (len(self.ir.terminals) + 63) // 64), dtype=np.uint64)
+        self._info = np.zeros(1, dtype=np.int64)
+        self._no_terms = np.zeros(0, dtype=np.int32)
+        self._scratch(256)
+
+    def _scratch(self, cap: int) -> None:
+        """(Re)allocate the closure scratch: a hash set of ``cap`` slots (a power of two), its work
+        stack, and output arrays of ``cap`` items."""
+        self._hkeys = np.full(cap, EMPTY, dtype=np.int64)
+        self._hused = np.zeros(cap, dtype=np.int64)
+        self._work = np.zeros(cap, dtype=np.int64)
+        self._out_items = np.zeros(cap, dtype=np.int64)
+        self._out_syms = np.zeros(cap, dtype=np.int32)
 
     def item_parts(self, item: int) -> tuple[int, int, ParserState | None]:
         """``(rule, dot, origin state)`` of an item (origin None: the state the item lives in)."""
@@ -134,128 +224,39 @@ class EarleyParser:
         r = bisect_right(self.lr_base, lr) - 1
         return r, lr - self.lr_base[r], (self._states[oid] if oid else None)
 
-    def _group(self, items) -> tuple[dict[int, tuple], int]:
-        """``(symbol -> tuple of the items with the dot before it, expected terminal bits)``."""
-        lr_next, mask = self.lr_next, self.lr_mask
-        waiting: dict[int, list] = {}
-        for it in items:
-            waiting.setdefault(lr_next[it & mask], []).append(it)
-        expected = 0
-        for sym in waiting:
-            if sym >= 0:
-                expected |= 1 << sym
-        return {k: tuple(v) for k, v in waiting.items()}, expected
+    def _close(self, seed: np.ndarray, src: int, terms) -> ParserState:
+        """The (interned) state of the closure of ``seed``, plus (``src >= 1``) the items of
+        state ``src`` waiting on ``terms`` with the dot moved (see :func:`earley_close_kernel`).
+        A closure of a non-empty seed is never dead: an item that completes moves its parents on,
+        up to the start rule (then the state is finished, maybe with no items). Grows the scratch
+        and the chart; interns a new state."""
+        chart = self._chart
+        terms_arr = np.asarray(terms, dtype=np.int32) if terms else self._no_terms
+        while True:
+            self._stamp += 1
+            n = earley_close_kernel(
+                seed, seed.shape[0], src, terms_arr, terms_arr.shape[0], self.lr_bits, self._lr_next,
+                self._lr_end_lhs, self._rules_ptr, self._rules_lr, self._nullable, chart.ptr, chart.syms,
+                chart.items, self._pred_stamp, self._stamp, self._hkeys, self._hused, self._work,
+                self._out_items, self._out_syms, self._exp_words, self._info,
+            )
+            if n >= 0:
+                return self._intern_new(n, bool(self._info[0]))
+            self._scratch(2 * self._hkeys.shape[0])
 
-    _MAX_PARTS = 16
-    """Most groupings a merged state keeps (a merge of merges regroups its items beyond; a
-    closure keeps one per prediction, as many as the distinct nonterminals it predicts)."""
-
-    def _new_state(self, key, items: frozenset, finished: bool, parts=None) -> ParserState:
-        """Intern a state for ``items`` (mutates the intern tables). ``parts``: groupings
-        (:meth:`_group`) whose items together are ``items`` (overlaps allowed), kept as they are
-        (:meth:`ParserState.waiting_on` merges a symbol's on first use) instead of grouping every
-        item again (a closure's predictions are grouped once); None: group ``items``."""
-        if parts is None:
-            group, expected = self._group(items)
-            groups = (group,)
-        else:
-            expected = 0
-            for _, exp in parts:
-                expected |= exp
-            groups = tuple(g for g, _ in parts)
-        state = ParserState(items, groups, expected, finished, len(self._states))
-        self._states.append(state)
-        self._intern[key] = state
-        return state
-
-    def _prediction(self, sym: int) -> tuple[frozenset, frozenset, tuple]:
-        """``(symbols, items, grouped)`` of predicting nonterminal ``sym`` in a column: every
-        nonterminal predicted along the way (``sym`` included), every item with the dot before a
-        symbol that the prediction adds (origin 0: this column), dots moved over nullable symbols,
-        and those items grouped by that symbol (:meth:`_group`). A function of ``sym`` alone, so
-        computed once per symbol and then added as a whole."""
-        got = self._predictions.get(sym)
-        if got is not None:
-            return got
-        lr_next, lr_base = self.lr_next, self.lr_base
-        rules_of = self.rules_of
-        nullable = self.nullable
-        items: set = set()
-        predicted = {sym}
-        todo = [lr_base[r2] for r2 in rules_of.get(sym, ())]
-        while todo:
-            item = todo.pop()
-            if item in items:
-                continue
-            nxt = lr_next[item]  # (origin 0: the item is its lr)
-            if nxt is None:
-                continue  # completed in this column: nullable, its parents were moved on already
-            items.add(item)
-            if nxt < 0:
-                if nxt not in predicted:
-                    predicted.add(nxt)
-                    for r2 in rules_of.get(nxt, ()):
-                        todo.append(lr_base[r2])
-                if nxt in nullable:
-                    todo.append(item + 1)
-        got = self._predictions[sym] = (frozenset(predicted), frozenset(items), self._group(items))
-        return got
-
-    def _close(self, seed) -> ParserState:
-        """The (interned) state from its seed items: prediction and completion to a fixpoint.
-
-        Items whose origin is an earlier state (the seed and what completing into those states
-        brings) are processed one by one; what predicting a nonterminal adds is the same in every
-        column and is taken whole from :meth:`_prediction`. Items completed within this column
-        need no completion step: their nonterminal is nullable and the predictor already moved the
-        dot of every item waiting on it (Aycock–Horspool)."""
-        lr_next, lr_end_rule = self.lr_next, self.lr_end_rule
-        rule_lhs = self.rule_lhs
-        nullable = self.nullable
-        states = self._states
-        mask, bits = self.lr_mask, self.lr_bits
-        items: set = set()
-        kept: list = []  # items of ``items`` with the dot before a symbol
-        predicted: set[int] = set()
-        added: list[frozenset] = []
-        groups: list[tuple[dict, int]] = []  # the predictions' items grouped (see _new_state)
-        finished = False
-        todo = list(seed)
-        while todo:
-            item = todo.pop()
-            if item in items:
-                continue
-            items.add(item)
-            lr = item & mask
-            sym = lr_next[lr]
-            if sym is not None:
-                kept.append(item)
-                if sym < 0:
-                    if sym not in predicted:
-                        syms, pitems, pgroup = self._prediction(sym)
-                        predicted |= syms
-                        added.append(pitems)
-                        groups.append(pgroup)
-                    if sym in nullable:
-                        todo.append(item + 1)
-            else:
-                r = lr_end_rule[lr]
-                if r == 0:
-                    finished = True
-                oid = item >> bits
-                if not oid:
-                    continue
-                # a parent's origin 0 means the state it lives in, i.e. the completed item's origin
-                own = (oid << bits) + 1
-                for p in states[oid].waiting_on(-(rule_lhs[r] + 1)):
-                    todo.append(p + 1 if p > mask else p + own)
-        # Completed items only drive completion inside this closure; dropping them from the state
-        # lets lexings that differ only in how the last lexemes were grouped share one state.
-        key_items = frozenset(kept).union(*added) if added else frozenset(kept)
-        key = (key_items, finished)
+    def _intern_new(self, n: int, finished: bool, expected: int | None = None) -> ParserState:
+        """The state whose sorted items are ``_out_items[:n]`` (interned; new ones are appended to
+        the chart). ``expected``: its terminal bits (default: from ``_exp_words``)."""
+        items = self._out_items[:n]
+        key = items.tobytes() + (b"\1" if finished else b"\0")
         state = self._intern.get(key)
         if state is None:
-            state = self._new_state(key, key_items, finished, [self._group(kept), *groups] if groups else None)
+            if expected is None:
+                expected = int.from_bytes(self._exp_words.tobytes(), "little")
+            sid = self._chart.append(items, self._out_syms[:n])
+            state = ParserState(self._chart, sid, expected, finished)
+            self._states.append(state)
+            self._intern[key] = state
         return state
 
     def scan(self, state: ParserState, terminals: int) -> ParserState | None:
@@ -264,18 +265,18 @@ class EarleyParser:
         if terminals in memo:
             return memo[terminals]
         hit = terminals & state.expected
-        seed = []
-        mask = self.lr_mask
-        own = (state.sid << self.lr_bits) + 1
-        while hit:
-            low = hit & -hit
-            t = low.bit_length() - 1
-            hit ^= low
-            for it in state.waiting_on(t):
-                seed.append(it + 1 if it > mask else it + own)
-        result = self._close(seed) if seed else None
+        result = None
+        if hit:
+            terms = []
+            while hit:
+                low = hit & -hit
+                terms.append(low.bit_length() - 1)
+                hit ^= low
+            result = self._close(self._no_seed, state.sid, terms)
         memo[terminals] = result
         return result
+
+    _no_seed = np.zeros(0, dtype=np.int64)
 
     def merge(self, states) -> ParserState:
         """One state whose items are the union of ``states``' items (both parses stay possible).
@@ -290,13 +291,17 @@ class EarleyParser:
         merged = self._merge_memo.get(mkey)
         if merged is not None:
             return merged
-        items = frozenset().union(*(s.items for s in states))
-        finished = any(s.can_finish for s in states)
-        key = (items, finished)
-        merged = self._intern.get(key)
-        if merged is None:
-            parts = [(g, s.expected) for s in states for g in s._parts]
-            merged = self._new_state(key, items, finished, parts if len(parts) <= self._MAX_PARTS else None)
+        sids = np.array([s.sid for s in states], dtype=np.int64)
+        chart = self._chart
+        while True:
+            n = earley_union_kernel(sids, chart.ptr, chart.syms, chart.items, self._out_items, self._out_syms)
+            if n >= 0:
+                break
+            self._scratch(2 * self._hkeys.shape[0])
+        expected = 0
+        for s in states:
+            expected |= s.expected
+        merged = self._intern_new(n, any(s.can_finish for s in states), expected)
         self._merge_memo[mkey] = merged
         return merged
 
