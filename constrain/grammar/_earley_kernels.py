@@ -136,14 +136,12 @@ def earley_close_kernel(seed, n_seed, src, terms, n_terms, lr_bits, lr_next, lr_
                 if n_used < 0:
                     status = -1
                     break
-    # leave the table empty for the next call
-    for k in range(max(n_used, 0) if status == 0 else hkeys.shape[0]):
-        if status == 0:
-            hkeys[hused[k]] = EMPTY
-        else:
-            hkeys[k] = EMPTY
+    # leave the table empty for the next call (after a failure the count of used slots is lost)
     if status != 0:
+        hkeys[:] = EMPTY
         return status
+    for k in range(n_used):
+        hkeys[hused[k]] = EMPTY
     info[0] = finished
     _sort_by_symbol(out_items, out_syms, n_out)
     exp_words[:] = 0

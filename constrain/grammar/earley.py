@@ -206,6 +206,7 @@ class EarleyParser:
         self._exp_words = np.zeros(max(1, (len(self.ir.terminals) + 63) // 64), dtype=np.uint64)
         self._info = np.zeros(1, dtype=np.int64)
         self._no_terms = np.zeros(0, dtype=np.int32)
+        self._no_seed = np.zeros(0, dtype=np.int64)
         self._scratch(256)
 
     def _scratch(self, cap: int) -> None:
@@ -275,8 +276,6 @@ class EarleyParser:
             result = self._close(self._no_seed, state.sid, terms)
         memo[terminals] = result
         return result
-
-    _no_seed = np.zeros(0, dtype=np.int64)
 
     def merge(self, states) -> ParserState:
         """One state whose items are the union of ``states``' items (both parses stay possible).
