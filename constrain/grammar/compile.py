@@ -189,6 +189,8 @@ class GrammarConstraint(CompiledConstraint):
         self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         # lazy lexer: safe-text depth per (expected set, horizon representative, blocked set)
         self._lazy_depths: dict[tuple[int, int, int], int] = {}
+        self._restrict_memo: dict[tuple[int, int], int] = {}  # (expected set id, lexer state) -> restricted state
+        self._eset_masks: dict[int, np.ndarray] = {}  # expected set id -> bool per terminal
         self._reach_buf = (np.empty(32768, np.int32), np.zeros(1, np.int64))
         self._reach_first = np.full(0, -1, np.int64)  # scratch of safe_reach_kernel (all -1)
         self._self_loop = self_loop_byte_sets(self._transitions)
@@ -639,6 +641,24 @@ class GrammarConstraint(CompiledConstraint):
         if hit is not None:
             return hit
         if self._lazy and q >= 0:
+            # The lexer is one automaton over every terminal: inside a string value it tracks the
+            # position of every string terminal that still matches (a hex id, a length-bounded name,
+            # a pattern...) and their product is the state, though the parser expects one of them.
+            # The walk only asks about the expected (and ignored) terminals, so it goes from the
+            # state of those alone: far fewer states to build, shared by every context that expects
+            # the same terminals. Its lexeme ends are restricted states too; their accepting
+            # terminals among the expected ones, and the ignored ones' blocked bytes, are the same.
+            # (Not at a lexeme start: a restricted start per expected set cost more first visits
+            # than the product states it saved, measured on the whole folder.)
+            qr = self._restricted_state(eid, q)
+            if qr != q:
+                self._lazy_sync()
+                entry = self._lexeme_entry(eid, qr, ws, b)
+                if len(self._lexeme_cache) >= self.limits.max_cached_masks:
+                    self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
+                self._lexeme_cache[key] = entry
+                return entry
+        if self._lazy and q >= 0:
             # Inside a counted loop (a string with a large maxLength) every position is a new
             # lexer state, and each would cost a walk of most of the vocabulary. States whose
             # counts read the next token's bytes alike share one walk, as long as the walk's
@@ -696,6 +716,24 @@ class GrammarConstraint(CompiledConstraint):
             self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
         self._lexeme_cache[key] = entry
         return entry
+
+    def _restricted_state(self, eid: int, q: int) -> int:
+        """The lazy lexer state of ``q``'s configurations of expected set ``eid``'s terminals only
+        (see :meth:`LazyLexerDFA.restricted`); ``q`` when that is all of them or none. Memoized
+        per (set, state); may create a lexer state (not synced)."""
+        got = self._restrict_memo.get((eid, q))
+        if got is None:
+            mask = self._eset_masks.get(eid)
+            if mask is None:
+                mask = self._eset_masks[eid] = np.zeros(len(self.ir.terminals), dtype=bool)
+                mask[self._eset_cols[self._eset_ptr[eid]:self._eset_ptr[eid + 1]]] = True
+            got = self.lexer.restricted(q, mask)
+            if got < 0:
+                got = q
+            if len(self._restrict_memo) >= self.limits.max_cached_masks:
+                self._restrict_memo.pop(next(iter(self._restrict_memo)))
+            self._restrict_memo[(eid, q)] = got
+        return got
 
     _SAFE_DEPTH_MAX_SET = 256
     """Most lexer states one level of the safe-text search may hold (beyond, it stops there)."""

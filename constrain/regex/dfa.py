@@ -2082,6 +2082,20 @@ class LazyLexerDFA:
             out.append(k)
         return self._intern(np.unique(np.asarray(out, dtype=np.int64))) if changed else q
 
+    def restricted(self, q: int, terminals: np.ndarray) -> int:
+        """The state of ``q``'s configurations of the terminals in ``terminals`` (bool per
+        terminal) only, created if new; ``q`` itself when it has no other, -1 when it has none of
+        these. Terminals run side by side without touching each other, so the restricted state
+        reads every byte string exactly as ``q`` does for those terminals (same live and
+        accepting ones among them, at every step) and knows nothing of the rest."""
+        keys = self._keys(q)
+        sel = keys[terminals[self._term_of_a[keys % self._n_nfa]]]
+        if sel.shape[0] == keys.shape[0]:
+            return q
+        if not sel.shape[0]:
+            return -1
+        return self._intern(sel)
+
     def in_counted_loop(self, q: int) -> bool:
         """Whether some configuration of state ``q`` is inside a counted loop."""
         loop_of, n = self._loop_of, self._n_nfa

@@ -318,3 +318,25 @@ def test_counted_loop_positions_share_walks_exactly(text, prefix, unit, count):
         se, sl = eager.advance_bytes(se, unit), lazy.advance_bytes(sl, unit)
     if prefix:  # JSON strings: most positions reuse a walk already made
         assert sum(1 for w in walks if w == 0) > len(walks) // 2, walks
+
+
+def test_walks_inside_a_lexeme_go_from_the_expected_terminals_state():
+    """Inside a string value the lazy lexer's state tracks every string terminal that still matches
+    (here "s" with maxLength 40 and "t" with minLength 3); a mask's lexeme walk goes from the state
+    of the expected terminals only, and every mask still equals the eager engine's and the
+    reference's (which walks the full states)."""
+    eager, lazy = pair("long_string")
+    se, sl = eager.initial_state(), lazy.initial_state()
+    for piece in [b'{"s"', b": ", b'"ab', b"cd", b'e", ', b'"t": "', b"xyz", b'w"', b"}"]:
+        we = eager.compute_token_bits(se)
+        assert np.array_equal(lazy.compute_token_bits(sl), we)
+        assert np.array_equal(lazy.reference_token_bits(sl), we)
+        se, sl = eager.advance_bytes(se, piece), lazy.advance_bytes(sl, piece)
+        assert se is not None and sl is not None
+    assert lazy.is_accepting(sl) and eager.is_accepting(se)
+    lexer = lazy.lexer
+    narrowed = [(q, r) for (_eid, q), r in lazy._restrict_memo.items() if r != q]
+    assert narrowed, "no walk went from a restricted state"
+    for q, r in narrowed:
+        assert q >= 0 and len(lexer._keys(r)) < len(lexer._keys(q))
+        assert not (lexer.live_terminals[r] & ~lexer.live_terminals[q]).any()

@@ -341,3 +341,32 @@ def test_expand_ahead_survives_growing_the_lexer():
     built, _ = lexer.expand_ahead(np.array([lexer.start]), 8, reps, np.zeros(0, np.int64))
     assert lexer.n_states > 64 and len(built) > 64
     assert not _unbuilt_ahead(lexer, [lexer.start], 8, reps)
+
+
+@settings(max_examples=150, deadline=None)
+@given(k=st.integers(0, len(LEXERS) - 1), data=st.lists(st.sampled_from(list(ALPHABET)), max_size=14).map(bytes),
+       keep=st.lists(st.booleans(), min_size=5, max_size=5), prefix=st.integers(0, 4))
+def test_restricted_state_reads_like_the_full_one_for_its_terminals(k, data, keep, prefix):
+    """A state restricted to some terminals (the grammar's lexeme walks go from one per expected
+    set) reaches, along every byte string, exactly the live and accepting terminals among those
+    that the full state reaches, and none of the others."""
+    lazy = terminals_to_lazy_dfa(LEXERS[k])
+    mask = np.array(keep[: lazy.n_terminals], dtype=bool)
+    q = lazy.advance(lazy.start, data[:prefix]) if prefix else lazy.start
+    if q < 0:
+        return
+    r = lazy.restricted(q, mask)
+    if not (lazy.live_terminals[q] & mask).any() and not (lazy.accepting_terminals[q] & mask).any():
+        assert r == -1
+        return
+    assert lazy.restricted(q, np.ones(lazy.n_terminals, dtype=bool)) == q
+    for b in data[prefix:]:
+        assert (lazy.live_terminals[r] == (lazy.live_terminals[q] & mask)).all()
+        assert (lazy.accepting_terminals[r] == (lazy.accepting_terminals[q] & mask)).all()
+        lazy.expand(q)
+        lazy.expand(r)
+        q, r = int(lazy.transitions[q, b]), int(lazy.transitions[r, b])
+        if q < 0 or not (lazy.live_terminals[q] & mask).any():
+            assert r < 0 or not lazy.live_terminals[r].any()
+            return
+        assert r >= 0
