@@ -654,9 +654,7 @@ class GrammarConstraint(CompiledConstraint):
             if qr != q:
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, qr, ws, b)
-                if len(self._lexeme_cache) >= self.limits.max_cached_masks:
-                    self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
-                self._lexeme_cache[key] = entry
+                self._keep_lexeme_entry(key, entry)
                 return entry
         if self._lazy and q >= 0:
             # Inside a counted loop (a string with a large maxLength) every position is a new
@@ -672,7 +670,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, q0, ws, b)
                 if not any(self.lexer.in_counted_loop(int(s_)) for s_ in entry[2].tolist() if s_ >= 0):
-                    self._lexeme_cache[key] = entry
+                    self._keep_lexeme_entry(key, entry)
                     return entry
         else:
             search_q, depth_key = (q if q >= 0 else 0), None
@@ -712,10 +710,14 @@ class GrammarConstraint(CompiledConstraint):
                 continue
             break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
+        self._keep_lexeme_entry(key, entry)
+        return entry
+
+    def _keep_lexeme_entry(self, key: tuple, entry: tuple) -> None:
+        """Store a lexeme walk under ``key``, dropping the oldest past ``limits.max_cached_masks``."""
         if len(self._lexeme_cache) >= self.limits.max_cached_masks:
             self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
         self._lexeme_cache[key] = entry
-        return entry
 
     def _restricted_state(self, eid: int, q: int) -> int:
         """The lazy lexer state of ``q``'s configurations of expected set ``eid``'s terminals only
