@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--files", type=Path,
                     help="a text file of MaskBench file names, one per line (instead of the sample; e.g. bench/lists/)")
     ap.add_argument("--over", type=float, default=200.0, help="the TBM threshold counted by --by-lexer, in us (default 200)")
+    ap.add_argument("--slow-json", type=Path,
+                    help="write per file {lexer, masks, over: fills over --over, over_ms: their time} here "
+                         "(where the slow fills are; the lexer is eager / lazy / other as with --by-lexer)")
     ap.add_argument("--gc-stats", action="store_true",
                     help="count the garbage collections that run inside mask fills (per generation, with their time) "
                          "and how many fills over --over ran one (adds a wrapper call to every fill)")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = mb.ConstrainEngine(tok, **({"property_order": "any"} if opts.any else {}))
     mb._warmup(engine)
     lexer_of: dict[str, str] = {}
-    if opts.by_lexer:
+    if opts.by_lexer or opts.slow_json is not None:
         compile_schema = engine.compile_json_schema
 
         def compile_and_note(schema, _compile=compile_schema):
@@ -108,6 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     tbm: list[int] = []
     tbm_by: dict[str, list[int]] = {}
     per_file: dict[str, float] = {}
+    slow_of: dict[str, dict] = {}
     statuses: dict[str, int] = {}
     t0 = time.time()
     if opts.gc_off:
@@ -131,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
                 per_file[f] = res["ttfm_ms"]
                 tbm.extend(res["tbm_ns"])
                 tbm_by.setdefault(lexer_of.get("last", "other"), []).extend(res["tbm_ns"])
+                slow = [t for t in res["tbm_ns"] if t > opts.over * 1e3]
+                slow_of[f] = {"lexer": lexer_of.get("last", "other"), "masks": len(res["tbm_ns"]),
+                              "over": len(slow), "over_ms": round(sum(slow) / 1e6, 3)}
             if opts.gc_off:
                 gc.collect()
     finally:
@@ -157,6 +164,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{int((xs > over).sum())} over {over:g} us ({xs[xs > over].sum() / 1e3:.0f} ms)")
     if opts.json is not None:
         opts.json.write_text(json.dumps(per_file, indent=0), encoding="utf-8")
+    if opts.slow_json is not None:
+        opts.slow_json.write_text(json.dumps(slow_of, indent=0), encoding="utf-8")
     if counts is not None:
         print("calls:", dict(sorted(counts.items())))
     if gc_stats is not None:

@@ -989,11 +989,11 @@ def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab
     """Row ``e`` of ``live_tab`` / ``acc_tab`` / ``wsonly_tab`` for lexer states ``0 .. n - 1`` (rows
     of ``live`` / ``acc``, ``bool[n_q, n_terms]``): a new expected set, terminals
     ``eset_cols[lo:hi]`` (written in place; the same entries :func:`lazy_state_rows_kernel` writes
-    for states built later). Also writes the set's bit words ``eset_words[e]``; a set of many
-    terminals is tested by words against ``term_words`` when it holds the states' rows as words
-    (empty: not packed yet)."""
+    for states built later). Also writes the set's bit words ``eset_words[e]``; the states are
+    tested by words against ``term_words`` when it holds their rows as words (empty: not packed,
+    a small eager lexer: column by column)."""
     eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
-    if term_words.shape[0] >= n and n > 0 and _uses_words(lo, hi, eset_words.shape[2]):
+    if term_words.shape[0] >= n and n > 0:
         ew = eset_words[e, 0]
         enw = eset_words[e, 1]
         for q in range(n):

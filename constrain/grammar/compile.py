@@ -329,14 +329,18 @@ class GrammarConstraint(CompiledConstraint):
         old = self._q_cap
         cap = max(n, 2 * old)
 
+        n_e = len(self._eset_ids)
+
         def grown(a: np.ndarray, fill, axis: int = 0) -> np.ndarray:
             shape = list(a.shape)
             shape[axis] = cap + (a.shape[axis] - old)
-            out = np.full(shape, fill, dtype=a.dtype)
+            # zeros from calloc: the pages past the copied part are not touched until written
+            # (np.full wrote every byte of the per-set tables: a tenth of a lazy lexer's first visits)
+            out = np.zeros(shape, dtype=a.dtype) if fill == 0 else np.full(shape, fill, dtype=a.dtype)
             if axis == 0:
                 out[: a.shape[0]] = a
             else:
-                out[:, : a.shape[1]] = a
+                out[:n_e, : a.shape[1]] = a[:n_e]  # the rows of sets not created yet are all False
             return out
 
         self._self_loop = grown(self._self_loop, 0)
@@ -432,16 +436,17 @@ class GrammarConstraint(CompiledConstraint):
         self._acc_tab = np.zeros((8, n_q), dtype=bool)
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
         # expected sets as uint64 bit words ([e, 0] its terminals, [e, 1] the non-whitespace ones),
-        # and, once a set of many terminals comes, the lexer states' live / accepting terminals as
-        # words too (_term_words, [q, 0] / [q, 1]; no rows: not built): such a set's table rows
-        # then cost a few word ANDs per state instead of a loop over its terminals
+        # and the lexer states' live / accepting terminals as words too (_term_words, [q, 0] /
+        # [q, 1]; no rows: not packed): a new set's table rows then cost a few word ANDs per state
+        # (or per class of states) instead of a loop over its terminals' columns
         n_words = max(1, (len(self.ir.terminals) + 63) // 64)
         self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
         self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
-        self._wide_cols = 0  # terminals of the wide expected sets met before _term_words was packed
         # eager lexer, once packed: the class of each state's rows and each class's rows as words
         self._row_class: np.ndarray | None = None
         self._class_words: np.ndarray | None = None
+        if self._lazy or n_q >= self._PACK_MIN_STATES:
+            self._pack_term_words(n_q)
         self._merges: dict[tuple[int, int], int] = {}
         self._mkeys = np.full(1024, -1, dtype=np.int64)
         self._mvals = np.zeros(1024, dtype=np.int64)
@@ -489,15 +494,7 @@ class GrammarConstraint(CompiledConstraint):
             lexer = self.lexer
             # states past the capacity: written by the next sync
             n = min(lexer.n_states, self._q_cap)
-            wide = len(cols) > 3 * self._eset_words.shape[2]  # tested by bit words (see _uses_words)
-            if wide and not self._term_words.shape[0]:
-                # packing every state's rows costs about a third of one full-width set's loop,
-                # plus a fixed cost that small lexers never win back: pack once the wide sets
-                # seen add up to both
-                self._wide_cols += len(cols)
-                if 3 * self._wide_cols > len(self.ir.terminals) and self._wide_cols * n > self._PACK_MIN_WORK:
-                    self._pack_term_words(n)
-            if wide and self._class_words is not None:
+            if self._class_words is not None:
                 eset_class_rows_kernel(
                     self._eset_cols, start, start + len(cols), self._ws_mask, n, eid, self._live_tab, self._acc_tab,
                     self._wsonly_tab, self._eset_words, self._row_class, self._class_words,
@@ -517,10 +514,13 @@ class GrammarConstraint(CompiledConstraint):
         self._pid[ps] = pid
         return pid
 
-    _PACK_MIN_WORK = 20_000
-    """Packing the states' terminal rows into ``_term_words`` waits until the wide expected sets
-    seen times the lexer states (their column loops' work) exceed this: below, packing (~20 µs
-    of numpy calls) costs more than the loops it saves."""
+    _PACK_MIN_STATES = 256
+    """An eager lexer of at least this many states packs its states' terminal rows into words
+    (and groups the states by them) when the constraint is built; a lazy lexer always does (it
+    starts small). A new expected set's table rows then cost a pass over the classes of states
+    and one over the states: the column loop they replace read the terminal matrix state by
+    state, ~11 ns a state for ~3 columns (~30 µs a new set on MaskBench's slowest eager
+    lexers, a tenth of a first visit), while packing ~2,600 states costs ~40 µs once, at compile."""
 
     def _pack_term_words(self, n: int) -> None:
         """``_term_words`` for lexer states ``0 .. n - 1`` (rows up to ``_q_cap``; later states are

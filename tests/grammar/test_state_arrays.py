@@ -133,18 +133,21 @@ _MANY_KEYWORDS = (
 
 @pytest.mark.parametrize("lazy", [False, True])
 def test_walk_tables_of_large_expected_sets_by_bit_words(lazy, monkeypatch):
-    """Expected sets of many terminals are tested by bit words (the states' terminal rows packed
-    into ``_term_words``, kept in step as a lazy lexer grows): the tables still equal the
-    whole-matrix formula, and the masks are the reference walk's."""
-    # this lexer is small enough that packing waits for more work: pack at the first wide set
-    monkeypatch.setattr(GrammarConstraint, "_PACK_MIN_WORK", 0)
+    """With the states' terminal rows packed into words (``_term_words``, kept in step as a lazy
+    lexer grows; an eager lexer's states grouped by their rows), every expected set's table rows,
+    wide or narrow, come from the word kernels: they still equal the whole-matrix formula, and
+    the masks are the reference walk's."""
+    # this lexer is smaller than the packing threshold: pack it anyway
+    monkeypatch.setattr(GrammarConstraint, "_PACK_MIN_STATES", 0)
     c = _compile(_MANY_KEYWORDS, lazy)
     assert len(c.ir.terminals) > 64
     rnd = random.Random(5)
     _random_masked_walks(c, rnd, walks=10, steps=12)
-    assert c._term_words.shape[0] > 0, "no expected set took the bit-word path"
-    # an eager lexer computes wide sets' rows per class of states with equal terminal rows
+    assert c._term_words.shape[0] > 0, "the rows were not packed"
+    # an eager lexer computes the sets' rows per class of states with equal terminal rows
     assert (c._class_words is not None) == (not lazy)
+    widths = {int(c._eset_ptr[e + 1] - c._eset_ptr[e]) for e in c._eset_ids.values()}
+    assert min(widths) <= 3 < max(widths), "both narrow and wide sets should be met"
     _assert_walk_tables_match_the_matrices(c, rnd)
     state = c.initial_state()
     for _ in range(8):
@@ -156,19 +159,19 @@ def test_walk_tables_of_large_expected_sets_by_bit_words(lazy, monkeypatch):
         state = c.advance_token(state, rnd.choice(allowed))
 
 
-@pytest.mark.parametrize("lazy", [False, True])
-def test_a_small_lexer_keeps_the_column_loops(lazy):
-    """Packing the states' rows into words has a fixed cost that a small lexer never wins back:
-    below ``_PACK_MIN_WORK`` (wide sets' columns times states) the wide sets go column by column,
-    and the tables are still the whole-matrix formula's."""
-    c = _compile(_MANY_KEYWORDS, lazy)
-    rnd = random.Random(5)
-    _random_masked_walks(c, rnd, walks=10, steps=12)
-    wide = [e for e in c._eset_ids.values() if c._eset_ptr[e + 1] - c._eset_ptr[e] > 3 * c._eset_words.shape[2]]
-    assert wide, "no wide expected set met"
-    assert c._wide_cols * c.lexer.n_states <= GrammarConstraint._PACK_MIN_WORK
-    assert c._term_words.shape[0] == 0, "a small lexer packed its rows"
-    _assert_walk_tables_match_the_matrices(c, rnd)
+def test_packing_depends_on_the_lexer():
+    """A lazy lexer packs its rows when the constraint is built (it starts small and grows); an
+    eager one only from ``_PACK_MIN_STATES`` states (below, the column loops cost less than
+    packing): the tables equal the whole-matrix formula either way."""
+    for lazy in (False, True):
+        c = _compile(_MANY_KEYWORDS, lazy)
+        small = not lazy and c.lexer.n_states < GrammarConstraint._PACK_MIN_STATES
+        assert (c._term_words.shape[0] == 0) == small
+        assert (c._class_words is None) == (lazy or small)
+        rnd = random.Random(7)
+        _random_masked_walks(c, rnd, walks=10, steps=12)
+        _assert_walk_tables_match_the_matrices(c, rnd)
+    assert _compile(_MANY_KEYWORDS, False).lexer.n_states < GrammarConstraint._PACK_MIN_STATES, "not a small lexer"
 
 
 @pytest.mark.parametrize("lazy", [False, True])
