@@ -331,7 +331,7 @@ def grammar_mask_kernel(
     wsonly_tab: np.ndarray,  # bool [E, n_q]: every live expected terminal is an ignored whitespace one
     ws_live: np.ndarray,  # bool [n_q]: an ignored whitespace terminal is live (the byte count matters)
     acc_col: np.ndarray,  # int32 [n_q]: column of an accepting lexer state in scan_tab, -1 if none
-    scan_tab: np.ndarray,  # int32 [P, n_acc]: 2 + parser id after the real terminals ending in q; 1 none, 0 unknown
+    scan_tab: np.ndarray,  # int32 [P, n_acc]: parser id after the real terminals ending in q; -1 none, -2 unknown
     mkeys: np.ndarray,  # int64 [2^k] open-addressing table: (min pid << 32 | max pid) -> merged pid
     mvals: np.ndarray,  # int64 [2^k]
     ign_start: np.ndarray,  # int32 [n_q + 1]: CSR over the ignored terminals accepting in q
@@ -458,7 +458,7 @@ def grammar_mask_kernel(
                 if not acc_tab[p_eset[p], q2]:
                     continue
                 w = tw[d, k]
-                r = scan_tab[p, acc_col[q2]] - 2  # stored as id + 2: 0 unknown, 1 none
+                r = scan_tab[p, acc_col[q2]]
                 if r == -2:
                     if nreq < req_p.shape[0]:
                         req_p[nreq] = p
@@ -538,7 +538,7 @@ def _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkey
         if q2 < 0 or not acc_tab[p_eset[p], q2]:
             continue
         w = tw[d, k]
-        r = scan_tab[p, acc_col[q2]] - 2  # stored as id + 2: 0 unknown, 1 none
+        r = scan_tab[p, acc_col[q2]]
         if r == -2:
             if nreq < req_p.shape[0]:
                 req_p[nreq] = p

@@ -107,14 +107,6 @@ _I32 = "i" if array("i").itemsize == 4 else "l"
 """The ``array`` type code of a 4-byte int (the lexer tables' ``int32``)."""
 
 
-def _doubled(a: np.ndarray) -> np.ndarray:
-    """``a`` with as many rows again, all zero (from calloc: pages past the copy stay untouched
-    until written; concatenating with zeros wrote the table three times over)."""
-    out = np.zeros((2 * a.shape[0],) + a.shape[1:], dtype=a.dtype)
-    out[: a.shape[0]] = a
-    return out
-
-
 def _bit_indices(bits: int) -> list[int]:
     """The indices of the set bits of ``bits``, ascending (a terminal set as column numbers)."""
     out = []
@@ -301,7 +293,7 @@ class GrammarConstraint(CompiledConstraint):
             self._ws_live, self._acc_col, self._n_acc_cols, self._term_words))
         if self._n_acc_cols > self._scan_tab.shape[1]:
             width = max(self._n_acc_cols, 2 * self._scan_tab.shape[1])
-            grown = np.zeros((self._scan_tab.shape[0], width), dtype=np.int32)
+            grown = np.full((self._scan_tab.shape[0], width), -2, dtype=np.int32)
             grown[:, : self._scan_tab.shape[1]] = self._scan_tab
             self._scan_tab = grown
         # ignored lexemes ending in the new states: appended to the CSR table (only the states
@@ -403,8 +395,7 @@ class GrammarConstraint(CompiledConstraint):
         Parser states get small integer ids on first use; per id its expected-set id (``_p_eset``);
         per expected set the rows ``live`` / ``accept`` / ``ws_only`` over lexer states; per
         (parser id, accepting lexer state) the parser id after scanning the real terminals ending
-        there (``_scan_tab``, stored as the id + 2: 1 none, 0 not computed yet, so that the table
-        grows by calloc'd zeros: it is pids x accepting lexer states, megabytes on large lexers). Ignored lexemes only depend on the
+        there (``_scan_tab``: -1 none, -2 not computed yet). Ignored lexemes only depend on the
         lexer state, so they are a fixed CSR table. All of it persists across masks.
         """
         lexer = self.lexer
@@ -436,7 +427,7 @@ class GrammarConstraint(CompiledConstraint):
         self._pid: dict[ParserState, int] = {}
         self._plist: list[ParserState] = []
         self._p_eset = np.zeros(64, dtype=np.int32)
-        self._scan_tab = np.zeros((64, max(1, int(acc_any.sum()))), dtype=np.int32)
+        self._scan_tab = np.full((64, max(1, int(acc_any.sum()))), -2, dtype=np.int32)
         self._eset_ids: dict[int, int] = {}
         # expected terminals per eset id e: _eset_cols[_eset_ptr[e]:_eset_ptr[e + 1]]
         self._eset_ptr = np.zeros(9, dtype=np.int64)
@@ -490,8 +481,9 @@ class GrammarConstraint(CompiledConstraint):
         if eid is None:
             eid = len(self._eset_ids)
             if eid >= self._live_tab.shape[0]:
+                grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
                 self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words = map(
-                    _doubled, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words))
+                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words))
                 self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0] - 1, np.int64)])
             cols = _bit_indices(expected)
             start = int(self._eset_ptr[eid])
@@ -516,7 +508,7 @@ class GrammarConstraint(CompiledConstraint):
             self._eset_ids[expected] = eid
         if pid >= self._p_eset.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])
-            self._scan_tab = _doubled(self._scan_tab)
+            self._scan_tab = np.concatenate([self._scan_tab, np.full_like(self._scan_tab, -2)])
         self._p_eset[pid] = eid
         self._plist.append(ps)
         self._pid[ps] = pid
@@ -548,8 +540,8 @@ class GrammarConstraint(CompiledConstraint):
 
     def _fill_scan(self, pid: int, q: int) -> None:
         col = self._acc_col[q]
-        if self._scan_tab[pid, col]:
-            return  # known
+        if self._scan_tab[pid, col] != -2:
+            return
         ps = self._plist[pid]
         real = self._acc_bits[q] & ps.expected
         r = -1
@@ -557,7 +549,7 @@ class GrammarConstraint(CompiledConstraint):
             ps2 = self.parser.scan(ps, real)
             if ps2 is not None:
                 r = self._parser_id(ps2)  # may grow (replace) _scan_tab
-        self._scan_tab[pid, col] = r + 2
+        self._scan_tab[pid, col] = r
 
     def _fill_merge(self, p1: int, p2: int) -> None:
         if (p1, p2) in self._merges:
