@@ -329,18 +329,16 @@ class GrammarConstraint(CompiledConstraint):
         old = self._q_cap
         cap = max(n, 2 * old)
 
-        n_e = len(self._eset_ids)
-
         def grown(a: np.ndarray, fill, axis: int = 0) -> np.ndarray:
             shape = list(a.shape)
             shape[axis] = cap + (a.shape[axis] - old)
-            # zeros from calloc: the pages past the copied part are not touched until written
-            # (np.full wrote every byte of the per-set tables: a tenth of a lazy lexer's first visits)
-            out = np.zeros(shape, dtype=a.dtype) if fill == 0 else np.full(shape, fill, dtype=a.dtype)
+            # np.full touches every page now: calloc'd zeros left the faults to later syncs and
+            # masks, more fills over the p99 line on the lazy files (measured, not kept)
+            out = np.full(shape, fill, dtype=a.dtype)
             if axis == 0:
                 out[: a.shape[0]] = a
             else:
-                out[:n_e, : a.shape[1]] = a[:n_e]  # the rows of sets not created yet are all False
+                out[:, : a.shape[1]] = a
             return out
 
         self._self_loop = grown(self._self_loop, 0)
