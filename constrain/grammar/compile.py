@@ -332,8 +332,9 @@ class GrammarConstraint(CompiledConstraint):
         def grown(a: np.ndarray, fill, axis: int = 0) -> np.ndarray:
             shape = list(a.shape)
             shape[axis] = cap + (a.shape[axis] - old)
-            # np.full touches every page now: calloc'd zeros left the faults to later syncs and
-            # masks, more fills over the p99 line on the lazy files (measured, not kept)
+            # np.full touches every page here, in the fill that grows: calloc'd zeros would spread
+            # the page faults over later syncs and masks (measured on the scan table: more fills
+            # over the p99 line)
             out = np.full(shape, fill, dtype=a.dtype)
             if axis == 0:
                 out[: a.shape[0]] = a
