@@ -1220,6 +1220,21 @@ def _entries_parsed(entries: list[tuple[str, bool, bool]], limits: Limits, retry
     return parsed
 
 
+def repetition_bound(pattern: str, limits: Limits) -> int:
+    """The largest repetition bound in ``pattern`` as a lexer parses it (cached parse): what makes
+    :func:`_compile_arrays` give up on an eager lexer (``max_repeat``); a bound past
+    ``limits.max_repeat_count`` reads as that limit plus one. 0 when the pattern does not parse
+    (the lexer reports the error when it compiles it)."""
+    try:
+        p = _parse_cached(pattern, limits)
+    except LimitExceededError as exc:
+        return limits.max_repeat_count + 1 if exc.field == "max_repeat_count" else 0
+    except (RegexSyntaxError, UnsupportedFeatureError):
+        return 0
+    return max((_parsed_max_repeat(q) for q in (p.parts if isinstance(p, ParsedConcat) else (p,))
+                if isinstance(q, Parsed)), default=0)
+
+
 def _max_repeat_bound(node) -> int:
     """The largest repetition bound (min, or max when bounded) anywhere in a regex AST."""
     best = 0

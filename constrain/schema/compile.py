@@ -293,6 +293,33 @@ class _NoFiniteDomain(UnsupportedFeatureError):
     """uniqueItems whose items have no finite domain (the caller may enforce it at run time)."""
 
 
+_LONG_LENGTH = re.compile(r'"m(?:ax|in)Length": *(\d{3,})')
+_LONG_QUANTIFIER = re.compile(r"\{(\d+)(?:,(\d*))?\}")
+
+
+def _long_repetitions(root) -> bool:
+    """Whether the schema's text asks for a repetition an eager lexer does not expand: a
+    ``maxLength`` / ``minLength`` or a ``{n}`` / ``{n,m}`` quantifier (in a pattern; text elsewhere
+    only costs the fusion) past ``_EAGER_LEXER_MAX_REPEAT``. A cheap guess, checked after."""
+    from constrain.grammar.compile import _EAGER_LEXER_MAX_REPEAT
+
+    if not isinstance(root, (dict, list)):
+        return False
+    text = json.dumps(root)
+    if any(int(m.group(1)) > _EAGER_LEXER_MAX_REPEAT for m in _LONG_LENGTH.finditer(text)):
+        return True
+    return any(int(m.group(2) or m.group(1)) > _EAGER_LEXER_MAX_REPEAT for m in _LONG_QUANTIFIER.finditer(text))
+
+
+def _lexer_counts(c: "_Compiler", limits: Limits) -> bool:
+    """Whether the lexer of ``c``'s terminals will count a repetition (built lazily: some bound
+    past what an eager lexer expands, see ``constrain.grammar.compile._EAGER_LEXER_MAX_REPEAT``)."""
+    from constrain.grammar.compile import _EAGER_LEXER_MAX_REPEAT
+    from constrain.regex.dfa import repetition_bound
+
+    return any(repetition_bound(rx, limits) > _EAGER_LEXER_MAX_REPEAT for _name, rx in c.term_defs)
+
+
 @lru_cache(maxsize=65536)
 def _terminal_base(hint: str) -> str:
     """A terminal name's stem from a hint: upper-case letters, digits and ``_`` (kept per hint)."""
@@ -394,6 +421,10 @@ class _Compiler:
         else:
             raise ValueError("whitespace must be 'flexible', 'compact' or a regex string")
         self.ws = ws
+        # key and value as one terminal where the value is one (see pair); off when the lexer
+        # will be built lazily (see _schema_grammar)
+        self.fuse_pairs = True
+        self.fused = 0  # pairs fused so far
         self.rules: dict[str, list[str]] = {}
         self.rule_order: list[str] = []
         self._name_next: dict[str, int] = {}  # per rule-name base: the next number to try
@@ -453,10 +484,13 @@ class _Compiler:
     def pair(self, key_rx: str, val_expr: str, hint: str) -> str:
         """``key : value``. A value that is a single terminal (or terminal alternation) is fused
         with its key into one terminal: the lexer DFA is one product over all terminals, so value
-        terminals that all start with ``"`` would multiply; behind distinct keys they do not."""
+        terminals that all start with ``"`` would multiply; behind distinct keys they do not.
+        Not when ``fuse_pairs`` is off (a lazily built lexer: there each fused terminal has its
+        own copy of its value's automaton, built state by state in the masks of every key)."""
         val_rx = self.regex_of(val_expr)
         colon = self.ws + js.lit(":") + self.ws
-        if val_rx is not None:
+        if val_rx is not None and self.fuse_pairs:
+            self.fused += 1
             return self.terminal(key_rx + colon + js.group(val_rx), "PAIR_" + hint)
         return f"{self.terminal(key_rx, 'KEY_' + hint)} {self.struct(':')} {val_expr}"
 
@@ -3016,9 +3050,24 @@ def _schema_grammar(
         if isinstance(root, dict):
             _check_depth(root, limits.max_schema_depth)
             root = _json_copy(root)
-        c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords, unknown_formats,
-                      catalogs, runtime_unique=catalogs)
-        expr = c.node(root, "")
+        # Where the lexer will be built lazily (a repetition too long to expand), a key fused with
+        # its value is a terminal of its own whose value automaton every key rebuilds, state by
+        # state, in the masks (MaskBench's lazy files spent most of their slow masks on it); keys
+        # and values apart, a value terminal is shared by every key. Told from the schema's text
+        # first (a second translation of a large schema costs tens of ms), by the terminals after
+        # (the text can be wrong both ways: a bound in an unused subschema or a description, a
+        # long repetition it does not spell out) and translated again when it was.
+        fuse = not _long_repetitions(root)
+        for _attempt in range(2):
+            c = _Compiler(root, whitespace, max_whitespace, property_order, limits, unknown_keywords,
+                          unknown_formats, catalogs, runtime_unique=catalogs)
+            c.fuse_pairs = fuse
+            expr = c.node(root, "")
+            if fuse and not c.fused:
+                break  # nothing to fuse: the same grammar either way
+            if fuse == (not _lexer_counts(c, limits)):
+                break
+            fuse = not fuse
     except RecursionError:  # within max_schema_depth, but $refs and keywords stacked past Python's limit
         raise _limit("max_schema_depth", limits.max_schema_depth,
                      "the schema's subschemas nest too deeply for the compiler (Python's recursion limit)") from None
