@@ -198,6 +198,11 @@ class GrammarConstraint(CompiledConstraint):
         self._bnd = (np.empty(cap, np.int32), np.empty(cap, np.int32), np.empty(cap, np.int32))
         self._root0 = np.zeros(1, dtype=np.int32)
         self._initial = frozenset({(self.parser.initial, -1, 0, -1)})
+        self.restrict_steps = True
+        """Lazy lexer: a thread that reads a byte inside a lexeme moves to the state of its
+        expected (and ignored) terminals' configurations only (:meth:`LazyLexerDFA.restricted`;
+        the same masks and acceptance, fewer states to build). Off for analyses that map this
+        lexer's states onto a copy expanded from its start (``GrammarCompletion``)."""
         # maximal munch of ignored lexemes: blocked[i][b] = byte b would continue the ignored
         # terminal that just ended (so it may not follow); id -1 = nothing blocked
         self._blocked_ids: dict[tuple[int, int], int] = {}
@@ -936,6 +941,15 @@ class GrammarConstraint(CompiledConstraint):
                 return
         else:
             ws2 = 0  # no ignored-whitespace terminal can end this lexeme: the count is irrelevant
+        if self._lazy and self.restrict_steps:
+            # the thread goes on in the state of its expected (and ignored) terminals only: the rest
+            # can never end its lexeme, and their configurations multiplied the states a lexeme
+            # builds (every string terminal that still matches, at its own position)
+            pid = self._parser_id(ps)  # may grow (replace) _p_eset: read it after
+            q3 = self._restricted_state(int(self._p_eset[pid]), q2)
+            if q3 != q2:
+                self._lazy_sync()
+                q2 = q3
         out.add((ps, q2, ws2, -1))
         if self._acc_bits[q2] & expected:
             out.update(self._end_lexeme(ps, q2, ws2))

@@ -48,7 +48,8 @@ if it were not).
 
 GrammarConstraint internals read here: ``parser`` (rules, ``scan``), ``lexer`` (tables; of a lazy
 lexer -- ``expand``/``expanded``/``start`` -- a private copy is expanded completely and the grammar's
-lexer state ids are mapped to it through the lexer's private ``_sets``/``_index``), ``ir``
+lexer state ids are mapped to it through the lexer's private ``_sets``/``_index``; the analysis
+turns the grammar's ``restrict_steps`` off, since restricted states are not reached from the start), ``ir``
 (terminals, ``ignore``), the thread layout ``(parser_state, lexer_state or -1, ws, blocked id)``
 and ``_blocked[id]`` (bool[256] of the bytes that may not follow an ignored lexeme). A public
 ``blocked_bytes(id)`` accessor on GrammarConstraint would remove the one private read.
@@ -133,6 +134,10 @@ class GrammarCompletion:
             # map the grammar's state ids to it through the NFA state sets
             import copy
 
+            # (threads restricted to their expected terminals reach states the copy's expansion
+            # from the start does not: from now on the grammar's threads keep whole states, and
+            # the restricted ones made so far are in the copy)
+            gc.restrict_steps = False
             lexer = copy.deepcopy(lexer)
             _expand_all(lexer)
         self._own = lexer

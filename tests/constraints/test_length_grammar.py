@@ -223,3 +223,21 @@ def test_lazy_lexer_schema():
         # additional properties are allowed (also before "a"); "a" itself must be there and fit
         assert "a" in doc and len(doc["a"]) <= 300
         jsonschema.validate(doc, schema)
+
+
+def test_an_analysis_maps_threads_restricted_before_it():
+    """A lazily lexed grammar's threads inside a lexeme keep only their expected terminals' states
+    (``restrict_steps``), which the analysis' copy, expanded from the lexer start, does not reach:
+    an analysis built afterwards still costs the threads made before it (they are in the copy) and
+    turns the restriction off for the threads made after."""
+    schema = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 300},
+                                               "t": {"type": "string", "maxLength": 200}}, "required": ["s"]}
+    g = compile_json_schema(schema, VOCAB)
+    assert g._lazy and g.restrict_steps
+    before = g.advance_bytes(g.initial_state(), b'{"s": "ab')
+    comp = GrammarCompletion(g, "bytes")
+    assert not g.restrict_steps
+    assert comp.cost(before) == 2  # '"}'
+    assert comp.witness(before) == b'"}'
+    after = g.advance_bytes(before, b'c", "t": "x')
+    assert comp.cost(after) == 2

@@ -10,6 +10,7 @@ masked walks.
 from __future__ import annotations
 
 import functools
+import json
 
 import numpy as np
 import pytest
@@ -340,3 +341,51 @@ def test_walks_inside_a_lexeme_go_from_the_expected_terminals_state():
     for q, r in narrowed:
         assert q >= 0 and len(lexer._keys(r)) < len(lexer._keys(q))
         assert not (lexer.live_terminals[r] & ~lexer.live_terminals[q]).any()
+
+
+def _terminals_of(lexer, q: int) -> set[int]:
+    """The terminals of lazy lexer state ``q``'s configurations."""
+    keys = lexer._keys(q)
+    return set(lexer._term_of_a[keys % lexer._n_nfa].tolist())
+
+
+@pytest.mark.parametrize("restrict", [True, False])
+def test_threads_inside_a_lexeme_keep_their_expected_terminals_only(restrict):
+    """A thread reading a string value goes on in the state of the terminals its parser state
+    expects (and the ignored ones): the lexer state of one terminal here, although every string
+    terminal still matches the bytes (``restrict_steps`` off: the whole state, all of them).
+    Long ``maxLength``s: the lexer counts, and keys and values are terminals apart."""
+    from constrain import compile_json_schema
+
+    schema = {"type": "object", "properties": {"s": {"type": "string", "maxLength": 300},
+                                               "t": {"type": "string", "minLength": 3, "maxLength": 200}}}
+    lazy = compile_json_schema(schema, vocab())
+    lazy.restrict_steps = restrict
+    state = lazy.advance_bytes(lazy.initial_state(), b'{"s": "abc')
+    inside = [(ps, q) for ps, q, _ws, _b in state if q >= 0]
+    assert inside
+    wider = False
+    for ps, q in inside:
+        allowed = {i for i in range(len(lazy.ir.terminals)) if (lazy._expected(ps) >> i) & 1}
+        terms = _terminals_of(lazy.lexer, q)
+        assert terms & allowed
+        wider |= bool(terms - allowed)
+    assert wider != restrict
+    end = lazy.advance_bytes(state, b'de", "t": "xyzw"}')
+    assert end is not None and lazy.is_accepting(end)
+    assert lazy.advance_bytes(state, b'de", "t": "xy"}') is None  # minLength 3
+
+
+def test_stepping_reaches_more_parser_states_than_the_tables_hold():
+    """Bytes stepped without a mask in between create parser ids (restricting a thread reads its
+    expected set), past the first size of the per-id tables: they grow under the step."""
+    props = {f"p{i}": {"type": "string", "maxLength": 300} for i in range(40)}
+    schema = {"type": "object", "properties": props, "required": sorted(props)}
+    from constrain import compile_json_schema
+
+    g = compile_json_schema(schema, vocab())
+    assert g._lazy
+    doc = json.dumps({k: "v" * (i % 7) for i, k in enumerate(props)}).encode()
+    s = g.advance_bytes(g.initial_state(), doc)
+    assert s is not None and g.is_accepting(s)
+    assert len(g._plist) > 64
