@@ -1196,6 +1196,12 @@ def _check_terminals_alone(ir: GrammarIR, text, limits: Limits) -> None:
             ) from None
 
 
+def eager_lexer_limits(limits: Limits) -> Limits:
+    """The limits the eager lexer is attempted under (its patterns are parsed, and cached, under
+    them: a caller that parses them beforehand with these shares the parses)."""
+    return replace(limits, max_dfa_states=min(limits.max_dfa_states, _EAGER_LEXER_STATES))
+
+
 def _compile_terminals(ir: GrammarIR, text, limits: Limits):
     """The combined lexer DFA of all terminals, and the bit set of whitespace-only terminals.
 
@@ -1208,7 +1214,7 @@ def _compile_terminals(ir: GrammarIR, text, limits: Limits):
     from constrain.regex.dfa import _lexer_dfa, lazy_terminal_info
 
     patterns = [(t.pattern, {"ignore_case": t.ignore_case, "dotall": t.dotall}) for t in ir.terminals]
-    eager_limits = replace(limits, max_dfa_states=min(limits.max_dfa_states, _EAGER_LEXER_STATES))
+    eager_limits = eager_lexer_limits(limits)
     try:
         entries = [(t.pattern, t.ignore_case, t.dotall) for t in ir.terminals]
         lexer = _lexer_dfa(entries, eager_limits, max_work=_EAGER_LEXER_WORK,

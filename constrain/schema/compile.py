@@ -314,10 +314,11 @@ def _long_repetitions(root) -> bool:
 def _lexer_counts(c: "_Compiler", limits: Limits) -> bool:
     """Whether the lexer of ``c``'s terminals will count a repetition (built lazily: some bound
     past what an eager lexer expands, see ``constrain.grammar.compile._EAGER_LEXER_MAX_REPEAT``)."""
-    from constrain.grammar.compile import _EAGER_LEXER_MAX_REPEAT
+    from constrain.grammar.compile import _EAGER_LEXER_MAX_REPEAT, eager_lexer_limits
     from constrain.regex.dfa import repetition_bound
 
-    return any(repetition_bound(rx, limits) > _EAGER_LEXER_MAX_REPEAT for _name, rx in c.term_defs)
+    eager = eager_lexer_limits(limits)  # the lexer's own parses: cached for it
+    return any(repetition_bound(rx, eager) > _EAGER_LEXER_MAX_REPEAT for _name, rx in c.term_defs)
 
 
 @lru_cache(maxsize=65536)
