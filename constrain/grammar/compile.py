@@ -660,7 +660,7 @@ class GrammarConstraint(CompiledConstraint):
             if qr != q:
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, qr, ws, b)
-                self._keep_lexeme_entry(key, entry)
+                self._keep(self._lexeme_cache, key, entry)
                 return entry
         if self._lazy and q >= 0:
             # Inside a counted loop (a string with a large maxLength) every position is a new
@@ -676,7 +676,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._lazy_sync()
                 entry = self._lexeme_entry(eid, q0, ws, b)
                 if not any(self.lexer.in_counted_loop(int(s_)) for s_ in entry[2].tolist() if s_ >= 0):
-                    self._keep_lexeme_entry(key, entry)
+                    self._keep(self._lexeme_cache, key, entry)
                     return entry
         else:
             search_q, depth_key = (q if q >= 0 else 0), None
@@ -690,9 +690,7 @@ class GrammarConstraint(CompiledConstraint):
             if depth is None:
                 depth = self._safe_depth(eid, search_q, first_blocked)
                 if depth_key is not None:
-                    if len(self._lazy_depths) >= self.limits.max_cached_masks:
-                        self._lazy_depths.pop(next(iter(self._lazy_depths)))
-                    self._lazy_depths[depth_key] = depth
+                    self._keep(self._lazy_depths, depth_key, depth)
             words = sliced.covered_words[depth].copy()
             bn, bs, bw = self._bnd
             nb = grammar_walk_kernel(
@@ -716,14 +714,17 @@ class GrammarConstraint(CompiledConstraint):
                 continue
             break
         entry = (words, bn[:nb].copy(), bs[:nb].copy(), bw[:nb].copy())
-        self._keep_lexeme_entry(key, entry)
+        self._keep(self._lexeme_cache, key, entry)
         return entry
 
-    def _keep_lexeme_entry(self, key: tuple, entry: tuple) -> None:
-        """Store a lexeme walk under ``key``, dropping the oldest past ``limits.max_cached_masks``."""
-        if len(self._lexeme_cache) >= self.limits.max_cached_masks:
-            self._lexeme_cache.pop(next(iter(self._lexeme_cache)))
-        self._lexeme_cache[key] = entry
+    def _keep(self, table: dict, key, value):
+        """Store ``value`` under ``key`` in one of the per-constraint memo tables (the lexeme walks,
+        depths, restrictions, candidate and forced bytes), dropping the oldest entry past
+        ``limits.max_cached_masks``; returns ``value``."""
+        if len(table) >= self.limits.max_cached_masks:
+            table.pop(next(iter(table)))
+        table[key] = value
+        return value
 
     def _restricted_state(self, eid: int, q: int) -> int:
         """The lazy lexer state of ``q``'s configurations of expected set ``eid``'s terminals only
@@ -738,9 +739,7 @@ class GrammarConstraint(CompiledConstraint):
             got = self.lexer.restricted(q, mask)
             if got < 0:
                 got = q
-            if len(self._restrict_memo) >= self.limits.max_cached_masks:
-                self._restrict_memo.pop(next(iter(self._restrict_memo)))
-            self._restrict_memo[(eid, q)] = got
+            self._keep(self._restrict_memo, (eid, q), got)
         return got
 
     _SAFE_DEPTH_MAX_SET = 256
@@ -793,9 +792,7 @@ class GrammarConstraint(CompiledConstraint):
         n_q = self._transitions.shape[0]
         if self._reach_first.shape[0] < n_q:
             self._reach_first = np.full(n_q, -1, np.int64)
-        if len(self._safe_reach) >= self.limits.max_cached_masks:
-            self._safe_reach.pop(next(iter(self._safe_reach)))
-        self._safe_reach[q] = safe_reach_kernel(reached, reached.shape[0], self._reach_first)
+        self._keep(self._safe_reach, q, safe_reach_kernel(reached, reached.shape[0], self._reach_first))
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).
@@ -1019,10 +1016,7 @@ class GrammarConstraint(CompiledConstraint):
             if after >= 0:
                 hit &= ~self._blocked[after]
             ok |= hit
-        out = self._cand_cache[state] = np.flatnonzero(ok).tolist()
-        if len(self._cand_cache) > self.limits.max_cached_masks:
-            self._cand_cache.pop(next(iter(self._cand_cache)))
-        return out
+        return self._keep(self._cand_cache, state, np.flatnonzero(ok).tolist())
 
     def next_bytes(self, state: frozenset, exclude: bytes = b"", stop_after: int = 256) -> list[int]:
         """The byte values (not in ``exclude``) that can continue ``state``; at most ``stop_after``."""
@@ -1063,11 +1057,7 @@ class GrammarConstraint(CompiledConstraint):
                 break
             out.append(step[0])
             cur = step[1]
-        result = bytes(out)
-        if len(self._forced_cache) >= self.limits.max_cached_masks:
-            self._forced_cache.pop(next(iter(self._forced_cache)))
-        self._forced_cache[state] = result
-        return result
+        return self._keep(self._forced_cache, state, bytes(out))
 
     def is_accepting(self, state: frozenset) -> bool:
         for ps, q, ws, _ in state:
