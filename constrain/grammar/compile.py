@@ -940,10 +940,11 @@ class GrammarConstraint(CompiledConstraint):
                 return
         else:
             ws2 = 0  # no ignored-whitespace terminal can end this lexeme: the count is irrelevant
-        if self._lazy and self.restrict_steps:
+        if q < 0 and self._lazy and self.restrict_steps:
             # the thread goes on in the state of its expected (and ignored) terminals only: the rest
             # can never end its lexeme, and their configurations multiplied the states a lexeme
-            # builds (every string terminal that still matches, at its own position)
+            # builds (every string terminal that still matches, at its own position). Once, at the
+            # lexeme's first byte: a restricted state's successors hold those terminals' alone
             pid = self._parser_id(ps)  # may grow (replace) _p_eset: read it after
             q3 = self._restricted_state(int(self._p_eset[pid]), q2)
             if q3 != q2:
