@@ -126,7 +126,8 @@ def safe_depth_kernel(
     stk_u: np.ndarray,  # int32 [>= 8 * n_q] scratch
     missing: np.ndarray,  # int32 [>= 9 * n_q] out: lazy states whose rows are needed (see below)
     reached: np.ndarray,  # int32 [k] out: every state read on the way, level by level (see below)
-    n_reached: np.ndarray,  # int64 [1] out: entries of ``reached`` written; -1 if it overflowed
+    n_reached: np.ndarray,  # int64 [2] out: entries of ``reached`` written (-1 if it overflowed), and
+    # the answer's cap (see below)
 ) -> int:
     """How many characters of *any* safe JSON-string text ``start_q`` reads while staying live.
 
@@ -150,11 +151,14 @@ def safe_depth_kernel(
     state) pairs, each pair once per level.
 
     ``reached`` lists the states each level read (after a whole or a partial character), levels
-    in order, with ``-1 - level`` before each level's entries. Where the answer is ``max_chars``
-    nothing was cut short, and what was read does not depend on ``live_ok`` / ``ws_only``: the
-    depth for other expected sets is the first level holding a state that fails them (see
-    ``GrammarConstraint._safe_depth``).
+    in order, with ``-1 - level`` before each level's entries. ``n_reached[1]`` is the cap: where
+    the answer did not come from a failing state (it is ``max_chars``, or the level where the set
+    grew past ``max_set``), what was read does not depend on ``live_ok`` / ``ws_only`` and the
+    cap is that answer; the depth for another expected set is then the first level holding a
+    state that fails it, or the cap (see ``GrammarConstraint._safe_depth``). Otherwise (a failing
+    state, missing rows) the cap is -1.
     """
+    n_reached[1] = -1
     ncur = 1
     cur[0] = start_q
     nr = 0
@@ -226,6 +230,7 @@ def safe_depth_kernel(
             return -2 - nmiss
         if nn > max_set:
             n_reached[0] = nr if nr <= cap_r else -1
+            n_reached[1] = level + 1
             return level + 1
         if nn == ncur:
             a = np.sort(cur[:ncur])
@@ -237,11 +242,13 @@ def safe_depth_kernel(
                     break
             if same:
                 n_reached[0] = nr if nr <= cap_r else -1
+                n_reached[1] = max_chars
                 return max_chars
         for i in range(nn):
             cur[i] = nxt[i]
         ncur = nn
     n_reached[0] = nr if nr <= cap_r else -1
+    n_reached[1] = max_chars
     return max_chars
 
 
@@ -270,15 +277,16 @@ def safe_reach_kernel(reached: np.ndarray, n: int, first: np.ndarray) -> tuple[n
 
 @numba.njit(cache=True, nogil=True)
 def reach_depth_kernel(live_ok: np.ndarray, ws_only: np.ndarray, states: np.ndarray, levels: np.ndarray,
-                       max_chars: int) -> int:
+                       cap: int) -> int:
     """The safe-text depth of one expected set from a kept reach (:func:`safe_reach_kernel`): the
-    first level holding a state that is dead or whitespace-only for the set, else ``max_chars``."""
+    first level holding a state that is dead or whitespace-only for the set, else ``cap`` (the
+    search's answer that did not depend on the set: ``max_chars``, or where it was cut short)."""
     best = -1
     for j in range(states.shape[0]):
         s = states[j]
         if (not live_ok[s] or ws_only[s]) and (best < 0 or levels[j] < best):
             best = levels[j]
-    return max_chars if best < 0 else best
+    return cap if best < 0 else best
 
 
 @numba.njit(cache=True, nogil=True)

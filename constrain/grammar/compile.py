@@ -185,13 +185,14 @@ class GrammarConstraint(CompiledConstraint):
         classes = lexer.class_of if self._lazy else lexer.byte_class
         self._safe_steps = safe_byte_steps(classes)
         self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
-        # what full-depth safe-text searches from eager lexer states read (see _safe_depth)
-        self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        # what safe-text searches from eager lexer states read, with their answer's cap, where that
+        # answer did not depend on the expected set (see _safe_depth)
+        self._safe_reach: dict[int, tuple[np.ndarray, np.ndarray, int]] = {}
         # lazy lexer: safe-text depth per (expected set, horizon representative, blocked set)
         self._lazy_depths: dict[tuple[int, int, int], int] = {}
         self._restrict_memo: dict[tuple[int, int], int] = {}  # (expected set id, lexer state) -> restricted state
         self._eset_masks: dict[int, np.ndarray] = {}  # expected set id -> bool per terminal
-        self._reach_buf = (np.empty(32768, np.int32), np.zeros(1, np.int64))
+        self._reach_buf = (np.empty(32768, np.int32), np.zeros(2, np.int64))
         self._reach_first = np.full(0, -1, np.int64)  # scratch of safe_reach_kernel (all -1)
         self._self_loop = self_loop_byte_sets(self._transitions)
         cap = max(16, trie.n_nodes)
@@ -743,7 +744,17 @@ class GrammarConstraint(CompiledConstraint):
         return got
 
     _SAFE_DEPTH_MAX_SET = 256
-    """Most lexer states one level of the safe-text search may hold (beyond, it stops there)."""
+    """Most lexer states one level of a lazy lexer's safe-text search may hold (beyond, it stops
+    there)."""
+    _SAFE_DEPTH_MAX_SET_EAGER = 1024
+    """The same bound for an eager lexer. Larger: what its search reads is kept per lexer state and
+    answers every later expected set (:meth:`_keep_safe_reach`), so a deeper search is paid once.
+    The opening quote of a key in JsonSchemaStore detekt (541 terminals: keys in schema order,
+    plus "any other key") reads 4,076 states in 16 characters: at 256 the search stopped at 7
+    characters and every key position (a new expected set) walked the tokens of 8-16 characters
+    through those states, ~200 µs a time; at 1,024 one search of ~0.7 ms reaches 16 and the walks
+    skip them (that file and Github_ultra o80235, three alternated runs: fills over 132 µs
+    2,976 -> 1,122; 4,096 measured no better)."""
     _SAFE_DEPTH_MAX_NEW_STATES = 512
     """Most lazy lexer states one safe-text search may create (beyond, it answers 0)."""
 
@@ -762,8 +773,8 @@ class GrammarConstraint(CompiledConstraint):
         reach = self._safe_reach.get(q)
         if reach is not None:
             # the states safe text reads from q, level by level, are the same for every expected
-            # set: the depth is the first level holding one that fails this set
-            return int(reach_depth_kernel(self._live_tab[eid], self._wsonly_tab[eid], reach[0], reach[1], max_chars))
+            # set: the depth is the first level holding one that fails this set, else the cap
+            return int(reach_depth_kernel(self._live_tab[eid], self._wsonly_tab[eid], *reach))
         step_b, step_u, cont_ptr, cont_b = self._safe_steps
         built = self.lexer.n_states
         while True:
@@ -774,11 +785,14 @@ class GrammarConstraint(CompiledConstraint):
             reached, n_reached = self._reach_buf
             depth = safe_depth_kernel(
                 self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, max_chars,
-                self._SAFE_DEPTH_MAX_SET, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
+                self._SAFE_DEPTH_MAX_SET if self._lazy else self._SAFE_DEPTH_MAX_SET_EAGER, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
                 cur, nxt, stk_x, stk_u, missing, reached, n_reached,
             )
-            if depth == max_chars and not self._lazy and n_reached[0] >= 0:
-                self._keep_safe_reach(q, reached[: n_reached[0]])
+            if n_reached[1] >= 0 and not self._lazy and n_reached[0] >= 0:
+                # the answer did not depend on the expected set (full depth, or the search was cut
+                # short where a level grew past _SAFE_DEPTH_MAX_SET: the value strings of large
+                # lexers, where one search costs ~200 µs and each new expected set asked again)
+                self._keep_safe_reach(q, reached[: n_reached[0]], int(n_reached[1]))
             if depth >= 0:
                 return depth
             if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
@@ -786,13 +800,15 @@ class GrammarConstraint(CompiledConstraint):
             # every row the level needs, built at once (one table sync, not one per row)
             self._lazy_expand_rows(-2 - missing[: -2 - depth], self._LAZY_DEPTH_AHEAD, self._LAZY_DEPTH_AHEAD_STATES)
 
-    def _keep_safe_reach(self, q: int, reached: np.ndarray) -> None:
-        """Keep what a full-depth safe-text search from eager lexer state ``q`` read (the kernel's
-        ``reached`` list): each state once, with the first level it was read at."""
+    def _keep_safe_reach(self, q: int, reached: np.ndarray, cap: int) -> None:
+        """Keep what a safe-text search from eager lexer state ``q`` read (the kernel's ``reached``
+        list; its answer ``cap`` did not depend on the expected set): each state once, with the
+        first level it was read at, and the cap."""
         n_q = self._transitions.shape[0]
         if self._reach_first.shape[0] < n_q:
             self._reach_first = np.full(n_q, -1, np.int64)
-        self._keep(self._safe_reach, q, safe_reach_kernel(reached, reached.shape[0], self._reach_first))
+        states, levels = safe_reach_kernel(reached, reached.shape[0], self._reach_first)
+        self._keep(self._safe_reach, q, (states, levels, cap))
 
     def _split_walk_bits(self, state: frozenset) -> np.ndarray | None:
         """The mask as the union over threads of (cached lexeme walk) + (walks past lexeme ends).

@@ -161,7 +161,7 @@ def test_safe_depth_is_sound(max_len, prefix, text, cut):
 
 def _reach_out():
     """The kernel's ``reached`` / ``n_reached`` outputs (unread here)."""
-    return np.empty(64, np.int32), np.zeros(1, np.int64)
+    return np.empty(64, np.int32), np.zeros(2, np.int64)
 
 
 @functools.lru_cache(maxsize=None)
@@ -282,23 +282,33 @@ def test_sliced_masks_equal_the_reference_walk(name, lazy, rnd):
         assert state is not None
 
 
-def test_remembered_safe_reach_gives_the_kernels_depth_for_every_expected_set():
-    """An eager lexer state's full-depth safe-text search is kept (the states it read, by level)
-    and answers later expected sets without a search: the same depth as a fresh search, for every
-    (expected set, lexer state) the masks met, over every schema of ``SCHEMAS``."""
+@pytest.mark.parametrize("max_set", [None, 3])
+def test_remembered_safe_reach_gives_the_kernels_depth_for_every_expected_set(max_set):
+    """An eager lexer state's safe-text search whose answer did not depend on the expected set
+    (full depth, or cut short where a level held more than ``max_set`` states) is kept (the states
+    it read, by level, and that answer) and answers later expected sets without a search: the
+    same depth as a fresh search, for every (expected set, lexer state) the masks met, over every
+    schema of ``SCHEMAS``; the masks stay the reference walk's."""
     checked = 0
     depths = set()
+    caps = set()
     for name in sorted(SCHEMAS):
         c = compile_grammar(schema_to_lark(SCHEMAS[name]), text_vocab())
         assert not c._lazy
+        if max_set is not None:
+            c._SAFE_DEPTH_MAX_SET_EAGER = max_set
         rnd = random.Random(name)
         for _ in range(8):  # masks along random walks: expected sets and lexer states to ask about
             state = c.initial_state()
             for _step in range(25):
-                ids = _ids(c, c.token_bits(state))
+                words = c.token_bits(state)
+                if max_set is not None:
+                    assert np.array_equal(words, c.reference_token_bits(state)), (name, state)
+                ids = _ids(c, words)
                 if not ids:
                     break
                 state = c.advance_bytes(state, c.vocab.token_bytes(rnd.choice(ids)))
+        caps.update(reach[2] for reach in c._safe_reach.values())
         qs = sorted(set(c._safe_reach) | set(rnd.sample(range(c.lexer.n_states), 30)))
         for eid in range(len(c._eset_ids)):
             for q in qs:
@@ -311,6 +321,8 @@ def test_remembered_safe_reach_gives_the_kernels_depth_for_every_expected_set():
                     checked += 1
                     depths.add(fresh)
     assert checked >= 10 and len(depths) >= 2, (checked, depths)  # full depth and less
+    if max_set is not None:
+        assert min(caps) < c._slices.max_chars, caps  # searches cut short were kept too
 
 
 @settings(max_examples=200, deadline=None)
