@@ -184,3 +184,69 @@ def earley_union_kernel(sids, st_ptr, st_syms, st_items, out_items, out_syms):
             out_syms[m] = out_syms[k]
             m += 1
     return m
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _state_hash(items, a, n, finished):
+    """A non-negative hash of a state's sorted items ``items[a:a + n]`` and its finish flag."""
+    h = np.uint64(14695981039346656037)
+    for k in range(a, a + n):
+        h = (h ^ np.uint64(items[k])) * np.uint64(1099511628211)
+    h = (h ^ np.uint64(finished)) * np.uint64(1099511628211)
+    return np.int64(h >> np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def chart_intern_kernel(out_items, out_syms, n, finished, words, st_ptr, st_syms, st_items, st_exp, st_fin,
+                        st_hash, hkeys, hsid, counts):
+    """The id of the state whose sorted items are ``out_items[:n]`` (symbols ``out_syms[:n]``) with
+    finish flag ``finished``: an existing one, or a new one appended to the chart (its items, its
+    expected terminals ``words``, its flag and hash; ``counts`` = [states, items] grows). Returns
+    -1, changing nothing, when an array is too small for a new state (the caller grows them all).
+
+    ``hkeys`` / ``hsid``: open addressing over the states' hashes (-1 empty, at most half full).
+    """
+    h = _state_hash(out_items, 0, n, finished)
+    mask = hkeys.shape[0] - 1
+    i = h & mask
+    while hkeys[i] >= 0:
+        if hkeys[i] == h:
+            s = hsid[i]
+            a = st_ptr[s]
+            if st_fin[s] == finished and st_ptr[s + 1] - a == n:
+                same = True
+                for k in range(n):
+                    if st_items[a + k] != out_items[k]:
+                        same = False
+                        break
+                if same:
+                    return s
+        i = (i + 1) & mask
+    sid = counts[0]
+    a = counts[1]
+    if (sid + 2 > st_ptr.shape[0] or a + n > st_items.shape[0] or sid >= st_exp.shape[0]
+            or 2 * (sid + 1) > hkeys.shape[0]):
+        return -1
+    st_items[a:a + n] = out_items[:n]
+    st_syms[a:a + n] = out_syms[:n]
+    st_ptr[sid + 1] = a + n
+    st_exp[sid, :] = words
+    st_fin[sid] = finished
+    st_hash[sid] = h
+    hkeys[i] = h
+    hsid[i] = sid
+    counts[0] = sid + 1
+    counts[1] = a + n
+    return sid
+
+
+@numba.njit(cache=True, nogil=True)
+def chart_rehash_kernel(st_hash, n_states, hkeys, hsid):
+    """Insert states ``1 .. n_states - 1`` by their kept hashes into an empty table (after it grew)."""
+    mask = hkeys.shape[0] - 1
+    for s in range(1, n_states):
+        i = st_hash[s] & mask
+        while hkeys[i] >= 0:
+            i = (i + 1) & mask
+        hkeys[i] = st_hash[s]
+        hsid[i] = s

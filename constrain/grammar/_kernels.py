@@ -13,6 +13,8 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from constrain.grammar._earley_kernels import chart_intern_kernel, earley_close_kernel
+
 
 @numba.njit(cache=True, nogil=True)
 def grammar_walk_kernel(
@@ -532,12 +534,57 @@ def grammar_mask_kernel(
 
 
 @numba.njit(cache=True, nogil=True)
-def _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals, ign_start, ign_bid,
-                  ign_isws, ws_bound, soft, cap, req_p, req_q, nreq):
+def _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk):
+    """The parser id after parser id ``p`` scans the terminals lexer state ``q2`` accepts (-1: the
+    parser expects none of them), computed here: the Earley closure of the scan
+    (:func:`earley_close_kernel`), the chart state interned (:func:`chart_intern_kernel`) and its
+    parser id (:func:`assign_pid_kernel`), as ``GrammarConstraint._fill_scan`` does with objects.
+    -3 when an array or the scratch is too small, or the parser-id limit is reached: the caller
+    then asks Python, which grows them (or raises). ``ek`` / ``ch`` / ``pk``: the closure's
+    tables and scratch, the chart, the parser-id tables (``GrammarConstraint._scan_context``)."""
+    (lr_bits, lr_next, lr_end_lhs, rules_ptr, rules_lr, nullable, pred_stamp, stamp, hkeys, hused, work,
+     out_items, out_syms, exp_words, info, no_seed, terms) = ek
+    st_ptr, st_syms, st_items, st_exp, st_fin, st_hash, ih_keys, ih_sid, st_counts = ch
+    (ign_words, ws_mask, sid_pid, pid_sid, scan_rows, eh_keys, eh_eid, eset_words, eset_ptr, eset_cols,
+     row_class, class_words, term_words, n_rows, pcounts, max_pids) = pk
+    sid = pid_sid[p]
+    n_t = 0
+    for w in range(term_words.shape[2]):
+        x = term_words[q2, 1, w] & st_exp[sid, w]
+        b = 0
+        while x:
+            if x & np.uint64(1):
+                terms[n_t] = 64 * w + b
+                n_t += 1
+            x >>= np.uint64(1)
+            b += 1
+    if n_t == 0:
+        return -1
+    stamp[0] += 1
+    n = earley_close_kernel(no_seed, 0, sid, terms, n_t, lr_bits, lr_next, lr_end_lhs, rules_ptr, rules_lr, nullable,
+                            st_ptr, st_syms, st_items, pred_stamp, stamp[0], hkeys, hused, work, out_items, out_syms,
+                            exp_words, info)
+    if n < 0:
+        return -3
+    sid2 = chart_intern_kernel(out_items, out_syms, n, info[0], exp_words, st_ptr, st_syms, st_items, st_exp, st_fin,
+                               st_hash, ih_keys, ih_sid, st_counts)
+    if sid2 < 0:
+        return -3
+    r = assign_pid_kernel(sid2, st_exp, ign_words, ws_mask, sid_pid, pid_sid, p_eset, scan_rows, eh_keys, eh_eid,
+                          eset_words, eset_ptr, eset_cols, live_tab, acc_tab, wsonly_tab, row_class, class_words,
+                          term_words, n_rows, pcounts, max_pids)
+    return r if r >= 0 else -3
+
+
+@numba.njit(cache=True, nogil=True)
+def _fork_threads(tp, tq, tw, tb, d, n, p_eset, live_tab, acc_tab, wsonly_tab, acc_col, scan_tab, mkeys, mvals,
+                  ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, nreq, ek, ch, pk):
     """Fork the boundary threads of threads ``[0, n)`` at depth ``d`` into slots ``n..``.
 
-    Same rules as the fork step of :func:`grammar_mask_kernel`. Returns ``(nn, nreq)``: the new
-    thread count (``-1``: over ``cap``) and the number of unknown transitions recorded so far.
+    Same rules as the fork step of :func:`grammar_mask_kernel`, except that an unknown parser
+    scan is computed here (:func:`_scan_pid`) and only recorded when that cannot be done.
+    Returns ``(nn, nreq)``: the new thread count (``-1``: over ``cap``) and the number of unknown
+    transitions recorded so far.
     """
     nn = n
     for k in range(n):
@@ -548,11 +595,14 @@ def _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkey
         w = tw[d, k]
         r = scan_tab[p, acc_col[q2]]
         if r == -2:
-            if nreq < req_p.shape[0]:
-                req_p[nreq] = p
-                req_q[nreq] = q2
-            nreq += 1
-            continue
+            r = _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk)
+            if r == -3:
+                if nreq < req_p.shape[0]:
+                    req_p[nreq] = p
+                    req_q[nreq] = q2
+                nreq += 1
+                continue
+            scan_tab[p, acc_col[q2]] = r
         if r >= 0:
             same = -1
             dup = False
@@ -617,6 +667,7 @@ def grammar_fork_jobs_kernel(
     resume: np.ndarray,  # int64 [2] in/out: (job, node) to resume at; (0, 0): fresh
     node_byte, node_depth, subtree_end, node_token_start, token_ids,
     out_words, req_p, req_q,
+    ek, ch, pk,  # unknown parser scans are computed in the kernel: see _scan_pid
 ) -> int:
     """Walk the strict subtree of each job's node with the threads forked there (lexeme ended).
 
@@ -640,8 +691,9 @@ def grammar_fork_jobs_kernel(
             tq[d0, 0] = job_q[jb]
             tw[d0, 0] = job_w[jb]
             tb[d0, 0] = -1
-            nn, nreq = _fork_threads(tp, tq, tw, tb, d0, 1, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals,
-                                     ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, 0)
+            nn, nreq = _fork_threads(tp, tq, tw, tb, d0, 1, p_eset, live_tab, acc_tab, wsonly_tab, acc_col, scan_tab,
+                                     mkeys, mvals, ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, 0,
+                                     ek, ch, pk)
             if nn < 0:
                 return -1
             if nreq > 0:
@@ -724,8 +776,9 @@ def grammar_fork_jobs_kernel(
                 out_words[t >> 5] |= np.uint32(1) << np.uint32(t & 31)
             nn = n
             if subtree_end[i] > i + 1:
-                nn, nreq = _fork_threads(tp, tq, tw, tb, d, n, p_eset, acc_tab, acc_col, scan_tab, mkeys, mvals,
-                                         ign_start, ign_bid, ign_isws, ws_bound, soft, cap, req_p, req_q, 0)
+                nn, nreq = _fork_threads(tp, tq, tw, tb, d, n, p_eset, live_tab, acc_tab, wsonly_tab, acc_col,
+                                         scan_tab, mkeys, mvals, ign_start, ign_bid, ign_isws, ws_bound, soft, cap,
+                                         req_p, req_q, 0, ek, ch, pk)
                 if nn < 0:
                     return -1
                 if nreq > 0:
@@ -1076,3 +1129,111 @@ def eset_class_rows_kernel(eset_cols, lo, hi, ws_mask, n, e, live_tab, acc_tab, 
         live_tab[e, q] = cls_live[0, c]
         acc_tab[e, q] = cls_acc[0, c]
         wsonly_tab[e, q] = cls_wsonly[0, c]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _words_hash(words):
+    h = np.uint64(14695981039346656037)
+    for w in range(words.shape[0]):
+        h = (h ^ words[w]) * np.uint64(1099511628211)
+    return np.int64(h >> np.uint64(1))
+
+
+@numba.njit(cache=True, nogil=True)
+def eset_rehash_kernel(eset_words, n_e, eh_keys, eh_eid):
+    """Insert expected sets ``0 .. n_e - 1`` (by their terminal words ``eset_words[e, 0]``) into an
+    empty table (after it grew)."""
+    mask = eh_keys.shape[0] - 1
+    for e in range(n_e):
+        h = _words_hash(eset_words[e, 0])
+        i = h & mask
+        while eh_keys[i] >= 0:
+            i = (i + 1) & mask
+        eh_keys[i] = h
+        eh_eid[i] = e
+
+
+@numba.njit(cache=True, nogil=True)
+def assign_pid_kernel(sid, st_exp, ign_words, ws_mask, sid_pid, pid_sid, p_eset, scan_rows, eh_keys, eh_eid,
+                      eset_words, eset_ptr, eset_cols, live_tab, acc_tab, wsonly_tab, row_class, class_words,
+                      term_words, n_rows, counts, max_pids):
+    """The parser id of chart state ``sid`` (see :class:`constrain.grammar.earley._Chart`): its own,
+    or a new one (``counts[0]`` parser ids so far, written to ``pid_sid`` / ``sid_pid`` /
+    ``p_eset``). A new id's expected set (the state's expected terminals ``st_exp[sid]`` plus the
+    ignored ones ``ign_words``) is looked up by its words in ``eh_keys`` / ``eh_eid``; a new set
+    (``counts[1]`` so far) gets its terminals in ``eset_cols`` / ``eset_ptr`` and its table rows
+    for lexer states ``0 .. n_rows - 1`` as :meth:`GrammarConstraint._parser_id` computes them
+    (by classes where ``class_words`` has rows, else by ``term_words``, which must hold the
+    states' rows). Returns -1, changing nothing, when an array is too small (the caller grows
+    them and asks again), -2 when a new id would reach ``max_pids``."""
+    if sid >= sid_pid.shape[0]:
+        return -1
+    p = sid_pid[sid]
+    if p >= 0:
+        return p
+    n_p = counts[0]
+    if n_p >= max_pids:
+        return -2
+    if n_p >= p_eset.shape[0] or n_p >= pid_sid.shape[0] or n_p >= scan_rows:
+        return -1
+    n_w = ign_words.shape[0]
+    key = np.empty(n_w, np.uint64)
+    n_cols = 0
+    for w in range(n_w):
+        key[w] = st_exp[sid, w] | ign_words[w]
+        x = key[w]
+        while x:
+            x &= x - np.uint64(1)
+            n_cols += 1
+    h = _words_hash(key)
+    mask = eh_keys.shape[0] - 1
+    i = h & mask
+    e = -1
+    while eh_keys[i] >= 0:
+        if eh_keys[i] == h:
+            c = eh_eid[i]
+            same = True
+            for w in range(n_w):
+                if eset_words[c, 0, w] != key[w]:
+                    same = False
+                    break
+            if same:
+                e = c
+                break
+        i = (i + 1) & mask
+    if e < 0:
+        n_e = counts[1]
+        lo = eset_ptr[n_e]
+        if (n_e >= live_tab.shape[0] or n_e >= eset_words.shape[0] or n_e + 2 > eset_ptr.shape[0]
+                or lo + n_cols > eset_cols.shape[0] or 2 * (n_e + 1) > eh_keys.shape[0]):
+            return -1
+        k = lo
+        for w in range(n_w):
+            x = key[w]
+            b = 0
+            while x:
+                if x & np.uint64(1):
+                    eset_cols[k] = 64 * w + b
+                    k += 1
+                x >>= np.uint64(1)
+                b += 1
+        eset_ptr[n_e + 1] = k
+        if class_words.shape[0] > 0:
+            eset_class_rows_kernel(eset_cols, lo, k, ws_mask, n_rows, n_e, live_tab, acc_tab, wsonly_tab, eset_words,
+                                   row_class, class_words)
+        else:
+            eset_words_kernel(eset_cols, lo, k, ws_mask, eset_words[n_e])
+            ew = eset_words[n_e, 0]
+            enw = eset_words[n_e, 1]
+            for q in range(n_rows):
+                _eset_state_entry_words(term_words[q, 0], term_words[q, 1], ew, enw, live_tab, acc_tab, wsonly_tab,
+                                        n_e, q)
+        eh_keys[i] = h
+        eh_eid[i] = n_e
+        counts[1] = n_e + 1
+        e = n_e
+    p_eset[n_p] = e
+    pid_sid[n_p] = sid
+    sid_pid[sid] = n_p
+    counts[0] = n_p + 1
+    return n_p

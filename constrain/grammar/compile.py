@@ -79,8 +79,8 @@ from constrain.grammar._kernels import (
     grammar_fork_jobs_kernel,
     grammar_mask_kernel,
     grammar_walk_kernel,
-    eset_class_rows_kernel,
-    eset_state_rows_kernel,
+    assign_pid_kernel,
+    eset_rehash_kernel,
     lazy_state_rows_kernel,
     reach_depth_kernel,
     safe_depth_kernel,
@@ -292,7 +292,7 @@ class GrammarConstraint(CompiledConstraint):
         self._rows.extend([None] * (n - n_old))  # most lazily built states are never stepped by _step
         # per new state: whitespace-live, scan-table column, and the rows of every expected set
         # seen so far (one kernel pass over the new rows and the sets' terminals)
-        n_e = len(self._eset_ids)
+        n_e = int(self._pcounts[1])
         self._n_acc_cols = int(lazy_state_rows_kernel(
             np.ascontiguousarray(new_acc), np.ascontiguousarray(new_live), self._ws_mask, self._eset_ptr,
             self._eset_cols, self._eset_words, n_e, n_old, self._live_tab, self._acc_tab, self._wsonly_tab,
@@ -401,7 +401,9 @@ class GrammarConstraint(CompiledConstraint):
         per expected set the rows ``live`` / ``accept`` / ``ws_only`` over lexer states; per
         (parser id, accepting lexer state) the parser id after scanning the real terminals ending
         there (``_scan_tab``: -1 none, -2 not computed yet). Ignored lexemes only depend on the
-        lexer state, so they are a fixed CSR table. All of it persists across masks.
+        lexer state, so they are a fixed CSR table. All of it persists across masks. The fork
+        kernel fills unknown scan-table entries itself (new parser ids and expected sets
+        included, :func:`assign_pid_kernel`); Python grows the tables when it cannot.
         """
         lexer = self.lexer
         n_q = lexer.n_states
@@ -429,11 +431,17 @@ class GrammarConstraint(CompiledConstraint):
         self._sync_blocked_tab()
         self._n_acc_cols = int(acc_any.sum())
         self._q_cap = n_q  # rows allocated in the per-state tables (grows with a lazy lexer)
-        self._pid: dict[ParserState, int] = {}
-        self._plist: list[ParserState] = []
+        # parser ids: per chart state of the parser its id (-1 none) and back; [ids, expected sets]
+        # so far. Kept in arrays (not dicts of objects) so the fork kernel can give the states it
+        # scans ids itself (assign_pid_kernel, shared with _parser_id)
+        self._sid_pid = np.full(64, -1, dtype=np.int32)
+        self._pid_sid = np.zeros(64, dtype=np.int32)
+        self._pcounts = np.zeros(2, dtype=np.int64)
         self._p_eset = np.zeros(64, dtype=np.int32)
         self._scan_tab = np.full((64, max(1, int(acc_any.sum()))), -2, dtype=np.int32)
-        self._eset_ids: dict[int, int] = {}
+        # expected sets interned by their terminal words (eset_words[e, 0]): hash -> set id
+        self._eh_keys = np.full(16, -1, dtype=np.int64)
+        self._eh_eid = np.zeros(16, dtype=np.int32)
         # expected terminals per eset id e: _eset_cols[_eset_ptr[e]:_eset_ptr[e + 1]]
         self._eset_ptr = np.zeros(9, dtype=np.int64)
         self._eset_cols = np.zeros(64, dtype=np.int64)
@@ -442,16 +450,18 @@ class GrammarConstraint(CompiledConstraint):
         self._wsonly_tab = np.zeros((8, n_q), dtype=bool)
         # expected sets as uint64 bit words ([e, 0] its terminals, [e, 1] the non-whitespace ones),
         # and the lexer states' live / accepting terminals as words too (_term_words, [q, 0] /
-        # [q, 1]; no rows: not packed): a new set's table rows then cost a few word ANDs per state
-        # (or per class of states) instead of a loop over its terminals' columns
+        # [q, 1]): a new set's table rows then cost a few word ANDs per state (or per class of
+        # states) instead of a loop over its terminals' columns, and the fork kernel reads a
+        # state's accepting terminals there
         n_words = max(1, (len(self.ir.terminals) + 63) // 64)
         self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
         self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
-        # eager lexer, once packed: the class of each state's rows and each class's rows as words
-        self._row_class: np.ndarray | None = None
-        self._class_words: np.ndarray | None = None
-        if self._lazy or n_q >= self._PACK_MIN_STATES:
-            self._pack_term_words(n_q)
+        self._ign_words = np.frombuffer(self._ignore_bits.to_bytes(8 * n_words, "little"), dtype="<u8").copy()
+        # eager lexer of _PACK_MIN_STATES or more: the class of each state's rows and each class's
+        # rows as words (empty: rows by state)
+        self._row_class = np.zeros(0, dtype=np.int32)
+        self._class_words = np.zeros((0, 2, n_words), dtype=np.uint64)
+        self._pack_term_words(n_q)
         self._merges: dict[tuple[int, int], int] = {}
         self._mkeys = np.full(1024, -1, dtype=np.int64)
         self._mvals = np.zeros(1024, dtype=np.int64)
@@ -471,63 +481,90 @@ class GrammarConstraint(CompiledConstraint):
         ``False``: one walk of the whole trie with all threads (:meth:`_single_walk_bits`)."""
 
     def _parser_id(self, ps: ParserState) -> int:
-        pid = self._pid.get(ps)
-        if pid is not None:
-            return pid
-        pid = len(self._plist)
-        if pid >= self.limits.max_parser_states:
-            raise LimitExceededError(
-                "max_parser_states",
-                self.limits.max_parser_states,
-                f"grammar {self.source}: the masks created {pid} distinct parser states",
-            )
-        expected = self._expected(ps)
-        eid = self._eset_ids.get(expected)
-        if eid is None:
-            eid = len(self._eset_ids)
-            if eid >= self._live_tab.shape[0]:
-                grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
-                self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words = map(
-                    grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words))
-                self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0] - 1, np.int64)])
-            cols = _bit_indices(expected)
-            start = int(self._eset_ptr[eid])
-            if start + len(cols) > self._eset_cols.shape[0]:
-                self._eset_cols = np.concatenate([self._eset_cols, np.zeros(start + len(cols), np.int64)])
-            self._eset_cols[start : start + len(cols)] = cols
-            self._eset_ptr[eid + 1] = start + len(cols)
-            lexer = self.lexer
-            # states past the capacity: written by the next sync
-            n = min(lexer.n_states, self._q_cap)
-            if self._class_words is not None:
-                eset_class_rows_kernel(
-                    self._eset_cols, start, start + len(cols), self._ws_mask, n, eid, self._live_tab, self._acc_tab,
-                    self._wsonly_tab, self._eset_words, self._row_class, self._class_words,
+        sid = ps.sid
+        if sid < self._sid_pid.shape[0]:
+            pid = self._sid_pid[sid]
+            if pid >= 0:
+                return int(pid)
+        while True:
+            pid = assign_pid_kernel(*self._pid_args(sid))
+            if pid >= 0:
+                return int(pid)
+            if pid == -2:
+                raise LimitExceededError(
+                    "max_parser_states",
+                    self.limits.max_parser_states,
+                    f"grammar {self.source}: the masks created {int(self._pcounts[0])} distinct parser states",
                 )
-            else:
-                eset_state_rows_kernel(
-                    lexer.live_terminals, lexer.accepting_terminals, self._ws_mask, self._eset_cols, start,
-                    start + len(cols), n, eid, self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words,
-                    self._term_words,
-                )
-            self._eset_ids[expected] = eid
-        if pid >= self._p_eset.shape[0]:
+            self._grow_pid_tables(sid)
+
+    def _pid_args(self, sid: int) -> tuple:
+        """The arguments of :func:`assign_pid_kernel` for chart state ``sid``."""
+        return (
+            sid, self.parser._chart.exp, self._ign_words, self._ws_mask, self._sid_pid, self._pid_sid, self._p_eset,
+            self._scan_tab.shape[0], self._eh_keys, self._eh_eid, self._eset_words, self._eset_ptr, self._eset_cols,
+            self._live_tab, self._acc_tab, self._wsonly_tab, self._row_class, self._class_words, self._term_words,
+            min(self.lexer.n_states, self._q_cap),  # states past the capacity: written by the next sync
+            self._pcounts, self.limits.max_parser_states,
+        )
+
+    def _grow_pid_tables(self, sid: int) -> None:
+        """Make room (doubling) for chart state ``sid``'s entry, one more parser id and one more
+        expected set (see :func:`assign_pid_kernel`)."""
+        if sid >= self._sid_pid.shape[0]:
+            grown = np.full(max(2 * self._sid_pid.shape[0], sid + 1), -1, dtype=np.int32)
+            grown[: self._sid_pid.shape[0]] = self._sid_pid
+            self._sid_pid = grown
+        n_p, n_e = int(self._pcounts[0]), int(self._pcounts[1])
+        if n_p >= self._p_eset.shape[0] or n_p >= self._scan_tab.shape[0] or n_p >= self._pid_sid.shape[0]:
             self._p_eset = np.concatenate([self._p_eset, np.zeros_like(self._p_eset)])
+            self._pid_sid = np.concatenate([self._pid_sid, np.zeros_like(self._pid_sid)])
             self._scan_tab = np.concatenate([self._scan_tab, np.full_like(self._scan_tab, -2)])
-        self._p_eset[pid] = eid
-        self._plist.append(ps)
-        self._pid[ps] = pid
-        return pid
+        if n_e >= self._live_tab.shape[0]:
+            grow = lambda a: np.concatenate([a, np.zeros_like(a)])  # noqa: E731
+            self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words = map(
+                grow, (self._live_tab, self._acc_tab, self._wsonly_tab, self._eset_words))
+        if n_e + 2 > self._eset_ptr.shape[0]:
+            self._eset_ptr = np.concatenate([self._eset_ptr, np.zeros(self._eset_ptr.shape[0], np.int64)])
+        need = int(self._eset_ptr[n_e]) + len(self.ir.terminals)
+        if need > self._eset_cols.shape[0]:
+            self._eset_cols = np.concatenate([self._eset_cols, np.zeros(max(need, self._eset_cols.shape[0]), np.int64)])
+        if 2 * (n_e + 1) > self._eh_keys.shape[0]:
+            self._eh_keys = np.full(4 * self._eh_keys.shape[0], -1, dtype=np.int64)
+            self._eh_eid = np.zeros(self._eh_keys.shape[0], dtype=np.int32)
+            eset_rehash_kernel(self._eset_words, n_e, self._eh_keys, self._eh_eid)
+
+    def _scan_context(self) -> tuple[tuple, tuple, tuple]:
+        """The fork kernel's means to scan the parser itself (``ek, ch, pk`` of
+        :func:`grammar_fork_jobs_kernel`): the parser's closure tables and chart, and the
+        parser-id tables (as :meth:`_pid_args`, without the state)."""
+        ek, ch = self.parser.kernel_context()
+        pk = (
+            self._ign_words, self._ws_mask, self._sid_pid, self._pid_sid, self._scan_tab.shape[0], self._eh_keys,
+            self._eh_eid, self._eset_words, self._eset_ptr, self._eset_cols, self._row_class, self._class_words,
+            self._term_words, min(self.lexer.n_states, self._q_cap), self._pcounts, self.limits.max_parser_states,
+        )
+        return ek, ch, pk
+
+    def _pstate(self, pid: int) -> ParserState:
+        """The parser state of parser id ``pid``."""
+        return self.parser.state(int(self._pid_sid[pid]))
+
+    @property
+    def _eset_ids(self) -> dict[int, int]:
+        """Expected set (terminal bits, ignored ones included) -> its id (a new dict)."""
+        words = self._eset_words[: int(self._pcounts[1]), 0]
+        return {int.from_bytes(w.astype("<u8").tobytes(), "little"): e for e, w in enumerate(words)}
 
     _PACK_MIN_STATES = 256
-    """An eager lexer of at least this many states packs its states' terminal rows into words
-    (and groups the states by them) when the constraint is built; a lazy lexer always does (it
-    starts small). A new expected set's table rows then cost a pass over the classes of states
-    and one over the states: the column loop they replace read the terminal matrix state by
-    state, ~11 ns a state for ~3 columns (~30 µs a new set on MaskBench's slowest eager
-    lexers, a tenth of a first visit, and a file meets hundreds of sets), while packing and
-    grouping cost once, at compile: ~0.1 ms for 256-1,000 states, ~0.3 ms for 1,000-3,000,
-    ~1.4 ms for 3,000-10,000 (those lexers' compile takes tens of ms)."""
+    """An eager lexer of at least this many states groups its states by their terminal rows when
+    the constraint is built (every lexer packs the rows into words). A new expected set's table
+    rows then cost a pass over the classes of states and one over the states: the column loop
+    they replace read the terminal matrix state by state, ~11 ns a state for ~3 columns (~30 µs
+    a new set on MaskBench's slowest eager lexers, a tenth of a first visit, and a file meets
+    hundreds of sets), while packing and grouping cost once, at compile: ~0.1 ms for 256-1,000
+    states, ~0.3 ms for 1,000-3,000, ~1.4 ms for 3,000-10,000 (those lexers' compile takes tens
+    of ms)."""
 
     def _pack_term_words(self, n: int) -> None:
         """``_term_words`` for lexer states ``0 .. n - 1`` (rows up to ``_q_cap``; later states are
@@ -539,7 +576,7 @@ class GrammarConstraint(CompiledConstraint):
         packed[:n, 1, :n_bytes] = np.packbits(self.lexer.accepting_terminals[:n], axis=1, bitorder="little")
         words = packed.view("<u8")  # byte k of a word holds terminals 8k .. 8k + 7
         self._term_words = words if words.dtype == np.uint64 else words.astype(np.uint64)
-        if not self._lazy:
+        if not self._lazy and n >= self._PACK_MIN_STATES:
             # an eager lexer's states are all here: group them by their rows (a JSON-schema lexer
             # has ~5x fewer distinct rows than states), so wide sets' rows cost a pass per class
             self._row_class, reps = row_classes_kernel(self._term_words, n)
@@ -549,7 +586,7 @@ class GrammarConstraint(CompiledConstraint):
         col = self._acc_col[q]
         if self._scan_tab[pid, col] != -2:
             return
-        ps = self._plist[pid]
+        ps = self._pstate(pid)
         real = self._acc_bits[q] & ps.expected
         r = -1
         if real:
@@ -561,7 +598,7 @@ class GrammarConstraint(CompiledConstraint):
     def _fill_merge(self, p1: int, p2: int) -> None:
         if (p1, p2) in self._merges:
             return
-        merged = self.parser.merge([self._plist[p1], self._plist[p2]])
+        merged = self.parser.merge([self._pstate(p1), self._pstate(p2)])
         r = self._parser_id(merged)
         self._merges[(p1, p2)] = r
         if 2 * len(self._merges) > self._mkeys.shape[0]:
@@ -783,9 +820,10 @@ class GrammarConstraint(CompiledConstraint):
                 self._depth_scratch = self._new_depth_scratch(max(n_q, 2 * self._depth_scratch[1].shape[0]))
             mark, cur, nxt, stk_x, stk_u, missing = self._depth_scratch
             reached, n_reached = self._reach_buf
+            max_set = self._SAFE_DEPTH_MAX_SET if self._lazy else self._SAFE_DEPTH_MAX_SET_EAGER
             depth = safe_depth_kernel(
-                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, max_chars,
-                self._SAFE_DEPTH_MAX_SET if self._lazy else self._SAFE_DEPTH_MAX_SET_EAGER, step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
+                self._transitions, self._live_tab[eid], self._wsonly_tab[eid], q, max_chars, max_set,
+                step_b, step_u, cont_ptr, cont_b, UTF8_NEXT, mark, self._depth_stamp,
                 cur, nxt, stk_x, stk_u, missing, reached, n_reached,
             )
             if n_reached[1] >= 0 and not self._lazy and n_reached[0] >= 0:
@@ -862,7 +900,7 @@ class GrammarConstraint(CompiledConstraint):
                 self._ign_isws, self._blocked_tab, self._bound, jn, jp, jq, jw,
                 tp, tq, tw, tb, cnt, resume,
                 trie.node_byte, trie.node_depth, trie.subtree_end, trie.node_token_start,
-                trie.token_ids, words, req_p, req_q,
+                trie.token_ids, words, req_p, req_q, *self._scan_context(),
             )
             if nreq < 0:
                 return None
@@ -911,11 +949,15 @@ class GrammarConstraint(CompiledConstraint):
         if out is not None:
             return out
         res = []
-        real = acc & ps.expected
-        if real:
-            ps2 = self.parser.scan(ps, real)
-            if ps2 is not None:
-                res.append((ps2, -1, 0, -1))
+        if acc & ps.expected:
+            # through the scan table: the fork kernel fills it without filling the parser's memo
+            if q >= len(self._rows):
+                self._lazy_sync()  # a lazy state's scan-table column is written by the sync
+            pid = self._parser_id(ps)
+            self._fill_scan(pid, q)
+            r = int(self._scan_tab[pid, self._acc_col[q]])
+            if r >= 0:
+                res.append((self._pstate(r), -1, 0, -1))
         ign = acc & self._ignore_bits
         while ign:
             low = ign & -ign

@@ -22,7 +22,10 @@ mask scans a few new states, and the closure, grouping and interning of each in 
 more than the rest of such a fill (and allocated what the collector then walked inside fills).
 A :class:`ParserState` is the id, the expected terminals and the finish flag; its items and their
 grouping are read from the arrays when asked for (:attr:`ParserState.items`,
-:meth:`ParserState.waiting_on`).
+:meth:`ParserState.waiting_on`). The chart also interns the states (a hash table over their sorted
+items) and keeps each state's expected terminals as bit words, so the mask kernels can scan and
+add states themselves (``constrain.grammar._kernels._scan_pid``); a state's object is made when
+first asked for (:meth:`EarleyParser.state`).
 """
 
 from __future__ import annotations
@@ -32,41 +35,70 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from constrain.grammar._earley_kernels import EMPTY, END, earley_close_kernel, earley_union_kernel
+from constrain.grammar._earley_kernels import (
+    EMPTY,
+    END,
+    chart_intern_kernel,
+    chart_rehash_kernel,
+    earley_close_kernel,
+    earley_union_kernel,
+)
 from constrain.grammar.lark_frontend import GrammarIR
 
 
 class _Chart:
-    """The finished states' items, flat: state ``sid``'s items sorted by (symbol after the dot,
-    item) in ``syms`` / ``items[ptr[sid]:ptr[sid + 1]]``. Shared by the parser and its states
-    (which do not point back at the parser: no reference cycle); grown by :meth:`append`."""
+    """The finished states, flat: state ``sid``'s items sorted by (symbol after the dot, item) in
+    ``syms`` / ``items[ptr[sid]:ptr[sid + 1]]``, its expected terminals as bit words ``exp[sid]``,
+    its finish flag ``fin[sid]`` and hash ``hash[sid]``; ``hkeys`` / ``hsid`` intern the states by
+    their items (see :func:`chart_intern_kernel`), ``counts`` = [states, items]. Shared by the
+    parser, its states (which do not point back at the parser: no reference cycle) and the mask
+    kernels, which may append states too; :meth:`reserve` replaces the arrays when they grow."""
 
-    __slots__ = ("ptr", "syms", "items", "n_states", "n_items")
+    __slots__ = ("ptr", "syms", "items", "exp", "fin", "hash", "hkeys", "hsid", "counts")
 
-    def __init__(self):
+    def __init__(self, n_words: int):
         self.ptr = np.zeros(64, dtype=np.int64)
         self.syms = np.zeros(1024, dtype=np.int32)
         self.items = np.zeros(1024, dtype=np.int64)
-        self.n_states = 1  # state 0 stands for "the state an item lives in": no items
-        self.n_items = 0
+        self.exp = np.zeros((64, n_words), dtype=np.uint64)
+        self.fin = np.zeros(64, dtype=np.uint8)
+        self.hash = np.zeros(64, dtype=np.int64)
+        self.hkeys = np.full(128, -1, dtype=np.int64)
+        self.hsid = np.zeros(128, dtype=np.int32)
+        # state 0 stands for "the state an item lives in": no items
+        self.counts = np.array([1, 0], dtype=np.int64)
 
-    def append(self, items: np.ndarray, syms: np.ndarray) -> int:
-        """Store a new state's sorted items; its id. Replaces the arrays when they grow."""
-        sid = self.n_states
-        n = items.shape[0]
-        a = self.n_items
-        if a + n > self.items.shape[0]:
-            cap = max(2 * self.items.shape[0], a + n)
+    @property
+    def n_states(self) -> int:
+        return int(self.counts[0])
+
+    def reserve(self, n_items: int) -> None:
+        """Grow the arrays (doubling) so that one more state of ``n_items`` items fits."""
+        s, a = int(self.counts[0]), int(self.counts[1])
+        if a + n_items > self.items.shape[0]:
+            cap = max(2 * self.items.shape[0], a + n_items)
             self.items = np.concatenate([self.items[:a], np.zeros(cap - a, np.int64)])
             self.syms = np.concatenate([self.syms[:a], np.zeros(cap - a, np.int32)])
-        if sid + 2 > self.ptr.shape[0]:
+        if s + 2 > self.ptr.shape[0]:
             self.ptr = np.concatenate([self.ptr, np.zeros(self.ptr.shape[0], np.int64)])
-        self.items[a:a + n] = items
-        self.syms[a:a + n] = syms
-        self.n_items = a + n
-        self.ptr[sid + 1] = a + n
-        self.n_states = sid + 1
-        return sid
+        if s + 1 > self.exp.shape[0]:
+            self.exp = np.concatenate([self.exp, np.zeros_like(self.exp)])
+            self.fin = np.concatenate([self.fin, np.zeros_like(self.fin)])
+            self.hash = np.concatenate([self.hash, np.zeros_like(self.hash)])
+        if 2 * (s + 1) > self.hkeys.shape[0]:
+            self.hkeys = np.full(4 * self.hkeys.shape[0], -1, dtype=np.int64)
+            self.hsid = np.zeros(self.hkeys.shape[0], dtype=np.int32)
+            chart_rehash_kernel(self.hash, s, self.hkeys, self.hsid)
+
+    def intern(self, out_items: np.ndarray, out_syms: np.ndarray, n: int, finished: bool, words: np.ndarray) -> int:
+        """The id of the state with sorted items ``out_items[:n]`` and flag ``finished`` (appended,
+        with expected-terminal words ``words``, if new)."""
+        while True:
+            sid = chart_intern_kernel(out_items, out_syms, n, int(finished), words, self.ptr, self.syms, self.items,
+                                      self.exp, self.fin, self.hash, self.hkeys, self.hsid, self.counts)
+            if sid >= 0:
+                return int(sid)
+            self.reserve(n)
 
 
 class ParserState:
@@ -175,9 +207,10 @@ class EarleyParser:
                     queue.append(-(self.rule_lhs[r] + 1))
         self.nullable = frozenset(nullable)
         self._init_tables(n_nt)
-        self._chart = _Chart()
-        self._intern: dict[bytes, ParserState] = {}
-        self._states: list[ParserState | None] = [None]  # by id; 0 is "the item's own state"
+        self._chart = _Chart(self._exp_words.shape[0])
+        # by id, made when first asked for (:meth:`state`): the mask kernels add states to the
+        # chart without making objects; 0 is "the item's own state"
+        self._states: list[ParserState | None] = [None]
         self._merge_memo: dict[frozenset, ParserState] = {}
         self.initial = self._close(np.zeros(1, np.int64), 0, ())  # rule 0, dot 0, origin: its own state
 
@@ -202,11 +235,12 @@ class EarleyParser:
         for sym in self.nullable:
             self._nullable[-sym - 1] = True
         self._pred_stamp = np.zeros(n_sym, dtype=np.int64)
-        self._stamp = 0
+        self._stamp = np.zeros(1, dtype=np.int64)  # last stamp of _pred_stamp (the mask kernels use it too)
         self._exp_words = np.zeros(max(1, (len(self.ir.terminals) + 63) // 64), dtype=np.uint64)
         self._info = np.zeros(1, dtype=np.int64)
         self._no_terms = np.zeros(0, dtype=np.int32)
         self._no_seed = np.zeros(0, dtype=np.int64)
+        self._terms_buf = np.zeros(max(1, len(self.ir.terminals)), dtype=np.int32)  # a scan's terminals (kernels)
         self._scratch(256)
 
     def _scratch(self, cap: int) -> None:
@@ -218,12 +252,39 @@ class EarleyParser:
         self._out_items = np.zeros(cap, dtype=np.int64)
         self._out_syms = np.zeros(cap, dtype=np.int32)
 
+    def kernel_context(self) -> tuple[tuple, tuple]:
+        """What a kernel needs to scan states itself, as :meth:`scan` does (see
+        ``constrain.grammar._kernels._scan_pid``): the closure's tables and scratch, and the
+        chart. The arrays are the current ones: build it again after anything may have grown."""
+        chart = self._chart
+        return (
+            (self.lr_bits, self._lr_next, self._lr_end_lhs, self._rules_ptr, self._rules_lr, self._nullable,
+             self._pred_stamp, self._stamp, self._hkeys, self._hused, self._work, self._out_items, self._out_syms,
+             self._exp_words, self._info, self._no_seed, self._terms_buf),
+            (chart.ptr, chart.syms, chart.items, chart.exp, chart.fin, chart.hash, chart.hkeys, chart.hsid,
+             chart.counts),
+        )
+
     def item_parts(self, item: int) -> tuple[int, int, ParserState | None]:
         """``(rule, dot, origin state)`` of an item (origin None: the state the item lives in)."""
         lr = item & self.lr_mask
         oid = item >> self.lr_bits
         r = bisect_right(self.lr_base, lr) - 1
-        return r, lr - self.lr_base[r], (self._states[oid] if oid else None)
+        return r, lr - self.lr_base[r], (self.state(oid) if oid else None)
+
+    def state(self, sid: int) -> ParserState:
+        """The state of id ``sid`` (>= 1; one object per id, made on first request)."""
+        states = self._states
+        if sid < len(states):
+            st = states[sid]
+            if st is not None:
+                return st
+        else:
+            states.extend([None] * (sid + 1 - len(states)))
+        chart = self._chart
+        st = states[sid] = ParserState(chart, sid, int.from_bytes(chart.exp[sid].tobytes(), "little"),
+                                       bool(chart.fin[sid]))
+        return st
 
     def _close(self, seed: np.ndarray, src: int, terms) -> ParserState:
         """The (interned) state of the closure of ``seed``, plus (``src >= 1``) the items of
@@ -234,11 +295,11 @@ class EarleyParser:
         chart = self._chart
         terms_arr = np.asarray(terms, dtype=np.int32) if terms else self._no_terms
         while True:
-            self._stamp += 1
+            self._stamp[0] += 1
             n = earley_close_kernel(
                 seed, seed.shape[0], src, terms_arr, terms_arr.shape[0], self.lr_bits, self._lr_next,
                 self._lr_end_lhs, self._rules_ptr, self._rules_lr, self._nullable, chart.ptr, chart.syms,
-                chart.items, self._pred_stamp, self._stamp, self._hkeys, self._hused, self._work,
+                chart.items, self._pred_stamp, int(self._stamp[0]), self._hkeys, self._hused, self._work,
                 self._out_items, self._out_syms, self._exp_words, self._info,
             )
             if n >= 0:
@@ -248,17 +309,11 @@ class EarleyParser:
     def _intern_new(self, n: int, finished: bool, expected: int | None = None) -> ParserState:
         """The state whose sorted items are ``_out_items[:n]`` (interned; new ones are appended to
         the chart). ``expected``: its terminal bits (default: from ``_exp_words``)."""
-        items = self._out_items[:n]
-        key = items.tobytes() + (b"\1" if finished else b"\0")
-        state = self._intern.get(key)
-        if state is None:
-            if expected is None:
-                expected = int.from_bytes(self._exp_words.tobytes(), "little")
-            sid = self._chart.append(items, self._out_syms[:n])
-            state = ParserState(self._chart, sid, expected, finished)
-            self._states.append(state)
-            self._intern[key] = state
-        return state
+        if expected is None:
+            words = self._exp_words
+        else:
+            words = np.frombuffer(expected.to_bytes(8 * self._exp_words.shape[0], "little"), dtype="<u8")
+        return self.state(self._chart.intern(self._out_items, self._out_syms, n, finished, words))
 
     def scan(self, state: ParserState, terminals: int) -> ParserState | None:
         """The state after scanning one lexeme that is any of the terminals in bitset ``terminals``."""
