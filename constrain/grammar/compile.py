@@ -182,6 +182,7 @@ class GrammarConstraint(CompiledConstraint):
         self._slices = vocab.slices
         self._forest_sub_bytes = self._slices.sub_bytes
         self._depth_stamp = np.zeros(1, dtype=np.int64)
+        self._search_budget = self._SAFE_DEPTH_MAX_NEW_STATES  # see _SAFE_DEPTH_SHRINK
         classes = lexer.class_of if self._lazy else lexer.byte_class
         self._safe_steps = safe_byte_steps(classes)
         self._depth_scratch = self._new_depth_scratch(self._transitions.shape[0])
@@ -793,7 +794,15 @@ class GrammarConstraint(CompiledConstraint):
     skip them (that file and Github_ultra o80235, three alternated runs: fills over 132 µs
     2,976 -> 1,122; 4,096 measured no better)."""
     _SAFE_DEPTH_MAX_NEW_STATES = 512
-    """Most lazy lexer states one safe-text search may create (beyond, it answers 0)."""
+    """Most lazy lexer states one safe-text search may create (beyond, it answers 0), until a
+    search of the constraint has gone past it: see ``_SAFE_DEPTH_SHRINK``."""
+    _SAFE_DEPTH_SHRINK = 4
+    """Each search that goes past its bound divides the constraint's bound by this, down to
+    ``_SAFE_DEPTH_MIN_NEW_STATES``. A lexer that blows up on arbitrary text does so from most of
+    its states: on MaskBench's Snowplow sp_338-sp_345, ~40 searches each created 512+ states
+    (~6 ms apiece) and every one answered 0 (the 30 lazy files with the most slow fills,
+    alternated in process, two runs: fill time 5.7-5.8 -> 4.7-4.9 s, fills over 132 µs -2%)."""
+    _SAFE_DEPTH_MIN_NEW_STATES = 64
 
     def _new_depth_scratch(self, n_q: int) -> tuple[np.ndarray, ...]:
         """Scratch arrays of :func:`safe_depth_kernel` for lexers of up to ``n_q`` states."""
@@ -833,8 +842,13 @@ class GrammarConstraint(CompiledConstraint):
                 self._keep_safe_reach(q, reached[: n_reached[0]], int(n_reached[1]))
             if depth >= 0:
                 return depth
-            if self.lexer.n_states - built > self._SAFE_DEPTH_MAX_NEW_STATES:
-                return 0  # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens
+            if self.lexer.n_states - built > self._search_budget:
+                # a lazy lexer that blows up on arbitrary text: let the walk go by the tokens, and
+                # spend less on the next search
+                budget = self._search_budget
+                shrunk = max(self._SAFE_DEPTH_MIN_NEW_STATES, budget // self._SAFE_DEPTH_SHRINK)
+                self._search_budget = min(budget, shrunk)
+                return 0
             # every row the level needs, built at once (one table sync, not one per row)
             self._lazy_expand_rows(-2 - missing[: -2 - depth], self._LAZY_DEPTH_AHEAD, self._LAZY_DEPTH_AHEAD_STATES)
 

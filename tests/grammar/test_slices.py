@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import constrain.grammar.compile as grammar_compile
+from constrain.grammar.compile import GrammarConstraint
 from constrain.grammar import compile_grammar
 from constrain.grammar._kernels import reach_depth_kernel, safe_depth_kernel, safe_reach_kernel
 from constrain.kernels.bitmask import bitmask_words
@@ -398,3 +399,21 @@ def test_safe_text_search_is_bounded_on_a_lexer_that_blows_up():
         assert state is not None
     assert c.is_accepting(state)
     assert gc.lexer.n_states <= 4000  # without the bounds: LimitExceededError long before the end
+
+
+def test_searches_past_their_bound_shrink_the_next_ones_bound(monkeypatch):
+    """A lazy safe-text search that creates more states than the constraint's bound answers 0 and
+    divides the bound for the next searches (down to a floor): the masks stay the reference
+    walk's. A counting string lexer creates a state per character, so a bound of 8 is passed."""
+    monkeypatch.setattr(GrammarConstraint, "_SAFE_DEPTH_MAX_NEW_STATES", 8)
+    monkeypatch.setattr(GrammarConstraint, "_SAFE_DEPTH_MIN_NEW_STATES", 1)
+    c = compile_grammar(schema_to_lark({"type": "string", "maxLength": 300}), text_vocab())
+    assert c._lazy
+    rnd = random.Random(4)
+    state = c.initial_state()
+    for _ in range(12):
+        words = c.compute_token_bits(state)
+        assert np.array_equal(words, c.reference_token_bits(state))
+        ids = [t for t in _ids(c, words) if t != 0]
+        state = c.advance_bytes(state, c.vocab.token_bytes(rnd.choice(ids)))
+    assert c._search_budget < 8, c._search_budget
