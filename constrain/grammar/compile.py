@@ -895,10 +895,14 @@ class GrammarConstraint(CompiledConstraint):
             words = np.zeros(bitmask_words(self.vocab.size), dtype=np.uint32)
         if not job_n:
             return words
-        jn = np.concatenate(job_n)
-        jp = np.repeat(np.asarray(job_pid, dtype=np.int32), job_len)
-        jq = np.concatenate(job_q)
-        jw = np.concatenate(job_w)
+        if len(job_n) == 1:  # one thread with lexeme ends (most first visits): its entry's arrays
+            jn, jq, jw = job_n[0], job_q[0], job_w[0]
+            jp = np.full(job_len[0], job_pid[0], dtype=np.int32)
+        else:
+            jn = np.concatenate(job_n)
+            jp = np.repeat(np.asarray(job_pid, dtype=np.int32), job_len)
+            jq = np.concatenate(job_q)
+            jw = np.concatenate(job_w)
         cap = int(self.max_walk_threads)
         trie = self._slices.forest  # the lexeme walks' boundary nodes are forest nodes
         tp, tq, tw, tb, cnt = self._walk_scratch(cap)
