@@ -115,6 +115,10 @@ class ConstrainEngine:
     def allocate_bitmask(self, batch: int = 1) -> np.ndarray:
         return self._constrain.allocate_bitmask(batch, self.vocab.size)
 
+    def warm_up(self) -> None:
+        """Compile every mask kernel now (the peers are compiled code): see ``constrain.warm_up``."""
+        self._constrain.warm_up()
+
     def compile_json_schema(self, schema):
         c = self._constrain
         try:
@@ -270,6 +274,8 @@ def run_schema(engine, task: dict, on_compiled: Callable[[dict], None] | None = 
 
 
 def _warmup(engine) -> None:
+    if hasattr(engine, "warm_up"):
+        engine.warm_up()
     bm = engine.allocate_bitmask(1)
     try:
         m = _compile(engine, WARMUP_SCHEMA).matcher()

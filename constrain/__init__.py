@@ -63,6 +63,7 @@ from constrain.speculative import Speculative
 from constrain.sampling import AlignedSampler, MaskedSampler
 from constrain.vocab.trie import TokenTrie
 from constrain.vocab.vocabulary import Vocabulary, VocabType
+from constrain.warmup import warm_up
 
 __version__ = "0.1.0"
 
@@ -119,6 +120,7 @@ __all__ = [
     "max_length",
     "min_length",
     "schema_to_lark",
+    "warm_up",
 ]
 
 
