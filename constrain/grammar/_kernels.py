@@ -1045,26 +1045,6 @@ def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, eset
 
 
 @numba.njit(cache=True, nogil=True)
-def eset_state_rows_kernel(live, acc, ws_mask, eset_cols, lo, hi, n, e, live_tab, acc_tab, wsonly_tab,
-                           eset_words, term_words):
-    """Row ``e`` of ``live_tab`` / ``acc_tab`` / ``wsonly_tab`` for lexer states ``0 .. n - 1`` (rows
-    of ``live`` / ``acc``, ``bool[n_q, n_terms]``): a new expected set, terminals
-    ``eset_cols[lo:hi]`` (written in place; the same entries :func:`lazy_state_rows_kernel` writes
-    for states built later). Also writes the set's bit words ``eset_words[e]``; the states are
-    tested by words against ``term_words`` when it holds their rows as words (empty: not packed,
-    a small eager lexer: column by column)."""
-    eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
-    if term_words.shape[0] >= n and n > 0:
-        ew = eset_words[e, 0]
-        enw = eset_words[e, 1]
-        for q in range(n):
-            _eset_state_entry_words(term_words[q, 0], term_words[q, 1], ew, enw, live_tab, acc_tab, wsonly_tab, e, q)
-    else:
-        for q in range(n):
-            _eset_state_entry(live[q], acc[q], ws_mask, eset_cols, lo, hi, live_tab, acc_tab, wsonly_tab, e, q)
-
-
-@numba.njit(cache=True, nogil=True)
 def row_classes_kernel(term_words: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """Lexer states ``0 .. n - 1`` grouped by their terminal rows (``term_words[q]``: live and
     accepting terminals as uint64 words): ``(class of each state int32 [n], a state of each class
@@ -1111,9 +1091,11 @@ def row_classes_kernel(term_words: np.ndarray, n: int) -> tuple[np.ndarray, np.n
 @numba.njit(cache=True, nogil=True)
 def eset_class_rows_kernel(eset_cols, lo, hi, ws_mask, n, e, live_tab, acc_tab, wsonly_tab, eset_words,
                            row_class, class_words):
-    """As :func:`eset_state_rows_kernel` for a packed eager lexer whose states are grouped by
-    their terminal rows (:func:`row_classes_kernel`; ``class_words[c]``: the rows of class ``c``
-    as words): the set's entries are computed once per class, then copied to the states."""
+    """A new expected set ``e``'s rows of ``live_tab`` / ``acc_tab`` / ``wsonly_tab`` (terminals
+    ``eset_cols[lo:hi]``, its words written to ``eset_words[e]``) for states ``0 .. n - 1`` of a
+    packed eager lexer whose states are grouped by their terminal rows (:func:`row_classes_kernel`;
+    ``class_words[c]``: the rows of class ``c`` as words): the set's entries are computed once per
+    class, then copied to the states."""
     eset_words_kernel(eset_cols, lo, hi, ws_mask, eset_words[e])
     ew = eset_words[e, 0]
     enw = eset_words[e, 1]

@@ -111,7 +111,7 @@ def _words_of(words: np.ndarray) -> list[int]:
 def test_walk_tables_equal_the_whole_matrix_formula(name, lazy):
     """After random masked walks (over a lazy lexer: states built and synced a few at a time),
     the walk kernels' per-state tables hold, for every expected set seen (written by
-    ``eset_state_rows_kernel`` when the set is first seen, by ``lazy_state_rows_kernel`` for
+    ``assign_pid_kernel`` when the set is first seen, by ``lazy_state_rows_kernel`` for
     states built later) and every built state, what the whole matrices say; and the Python bit
     rows (read on demand) are the matrix rows."""
     c = _compile(TEXTS[name], lazy)
