@@ -533,6 +533,20 @@ def grammar_mask_kernel(
     return 0
 
 
+@numba.njit(cache=True, nogil=True, inline="always")
+def _bit_indices_into(x, base, out, k):
+    """Write ``base`` plus the index of each set bit of the uint64 word ``x``, ascending, to
+    ``out[k:]``; returns the new ``k``."""
+    b = 0
+    while x:
+        if x & np.uint64(1):
+            out[k] = base + b
+            k += 1
+        x >>= np.uint64(1)
+        b += 1
+    return k
+
+
 @numba.njit(cache=True, nogil=True)
 def _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk):
     """The parser id after parser id ``p`` scans the terminals lexer state ``q2`` accepts (-1: the
@@ -550,14 +564,7 @@ def _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk):
     sid = pid_sid[p]
     n_t = 0
     for w in range(term_words.shape[2]):
-        x = term_words[q2, 1, w] & st_exp[sid, w]
-        b = 0
-        while x:
-            if x & np.uint64(1):
-                terms[n_t] = 64 * w + b
-                n_t += 1
-            x >>= np.uint64(1)
-            b += 1
+        n_t = _bit_indices_into(term_words[q2, 1, w] & st_exp[sid, w], 64 * w, terms, n_t)
     if n_t == 0:
         return -1
     stamp[0] += 1
@@ -1191,14 +1198,7 @@ def assign_pid_kernel(sid, st_exp, ign_words, ws_mask, sid_pid, pid_sid, p_eset,
             return -1
         k = lo
         for w in range(n_w):
-            x = key[w]
-            b = 0
-            while x:
-                if x & np.uint64(1):
-                    eset_cols[k] = 64 * w + b
-                    k += 1
-                x >>= np.uint64(1)
-                b += 1
+            k = _bit_indices_into(key[w], 64 * w, eset_cols, k)
         eset_ptr[n_e + 1] = k
         if class_words.shape[0] > 0:
             eset_class_rows_kernel(eset_cols, lo, k, ws_mask, n_rows, n_e, live_tab, acc_tab, wsonly_tab, eset_words,
