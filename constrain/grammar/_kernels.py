@@ -559,8 +559,8 @@ def _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk):
     (lr_bits, lr_next, lr_end_lhs, rules_ptr, rules_lr, nullable, pred_stamp, stamp, hkeys, hused, work,
      out_items, out_syms, exp_words, info, no_seed, terms) = ek
     st_ptr, st_syms, st_items, st_exp, st_fin, st_hash, ih_keys, ih_sid, st_counts = ch
-    (ign_words, ws_mask, sid_pid, pid_sid, scan_rows, eh_keys, eh_eid, eset_words, eset_ptr, eset_cols,
-     row_class, class_words, term_words, n_rows, pcounts, max_pids) = pk
+    pid_sid = pk[3]
+    term_words = pk[12]
     sid = pid_sid[p]
     n_t = 0
     for w in range(term_words.shape[2]):
@@ -577,9 +577,7 @@ def _scan_pid(p, q2, p_eset, live_tab, acc_tab, wsonly_tab, ek, ch, pk):
                                st_hash, ih_keys, ih_sid, st_counts)
     if sid2 < 0:
         return -3
-    r = assign_pid_kernel(sid2, st_exp, ign_words, ws_mask, sid_pid, pid_sid, p_eset, scan_rows, eh_keys, eh_eid,
-                          eset_words, eset_ptr, eset_cols, live_tab, acc_tab, wsonly_tab, row_class, class_words,
-                          term_words, n_rows, pcounts, max_pids)
+    r = assign_pid_kernel(sid2, st_exp, p_eset, live_tab, acc_tab, wsonly_tab, pk)
     return r if r >= 0 else -3
 
 
@@ -1143,18 +1141,18 @@ def eset_rehash_kernel(eset_words, n_e, eh_keys, eh_eid):
 
 
 @numba.njit(cache=True, nogil=True)
-def assign_pid_kernel(sid, st_exp, ign_words, ws_mask, sid_pid, pid_sid, p_eset, scan_rows, eh_keys, eh_eid,
-                      eset_words, eset_ptr, eset_cols, live_tab, acc_tab, wsonly_tab, row_class, class_words,
-                      term_words, n_rows, counts, max_pids):
+def assign_pid_kernel(sid, st_exp, p_eset, live_tab, acc_tab, wsonly_tab, pk):
     """The parser id of chart state ``sid`` (see :class:`constrain.grammar.earley._Chart`): its own,
     or a new one (``counts[0]`` parser ids so far, written to ``pid_sid`` / ``sid_pid`` /
-    ``p_eset``). A new id's expected set (the state's expected terminals ``st_exp[sid]`` plus the
+    ``p_eset``). ``pk``: the parser-id tables (``GrammarConstraint._pid_context``). A new id's expected set (the state's expected terminals ``st_exp[sid]`` plus the
     ignored ones ``ign_words``) is looked up by its words in ``eh_keys`` / ``eh_eid``; a new set
     (``counts[1]`` so far) gets its terminals in ``eset_cols`` / ``eset_ptr`` and its table rows
     for lexer states ``0 .. n_rows - 1`` as :meth:`GrammarConstraint._parser_id` computes them
     (by classes where ``class_words`` has rows, else by ``term_words``, which must hold the
     states' rows). Returns -1, changing nothing, when an array is too small (the caller grows
     them and asks again), -2 when a new id would reach ``max_pids``."""
+    (ign_words, ws_mask, sid_pid, pid_sid, scan_rows, eh_keys, eh_eid, eset_words, eset_ptr, eset_cols,
+     row_class, class_words, term_words, n_rows, counts, max_pids) = pk
     if sid >= sid_pid.shape[0]:
         return -1
     p = sid_pid[sid]

@@ -488,7 +488,8 @@ class GrammarConstraint(CompiledConstraint):
             if pid >= 0:
                 return int(pid)
         while True:
-            pid = assign_pid_kernel(*self._pid_args(sid))
+            pid = assign_pid_kernel(sid, self.parser._chart.exp, self._p_eset, self._live_tab, self._acc_tab,
+                                    self._wsonly_tab, self._pid_context())
             if pid >= 0:
                 return int(pid)
             if pid == -2:
@@ -499,13 +500,12 @@ class GrammarConstraint(CompiledConstraint):
                 )
             self._grow_pid_tables(sid)
 
-    def _pid_args(self, sid: int) -> tuple:
-        """The arguments of :func:`assign_pid_kernel` for chart state ``sid``."""
+    def _pid_context(self) -> tuple:
+        """The parser-id tables as :func:`assign_pid_kernel` reads them (its ``pk``)."""
         return (
-            sid, self.parser._chart.exp, self._ign_words, self._ws_mask, self._sid_pid, self._pid_sid, self._p_eset,
-            self._scan_tab.shape[0], self._eh_keys, self._eh_eid, self._eset_words, self._eset_ptr, self._eset_cols,
-            self._live_tab, self._acc_tab, self._wsonly_tab, self._row_class, self._class_words, self._term_words,
-            min(self.lexer.n_states, self._q_cap),  # states past the capacity: written by the next sync
+            self._ign_words, self._ws_mask, self._sid_pid, self._pid_sid, self._scan_tab.shape[0], self._eh_keys,
+            self._eh_eid, self._eset_words, self._eset_ptr, self._eset_cols, self._row_class, self._class_words,
+            self._term_words, min(self.lexer.n_states, self._q_cap),  # states past the capacity: the next sync's
             self._pcounts, self.limits.max_parser_states,
         )
 
@@ -538,14 +538,9 @@ class GrammarConstraint(CompiledConstraint):
     def _scan_context(self) -> tuple[tuple, tuple, tuple]:
         """The fork kernel's means to scan the parser itself (``ek, ch, pk`` of
         :func:`grammar_fork_jobs_kernel`): the parser's closure tables and chart, and the
-        parser-id tables (as :meth:`_pid_args`, without the state)."""
+        parser-id tables (:meth:`_pid_context`)."""
         ek, ch = self.parser.kernel_context()
-        pk = (
-            self._ign_words, self._ws_mask, self._sid_pid, self._pid_sid, self._scan_tab.shape[0], self._eh_keys,
-            self._eh_eid, self._eset_words, self._eset_ptr, self._eset_cols, self._row_class, self._class_words,
-            self._term_words, min(self.lexer.n_states, self._q_cap), self._pcounts, self.limits.max_parser_states,
-        )
-        return ek, ch, pk
+        return ek, ch, self._pid_context()
 
     def _pstate(self, pid: int) -> ParserState:
         """The parser state of parser id ``pid``."""
