@@ -1006,13 +1006,12 @@ def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, eset
     ``n_acc_cols``; -1 none), and per expected set ``e < n_e`` (its terminals
     ``eset_cols[eset_ptr[e]:eset_ptr[e + 1]]``, as bit words ``eset_words[e]``): ``live_tab[e, q]``
     some expected terminal is live, ``acc_tab[e, q]`` one accepts, ``wsonly_tab[e, q]`` only
-    whitespace ones are live. ``term_words``: the states' rows as bit words, written when it has
-    rows (empty: not kept). Returns the new column count."""
+    whitespace ones are live. ``term_words``: the states' rows as bit words (written too).
+    Returns the new column count."""
     m, n_terms = new_acc.shape
     n_words = eset_words.shape[2]
     lw = np.zeros(n_words, np.uint64)
     aw = np.zeros(n_words, np.uint64)
-    keep = term_words.shape[0] > 0
     for i in range(m):
         q = n_old + i
         wl = False
@@ -1028,9 +1027,8 @@ def lazy_state_rows_kernel(new_acc, new_live, ws_mask, eset_ptr, eset_cols, eset
             if new_acc[i, t]:
                 aw[t >> 6] |= bit
                 aa = True
-        if keep:
-            term_words[q, 0, :] = lw
-            term_words[q, 1, :] = aw
+        term_words[q, 0, :] = lw
+        term_words[q, 1, :] = aw
         ws_live[q] = wl
         if aa:
             acc_col[q] = n_acc_cols

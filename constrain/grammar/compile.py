@@ -356,8 +356,7 @@ class GrammarConstraint(CompiledConstraint):
         self._live_tab = grown(self._live_tab, False, axis=1)
         self._acc_tab = grown(self._acc_tab, False, axis=1)
         self._wsonly_tab = grown(self._wsonly_tab, False, axis=1)
-        if self._term_words.shape[0]:
-            self._term_words = grown(self._term_words, 0)
+        self._term_words = grown(self._term_words, 0)
         self._q_cap = cap
 
     def _sync_blocked_tab(self) -> None:
@@ -456,7 +455,6 @@ class GrammarConstraint(CompiledConstraint):
         # state's accepting terminals there
         n_words = max(1, (len(self.ir.terminals) + 63) // 64)
         self._eset_words = np.zeros((8, 2, n_words), dtype=np.uint64)
-        self._term_words = np.zeros((0, 2, n_words), dtype=np.uint64)
         self._ign_words = np.frombuffer(self._ignore_bits.to_bytes(8 * n_words, "little"), dtype="<u8").copy()
         # eager lexer of _PACK_MIN_STATES or more: the class of each state's rows and each class's
         # rows as words (empty: rows by state)
